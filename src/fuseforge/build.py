@@ -1,0 +1,79 @@
+"""build: compile and load a generated module (load_inline, cached by content hash).
+
+The extension's name carries a hash of its sources and flags, so the same problem
+optimized twice reuses the compiled library; torch's build directory does the rest.
+Without a GPU the CUDA side is still compiled and linked (for TORCH_CUDA_ARCH_LIST).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import BuildError
+
+DEFAULT_ARCH = "9.0"   # the H100; only used when no GPU is visible to pick the arch from
+
+
+def prepare_environment() -> None:
+    """CUDA_HOME and a target arch, so that CUDA extensions build on machines without a GPU."""
+    if "CUDA_HOME" not in os.environ and "CUDA_PATH" not in os.environ:
+        for candidate in ("/usr/local/cuda",):
+            if os.path.isdir(candidate):
+                os.environ["CUDA_HOME"] = candidate
+                break
+        else:
+            nvcc = shutil.which("nvcc")
+            if nvcc:
+                os.environ["CUDA_HOME"] = str(Path(nvcc).resolve().parent.parent)
+    if "TORCH_CUDA_ARCH_LIST" not in os.environ and not torch.cuda.is_available():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH
+
+
+def build_dir(ext_name: str) -> Path:
+    from torch.utils.cpp_extension import _get_build_directory
+    return Path(_get_build_directory(ext_name, verbose=False))
+
+
+def is_cached(ext_name: str) -> bool:
+    return (build_dir(ext_name) / f"{ext_name}.so").exists()
+
+
+@dataclass
+class Loaded:
+    module: object       # the imported generated module
+    seconds: float       # time to build (or load from cache) and import
+    cached: bool         # the compiled library was already there
+
+
+def load_generated(path: str | Path, ext_name: str) -> Loaded:
+    """Import a generated file, compiling its extension unless a cached build exists."""
+    prepare_environment()
+    path = Path(path)
+    cached = is_cached(ext_name)
+    mod_name = f"_fuseforge_gen_{ext_name}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    start = time.perf_counter()
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        log = str(e)
+        raise BuildError(f"building the generated extension failed: {_first_error(log)}\n"
+                         f"  generated source: {path}\n  build directory: {build_dir(ext_name)}",
+                         source_path=path, log=log) from e
+    sys.modules[mod_name] = module
+    return Loaded(module, time.perf_counter() - start, cached)
+
+
+def _first_error(log: str) -> str:
+    for line in log.splitlines():
+        if "error" in line.lower() and ("error:" in line or "Error" in line):
+            return line.strip()[:300]
+    return log.strip().splitlines()[0][:300] if log.strip() else "unknown error"

@@ -1,0 +1,259 @@
+"""Render a pointwise Kernel: one C++ body shared by the CUDA kernel and the CPU twin.
+
+For kernel K the shared text defines
+  K_args      the pointers the kernel reads and writes,
+  K_compute   the fused expression chain, from loaded values to stored values,
+  K_elem      load, compute and store one element (the CPU twin and the CUDA tail use it);
+the CUDA text defines the __global__ K_kernel and its launcher K_cuda. Shapes and strides
+are compile-time constants: divisions by them compile to multiplications.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import ops
+from ..graph import Node, TensorType, Value
+from ..plan import Kernel, inline_constant
+from .cpp import ctype, literal
+
+THREADS = 256
+VEC = 4   # elements per thread and step on the vector path (16-byte float loads)
+
+
+@dataclass
+class Operand:
+    value: Value
+    var: str                          # in0 / out0
+    sizes: tuple[int, ...]            # the tensor's own sizes (checked by the wrapper)
+    strides: tuple[int, ...]          # the strides the index code assumes
+    index_tpl: str                    # C++ offset expression, {i} standing for the linear index
+    direct: bool                      # offset == i
+
+    def index(self, i: str = "i") -> str:
+        return self.index_tpl.format(i=i)
+
+
+@dataclass
+class KernelSource:
+    kernel: Kernel
+    shared: str
+    cuda: str
+    inputs: list[Operand]
+    outputs: list[Operand]
+    index_type: str
+
+
+def _broadcast_strides(t: TensorType, shape) -> list[int]:
+    lead = len(shape) - t.ndim
+    out = []
+    for k, size in enumerate(shape):
+        j = k - lead
+        out.append(0 if j < 0 or t.shape[j] == 1 else t.strides[j])
+    return out
+
+
+def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
+    """Offset of element {i} (linear in `order`) in a tensor with these broadcast strides.
+
+    Returns a template with `{i}` for the linear index, and whether the offset is {i} itself.
+    """
+    suffix = "u" if itype == "uint32_t" else "ull"
+    numel = _numel(shape)
+    # dims outermost → innermost, each with its stride in the linear index
+    dims, inner = [], 1
+    for d in reversed(order):
+        dims.append((shape[d], inner, strides[d]))
+        inner *= shape[d]
+    dims = [(size, lin, st) for size, lin, st in reversed(dims) if size > 1 and st != 0]
+    if all(st == lin for _, lin, st in dims):
+        return "{i}", True
+    merged = []   # neighbours contiguous with each other in both i and storage become one dim
+    for size, lin, st in dims:
+        if merged and merged[-1][1] == lin * size and merged[-1][2] == st * size:
+            merged[-1] = (merged[-1][0] * size, lin, st)
+        else:
+            merged.append((size, lin, st))
+    terms = []
+    for size, lin, st in merged:
+        e = "{i}" if lin == 1 else f"({{i}} / {lin}{suffix})"
+        if lin * size < numel:
+            e = f"({e} % {size}{suffix})"
+        if st != 1:
+            e = f"{e} * {st}{suffix}"
+        terms.append(e)
+    return (" + ".join(terms) if terms else "0"), False
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _operand_type(node: Node, entry) -> torch.dtype:
+    out = node.outputs[0].type.dtype
+    if entry.operands == "promote":
+        dummies = []
+        for v in node.args:
+            if isinstance(v, Value):
+                dummies.append(torch.empty((1,) * min(v.type.ndim, 1), dtype=v.type.dtype))
+            elif isinstance(v, (int, float, bool)):
+                dummies.append(v)
+        a, b = dummies[0], dummies[1]
+        if not isinstance(a, torch.Tensor):
+            a, b = b, a
+        return torch.result_type(a, b)
+    if entry.operands == "bool":
+        return torch.bool
+    return out
+
+
+def render(kernel: Kernel) -> KernelSource:
+    name = kernel.name
+    extents = [kernel.numel] + [v.type.extent() for v in kernel.inputs + kernel.outputs]
+    itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
+    n_lit = f"{kernel.numel}{'u' if itype == 'uint32_t' else 'ull'}"
+
+    def operand(v: Value, var: str, strides) -> Operand:
+        idx, direct = _index_expr(_broadcast_strides(TensorType(v.type.shape, strides, v.type.dtype),
+                                                     kernel.shape), kernel.shape, kernel.order, itype)
+        return Operand(v, var, v.type.shape, tuple(strides), idx, direct)
+
+    ins = [operand(v, f"in{j}", v.type.strides) for j, v in enumerate(kernel.inputs)]
+    outs = []
+    for j, v in enumerate(kernel.outputs):
+        outs.append(operand(v, f"out{j}", v.type.strides))
+
+    # --- the compute function: loaded values in, stored values out
+    names: dict[Value, str] = {op.value: op.var for op in ins}
+    body = []
+    for node in kernel.nodes:
+        body.append(_render_node(node, names))
+    for op in outs:
+        body.append(f"{op.var} = {names[op.value]};")
+    params = [f"const {ctype(op.value.type.dtype)} {op.var}" for op in ins] + \
+             [f"{ctype(op.value.type.dtype)}& {op.var}" for op in outs]
+
+    ops_list = ", ".join(n.target.removeprefix("aten.") for n in kernel.nodes)
+    shape = kernel.nodes[-1].outputs[0].type
+    fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
+              f"{op.value.type}{'' if op.direct else ', indexed'}" for op in ins]
+    fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
+               for op in outs]
+    load_args = [f"a.{op.var}[{op.index()}]" for op in ins]
+    shared = f"""
+// ---- {name}: {ops_list}
+//      over {shape}, iteration order {list(kernel.order)}
+struct {name}_args {{
+{chr(10).join(fields)}
+}};
+constexpr {itype} {name}_n = {n_lit};
+
+FF_HD void {name}_compute({', '.join(params)}) {{
+{chr(10).join('  ' + line for line in body)}
+}}
+
+FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
+{chr(10).join(f'  {ctype(op.value.type.dtype)} {op.var};' for op in outs)}
+  {name}_compute({', '.join(load_args + [op.var for op in outs])});
+{chr(10).join(f'  a.{op.var}[{op.index()}] = {op.var};' for op in outs)}
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
+"""
+    cuda = _render_cuda(name, itype, ins, outs)
+    return KernelSource(kernel, shared, cuda, ins, outs, itype)
+
+
+def _vectorizable(op: Operand) -> bool:
+    return op.direct and op.value.type.dtype == torch.float32
+
+
+def _render_cuda(name, itype, ins, outs) -> str:
+    vec_ops = [op for op in ins + outs if _vectorizable(op)]
+    scalar_loop = f"""  for ({itype} i = first; i < {name}_n; i += step) {name}_elem(a, i);"""
+    if not vec_ops:
+        body = f"""  const {itype} step = ({itype})gridDim.x * blockDim.x;
+  const {itype} first = ({itype})blockIdx.x * blockDim.x + threadIdx.x;
+{scalar_loop}"""
+        launch_vec = "false"
+    else:
+        loads, args = [], []
+        for op in ins:
+            t = ctype(op.value.type.dtype)
+            if _vectorizable(op):
+                loads.append(f"      float {op.var}[{VEC}];\n      ff_load4({op.var}, a.{op.var} + i);")
+                args.append(f"{op.var}[k]")
+            else:
+                args.append(f"a.{op.var}[{op.index('(i + k)')}]")
+        decl = [f"      {ctype(op.value.type.dtype)} {op.var}[{VEC}];" for op in outs]
+        stores = []
+        for op in outs:
+            if _vectorizable(op):
+                stores.append(f"      ff_store4(a.{op.var} + i, {op.var});")
+            else:
+                stores.append(f"      for (int k = 0; k < {VEC}; ++k) a.{op.var}[{op.index('(i + k)')}] = {op.var}[k];")
+        body = f"""  const {itype} step = ({itype})gridDim.x * blockDim.x;
+  {itype} first = ({itype})blockIdx.x * blockDim.x + threadIdx.x;
+  if (vec) {{  // {VEC} consecutive elements per thread: 16-byte accesses for dense float operands
+    for ({itype} q = first; q < {name}_n / {VEC}; q += step) {{
+      const {itype} i = q * {VEC};
+{chr(10).join(loads)}
+{chr(10).join(decl)}
+#pragma unroll
+      for (int k = 0; k < {VEC}; ++k) {{
+        {name}_compute({', '.join(args + [f'{op.var}[k]' for op in outs])});
+      }}
+{chr(10).join(stores)}
+    }}
+    first += {name}_n / {VEC} * {VEC};  // the tail: fewer than {VEC} elements
+  }}
+{scalar_loop}"""
+        launch_vec = " && ".join(f"ff_aligned16(a.{op.var})" for op in vec_ops)
+    return f"""
+__global__ void __launch_bounds__({THREADS}) {name}_kernel(const {name}_args a, const bool vec) {{
+{body}
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream) {{
+  const bool vec = {launch_vec};
+  const unsigned long long work = vec ? {name}_n / {VEC} + {VEC} : {name}_n;
+  {name}_kernel<<<ff_blocks(work, {THREADS}), {THREADS}, 0, static_cast<cudaStream_t>(stream)>>>(a, vec);
+  return static_cast<int>(cudaGetLastError());
+}}
+"""
+
+
+def _render_node(node: Node, names: dict) -> str:
+    entry = ops.lookup(node.target)
+    out = node.outputs[0]
+    operand_dtype = _operand_type(node, entry)
+    rendered, raw = {}, {}
+    for a, v in zip(node.schema.arguments, node.args):
+        raw[a.name] = v
+        if entry.operands == "where" and a.name == "condition":
+            rendered[a.name] = _value(v, names, torch.bool)
+        elif entry.operands == "own" and isinstance(v, Value):
+            rendered[a.name] = names[v] if not inline_constant(v) else _const_literal(v, v.type.dtype)
+        elif isinstance(v, Value):
+            rendered[a.name] = _value(v, names, operand_dtype)
+        elif isinstance(v, bool) or isinstance(v, (int, float)):
+            rendered[a.name] = literal(v, operand_dtype)
+    args = ops.Args(rendered, raw, ctype(operand_dtype), ctype(out.type.dtype))
+    expr = entry.expr(args)
+    names[out] = out.name
+    return f"const {ctype(out.type.dtype)} {out.name} = {expr};"
+
+
+def _const_literal(v: Value, dtype) -> str:
+    return literal(v.source.reshape(()).item(), dtype)
+
+
+def _value(v: Value, names: dict, dtype: torch.dtype) -> str:
+    if inline_constant(v):
+        return _const_literal(v, dtype)
+    name = names[v]
+    return name if v.type.dtype == dtype else f"static_cast<{ctype(dtype)}>({name})"

@@ -1,0 +1,122 @@
+"""Pointwise ops: one output element from same-index (or broadcast) inputs.
+
+Each entry is the op's C++ expression over its arguments (see registry.Args). The helpers
+named ff_* are defined once in codegen.cpp.PRELUDE and follow
+eager PyTorch's own formulas, NaN propagation included.
+"""
+import torch
+
+from .registry import register
+
+
+def _alpha(a, term):
+    """`alpha * term`, written without the multiplication when alpha is 1."""
+    return term if a.raw("alpha") == 1 else f"{a.alpha} * {term}"
+
+
+# --- arithmetic -------------------------------------------------------------------------
+register(["aten.add.Tensor", "aten.add.Scalar"], lambda a: f"{a.self} + {_alpha(a, a.other)}")
+register(["aten.sub.Tensor", "aten.sub.Scalar"], lambda a: f"{a.self} - {_alpha(a, a.other)}")
+register(["aten.rsub.Tensor", "aten.rsub.Scalar"], lambda a: f"{a.other} - {_alpha(a, a.self)}")
+register(["aten.mul.Tensor", "aten.mul.Scalar"], "{a.self} * {a.other}")
+register(["aten.div.Tensor", "aten.div.Scalar"], "{a.self} / {a.other}", floats_only=True)
+register(["aten.div.Tensor_mode", "aten.div.Scalar_mode"],
+         lambda a: {None: f"{a.self} / {a.other}",
+                    "trunc": f"ff_trunc({a.self} / {a.other})",
+                    "floor": f"ff_floor_divide({a.self}, {a.other})"}[a.raw("rounding_mode")],
+         floats_only=True)
+register(["aten.remainder.Tensor", "aten.remainder.Scalar"], "ff_remainder({a.self}, {a.other})")
+register(["aten.fmod.Tensor", "aten.fmod.Scalar"], "ff_fmod({a.self}, {a.other})")
+register("aten.neg.default", "-{a.self}")
+register("aten.abs.default", "ff_abs({a.self})")
+register("aten.reciprocal.default", "{a.ctype}(1) / {a.self}", floats_only=True)
+register("aten.square.default", "{a.self} * {a.self}")
+register(["aten.addcmul.default"], "{a.self} + {a.value} * {a.tensor1} * {a.tensor2}")
+register(["aten.addcdiv.default"], "{a.self} + {a.value} * ({a.tensor1} / {a.tensor2})",
+         floats_only=True)
+register("aten.lerp.Scalar", "ff_lerp({a.self}, {a.end}, {a.weight})", floats_only=True)
+register("aten.lerp.Tensor", "ff_lerp({a.self}, {a.end}, {a.weight})", floats_only=True)
+
+
+def _pow_scalar(a):
+    # eager's pow_tensor_scalar special-cases these exponents; so do we
+    e = a.raw("exponent")
+    special = {2: f"{a.self} * {a.self}", 3: f"{a.self} * {a.self} * {a.self}",
+               0.5: f"ff_sqrt({a.self})", -0.5: f"ff_rsqrt({a.self})",
+               -1: f"{a.ctype}(1) / {a.self}", -2: f"{a.ctype}(1) / ({a.self} * {a.self})",
+               1: f"{a.self}"}
+    return special.get(e, f"ff_pow({a.self}, {a.exponent})")
+
+
+register("aten.pow.Tensor_Scalar", _pow_scalar, floats_only=True)
+register("aten.pow.Tensor_Tensor", "ff_pow({a.self}, {a.exponent})", floats_only=True)
+register("aten.pow.Scalar", "ff_pow({a.self}, {a.exponent})", floats_only=True)
+
+# --- min / max / clamp ----------------------------------------------------------------------
+register(["aten.minimum.default", "aten.min.other"], "ff_min({a.self}, {a.other})")
+register(["aten.maximum.default", "aten.max.other"], "ff_max({a.self}, {a.other})")
+register("aten.fmin.default", "ff_fmin({a.self}, {a.other})", floats_only=True)
+register("aten.fmax.default", "ff_fmax({a.self}, {a.other})", floats_only=True)
+
+
+def _clamp(a):
+    x = a.self
+    if a.raw("min") is not None:
+        x = f"ff_max({x}, {a.min})"
+    if a.raw("max") is not None:
+        x = f"ff_min({x}, {a.max})"
+    return x
+
+
+register(["aten.clamp.default", "aten.clamp.Tensor"], _clamp)
+register(["aten.clamp_min.default", "aten.clamp_min.Tensor"], "ff_max({a.self}, {a.min})")
+register(["aten.clamp_max.default", "aten.clamp_max.Tensor"], "ff_min({a.self}, {a.max})")
+register("aten.hardtanh.default", "ff_min(ff_max({a.self}, {a.min_val}), {a.max_val})")
+register("aten.relu.default", "ff_max({a.self}, {a.ctype}(0))")
+register("aten.relu6.default", "ff_min(ff_max({a.self}, {a.ctype}(0)), {a.ctype}(6))")
+
+# --- exponentials, logs, roots, trigonometry -------------------------------------------------
+for _name in ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
+              "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "erf", "erfc"]:
+    register(f"aten.{_name}.default", f"ff_{_name}({{a.self}})", floats_only=True)
+for _name in ["floor", "ceil", "trunc", "round"]:
+    register(f"aten.{_name}.default", f"ff_{_name}({{a.self}})")
+register("aten.atan2.default", "ff_atan2({a.self}, {a.other})", floats_only=True)
+register("aten.sign.default", "ff_sign({a.self})")
+
+# --- activations --------------------------------------------------------------------------
+register("aten.sigmoid.default", "ff_sigmoid({a.self})", floats_only=True)
+register("aten.silu.default", "ff_silu({a.self})", floats_only=True)
+register("aten.mish.default", "ff_mish({a.self})", floats_only=True)
+register("aten.gelu.default",
+         lambda a: (f"ff_gelu_tanh({a.self})" if a.raw("approximate") == "tanh" else f"ff_gelu({a.self})"),
+         floats_only=True)
+register("aten.softplus.default", "ff_softplus({a.self}, {a.beta}, {a.threshold})", floats_only=True)
+register("aten.leaky_relu.default", "ff_leaky_relu({a.self}, {a.negative_slope})", floats_only=True)
+register("aten.hardsigmoid.default", "ff_hardsigmoid({a.self})", floats_only=True)
+register("aten.hardswish.default", "ff_hardswish({a.self})", floats_only=True)
+register("aten.elu.default", "ff_elu({a.self}, {a.alpha}, {a.scale}, {a.input_scale})", floats_only=True)
+register("aten.selu.default", "ff_selu({a.self})", floats_only=True)
+register("aten.celu.default", "ff_elu({a.self}, {a.alpha}, {a.ctype}(1), {a.ctype}(1) / {a.alpha})",
+         floats_only=True)
+register("aten.softsign.default", "{a.self} / (ff_abs({a.self}) + {a.ctype}(1))", floats_only=True)
+register("aten.hardshrink.default", "ff_hardshrink({a.self}, {a.lambd})", floats_only=True)
+register("aten.softshrink.default", "ff_softshrink({a.self}, {a.lambd})", floats_only=True)
+register("aten.threshold.default", "({a.self} <= {a.threshold} ? {a.value} : {a.self})")
+
+# --- comparisons, logic, selection ----------------------------------------------------------
+for _name, _op in [("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")]:
+    register([f"aten.{_name}.Tensor", f"aten.{_name}.Scalar"], f"{{a.self}} {_op} {{a.other}}",
+             operands="promote")
+register("aten.logical_not.default", "!{a.self}", operands="bool")
+register("aten.logical_and.default", "{a.self} && {a.other}", operands="bool")
+register("aten.logical_or.default", "{a.self} || {a.other}", operands="bool")
+register("aten.logical_xor.default", "{a.self} != {a.other}", operands="bool")
+register("aten.isnan.default", "{a.self} != {a.self}", operands="own")
+register(["aten.where.self", "aten.where.ScalarOther", "aten.where.ScalarSelf", "aten.where.Scalar"],
+         "({a.condition} ? {a.self} : {a.other})", operands="where")
+
+# --- copies and casts -----------------------------------------------------------------------
+register("aten.clone.default", "{a.self}")
+register("aten._to_copy.default", "static_cast<{a.result_ctype}>({a.self})", operands="own",
+         when=lambda node: node.arg("device") is None and node.arg("layout") in (None, torch.strided))

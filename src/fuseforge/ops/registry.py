@@ -1,0 +1,73 @@
+"""The op registry: the one place where an ATen op's meaning for code generation lives.
+
+An entry says what kind of op it is and how to write it in C++. Ops without an entry are
+run as externs (a boxed ATen call from the generated forward), so coverage never makes a
+model fail; the report lists them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+POINTWISE = "pointwise"
+
+# dtypes the generated element code handles; other dtypes (half, complex, ...) stay extern.
+KERNEL_DTYPES = {torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
+                 torch.int8, torch.uint8, torch.bool}
+FLOAT_DTYPES = {torch.float32, torch.float64}
+
+
+class Args:
+    """What a pointwise entry's `expr` sees: each schema argument by name.
+
+    `a.x` is the C++ text of argument x: a variable already converted to the operand type
+    for tensors, a literal of the operand type for numbers. `a.raw("x")` is the Python value
+    (None, a number, a string); `a.ctype` is the operand C type, `a.result_ctype`
+    the result's.
+    """
+
+    def __init__(self, rendered: dict, raw: dict, ctype: str, result_ctype: str):
+        self._rendered, self._raw = rendered, raw
+        self.ctype, self.result_ctype = ctype, result_ctype
+
+    def __getattr__(self, name):
+        try:
+            return self._rendered[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def raw(self, name):
+        return self._raw[name]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    target: str
+    kind: str
+    expr: Callable[[Args], str]     # C++ expression of the result
+    operands: str = "out"           # operand type: "out" (result dtype), "promote" (common dtype of
+                                    # the inputs, for comparisons), "where", "own" (casts), "bool"
+    floats_only: bool = False       # generate only when the operand type is floating point
+    when: Callable | None = None    # extra condition on the node (else: extern)
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(targets, expr, **kw) -> None:
+    if isinstance(targets, str):
+        targets = [targets]
+    if isinstance(expr, str):
+        template = expr
+        expr = lambda a, t=template: t.format(a=a)  # noqa: E731
+    kind = kw.pop("kind", POINTWISE)
+    for t in targets:
+        if t in REGISTRY:
+            raise ValueError(f"op {t} registered twice")
+        REGISTRY[t] = OpDef(t, kind, expr, **kw)
+
+
+def lookup(target: str) -> OpDef | None:
+    return REGISTRY.get(target)

@@ -1,0 +1,253 @@
+"""plan: decide which nodes become generated kernels and which run as ATen externs.
+
+Rules (DESIGN.md, "Fusion rules"), as far as they are implemented here:
+- chains of pointwise ops become one kernel; a pointwise op joins the kernel of a producer
+  when that creates no cycle through an extern;
+- broadcast operands (a per-channel bias) are read by index, never materialised; a
+  pointwise value of smaller shape is recomputed per element when only its kernel uses it;
+- a kernel writes only the values something outside it needs.
+Every decision is logged, so the report can say why an op stayed an extern.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ops
+from .graph import CONSTANT, Graph, Node, Value
+
+MAX_NAME_OPS = 5
+
+
+@dataclass(eq=False)
+class Kernel:
+    name: str
+    nodes: list[Node]
+    shape: tuple[int, ...]
+    order: tuple[int, ...]          # iteration order of dims, outermost first
+    inputs: list[Value]             # tensors read (inline constants excluded)
+    outputs: list[Value]            # tensors written
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def summary(self) -> str:
+        return " → ".join(short_name(n) for n in self.nodes)
+
+
+@dataclass(eq=False)
+class Extern:
+    node: Node
+    reason: str
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    steps: list                      # Kernel | Extern, in execution order
+    decisions: list[str] = field(default_factory=list)
+
+    @property
+    def kernels(self) -> list[Kernel]:
+        return [s for s in self.steps if isinstance(s, Kernel)]
+
+    @property
+    def externs(self) -> list[Extern]:
+        return [s for s in self.steps if isinstance(s, Extern)]
+
+    def constants(self) -> list[Value]:
+        """Constant tensors the generated forward must receive (those not inlined as literals)."""
+        needed = []
+        for step in self.steps:
+            used = step.inputs if isinstance(step, Kernel) else step.node.tensor_inputs()
+            for v in used:
+                if v.role == CONSTANT and v not in needed:
+                    needed.append(v)
+        for v in self.graph.outputs:
+            if isinstance(v, Value) and v.role == CONSTANT and v not in needed:
+                needed.append(v)
+        return needed
+
+
+def short_name(node: Node) -> str:
+    return node.op._schema.name.split("::")[-1].strip("_")
+
+
+def inline_constant(v: Value) -> bool:
+    """A one-element constant (torch.tensor(0.5) in a forward) becomes a literal in the kernel."""
+    return v.role == CONSTANT and v.type.numel == 1
+
+
+def fusible(node: Node) -> tuple[bool, str]:
+    """Whether the node can be generated as a pointwise op, and if not, why."""
+    entry = ops.lookup(node.target)
+    if entry is None:
+        return False, "no registry entry: runs as an ATen extern"
+    if entry.when is not None and not entry.when(node):
+        return False, "arguments outside what the registry entry generates"
+    if len(node.outputs) != 1:
+        return False, "several results"
+    types = [node.outputs[0].type] + [v.type for v in node.tensor_inputs()]
+    bad = sorted({str(t.dtype) for t in types if t.dtype not in ops.KERNEL_DTYPES})
+    if bad:
+        return False, f"dtype {', '.join(bad)} not generated yet"
+    if entry.floats_only and node.outputs[0].type.dtype not in ops.FLOAT_DTYPES \
+            and entry.operands == "out":
+        return False, "integer operands for a floating-point-only op"
+    return True, ""
+
+
+def broadcast_shape(a, b):
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(out)
+
+
+class _Group:
+    def __init__(self, node: Node):
+        self.nodes = [node]
+        self.shape = node.outputs[0].type.shape
+
+
+def plan(graph: Graph) -> Plan:
+    decisions: list[str] = []
+    users = graph.users()
+    live = graph.live_out()
+    ancestors = _ancestors(graph)
+
+    group_of: dict[Node, _Group] = {}
+    groups: list[_Group] = []
+
+    def only_used_inside(nodes: list[Node], extra: Node) -> bool:
+        inside = set(nodes) | {extra}
+        return all(n.outputs[0] not in live and all(u in inside for u in users.get(n.outputs[0], []))
+                   for n in nodes)
+
+    def can_join(g: _Group, node: Node) -> bool:
+        shape = node.outputs[0].type.shape
+        if broadcast_shape(g.shape, shape) != shape:
+            return False          # the newcomer must span the whole iteration space
+        if shape != g.shape:
+            smaller = [n for n in g.nodes if n.outputs[0].type.shape != shape]
+            if not only_used_inside(smaller, node):
+                return False      # a smaller value needed outside would be written many times
+        members = set(g.nodes)
+        for v in node.tensor_inputs():
+            p = v.producer
+            if p is not None and p not in members and ancestors[p] & members:
+                return False      # the group → extern → node: fusing would make a cycle
+        return True
+
+    for node in graph.nodes:
+        ok, why = fusible(node)
+        if not ok:
+            decisions.append(f"{node.name} ({node.target}): extern, {why}")
+            continue
+        target = None
+        for v in node.tensor_inputs():
+            g = group_of.get(v.producer)
+            if g is not None and can_join(g, node):
+                target = g
+                break
+        if target is None:
+            target = _Group(node)
+            groups.append(target)
+        else:
+            target.nodes.append(node)
+            target.shape = node.outputs[0].type.shape
+        group_of[node] = target
+
+    kernels = [_make_kernel(g, users, live) for g in groups]
+    _name_kernels(kernels)
+    for k in kernels:
+        decisions.append(f"{k.name}: {len(k.nodes)} pointwise op(s) over {len(k.shape)}-d "
+                         f"{k.nodes[-1].outputs[0].type}, reads {len(k.inputs)} tensor(s), "
+                         f"writes {len(k.outputs)}")
+    kernel_of = {n: k for k in kernels for n in k.nodes}
+    steps = []
+    for node in graph.nodes:
+        if node in kernel_of:
+            if kernel_of[node] not in steps:
+                steps.append(kernel_of[node])
+        else:
+            steps.append(Extern(node, fusible(node)[1]))
+    return Plan(graph, _schedule(steps), decisions)
+
+
+def _ancestors(graph: Graph) -> dict[Node, set[Node]]:
+    anc: dict[Node, set[Node]] = {}
+    for node in graph.nodes:
+        s: set[Node] = set()
+        for v in node.tensor_inputs():
+            if v.producer is not None:
+                s.add(v.producer)
+                s |= anc[v.producer]
+        anc[node] = s
+    return anc
+
+
+def _iteration_order(v: Value) -> tuple[int, ...]:
+    """Walk the iteration space in the memory order of the kernel's first output."""
+    t = v.type
+    if not t.is_dense():
+        return tuple(range(t.ndim))
+    # outermost = largest stride; size-1 dims keep their place
+    return tuple(sorted(range(t.ndim), key=lambda d: (-t.strides[d] if t.shape[d] > 1 else 0, d))) \
+        if any(t.shape[d] > 1 for d in range(t.ndim)) else tuple(range(t.ndim))
+
+
+def _make_kernel(g: _Group, users, live) -> Kernel:
+    members = set(g.nodes)
+    inputs: list[Value] = []
+    outputs: list[Value] = []
+    for node in g.nodes:
+        for v in node.tensor_inputs():
+            if v.producer not in members and not inline_constant(v) and v not in inputs:
+                inputs.append(v)
+    for node in g.nodes:
+        out = node.outputs[0]
+        if out in live or any(u not in members for u in users.get(out, [])):
+            outputs.append(out)
+    first = next(o for o in outputs) if outputs else g.nodes[-1].outputs[0]
+    return Kernel("", list(g.nodes), g.shape, _iteration_order(first), inputs, outputs)
+
+
+def _name_kernels(kernels: list[Kernel]) -> None:
+    seen: dict[str, int] = {}
+    for k in kernels:
+        names = [short_name(n) for n in k.nodes]
+        if len(names) > MAX_NAME_OPS:
+            names = names[:MAX_NAME_OPS - 1] + [f"and_{len(names) - MAX_NAME_OPS + 1}_more"]
+        base = "fused_" + "_".join(names)
+        seen[base] = seen.get(base, 0) + 1
+        k.name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+
+
+def _schedule(steps: list) -> list:
+    """Topological order of steps (a kernel runs once all it reads is ready), stable."""
+    produced_by = {}
+    for s in steps:
+        for v in (s.outputs if isinstance(s, Kernel) else s.node.outputs):
+            produced_by[v] = s
+    order, done = [], set()
+    pending = list(steps)
+    while pending:
+        for s in pending:
+            reads = s.inputs if isinstance(s, Kernel) else s.node.tensor_inputs()
+            if all(produced_by.get(v) in done or v not in produced_by for v in reads):
+                order.append(s)
+                done.add(s)
+                pending.remove(s)
+                break
+        else:
+            raise RuntimeError("fusion plan has a cycle (a planner bug)")
+    return order

@@ -1,0 +1,171 @@
+"""wrapper: the generated C++ forward, which runs externs and kernels in plan order.
+
+Externs are boxed calls of the very ATen op the captured graph names (every schema argument
+passed explicitly), so an extern computes exactly what eager computes. Kernel operands are
+checked against the layout their index code assumes and copied only if they differ.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .codegen.cpp import SCALAR_TYPES, ctype
+from .codegen.pointwise import KernelSource
+from .errors import CaptureError
+from .graph import CONSTANT, USER_INPUT, Value
+from .plan import Extern, Kernel, Plan
+
+_MEMORY_FORMATS = {
+    torch.contiguous_format: "at::MemoryFormat::Contiguous",
+    torch.channels_last: "at::MemoryFormat::ChannelsLast",
+    torch.channels_last_3d: "at::MemoryFormat::ChannelsLast3d",
+    torch.preserve_format: "at::MemoryFormat::Preserve",
+}
+
+
+def _ints(xs) -> str:
+    return "{" + ", ".join(str(int(x)) for x in xs) + "}"
+
+
+def _double(x: float) -> str:
+    if math.isnan(x):
+        return "double(NAN)"
+    if math.isinf(x):
+        return f"double({'-' if x < 0 else ''}INFINITY)"
+    return repr(float(x))
+
+
+def ivalue(v, jit_type, where: str) -> str:
+    """C++ text for one boxed argument; `jit_type` (the schema's) settles empty lists and floats."""
+    typ = str(jit_type)          # e.g. "int", "Optional[float]", "List[Optional[Tensor]]"
+    if v is None:
+        return "c10::IValue()"
+    if isinstance(v, Value):
+        return v.name
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)) and typ.removeprefix("Optional[").startswith("float"):
+        return _double(float(v))
+    if isinstance(v, int):
+        return f"int64_t({v})"
+    if isinstance(v, float):
+        return _double(v)
+    if isinstance(v, str):
+        return f'std::string("{v}")'
+    if isinstance(v, torch.dtype):
+        return f"c10::IValue({SCALAR_TYPES[v]})"
+    if isinstance(v, torch.device):
+        return "dev"       # captured on one device, run on the inputs' device
+    if isinstance(v, torch.layout) and v == torch.strided:
+        return "c10::IValue(at::kStrided)"
+    if isinstance(v, torch.memory_format):
+        return f"c10::IValue({_MEMORY_FORMATS[v]})"
+    if isinstance(v, (list, tuple)):
+        if "Optional[Tensor]" in typ:
+            return "c10::List<std::optional<at::Tensor>>({" + ", ".join(
+                f"std::optional<at::Tensor>({x.name})" if x is not None else "std::nullopt" for x in v) + "})"
+        if "Tensor" in typ:
+            return "c10::List<at::Tensor>({" + ", ".join(x.name for x in v) + "})"
+        if "float" in typ:
+            return "std::vector<double>{" + ", ".join(_double(float(x)) for x in v) + "}"
+        if "bool" in typ:
+            return "c10::List<bool>({" + ", ".join("true" if x else "false" for x in v) + "})"
+        if "int" in typ:
+            return f"std::vector<int64_t>{_ints(v)}"
+    raise CaptureError(f"{where}: cannot pass an argument of type {typ} ({v!r}) to ATen yet")
+
+
+def _handle(node) -> str:
+    return "op_" + str(node.op).replace(".", "_")
+
+
+def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
+    g = plan.graph
+    lines: list[str] = []
+    emit = lines.append
+    handles = {}
+    for step in plan.externs:
+        s = step.node.schema
+        handles.setdefault(_handle(step.node), (s.name, s.overload_name))
+
+    user_inputs = g.user_inputs()
+    state = g.state() + plan.constants()
+    emit("std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs,")
+    emit("                               const std::vector<at::Tensor>& state) {")
+    emit(f"  TORCH_CHECK(inputs.size() == {len(user_inputs)} && state.size() == {len(state)},")
+    emit(f'              "fuseforge: forward expects {len(user_inputs)} input(s) and {len(state)} state tensor(s)");')
+    emit("  at::NoGradGuard no_grad;")
+    for k, v in enumerate(user_inputs):
+        emit(f"  const at::Tensor& {v.name} = inputs[{k}];")
+    for k, v in enumerate(state):
+        emit(f"  const at::Tensor& {v.name} = state[{k}];  // {v.source if v.role != CONSTANT else 'constant'}")
+    for v in user_inputs:
+        emit(f'  ff::check_input({v.name}, "{v.name}", {_ints(v.type.shape)}, {SCALAR_TYPES[v.type.dtype]});')
+    anchor = user_inputs[0].name if user_inputs else (state[0].name if state else None)
+    emit(f"  const c10::Device dev = {anchor + '.device()' if anchor else 'c10::Device(c10::kCPU)'};")
+
+    for step in plan.steps:
+        emit("")
+        if isinstance(step, Extern):
+            _render_extern(step, emit)
+        else:
+            _render_kernel_call(sources[step], emit)
+
+    if g.mutations:
+        emit("")
+        emit("  // state updates the model makes in place (batch-norm running statistics, ...)")
+    for new, old in g.mutations:
+        emit(f"  {old.name}.copy_({new.name});")
+    outs = [v.name for v in g.outputs if isinstance(v, Value)]
+    emit(f"  return {{{', '.join(outs)}}};")
+    emit("}")
+
+    head = ["namespace {"]
+    for h, (name, overload) in handles.items():
+        head.append(f'const c10::OperatorHandle {h} = ff::op("{name}", "{overload}");')
+    head.append("}  // namespace")
+    binding = ["", "PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {",
+               '  m.def("forward", &forward, "the generated forward");',
+               '  m.def("set_poison", [](bool on) { ff::poison = on; }, "fill fresh kernel outputs with NaN");',
+               "}"]
+    return "\n".join(head + [""] + lines + binding) + "\n"
+
+
+def _render_extern(step: Extern, emit) -> None:
+    node = step.node
+    where = f"{node.name} ({node.target})"
+    args = [ivalue(v, a.type, where) for a, v in zip(node.schema.arguments, node.args)]
+    shown = ", ".join(repr(v) if not isinstance(v, Value) else v.name for v in node.args)
+    emit(f"  // {node.name}: extern {node.target}({shown})")
+    call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
+    if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
+        emit(f"  const at::Tensor {node.outputs[0].name} = {call}[0].toTensor();")
+        return
+    emit(f"  const std::vector<c10::IValue> {node.name}_r = {call};")
+    for v in node.outputs:
+        if v.list_index is None:
+            emit(f"  const at::Tensor {v.name} = {node.name}_r[{v.index}].toTensor();")
+        else:
+            emit(f"  const at::Tensor {v.name} = {node.name}_r[{v.index}].toTensorVector()[{v.list_index}];")
+
+
+def _render_kernel_call(src: KernelSource, emit) -> None:
+    k = src.kernel
+    emit(f"  // {k.name}: {k.summary()}")
+    for op in src.outputs:
+        t = op.value.type
+        emit(f"  const at::Tensor {op.value.name} = ff::empty({_ints(t.shape)}, {_ints(op.strides)}, "
+             f"{SCALAR_TYPES[t.dtype]}, dev);")
+    emit("  {")
+    ptrs = []
+    for op in src.inputs:
+        t = op.value.type
+        emit(f"    const at::Tensor {op.var} = ff::operand({op.value.name}, {_ints(t.shape)}, "
+             f'{_ints(op.strides)}, {SCALAR_TYPES[t.dtype]}, dev, "{op.value.name}");')
+        ptrs.append(f"{op.var}.data_ptr<{ctype(t.dtype)}>()")
+    ptrs += [f"{op.value.name}.data_ptr<{ctype(op.value.type.dtype)}>()" for op in src.outputs]
+    emit(f"    const {k.name}_args a{{{', '.join(ptrs)}}};")
+    emit(f'    ff::run(dev, {k.name}_n, "{k.name}", [&](int64_t i) {{ {k.name}_elem(a, i); }}, '
+         f"FF_CUDA({k.name}_cuda));")
+    emit("  }")

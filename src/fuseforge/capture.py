@@ -69,8 +69,22 @@ def export_program(model: torch.nn.Module, inputs: list):
 
 
 def capture(model: torch.nn.Module, inputs: list) -> Graph:
+    """The model's graph in its current mode; `graph.training` says whether the mode matters."""
     ep = export_program(model, inputs)
-    return graph_from_program(ep, model)
+    graph = graph_from_program(ep, model)
+    graph.training = model.training if _mode_matters(model, inputs, ep) else None
+    return graph
+
+
+def _mode_matters(model, inputs, ep) -> bool:
+    """Whether train() and eval() give different graphs (batch norm, dropout, ...)."""
+    was = model.training
+    try:
+        model.train(not was)
+        other = export_program(model, inputs)
+    finally:
+        model.train(was)
+    return other.graph_module.code != ep.graph_module.code
 
 
 def graph_from_program(ep, model=None) -> Graph:

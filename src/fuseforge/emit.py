@@ -146,7 +146,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]", "_", name)[:40] or "model"
 
 
-def generate(plan: Plan, *, name: str, problem=None, training: bool | None = None) -> Generated:
+def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
     sources = {k: pointwise.render(k) for k in plan.kernels}
     element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
@@ -214,32 +214,29 @@ def _build():
 _ext = _build()
 _STATE = {state!r}
 _CONSTANTS = [{", ".join(constants)}]
-_TRAINING = {training!r}  # None: the computation is the same in training and eval mode
+_TRAINING = {g.training!r}  # None: the computation is the same in training and eval mode
 ''')
+    args = ", ".join(g.input_names)
     parts.append(RUNTIME)
+    parts.append(f'''
+
+class Compiled(_Fused):
+    def forward(self, {args}):
+        out = self._ff_run({args})
+        return {_return_expr(plan)}
+''')
     if problem is not None:
         init_repr = repr(list(problem.init_args()))
-        args = ", ".join(g.input_names)
         parts.append(f'''
 
 _INIT_ARGS = {init_repr!r}
 
 
-class ModelNew(_Fused):
+class ModelNew(Compiled):
     def __init__(self, *args, **kwargs):
         if kwargs or repr(list(args)) != _INIT_ARGS:
             raise ValueError("fuseforge: this ModelNew was generated for Model(*" + _INIT_ARGS +
                              ") and bakes those arguments in; generate it again for others")
         super().__init__(Model(*args))
-
-    def forward(self, {args}):
-        out = self._ff_run({args})
-        return {_return_expr(plan)}
-''')
-    else:
-        parts.append(f'''
-
-def _outputs(out):
-    return {_return_expr(plan)}
 ''')
     return Generated("".join(parts), ext_name, plan, warnings)

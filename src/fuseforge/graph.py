@@ -112,6 +112,7 @@ class Graph:
     out_spec: Any                  # pytree spec to rebuild the forward's return structure
     mutations: list[tuple[Value, Value]] = field(default_factory=list)  # (new value, input it overwrites)
     input_names: list[str] = field(default_factory=list)  # forward()'s parameter names
+    training: bool | None = None   # the mode captured, or None when both modes compute the same
 
     def user_inputs(self) -> list[Value]:
         return sorted((v for v in self.inputs if v.role == USER_INPUT), key=lambda v: v.source)

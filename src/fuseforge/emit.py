@@ -130,7 +130,8 @@ def _return_expr(plan: Plan) -> str:
     def build(spec) -> str:
         if spec.is_leaf():
             return next(it)
-        kids = [build(c) for c in spec.children_specs]
+        children = spec.children() if callable(getattr(spec, "children", None)) else spec.children_specs
+        kids = [build(c) for c in children]
         if spec.type is tuple:
             return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
         if spec.type is list:

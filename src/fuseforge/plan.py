@@ -126,11 +126,18 @@ def plan(graph: Graph) -> Plan:
 
     group_of: dict[Node, _Group] = {}
     groups: list[_Group] = []
+    position = {n: i for i, n in enumerate(graph.nodes)}
 
-    def only_used_inside(nodes: list[Node], extra: Node) -> bool:
-        inside = set(nodes) | {extra}
+    def only_used_inside(nodes: list[Node], inside: set) -> bool:
         return all(n.outputs[0] not in live and all(u in inside for u in users.get(n.outputs[0], []))
                    for n in nodes)
+
+    def closed(members: set) -> bool:
+        """No path leaves the set and comes back: every outside producer of a member is
+        independent of the set (else the fused kernel would wait on itself)."""
+        return all(not (ancestors[v.producer] & members)
+                   for m in members for v in m.tensor_inputs()
+                   if v.producer is not None and v.producer not in members)
 
     def can_join(g: _Group, node: Node) -> bool:
         shape = node.outputs[0].type.shape
@@ -138,14 +145,18 @@ def plan(graph: Graph) -> Plan:
             return False          # the newcomer must span the whole iteration space
         if shape != g.shape:
             smaller = [n for n in g.nodes if n.outputs[0].type.shape != shape]
-            if not only_used_inside(smaller, node):
+            if not only_used_inside(smaller, set(g.nodes) | {node}):
                 return False      # a smaller value needed outside would be written many times
-        members = set(g.nodes)
-        for v in node.tensor_inputs():
-            p = v.producer
-            if p is not None and p not in members and ancestors[p] & members:
-                return False      # the group → extern → node: fusing would make a cycle
-        return True
+        return closed(set(g.nodes) | {node})
+
+    def can_absorb(g: _Group, other: _Group, node: Node) -> bool:
+        """Another producer group of `node` joins g: recomputed per element if it is smaller."""
+        if broadcast_shape(other.shape, g.shape) != g.shape:
+            return False
+        if other.shape != g.shape and \
+                not only_used_inside(other.nodes, set(other.nodes) | set(g.nodes) | {node}):
+            return False
+        return closed(set(g.nodes) | set(other.nodes))
 
     for node in graph.nodes:
         ok, why = fusible(node)
@@ -165,6 +176,14 @@ def plan(graph: Graph) -> Plan:
             target.nodes.append(node)
             target.shape = node.outputs[0].type.shape
         group_of[node] = target
+        for v in node.tensor_inputs():
+            other = group_of.get(v.producer)
+            if other is not None and other is not target and can_absorb(target, other, node):
+                # keep execution order: the absorbed nodes come before their consumers
+                target.nodes = sorted(other.nodes + target.nodes, key=position.__getitem__)
+                for n in other.nodes:
+                    group_of[n] = target
+                groups.remove(other)
 
     kernels = [_make_kernel(g, users, live) for g in groups]
     _name_kernels(kernels)

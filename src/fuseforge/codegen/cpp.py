@@ -194,10 +194,6 @@ template <typename T> FF_HD T ff_elu(T x, T alpha, T scale, T input_scale) {
 template <typename T> FF_HD T ff_selu(T x) {
   return ff_elu(x, T(1.6732632423543772848170429916717), T(1.0507009873554804934193349852946), T(1));
 }
-template <typename T> FF_HD T ff_hardshrink(T x, T l) { return (x >= -l && x <= l) ? T(0) : x; }
-template <typename T> FF_HD T ff_softshrink(T x, T l) {
-  return x > l ? x - l : (x < -l ? x + l : T(0));
-}
 """
 
 

@@ -66,9 +66,10 @@ def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
     for d in reversed(order):
         dims.append((shape[d], inner, strides[d]))
         inner *= shape[d]
-    dims = [(size, lin, st) for size, lin, st in reversed(dims) if size > 1 and st != 0]
+    dims = [(size, lin, st) for size, lin, st in reversed(dims) if size > 1]
     if all(st == lin for _, lin, st in dims):
-        return "{i}", True
+        return "{i}", True       # laid out exactly like the iteration: no broadcast, no permutation
+    dims = [(size, lin, st) for size, lin, st in dims if st != 0]
     merged = []   # neighbours contiguous with each other in both i and storage become one dim
     for size, lin, st in dims:
         if merged and merged[-1][1] == lin * size and merged[-1][2] == st * size:

@@ -99,9 +99,6 @@ register("aten.elu.default", "ff_elu({a.self}, {a.alpha}, {a.scale}, {a.input_sc
 register("aten.selu.default", "ff_selu({a.self})", floats_only=True)
 register("aten.celu.default", "ff_elu({a.self}, {a.alpha}, {a.ctype}(1), {a.ctype}(1) / {a.alpha})",
          floats_only=True)
-register("aten.softsign.default", "{a.self} / (ff_abs({a.self}) + {a.ctype}(1))", floats_only=True)
-register("aten.hardshrink.default", "ff_hardshrink({a.self}, {a.lambd})", floats_only=True)
-register("aten.softshrink.default", "ff_softshrink({a.self}, {a.lambd})", floats_only=True)
 register("aten.threshold.default", "({a.self} <= {a.threshold} ? {a.value} : {a.self})")
 
 # --- comparisons, logic, selection ----------------------------------------------------------

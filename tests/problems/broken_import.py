@@ -1,0 +1,2 @@
+import torch
+raise RuntimeError("this problem file is broken on purpose")

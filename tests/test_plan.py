@@ -1,0 +1,45 @@
+"""Planner decisions on small graphs (no build needed)."""
+import torch
+
+from fuseforge.capture import capture
+from fuseforge.plan import plan
+
+
+class ConvResidual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(x) * 2          # kernel A
+        z = self.conv(y)               # extern, reads A
+        return torch.sigmoid(z) + y    # needs both: fusing it into A would be a cycle
+
+
+def test_no_fusion_through_an_extern():
+    p = plan(capture(ConvResidual(), [torch.randn(2, 4, 5, 5)]))
+    assert [type(s).__name__ for s in p.steps] == ["Kernel", "Extern", "Kernel"]
+    first, _, last = p.steps
+    assert [n.target for n in first.nodes] == ["aten.relu.default", "aten.mul.Tensor"]
+    assert first.outputs == [first.nodes[-1].outputs[0]]       # y is written once, read twice
+    assert last.inputs[0].producer is p.steps[1].node or last.inputs[1].producer is p.steps[1].node
+
+
+class Chain(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.randn(8, 1, 1))
+
+    def forward(self, x):
+        b = torch.tanh(self.bias) * 0.5             # smaller shape: recomputed per element
+        return torch.clamp(x * b + 1.0, min=0.0, max=3.0) - x.mean()
+
+
+def test_broadcast_producer_is_recomputed_not_materialised():
+    p = plan(capture(Chain(), [torch.randn(2, 8, 4, 4)]))
+    kernels = p.kernels
+    assert len(kernels) == 1
+    names = [n.target for n in kernels[0].nodes]
+    assert names[:2] == ["aten.tanh.default", "aten.mul.Tensor"]
+    assert [e.node.target for e in p.externs] == ["aten.mean.default"]
+    assert len(kernels[0].outputs) == 1

@@ -33,7 +33,9 @@ _CPP_RESERVED = {
     "friend", "goto", "if", "inline", "int", "long", "namespace", "new", "operator", "private",
     "protected", "public", "register", "return", "short", "signed", "sizeof", "static", "struct",
     "switch", "template", "this", "throw", "true", "try", "typedef", "union", "unsigned", "using",
-    "virtual", "void", "volatile", "while", "a", "dev", "st", "in", "out",
+    "virtual", "void", "volatile", "while",
+    # names the generated forward and kernel calls use themselves
+    "a", "dev", "in", "out", "inputs", "state", "no_grad", "ff", "at", "c10", "std", "m",
 }
 
 

@@ -6,6 +6,8 @@ op's schema order with defaults filled in, so codegen never has to guess a defau
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +26,7 @@ class TensorType:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
     def extent(self) -> int:
         """One past the largest storage offset an element of this tensor can have."""

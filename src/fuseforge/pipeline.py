@@ -47,7 +47,7 @@ def optimize(problem_path, output, *, device: str = "auto", trials: int = 5, ben
         problem = load_problem(problem_path, overrides)
         model = problem.build(0)
         inputs = problem.inputs(0)
-        check_runs(problem, model, inputs)
+        check_runs(problem, model, inputs, device)
     with _stage(progress, "capturing the graph with torch.export"):
         graph = capture(model, inputs)
     with _stage(progress, "planning fusions"):

@@ -10,6 +10,8 @@ Every decision is logged, so the report can say why an op stayed an extern.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from . import ops
@@ -29,10 +31,7 @@ class Kernel:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
     def summary(self) -> str:
         return " → ".join(short_name(n) for n in self.nodes)

@@ -87,10 +87,16 @@ def load_problem(path: str | Path, overrides: dict | None = None) -> Problem:
     )
 
 
-def check_runs(problem: Problem, model: torch.nn.Module, inputs: list):
-    """Run the reference once on its own inputs; a model that fails here is the problem's fault."""
+def check_runs(problem: Problem, model: torch.nn.Module, inputs: list, device: str = "cpu") -> None:
+    """Run the reference once on its own inputs; a model that fails here is the problem's fault.
+
+    Runs on `device` (a GPU is much faster for benchmark sizes) and leaves the model on the CPU.
+    """
+    moved = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
     try:
         with torch.no_grad():
-            return model(*inputs)
+            model.to(device)(*moved)
     except Exception as e:
         raise ProblemError(f"{problem.name}: the model fails on its own inputs: {type(e).__name__}: {e}") from e
+    finally:
+        model.to("cpu")

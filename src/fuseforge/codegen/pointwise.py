@@ -9,6 +9,8 @@ are compile-time constants: divisions by them compile to multiplications.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -60,7 +62,7 @@ def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
     Returns a template with `{i}` for the linear index, and whether the offset is {i} itself.
     """
     suffix = "u" if itype == "uint32_t" else "ull"
-    numel = _numel(shape)
+    numel = math.prod(shape)
     # dims outermost → innermost, each with its stride in the linear index
     dims, inner = [], 1
     for d in reversed(order):
@@ -85,13 +87,6 @@ def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
             e = f"{e} * {st}{suffix}"
         terms.append(e)
     return (" + ".join(terms) if terms else "0"), False
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _operand_type(node: Node, entry) -> torch.dtype:

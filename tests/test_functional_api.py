@@ -56,3 +56,14 @@ def test_matches_eager(compiled, seed):
         for k, (a, b) in enumerate(zip(fast(*inputs), model(*inputs))):
             assert a.dtype == b.dtype and a.shape == b.shape, k
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"output {k}")
+
+
+@pytest.mark.gpu
+def test_matches_eager_on_cuda(compiled):
+    model, fast = compiled
+    inputs = [t.cuda() for t in _inputs(3)]
+    model, fast = model.cuda(), fast.cuda()
+    with torch.no_grad():
+        for k, (a, b) in enumerate(zip(fast(*inputs), model(*inputs))):
+            assert a.dtype == b.dtype and a.shape == b.shape, k
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"output {k}")

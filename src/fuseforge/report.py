@@ -40,7 +40,7 @@ def print_report(report, console: Console | None = None) -> None:
                         for e in report.plan.externs) or "none"
     table.add_row("generated kernels", kernels)
     table.add_row("ATen externs", externs)
-    table.add_row("build", f"{report.loaded.seconds:.1f} s "
+    table.add_row("build", f"{report.loaded.seconds:.2f} s "
                            f"({'cached library' if report.loaded.cached else 'compiled'}: "
                            f"{report.generated.ext_name})")
     v = report.verify

@@ -235,7 +235,7 @@ def _make_kernel(g: _Group, users, live) -> Kernel:
         out = node.outputs[0]
         if out in live or any(u not in members for u in users.get(out, [])):
             outputs.append(out)
-    first = next(o for o in outputs) if outputs else g.nodes[-1].outputs[0]
+    first = outputs[0] if outputs else g.nodes[-1].outputs[0]
     return Kernel("", list(g.nodes), g.shape, _iteration_order(first), inputs, outputs)
 
 

@@ -13,6 +13,7 @@ def as_dict(report) -> dict:
         "kernels": [{"name": k.name, "ops": [n.target for n in k.nodes], "shape": list(k.shape)}
                     for k in report.plan.kernels],
         "externs": [{"op": e.node.target, "why": e.reason} for e in report.plan.externs],
+        "decisions": report.plan.decisions,
         "build": {"seconds": round(report.loaded.seconds, 2), "cached": report.loaded.cached,
                   "extension": report.generated.ext_name},
         "verify": {"device": report.verify.device, "trials": report.verify.trials,

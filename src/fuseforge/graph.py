@@ -43,14 +43,6 @@ class TensorType:
         return f"{dt}[{', '.join(map(str, self.shape))}]"
 
 
-def contiguous_strides(shape) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for s in reversed(shape):
-        strides.append(acc)
-        acc *= max(s, 1)
-    return tuple(reversed(strides))
-
-
 # Roles of graph inputs.
 USER_INPUT, PARAMETER, BUFFER, CONSTANT = "input", "param", "buffer", "const"
 

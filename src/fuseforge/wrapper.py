@@ -6,11 +6,9 @@ checked against the layout their index code assumes and copied only if they diff
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .codegen.cpp import SCALAR_TYPES, ctype
+from .codegen.cpp import SCALAR_TYPES, ctype, literal
 from .codegen.pointwise import KernelSource
 from .errors import CaptureError
 from .graph import CONSTANT, USER_INPUT, Value
@@ -29,11 +27,7 @@ def _ints(xs) -> str:
 
 
 def _double(x: float) -> str:
-    if math.isnan(x):
-        return "double(NAN)"
-    if math.isinf(x):
-        return f"double({'-' if x < 0 else ''}INFINITY)"
-    return repr(float(x))
+    return literal(x, torch.float64)
 
 
 def ivalue(v, jit_type, where: str) -> str:

@@ -28,8 +28,7 @@ VEC = 4   # elements per thread and step on the vector path (16-byte float loads
 class Operand:
     value: Value
     var: str                          # in0 / out0
-    sizes: tuple[int, ...]            # the tensor's own sizes (checked by the wrapper)
-    strides: tuple[int, ...]          # the strides the index code assumes
+    strides: tuple[int, ...]          # the strides the index code assumes (checked by the wrapper)
     index_tpl: str                    # C++ offset expression, {i} standing for the linear index
     direct: bool                      # offset == i
 
@@ -44,7 +43,6 @@ class KernelSource:
     cuda: str
     inputs: list[Operand]
     outputs: list[Operand]
-    index_type: str
 
 
 def _broadcast_strides(t: TensorType, shape) -> list[int]:
@@ -113,15 +111,12 @@ def render(kernel: Kernel) -> KernelSource:
     itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
     n_lit = f"{kernel.numel}{'u' if itype == 'uint32_t' else 'ull'}"
 
-    def operand(v: Value, var: str, strides) -> Operand:
-        idx, direct = _index_expr(_broadcast_strides(TensorType(v.type.shape, strides, v.type.dtype),
-                                                     kernel.shape), kernel.shape, kernel.order, itype)
-        return Operand(v, var, v.type.shape, tuple(strides), idx, direct)
+    def operand(v: Value, var: str) -> Operand:
+        idx, direct = _index_expr(_broadcast_strides(v.type, kernel.shape), kernel.shape, kernel.order, itype)
+        return Operand(v, var, v.type.strides, idx, direct)
 
-    ins = [operand(v, f"in{j}", v.type.strides) for j, v in enumerate(kernel.inputs)]
-    outs = []
-    for j, v in enumerate(kernel.outputs):
-        outs.append(operand(v, f"out{j}", v.type.strides))
+    ins = [operand(v, f"in{j}") for j, v in enumerate(kernel.inputs)]
+    outs = [operand(v, f"out{j}") for j, v in enumerate(kernel.outputs)]
 
     # --- the compute function: loaded values in, stored values out
     names: dict[Value, str] = {op.value: op.var for op in ins}
@@ -161,7 +156,7 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
     cuda = _render_cuda(name, itype, ins, outs)
-    return KernelSource(kernel, shared, cuda, ins, outs, itype)
+    return KernelSource(kernel, shared, cuda, ins, outs)
 
 
 def _vectorizable(op: Operand) -> bool:

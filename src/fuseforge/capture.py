@@ -207,7 +207,7 @@ def _make_node(fx, env) -> Node:
         return node
     vals = val if isinstance(val, (tuple, list)) else (val,)
     flat = []
-    if len(returns) == 1 and str(returns[0].type) == "Tensor[]":
+    if len(returns) == 1 and str(returns[0].type) in ("Tensor[]", "List[Tensor]"):
         for j, t in enumerate(vals):
             flat.append(Value(f"{node.name}_{j}", _tensor_type(t, fx.name), producer=node, index=0, list_index=j))
     else:

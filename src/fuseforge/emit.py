@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .codegen import cpp, pointwise
+from .codegen import cpp, pointwise, rows
 from .errors import CaptureError, ProblemError
 from .graph import BUFFER, CONSTANT, PARAMETER, Value
 from .plan import Plan
+from .plan_rows import RowKernel
 from .wrapper import render_forward
 
 FORMAT_VERSION = "1"
@@ -149,7 +150,8 @@ def _slug(name: str) -> str:
 
 def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
-    sources = {k: pointwise.render(k) for k in plan.kernels}
+    sources = {k: (rows.render(k) if isinstance(k, RowKernel) else pointwise.render(k))
+               for k in plan.kernels}
     element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
     cuda = cpp.CUDA_PRELUDE + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import ops
 from .graph import CONSTANT, Graph, Node, Value
+from .plan_rows import RowKernel, form_row_groups, recipe_of
 
 MAX_NAME_OPS = 5
 
@@ -46,12 +47,12 @@ class Extern:
 @dataclass
 class Plan:
     graph: Graph
-    steps: list                      # Kernel | Extern, in execution order
+    steps: list                      # Kernel | RowKernel | Extern, in execution order
     decisions: list[str] = field(default_factory=list)
 
     @property
-    def kernels(self) -> list[Kernel]:
-        return [s for s in self.steps if isinstance(s, Kernel)]
+    def kernels(self) -> list:
+        return [s for s in self.steps if not isinstance(s, Extern)]
 
     @property
     def externs(self) -> list[Extern]:
@@ -61,7 +62,7 @@ class Plan:
         """Constant tensors the generated forward must receive (those not inlined as literals)."""
         needed = []
         for step in self.steps:
-            used = step.inputs if isinstance(step, Kernel) else step.node.tensor_inputs()
+            used = step.node.tensor_inputs() if isinstance(step, Extern) else step.inputs
             for v in used:
                 if v.role == CONSTANT and v not in needed:
                     needed.append(v)
@@ -80,15 +81,19 @@ def inline_constant(v: Value) -> bool:
     return v.role == CONSTANT and v.type.numel == 1
 
 
-def fusible(node: Node) -> tuple[bool, str]:
+def fusible(node: Node, users=None, live=()) -> tuple[bool, str]:
     """Whether the node can be generated as a pointwise op, and if not, why."""
     entry = ops.lookup(node.target)
     if entry is None:
         return False, "no registry entry: runs as an ATen extern"
+    if entry.kind != ops.POINTWISE:
+        return False, f"a {entry.kind} op that no row kernel could take"
     if entry.when is not None and not entry.when(node):
         return False, "arguments outside what the registry entry generates"
     if len(node.outputs) != 1:
-        return False, "several results"
+        unused = all(v not in live and not (users or {}).get(v) for v in node.outputs[1:])
+        if not (entry.first_result_only and unused and users is not None):
+            return False, "several results"
     types = [node.outputs[0].type] + [v.type for v in node.tensor_inputs()]
     bad = sorted({str(t.dtype) for t in types if t.dtype not in ops.KERNEL_DTYPES})
     if bad:
@@ -158,8 +163,10 @@ def plan(graph: Graph) -> Plan:
         return closed(set(g.nodes) | set(other.nodes))
 
     for node in graph.nodes:
-        ok, why = fusible(node)
+        ok, why = fusible(node, users, live)
         if not ok:
+            if ops.lookup(node.target) is not None and ops.lookup(node.target).kind == ops.ROW:
+                continue          # the row-kernel pass below decides
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
             continue
         target = None
@@ -184,12 +191,19 @@ def plan(graph: Graph) -> Plan:
                     group_of[n] = target
                 groups.remove(other)
 
-    kernels = [_make_kernel(g, users, live) for g in groups]
+    rows = form_row_groups(graph, groups, group_of, closed, users, live, decisions)
+    kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows]
+    kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
     for k in kernels:
-        decisions.append(f"{k.name}: {len(k.nodes)} pointwise op(s) over {len(k.shape)}-d "
-                         f"{k.nodes[-1].outputs[0].type}, reads {len(k.inputs)} tensor(s), "
-                         f"writes {len(k.outputs)}")
+        if isinstance(k, RowKernel):
+            decisions.append(f"{k.name}: row kernel over {list(k.space)} reducing axes {list(k.axes)} "
+                             f"({k.rows} rows of {k.length}), {len(k.nodes)} op(s), reads "
+                             f"{len(k.inputs)} tensor(s), writes {len(k.outputs)}")
+        else:
+            decisions.append(f"{k.name}: {len(k.nodes)} pointwise op(s) over {len(k.shape)}-d "
+                             f"{k.nodes[-1].outputs[0].type}, reads {len(k.inputs)} tensor(s), "
+                             f"writes {len(k.outputs)}")
     kernel_of = {n: k for k in kernels for n in k.nodes}
     steps = []
     for node in graph.nodes:
@@ -197,7 +211,9 @@ def plan(graph: Graph) -> Plan:
             if kernel_of[node] not in steps:
                 steps.append(kernel_of[node])
         else:
-            steps.append(Extern(node, fusible(node)[1]))
+            why = recipe_of(node)
+            steps.append(Extern(node, why if isinstance(why, str) and why != "not a row op"
+                                else fusible(node, users, live)[1]))
     return Plan(graph, _schedule(steps), decisions)
 
 
@@ -254,13 +270,13 @@ def _schedule(steps: list) -> list:
     """Topological order of steps (a kernel runs once all it reads is ready), stable."""
     produced_by = {}
     for s in steps:
-        for v in (s.outputs if isinstance(s, Kernel) else s.node.outputs):
+        for v in (s.node.outputs if isinstance(s, Extern) else s.outputs):
             produced_by[v] = s
     order, done = [], set()
     pending = list(steps)
     while pending:
         for s in pending:
-            reads = s.inputs if isinstance(s, Kernel) else s.node.tensor_inputs()
+            reads = s.node.tensor_inputs() if isinstance(s, Extern) else s.inputs
             if all(produced_by.get(v) in done or v not in produced_by for v in reads):
                 order.append(s)
                 done.add(s)

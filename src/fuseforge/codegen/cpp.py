@@ -194,6 +194,104 @@ template <typename T> FF_HD T ff_elu(T x, T alpha, T scale, T input_scale) {
 template <typename T> FF_HD T ff_selu(T x) {
   return ff_elu(x, T(1.6732632423543772848170429916717), T(1.0507009873554804934193349852946), T(1));
 }
+// Accumulators of the row kernels: init(), add(element, index), merge(partial). Plain structs,
+// so that they can live in shared memory; shfl_down/lane0 move them between CUDA lanes.
+#if defined(__CUDACC__)
+#define FF_SHFL_DOWN(x) __shfl_down_sync(0xffffffffu, x, d)
+#define FF_SHFL_0(x) __shfl_sync(0xffffffffu, x, 0)
+#endif
+template <typename T> struct ff_acc_sum {
+  T v;
+  static FF_HD ff_acc_sum init() { return {T(0)}; }
+  FF_HD void add(T x, int64_t) { v += x; }
+  FF_HD void merge(const ff_acc_sum& o) { v += o.v; }
+#if defined(__CUDACC__)
+  __device__ ff_acc_sum shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_sum lane0() const { return {FF_SHFL_0(v)}; }
+#endif
+};
+template <typename T> struct ff_acc_prod {
+  T v;
+  static FF_HD ff_acc_prod init() { return {T(1)}; }
+  FF_HD void add(T x, int64_t) { v *= x; }
+  FF_HD void merge(const ff_acc_prod& o) { v *= o.v; }
+#if defined(__CUDACC__)
+  __device__ ff_acc_prod shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_prod lane0() const { return {FF_SHFL_0(v)}; }
+#endif
+};
+template <typename T> struct ff_acc_max {   // NaN wins, as in torch.amax
+  T v;
+  static FF_HD ff_acc_max init() { return {T(-INFINITY)}; }
+  FF_HD void add(T x, int64_t) { v = ff_max(v, x); }
+  FF_HD void merge(const ff_acc_max& o) { v = ff_max(v, o.v); }
+#if defined(__CUDACC__)
+  __device__ ff_acc_max shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_max lane0() const { return {FF_SHFL_0(v)}; }
+#endif
+};
+template <typename T> struct ff_acc_min {
+  T v;
+  static FF_HD ff_acc_min init() { return {T(INFINITY)}; }
+  FF_HD void add(T x, int64_t) { v = ff_min(v, x); }
+  FF_HD void merge(const ff_acc_min& o) { v = ff_min(v, o.v); }
+#if defined(__CUDACC__)
+  __device__ ff_acc_min shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_min lane0() const { return {FF_SHFL_0(v)}; }
+#endif
+};
+// Value and index of the extreme element; NaN is the extreme, ties go to the first index
+// (eager's argmax/argmin/max.dim rules). Greater: the comparison that makes b the better one.
+template <typename T, bool Greater> struct ff_acc_arg {
+  T v;
+  int64_t i;
+  static FF_HD ff_acc_arg init() { return {Greater ? T(-INFINITY) : T(INFINITY), INT64_MAX}; }
+  FF_HD void merge(const ff_acc_arg& b) {
+    bool take;
+    if (v != v) take = b.v != b.v && b.i < i;
+    else if (b.v != b.v) take = true;
+    else take = (Greater ? b.v > v : b.v < v) || (b.v == v && b.i < i);
+    if (take) *this = b;
+  }
+  FF_HD void add(T x, int64_t idx) { merge({x, idx}); }
+#if defined(__CUDACC__)
+  __device__ ff_acc_arg shfl_down(int d) const { return {FF_SHFL_DOWN(v), FF_SHFL_DOWN(i)}; }
+  __device__ ff_acc_arg lane0() const { return {FF_SHFL_0(v), FF_SHFL_0(i)}; }
+#endif
+};
+template <typename T> using ff_acc_argmax = ff_acc_arg<T, true>;
+template <typename T> using ff_acc_argmin = ff_acc_arg<T, false>;
+// Mean and sum of squared deviations in one pass (Welford; Chan et al. to merge partials).
+template <typename T> struct ff_acc_welford {
+  T mean, m2, n;
+  static FF_HD ff_acc_welford init() { return {T(0), T(0), T(0)}; }
+  FF_HD void add(T x, int64_t) {
+    n += T(1);
+    const T d = x - mean;
+    mean += d / n;
+    m2 += d * (x - mean);
+  }
+  FF_HD void merge(const ff_acc_welford& o) {
+    if (o.n == T(0)) return;
+    if (n == T(0)) { *this = o; return; }
+    const T nn = n + o.n, d = o.mean - mean, w = o.n / nn;
+    mean += d * w;
+    m2 += o.m2 + d * d * n * w;
+    n = nn;
+  }
+#if defined(__CUDACC__)
+  __device__ ff_acc_welford shfl_down(int d) const {
+    return {FF_SHFL_DOWN(mean), FF_SHFL_DOWN(m2), FF_SHFL_DOWN(n)};
+  }
+  __device__ ff_acc_welford lane0() const { return {FF_SHFL_0(mean), FF_SHFL_0(m2), FF_SHFL_0(n)}; }
+#endif
+};
+
+// The CPU twin's team: one thread does the whole row.
+struct ff_team_cpu {
+  static constexpr int t = 0, n = 1;
+  template <class A> A reduce(const A& a) const { return a; }
+};
 """
 
 
@@ -213,6 +311,45 @@ static inline unsigned ff_blocks(unsigned long long work, unsigned threads) {
   const unsigned long long b = (work + threads - 1) / threads;
   return b < 1 ? 1u : (b > 2147483647ull ? 2147483647u : static_cast<unsigned>(b));
 }
+// Row-kernel teams: the threads that share one row. reduce() returns the row's total to
+// every thread of the team, in the same merge order for all (so all see the same bits).
+template <class A> __device__ __forceinline__ A ff_warp_reduce(A a) {
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) a.merge(a.shfl_down(d));
+  return a.lane0();
+}
+struct ff_team_warp {   // a warp per row
+  int t;
+  static constexpr int n = 32;
+  template <class A> __device__ A reduce(const A& a) const { return ff_warp_reduce(a); }
+};
+struct ff_team_block {  // the whole block per row
+  int t, n;
+  void* smem;           // 32 partials
+  template <class A> __device__ A reduce(const A& a) const {
+    A* part = static_cast<A*>(smem);
+    A r = ff_warp_reduce(a);
+    __syncthreads();    // the previous reduction has read its partials
+    if ((t & 31) == 0) part[t >> 5] = r;
+    __syncthreads();
+    r = (t & 31) < (n >> 5) ? part[t & 31] : A::init();
+    return ff_warp_reduce(r);
+  }
+};
+struct ff_team_column { // rows side by side in threadIdx.x, a row's elements split over threadIdx.y
+  int t, n;
+  void* smem;           // blockDim.x * blockDim.y partials
+  template <class A> __device__ A reduce(const A& a) const {
+    A* part = static_cast<A*>(smem);
+    const int x = threadIdx.x, w = blockDim.x;
+    __syncthreads();
+    part[t * w + x] = a;
+    __syncthreads();
+    A r = part[x];
+    for (int k = 1; k < n; ++k) r.merge(part[k * w + x]);
+    return r;
+  }
+};
 """
 
 HOST_RUNTIME = r"""

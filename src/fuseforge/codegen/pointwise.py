@@ -54,6 +54,23 @@ def _broadcast_strides(t: TensorType, shape) -> list[int]:
     return out
 
 
+def _operand_strides(kernel: Kernel, v: Value) -> list[int]:
+    """Strides of input `v` over the kernel's iteration space (0 where it is broadcast)."""
+    strides = None
+    for node in kernel.nodes:
+        if any(u is v for u in node.tensor_inputs()):
+            out_nd = node.outputs[0].type.ndim
+            lead = len(kernel.shape) - out_nd
+            s = [0] * len(kernel.shape)
+            for j, d in enumerate(ops.operand_dims(node, v, out_nd)):
+                if d is not None:
+                    s[d + lead] = v.type.strides[j]
+            if strides is not None and s != strides:
+                raise NotImplementedError(f"{v.name} is read along different dims in {kernel.name}")
+            strides = s
+    return strides
+
+
 def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
     """Offset of element {i} (linear in `order`) in a tensor with these broadcast strides.
 
@@ -111,12 +128,13 @@ def render(kernel: Kernel) -> KernelSource:
     itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
     n_lit = f"{kernel.numel}{'u' if itype == 'uint32_t' else 'ull'}"
 
-    def operand(v: Value, var: str) -> Operand:
-        idx, direct = _index_expr(_broadcast_strides(v.type, kernel.shape), kernel.shape, kernel.order, itype)
+    def operand(v: Value, var: str, strides) -> Operand:
+        idx, direct = _index_expr(strides, kernel.shape, kernel.order, itype)
         return Operand(v, var, v.type.strides, idx, direct)
 
-    ins = [operand(v, f"in{j}") for j, v in enumerate(kernel.inputs)]
-    outs = [operand(v, f"out{j}") for j, v in enumerate(kernel.outputs)]
+    ins = [operand(v, f"in{j}", _operand_strides(kernel, v)) for j, v in enumerate(kernel.inputs)]
+    outs = [operand(v, f"out{j}", _broadcast_strides(v.type, kernel.shape))
+            for j, v in enumerate(kernel.outputs)]
 
     # --- the compute function: loaded values in, stored values out
     names: dict[Value, str] = {op.value: op.var for op in ins}

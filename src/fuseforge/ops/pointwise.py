@@ -117,3 +117,21 @@ register(["aten.where.self", "aten.where.ScalarOther", "aten.where.ScalarSelf", 
 register("aten.clone.default", "{a.self}")
 register("aten._to_copy.default", "static_cast<{a.result_ctype}>({a.self})", operands="own",
          when=lambda node: node.arg("device") is None and node.arg("layout") in (None, torch.strided))
+
+# --- normalization with fixed statistics -------------------------------------------------------
+# eval-mode batch norm: the running statistics and the affine parameters run along dim 1
+_PER_CHANNEL = {name: (lambda node: (1,)) for name in
+                ("weight", "bias", "running_mean", "running_var")}
+
+
+def _batch_norm_eval(a):
+    x = f"({a.input} - {a.running_mean}) * ff_rsqrt({a.running_var} + {a.eps})"
+    if a.raw("weight") is not None:
+        x = f"{x} * {a.weight}"
+    if a.raw("bias") is not None:
+        x = f"{x} + {a.bias}"
+    return x
+
+
+register("aten._native_batch_norm_legit_no_training.default", _batch_norm_eval, floats_only=True,
+         align=_PER_CHANNEL, first_result_only=True)

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 POINTWISE = "pointwise"
+ROW = "row"          # reductions and norms: statistics over a row, then pointwise (see rows.py)
 
 # dtypes the generated element code handles; other dtypes (half, complex, ...) stay extern.
 KERNEL_DTYPES = {torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
@@ -46,11 +47,15 @@ class Args:
 class OpDef:
     target: str
     kind: str
-    expr: Callable[[Args], str]     # C++ expression of the result
+    expr: Callable | None           # pointwise: C++ expression of the result (Args -> str);
+                                    # row: the recipe (Node -> rows.Recipe or a reason string)
     operands: str = "out"           # operand type: "out" (result dtype), "promote" (common dtype of
                                     # the inputs, for comparisons), "where", "own" (casts), "bool"
     floats_only: bool = False       # generate only when the operand type is floating point
     when: Callable | None = None    # extra condition on the node (else: extern)
+    align: dict | None = None       # operands not broadcast from the right: argument name ->
+                                    # the output dim of each of the operand's dims (node -> tuple)
+    first_result_only: bool = False # the op has more results; generated when only the first is used
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -71,3 +76,18 @@ def register(targets, expr, **kw) -> None:
 
 def lookup(target: str) -> OpDef | None:
     return REGISTRY.get(target)
+
+
+def operand_dims(node, value, out_ndim: int) -> tuple:
+    """The output dim each dim of tensor argument `value` runs along (None: size 1 or absent).
+
+    Numpy broadcasting aligns from the right; registry entries may say otherwise (the
+    per-channel statistics of batch norm run along dim 1)."""
+    entry = lookup(node.target)
+    if entry is not None and entry.align:
+        for a, v in zip(node.schema.arguments, node.args):
+            if v is value and a.name in entry.align:
+                dims = entry.align[a.name](node)
+                return tuple(d if value.type.shape[j] > 1 else None for j, d in enumerate(dims))
+    lead = out_ndim - value.type.ndim
+    return tuple(j + lead if value.type.shape[j] > 1 else None for j in range(value.type.ndim))

@@ -1,0 +1,317 @@
+"""plan_rows: row kernels, one per set of reductions/norms that share rows.
+
+A row kernel iterates a space (the reduced tensor's shape, or a view of it) split into
+kept dims (one row per combination) and reduced axes (the row's elements). Around the
+reductions it computes, per element, the pointwise ops over the whole space (before a
+reduction: fused into its loads; after a norm: into its stores) and, per row, the pointwise
+ops on reduced values (mean → relu → * scale). Every value the kernel reads or writes gets
+its strides over the space, so the renderer only needs coordinates.
+
+Placement rules, checked op by op:
+- an op over the full frame (the reduced tensor's shape) is an element op;
+- an op on reduced values is a row op when each of its dims runs along a kept dim;
+- a reduction joins when it reduces a full-frame value over the same axes, or when all it
+  reduces has size 1 (then it is a row op);
+- a tensor from outside is read by broadcast; a row value read by an element op must be
+  broadcast along the reduced axes exactly as the op's own broadcast says.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from . import ops
+from .graph import Node, Value
+from .ops.rows import Recipe
+
+ELEM, ROW = "elem", "row"
+
+
+@dataclass(eq=False)
+class RowKernel:
+    name: str
+    nodes: list[Node]
+    space: tuple[int, ...]
+    axes: tuple[int, ...]
+    inputs: list[Value]
+    outputs: list[Value]
+    phase: dict                      # Value -> "elem" | "row", every value read or computed
+    strides: dict                    # Value -> strides over the space, every value read or written
+    recipes: dict                    # reduction Node -> Recipe (over the kernel's space)
+    trivial: dict                    # reduction Node -> Recipe over size-1 axes: a row op
+    main: Value                      # the first reduced tensor: its layout picks the schedule
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        return tuple(d for d in range(len(self.space)) if d not in self.axes)
+
+    @property
+    def rows(self) -> int:
+        return math.prod(self.space[d] for d in self.kept)
+
+    @property
+    def length(self) -> int:
+        return math.prod(self.space[d] for d in self.axes)
+
+    def summary(self) -> str:
+        from .plan import short_name
+        return " → ".join(short_name(n) for n in self.nodes)
+
+
+def recipe_of(node: Node) -> Recipe | str:
+    """The node's row recipe, or why it has none."""
+    entry = ops.lookup(node.target)
+    if entry is None or entry.kind != ops.ROW:
+        return "not a row op"
+    result = entry.expr(node)
+    if isinstance(result, str):
+        return result
+    for v in [result.x] + [o.value for o in result.operands.values()] + node.outputs:
+        if v.type.dtype not in ops.KERNEL_DTYPES:
+            return f"dtype {v.type.dtype} not generated yet"
+    return result
+
+
+def operand_space_strides(space, v: Value, dims) -> tuple | None:
+    """Strides over `space` of a tensor whose dim j runs along space dim dims[j] (None: size
+    1; a tuple: several space dims, split row-major)."""
+    out = [0] * len(space)
+    for j, d in enumerate(dims):
+        size, st = v.type.shape[j], v.type.strides[j]
+        if d is None or size == 1:
+            continue
+        split = d if isinstance(d, tuple) else (d,)
+        if math.prod(space[k] for k in split) != size:
+            return None
+        for k in reversed(split):
+            out[k] = st
+            st *= space[k]
+    return tuple(out)
+
+
+class RowGroup:
+    def __init__(self, recipe: Recipe):
+        self.frame = recipe.x.type.shape          # shape of the full-frame values
+        self.space, self.axes = recipe.space, recipe.axes
+        self.view = self.space != self.frame
+        self.nodes: list[Node] = []
+        self.fdims: dict[Value, tuple] = {}       # values computed here: frame dim of each dim
+        self.phase: dict[Value, str] = {}
+        self.strides: dict[Value, tuple] = {}
+        self.recipes: dict[Node, Recipe] = {}
+        self.trivial: dict[Node, Recipe] = {}
+        self.main = recipe.x
+
+    # --- strides ---------------------------------------------------------------------------
+    def _to_space(self, v: Value, fdims) -> tuple | None:
+        fs = [0] * len(self.frame)
+        for j, d in enumerate(fdims):
+            if d is not None and v.type.shape[j] > 1:
+                if fs[d]:
+                    return None
+                fs[d] = v.type.strides[j]
+        if not self.view:
+            return tuple(fs)
+        try:
+            return tuple(torch.empty_strided(self.frame, fs, device="meta").view(self.space).stride())
+        except RuntimeError:
+            return None
+
+    def _read(self, v: Value, strides, tx: dict) -> bool:
+        """Record an outside tensor read with these space strides (one layout per tensor)."""
+        if strides is None:
+            return False
+        known = tx["strides"].get(v, self.strides.get(v))
+        if known is not None and known != strides:
+            return False
+        tx["strides"][v] = strides
+        tx["phase"][v] = ROW if all(strides[d] == 0 for d in self.axes) else ELEM
+        return True
+
+    def _fdims(self, v, tx):
+        return tx["fdims"].get(v, self.fdims.get(v))
+
+    def _phase(self, v, tx):
+        return tx["phase"].get(v, self.phase.get(v))
+
+    # --- placement -------------------------------------------------------------------------
+    def try_add(self, nodes: list[Node], recipes: dict) -> bool:
+        """Place all nodes (in order) or none."""
+        tx = {"fdims": {}, "phase": {}, "strides": {}, "recipes": {}, "trivial": {}}
+        for node in nodes:
+            ok = self._place_row_op(node, recipes[node], tx) if node in recipes \
+                else self._place_pointwise(node, tx)
+            if not ok:
+                return False
+        self.nodes.extend(nodes)
+        for key in ("fdims", "phase", "strides", "recipes", "trivial"):
+            getattr(self, key).update(tx[key])
+        return True
+
+    def _place_pointwise(self, node: Node, tx) -> bool:
+        from .plan import inline_constant
+        out = node.outputs[0]
+        shape = out.type.shape
+        inside = [v for v in node.tensor_inputs() if self._fdims(v, tx) is not None]
+        if shape == self.frame:
+            out_fd, phase = tuple(range(len(shape))), ELEM
+        else:
+            if self.view or not inside or any(self._phase(v, tx) == ELEM for v in inside):
+                return False
+            out_fd = [None] * len(shape)
+            for v in inside:
+                fd = self._fdims(v, tx)
+                for j, d in enumerate(ops.operand_dims(node, v, len(shape))):
+                    if d is None:
+                        continue
+                    if out_fd[d] is not None and out_fd[d] != fd[j]:
+                        return False
+                    out_fd[d] = fd[j]
+            if any(out_fd[k] is None and shape[k] > 1 for k in range(len(shape))) or \
+                    any(d in self.axes for d in out_fd if d is not None):
+                return False
+            out_fd, phase = tuple(out_fd), ROW
+        for v in node.tensor_inputs():
+            if inline_constant(v):
+                continue
+            want = tuple(None if d is None else out_fd[d] for d in ops.operand_dims(node, v, len(shape)))
+            fd = self._fdims(v, tx)
+            if fd is not None:
+                if any(w is not None and w != f for w, f in zip(want, fd)):
+                    return False
+            elif not self._read(v, self._to_space(v, want), tx):
+                return False
+        tx["fdims"][out] = out_fd
+        tx["phase"][out] = phase
+        for v in node.outputs[1:]:     # unused extra results (first_result_only entries)
+            tx["phase"][v] = phase
+        return True
+
+    def _place_row_op(self, node: Node, recipe: Recipe, tx) -> bool:
+        x = recipe.x
+        fd = self._fdims(x, tx)
+        if fd is not None and self._phase(x, tx) == ROW:
+            return self._place_trivial(node, recipe, fd, tx)
+        if (recipe.space, recipe.axes) != (self.space, self.axes) or x.type.shape != self.frame:
+            return False
+        identity = tuple(range(len(self.frame)))
+        if fd is not None:
+            if fd != identity:
+                return False
+        elif not self._read(x, self._to_space(x, identity), tx):
+            return False
+        for op in recipe.operands.values():
+            if not self._read(op.value, operand_space_strides(self.space, op.value, op.dims), tx):
+                return False
+        for v in node.outputs:
+            res = recipe.results.get(v.index)
+            if res is None:
+                return False
+            if res.phase == ELEM:
+                tx["fdims"][v], tx["phase"][v] = identity, ELEM
+            else:
+                if self.view:
+                    return False
+                tx["fdims"][v], tx["phase"][v] = res.dims, ROW
+        tx["recipes"][node] = recipe
+        return True
+
+    def _place_trivial(self, node: Node, recipe: Recipe, fd, tx) -> bool:
+        """A reduction over size-1 dims of a row value: computed once per row."""
+        if recipe.operands or recipe.space != recipe.x.type.shape or \
+                any(recipe.space[d] != 1 for d in recipe.axes):
+            return False
+        for v in node.outputs:
+            res = recipe.results.get(v.index)
+            if res is None:
+                return False
+            dims = tuple(range(len(fd))) if res.phase == ELEM else res.dims
+            tx["fdims"][v] = tuple(None if d is None else fd[d] for d in dims)
+            tx["phase"][v] = ROW
+        tx["trivial"][node] = recipe
+        return True
+
+    # --- the kernel ------------------------------------------------------------------------
+    def kernel(self, users, live) -> RowKernel:
+        members = set(self.nodes)
+        inputs, outputs = [], []
+        for node in self.nodes:
+            for v in node.tensor_inputs():
+                if v in self.strides and v not in inputs:
+                    inputs.append(v)
+        strides = dict(self.strides)
+        # the layout the main tensor has (or would have): it picks the schedule
+        strides.setdefault(self.main, self._to_space(self.main, tuple(range(len(self.frame)))))
+        for node in self.nodes:
+            for v in node.outputs:
+                if v in live or any(u not in members for u in users.get(v, [])):
+                    outputs.append(v)
+                    strides[v] = self._to_space(v, self.fdims[v])
+        return RowKernel("", list(self.nodes), self.space, self.axes, inputs, outputs,
+                         dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
+
+
+def form_row_groups(graph, groups, group_of, closed, users, live, decisions) -> list[RowGroup]:
+    """Turn reductions into row groups and pull the pointwise groups around them in.
+
+    `groups`/`group_of` are the pointwise groups (their `nodes`); a pointwise group that joins
+    a row group is removed from `groups`. One sweep in graph order: a pointwise group is
+    offered to the row groups it reads from when its first node comes up; a reduction joins
+    the row group that computes its input over the same axes, or starts one that takes its
+    input's pointwise group as prologue."""
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    row_of: dict[Node, RowGroup] = {}
+    rows: list[RowGroup] = []
+
+    def producers(nodes):
+        found = []
+        for n in nodes:
+            for v in n.tensor_inputs():
+                g = row_of.get(v.producer)
+                if g is not None and g not in found:
+                    found.append(g)
+        return found
+
+    def join(rg: RowGroup, nodes, recipes) -> bool:
+        if not closed(set(rg.nodes) | set(nodes)):
+            return False
+        if not rg.try_add(sorted(nodes, key=position.__getitem__), recipes):
+            return False
+        rg.nodes.sort(key=position.__getitem__)
+        for n in nodes:
+            row_of[n] = rg
+        return True
+
+    for node in graph.nodes:
+        if node in row_of:
+            continue
+        g = group_of.get(node)
+        if g is not None:
+            if g.nodes[0] is node and g in groups:
+                for rg in producers(g.nodes):
+                    if join(rg, g.nodes, {}):
+                        groups.remove(g)
+                        decisions.append(f"{node.name}…: pointwise group joins the row kernel of "
+                                         f"{rg.nodes[0].name}")
+                        break
+            continue
+        recipe = recipe_of(node)
+        if isinstance(recipe, str):
+            continue
+        placed = any(join(rg, [node], {node: recipe}) for rg in producers([node]))
+        if placed:
+            continue
+        rg = RowGroup(recipe)
+        prologue = group_of.get(recipe.x.producer)
+        if prologue is not None and prologue in groups and \
+                all(n.outputs[0].type.shape == rg.frame for n in prologue.nodes) and \
+                join(rg, prologue.nodes + [node], {node: recipe}):
+            groups.remove(prologue)
+        elif not join(rg, [node], {node: recipe}):
+            decisions.append(f"{node.name} ({node.target}): extern, its inputs' layout does not "
+                             "fit a row kernel")
+            continue
+        rows.append(rg)
+    return rows

@@ -29,6 +29,7 @@ gpu-test:
 
 gpu-bench:
 	PYTHONPATH=src $(GPU_PY) scripts/bench_example.py
+	PYTHONPATH=src $(GPU_PY) scripts/bench_rows.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -27,6 +27,10 @@ from .graph import Node, Value
 from .ops.rows import Recipe
 
 ELEM, ROW = "elem", "row"
+# A row is one team of threads (at most a block): a few very long rows would leave most of
+# the GPU idle, so they stay with ATen until rows can be split over blocks.
+MIN_ROWS_FOR_LONG = 64
+LONG_ROW = 16384
 
 
 @dataclass(eq=False)
@@ -299,6 +303,11 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions) -> 
             continue
         recipe = recipe_of(node)
         if isinstance(recipe, str):
+            continue
+        n_rows = math.prod(recipe.space) // max(1, recipe.length)
+        if n_rows < MIN_ROWS_FOR_LONG and recipe.length >= LONG_ROW:
+            decisions.append(f"{node.name} ({node.target}): extern, {n_rows} row(s) of {recipe.length}: "
+                             "too few rows to fill the GPU (split rows are not generated yet)")
             continue
         placed = any(join(rg, [node], {node: recipe}) for rg in producers([node]))
         if placed:

@@ -201,6 +201,7 @@ def render(k: RowKernel) -> RowSource:
             for d in items[t].deps:
                 need_elem(d)
         code.extend(tail)
+        body.append("#pragma unroll 4")  # 4 independent loads in flight per thread
         body.append(f"for ({itype} r = team.t; active && r < {length}{suffix}; r += team.n) {{")
         if "ridx" in "".join(tail):
             body.append(f"  const int64_t ridx = {ridx};")

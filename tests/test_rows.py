@@ -1,0 +1,65 @@
+"""Row ops (reductions, norms) and the chains around them, generated and compared with eager."""
+import pytest
+import torch
+
+import fuseforge
+from fuseforge import ops
+from fuseforge.capture import capture
+from fuseforge.plan import plan
+
+from . import zoo
+from .zoo_rows import CASES, CHAINS, RowZoo, row_inputs
+
+# float32 sums in another order than eager's: a few ulps of the largest partial sum
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@pytest.fixture(scope="module")
+def rows():
+    model = RowZoo({**CASES, **CHAINS})
+    return model, fuseforge.compile(model, row_inputs(0))
+
+
+def test_every_registry_entry_has_a_case():
+    missing = sorted(set(ops.REGISTRY) - set(zoo.CASES) - set(CASES))
+    assert not missing, f"registry ops without a numerical test case: {missing}"
+
+
+def test_every_row_case_is_generated():
+    the_plan = plan(capture(RowZoo(CASES), row_inputs(0)))
+    generated = {n.target for k in the_plan.kernels for n in k.nodes}
+    externs = sorted({f"{e.node.target}: {e.reason}" for e in the_plan.externs})
+    assert not sorted(set(CASES) - generated), f"not generated; externs: {externs}"
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_chain_is_one_kernel(chain):
+    the_plan = plan(capture(RowZoo({chain: CHAINS[chain]}), row_inputs(0)))
+    assert not the_plan.externs, [e.node.target for e in the_plan.externs]
+    assert len(the_plan.kernels) == 1, [k.name for k in the_plan.kernels]
+
+
+def _check(new, ref):
+    assert len(new) == len(ref)
+    bad = []
+    for k, (a, b) in enumerate(zip(new, ref)):
+        assert a.shape == b.shape and a.dtype == b.dtype, (k, a.shape, b.shape, a.dtype, b.dtype)
+        ok = torch.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True) if a.is_floating_point() \
+            else torch.equal(a, b)
+        if not ok:
+            bad.append((k, float((a.double() - b.double()).abs().max())))
+    assert not bad, f"outputs that differ from eager (index, max abs error): {bad}"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rows_match_eager_on_cpu(rows, seed):
+    model, compiled = rows
+    _check(compiled(*row_inputs(seed)), model(*row_inputs(seed)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rows_match_eager_on_cuda(rows, seed):
+    model, compiled = rows
+    inputs = row_inputs(seed, "cuda")
+    _check(compiled.cuda()(*inputs), model.cuda()(*inputs))

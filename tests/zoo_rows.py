@@ -1,0 +1,92 @@
+"""Every row op (reductions, norms) once or more, on odd sizes, every kind of axis set, a
+non-contiguous input, and chains that must fuse. Compared with eager in test_rows.py."""
+import torch
+
+A = torch.ops.aten
+
+
+def _bn_train(t):
+    out = A._native_batch_norm_legit_functional.default(t["z"], t["w6"], t["b6"], t["rm6"], t["rv6"],
+                                                        True, 0.1, 1e-5)
+    return tuple(out)
+
+
+# registry target -> fn(inputs) -> tensor or tuple of tensors
+CASES = {
+    "aten.sum.dim_IntList": lambda t: (A.sum.dim_IntList(t["x"], [1]), A.sum.dim_IntList(t["x"], [0, 2], True),
+                                       A.sum.dim_IntList(t["xt"], [2])),
+    "aten.sum.default": lambda t: A.sum.default(t["x"]),
+    "aten.mean.dim": lambda t: (A.mean.dim(t["x"], [-1], True), A.mean.dim(t["xt"], [0, 1])),
+    "aten.mean.default": lambda t: A.mean.default(t["xt"]),
+    "aten.prod.dim_int": lambda t: A.prod.dim_int(t["x"] * 0.1 + 1, 1),
+    "aten.prod.default": lambda t: A.prod.default(t["x"][0] * 0.05 + 1),
+    "aten.amax.default": lambda t: (A.amax.default(t["x"], [0, 2]), A.amax.default(t["xt"], [1], True)),
+    "aten.amin.default": lambda t: A.amin.default(t["x"], [1], True),
+    "aten.max.dim": lambda t: tuple(A.max.dim(t["x"], 2)),
+    "aten.min.dim": lambda t: tuple(A.min.dim(t["xt"], 0, True)),
+    "aten.argmax.default": lambda t: (A.argmax.default(t["x"], 1), A.argmax.default(t["x"])),
+    "aten.argmin.default": lambda t: A.argmin.default(t["xt"], 2, True),
+    "aten.logsumexp.default": lambda t: A.logsumexp.default(t["x"] * 3, [1, 2]),
+    "aten.var.dim": lambda t: A.var.dim(t["x"], [2], True, False),
+    "aten.var.correction": lambda t: A.var.correction(t["xt"], [1], correction=0, keepdim=True),
+    "aten.std.dim": lambda t: A.std.dim(t["x"], [0], False, False),
+    "aten.std.correction": lambda t: A.std.correction(t["x"], None, correction=1),
+    "aten.linalg_vector_norm.default": lambda t: tuple(
+        A.linalg_vector_norm.default(t["x"], p, [2]) for p in (2, 1, float("inf"), 3.0, 0)),
+    "aten.softmax.int": lambda t: A.softmax.int(t["x"] * 2, 1),
+    "aten._softmax.default": lambda t: A._softmax.default(t["xt"], -1, False),
+    "aten.log_softmax.int": lambda t: A.log_softmax.int(t["x"], 0),
+    "aten._log_softmax.default": lambda t: A._log_softmax.default(t["xt"], 2, False),
+    "aten.layer_norm.default": lambda t: (A.layer_norm.default(t["z"], [5, 7], t["w57"], t["b57"], 1e-5),
+                                          A.layer_norm.default(t["x"], [9])),
+    "aten.rms_norm.default": lambda t: A.rms_norm.default(t["x"], [9], t["w9"]),
+    "aten.group_norm.default": lambda t: A.group_norm.default(t["z"], 3, t["w6"], t["b6"], 1e-5),
+    "aten.instance_norm.default": lambda t: A.instance_norm.default(t["z"], None, None, None, None, True,
+                                                                    0.1, 1e-5, False),
+    "aten._native_batch_norm_legit_functional.default": _bn_train,
+    "aten._native_batch_norm_legit_no_training.default": lambda t: A._native_batch_norm_legit_no_training.default(
+        t["z"], t["w6"], t["b6"], t["b6"], t["rv6"], 0.1, 1e-5)[0],
+}
+
+
+def _softmax_by_hand(t):
+    x = t["x"]
+    e = torch.exp(x - x.amax(dim=2, keepdim=True))
+    return e / e.sum(dim=2, keepdim=True)
+
+
+# chains that must become exactly one generated kernel
+CHAINS = {
+    "prologue_mean": lambda t: torch.relu(t["x"] * 2 - 0.5).mean(dim=1),
+    "softmax_by_hand": _softmax_by_hand,
+    "sum_relu_scale_rows": lambda t: torch.relu(t["x"].sum(dim=2, keepdim=True)) * t["x"],
+    "gemm_style_tail": lambda t: torch.relu(torch.logsumexp(
+        t["x"].sum(dim=2, keepdim=True).amax(dim=2, keepdim=True), dim=2, keepdim=True)),
+    "layer_norm_gelu": lambda t: torch.nn.functional.gelu(A.layer_norm.default(t["x"], [9])),
+}
+
+
+class RowZoo(torch.nn.Module):
+    def __init__(self, cases):
+        super().__init__()
+        self.cases = cases
+
+    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6):
+        t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6)
+        out = []
+        for fn in self.cases.values():
+            r = fn(t)
+            out.extend(r if isinstance(r, tuple) else (r,))
+        return tuple(out)
+
+
+def row_inputs(seed: int, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, 7, 9, generator=g)
+    xt = torch.randn(9, 5, 7, generator=g).permute(1, 2, 0)      # non-contiguous (5, 7, 9)
+    z = torch.randn(3, 6, 5, 7, generator=g) * 2 + 0.5
+    w57, b57 = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    w9 = torch.randn(9, generator=g)
+    w6, b6 = torch.randn(6, generator=g), torch.randn(6, generator=g)
+    rm6, rv6 = torch.randn(6, generator=g), torch.rand(6, generator=g) + 0.5
+    return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6)]

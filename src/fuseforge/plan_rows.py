@@ -29,8 +29,17 @@ from .ops.rows import Recipe
 ELEM, ROW = "elem", "row"
 # A row is one team of threads (at most a block): a few very long rows would leave most of
 # the GPU idle, so they stay with ATen until rows can be split over blocks.
-MIN_ROWS_FOR_LONG = 64
+MIN_ROWS_FOR_LONG = 264          # two rows per SM of an H100
 LONG_ROW = 16384
+# Ops whose eager kernel beat the generated row kernel when run alone (bench/rows_h100*.md):
+# generated only when something is fused with them.
+EAGER_FASTER_ALONE = {
+    "aten.sum.dim_IntList", "aten.sum.default", "aten.mean.dim", "aten.mean.default",
+    "aten.amax.default", "aten.amin.default", "aten.argmax.default", "aten.argmin.default",
+    "aten.max.dim", "aten.min.dim", "aten.var.dim", "aten.var.correction", "aten.std.dim",
+    "aten.std.correction", "aten.prod.dim_int", "aten.prod.default", "aten.layer_norm.default",
+    "aten.log_softmax.int", "aten._log_softmax.default", "aten._native_batch_norm_legit_functional.default",
+}
 
 
 @dataclass(eq=False)
@@ -323,4 +332,14 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions) -> 
                              "fit a row kernel")
             continue
         rows.append(rg)
-    return rows
+    kept = []
+    for rg in rows:
+        if len(rg.nodes) == 1 and rg.nodes[0].target in EAGER_FASTER_ALONE:
+            node = rg.nodes[0]
+            decisions.append(f"{node.name} ({node.target}): extern, nothing to fuse with it and eager's "
+                             "kernel was measured faster alone")
+            for n in rg.nodes:
+                row_of.pop(n, None)
+        else:
+            kept.append(rg)
+    return kept

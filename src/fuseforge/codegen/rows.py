@@ -275,11 +275,13 @@ def _render_cuda(name, itype, schedule, rows, length) -> str:
         smem = f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];"
         block, grid = f"{threads}", f"{rows}u"
     else:
+        # enough threads in flight for the memory system (~270k on an H100): split rows over
+        # threadIdx.y when there are few of them
         ty = 1
-        while ty < 8 and ty < length:
+        while ty < 32 and ty < length and rows * ty < 270_000:
             ty *= 2
-        tx = 256 // ty
-        threads = 256
+        tx = max(32, 256 // ty)
+        threads = tx * ty
         team = f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};"
         row = f"blockIdx.x * {tx}u + threadIdx.x"
         smem = f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];"

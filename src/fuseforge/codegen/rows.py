@@ -275,10 +275,10 @@ def _render_cuda(name, itype, schedule, rows, length) -> str:
         smem = f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];"
         block, grid = f"{threads}", f"{rows}u"
     else:
-        # enough threads in flight for the memory system (~270k on an H100): split rows over
-        # threadIdx.y when there are few of them
+        # a row's elements split over 8 threads (a block's rows stay few, so that the passes
+        # after the first find them in L1), more while the GPU would hold too few threads
         ty = 1
-        while ty < 32 and ty < length and rows * ty < 270_000:
+        while ty < 32 and ty < length and (ty < 8 or rows * ty < 270_000):
             ty *= 2
         tx = max(32, 256 // ty)
         threads = tx * ty

@@ -38,7 +38,7 @@ EAGER_FASTER_ALONE = {
     "aten.amax.default", "aten.amin.default", "aten.argmax.default", "aten.argmin.default",
     "aten.max.dim", "aten.min.dim", "aten.var.dim", "aten.var.correction", "aten.std.dim",
     "aten.std.correction", "aten.prod.dim_int", "aten.prod.default", "aten.layer_norm.default",
-    "aten.log_softmax.int", "aten._log_softmax.default", "aten._native_batch_norm_legit_functional.default",
+    "aten.log_softmax.int", "aten._log_softmax.default",
 }
 
 

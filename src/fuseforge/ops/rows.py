@@ -207,6 +207,14 @@ def _moments(eps: float):
             RowDef("rstd", "ff_rsqrt({s0}.m2 / {L} + {T}(%r))" % float(eps))]
 
 
+def _standardize(node: Node, x: Value, space, axes, param_dims) -> Recipe:
+    """(x - mean) * rstd over the axes, then the optional weight and bias along param_dims."""
+    operands = {name: Operand(node.arg(arg), param_dims) for name, arg in (("w", "weight"), ("b", "bias"))
+                if node.arg(arg) is not None}
+    expr = _affine(operands, "({x} - {mean}) * {rstd}")
+    return Recipe(x, space, axes, _moments(node.arg("eps")), {0: Result("elem", expr)}, operands)
+
+
 def _layer_norm(node: Node):
     x = node.arg("input")
     why = _float_input(node, x)
@@ -215,13 +223,7 @@ def _layer_norm(node: Node):
     k = len(node.arg("normalized_shape"))
     nd = x.type.ndim
     axes = tuple(range(nd - k, nd))
-    operands = {}
-    for name, arg in (("w", "weight"), ("b", "bias")):
-        v = node.arg(arg)
-        if v is not None:
-            operands[name] = Operand(v, axes)
-    expr = _affine(operands, "({x} - {mean}) * {rstd}")
-    return Recipe(x, x.type.shape, axes, _moments(node.arg("eps")), {0: Result("elem", expr)}, operands)
+    return _standardize(node, x, x.type.shape, axes, axes)
 
 
 def _rms_norm(node: Node):
@@ -252,13 +254,7 @@ def _group_norm(node: Node):
     for s in shape[2:]:
         hw *= s
     space = (n, groups, c // groups, hw)   # a view of x: rows are (sample, group)
-    operands = {}
-    for name, arg in (("w", "weight"), ("b", "bias")):
-        v = node.arg(arg)
-        if v is not None:
-            operands[name] = Operand(v, ((1, 2),))   # channel = (group, channel in group)
-    expr = _affine(operands, "({x} - {mean}) * {rstd}")
-    return Recipe(x, space, (2, 3), _moments(node.arg("eps")), {0: Result("elem", expr)}, operands)
+    return _standardize(node, x, space, (2, 3), ((1, 2),))   # channel = (group, channel in group)
 
 
 def _instance_norm(node: Node):
@@ -268,11 +264,7 @@ def _instance_norm(node: Node):
         return why
     if not node.arg("use_input_stats") or node.arg("running_mean") is not None:
         return "running statistics (track_running_stats=True)"
-    axes = tuple(range(2, x.type.ndim))
-    operands = {name: Operand(node.arg(arg), (1,)) for name, arg in (("w", "weight"), ("b", "bias"))
-                if node.arg(arg) is not None}
-    expr = _affine(operands, "({x} - {mean}) * {rstd}")
-    return Recipe(x, x.type.shape, axes, _moments(node.arg("eps")), {0: Result("elem", expr)}, operands)
+    return _standardize(node, x, x.type.shape, tuple(range(2, x.type.ndim)), (1,))
 
 
 def _batch_norm_train(node: Node):

@@ -191,7 +191,8 @@ def plan(graph: Graph) -> Plan:
                     group_of[n] = target
                 groups.remove(other)
 
-    rows = form_row_groups(graph, groups, group_of, closed, users, live, decisions)
+    row_reasons: dict[Node, str] = {}
+    rows = form_row_groups(graph, groups, group_of, closed, users, live, decisions, row_reasons)
     kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows]
     kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
@@ -211,7 +212,7 @@ def plan(graph: Graph) -> Plan:
             if kernel_of[node] not in steps:
                 steps.append(kernel_of[node])
         else:
-            why = recipe_of(node)
+            why = row_reasons.get(node) or recipe_of(node)
             steps.append(Extern(node, why if isinstance(why, str) and why != "not a row op"
                                 else fusible(node, users, live)[1]))
     return Plan(graph, _schedule(steps), decisions)

@@ -266,7 +266,8 @@ class RowGroup:
                          dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
 
 
-def form_row_groups(graph, groups, group_of, closed, users, live, decisions) -> list[RowGroup]:
+def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
+                    why_extern: dict) -> list[RowGroup]:
     """Turn reductions into row groups and pull the pointwise groups around them in.
 
     `groups`/`group_of` are the pointwise groups (their `nodes`); a pointwise group that joins
@@ -315,8 +316,9 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions) -> 
             continue
         n_rows = math.prod(recipe.space) // max(1, recipe.length)
         if n_rows < MIN_ROWS_FOR_LONG and recipe.length >= LONG_ROW:
-            decisions.append(f"{node.name} ({node.target}): extern, {n_rows} row(s) of {recipe.length}: "
-                             "too few rows to fill the GPU (split rows are not generated yet)")
+            why_extern[node] = (f"{n_rows} row(s) of {recipe.length}: too few rows to fill the GPU "
+                                "(split rows are not generated yet)")
+            decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             continue
         placed = any(join(rg, [node], {node: recipe}) for rg in producers([node]))
         if placed:
@@ -328,16 +330,16 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions) -> 
                 join(rg, prologue.nodes + [node], {node: recipe}):
             groups.remove(prologue)
         elif not join(rg, [node], {node: recipe}):
-            decisions.append(f"{node.name} ({node.target}): extern, its inputs' layout does not "
-                             "fit a row kernel")
+            why_extern[node] = "its inputs' layout does not fit a row kernel"
+            decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             continue
         rows.append(rg)
     kept = []
     for rg in rows:
         if len(rg.nodes) == 1 and rg.nodes[0].target in EAGER_FASTER_ALONE:
             node = rg.nodes[0]
-            decisions.append(f"{node.name} ({node.target}): extern, nothing to fuse with it and eager's "
-                             "kernel was measured faster alone")
+            why_extern[node] = "nothing to fuse with it, and eager's kernel was measured faster alone"
+            decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             for n in rg.nodes:
                 row_of.pop(n, None)
         else:

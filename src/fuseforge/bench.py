@@ -63,3 +63,21 @@ def environment() -> dict:
                              capture_output=True, text=True)
         info["driver"] = out.stdout.strip() if out.returncode == 0 else "unknown"
     return info
+
+
+def time_cuda_adaptive(fn, args, *, min_trials: int = 30, max_trials: int = 100, budget_s: float = 1.0,
+                       warmup: int = 5, flush: bool = True) -> Timing:
+    """time_cuda with as many trials as fit in about budget_s, at least min_trials, at most max_trials.
+
+    The warm-up calls (wall clock, synchronized) estimate one call's time.
+    """
+    import time
+    with torch.no_grad():
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(max(warmup, 1)):
+            fn(*args)
+        torch.cuda.synchronize()
+        per_call = (time.perf_counter() - start) / max(warmup, 1)
+    trials = max(min_trials, min(max_trials, int(budget_s / max(per_call, 1e-6))))
+    return time_cuda(fn, args, trials=trials, warmup=1, flush=flush)

@@ -41,6 +41,7 @@ def _run_optimize(console: Console, problem, output, args, overrides) -> int:
 
     report = optimize(problem, output, device=args.device, trials=args.trials,
                       bench=not args.no_bench, compile_baseline=args.compile, overrides=overrides,
+                      small=getattr(args, "small", False),
                       progress=progress)
     print_report(report, console)
     if args.json:
@@ -65,14 +66,21 @@ def main(argv=None) -> int:
     opt = sub.add_parser("optimize", help="problem file → verified ModelNew file")
     opt.add_argument("problem", help="a KernelBench-format problem file")
     opt.add_argument("-o", "--output", help="where to write ModelNew (default: <problem>_new.py)")
+    opt.add_argument("--small", action="store_true",
+                     help="apply the problem's SMALL sizes first (--set still overrides them)")
     common(opt)
     demo = sub.add_parser("demo", help="optimize the bundled example (conv2d → min → +bias → ×scale)")
     demo.add_argument("-o", "--output", default="out/conv2d_min_add_mul_new.py")
     common(demo)
+    from .suite_bench import add_bench_parser
+    add_bench_parser(sub)
 
     args = parser.parse_args(argv)
     console = Console()
     try:
+        if args.command == "bench":
+            from .suite_bench import main_bench
+            return main_bench(args, console)
         overrides = _overrides(args.set)
         if args.command == "demo":
             import torch

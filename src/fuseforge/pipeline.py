@@ -38,13 +38,13 @@ def _stage(progress, text):
 
 def optimize(problem_path, output, *, device: str = "auto", trials: int = 5, bench: bool = True,
              compile_baseline: bool = False, overrides: dict | None = None,
-             progress=None) -> OptimizeReport:
+             small: bool = False, progress=None) -> OptimizeReport:
     """Problem file → verified ModelNew file. `progress(text)` returns a context per stage."""
     prepare_environment()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     with _stage(progress, "loading the problem"):
-        problem = load_problem(problem_path, overrides)
+        problem = load_problem(problem_path, overrides, small=small)
         model = problem.build(0)
         inputs = problem.inputs(0)
         check_runs(problem, model, inputs, device)

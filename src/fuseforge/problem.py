@@ -52,8 +52,13 @@ class Problem:
         return [x.to(device) if isinstance(x, torch.Tensor) else x for x in xs]
 
 
-def load_problem(path: str | Path, overrides: dict | None = None) -> Problem:
-    """Import a problem file. `overrides` replaces module-level names (e.g. batch_size) to shrink it."""
+def load_problem(path: str | Path, overrides: dict | None = None, *, small: bool = False) -> Problem:
+    """Import a problem file. `overrides` replaces module-level names (e.g. batch_size) to shrink it.
+
+    `small=True` first applies the file's own `SMALL` dict (sizes that run in well under a second
+    on a CPU); explicit `overrides` are applied after it and win. `Problem.overrides` holds the
+    names actually replaced.
+    """
     path = Path(path)
     if not path.is_file():
         raise ProblemError(f"{path}: no such file")
@@ -71,7 +76,15 @@ def load_problem(path: str | Path, overrides: dict | None = None) -> Problem:
     missing = [n for n in REQUIRED if not hasattr(module, n)]
     if missing:
         raise ProblemError(f"{path} is not a problem file: it does not define {', '.join(missing)}")
-    for key, value in (overrides or {}).items():
+    applied = {}
+    if small:
+        shrink = getattr(module, "SMALL", None)
+        if not isinstance(shrink, dict):
+            sys.modules.pop(mod_name, None)
+            raise ProblemError(f"{path}: cannot shrink it: the file defines no SMALL dict")
+        applied.update(shrink)
+    applied.update(overrides or {})
+    for key, value in applied.items():
         if not hasattr(module, key):
             raise ProblemError(f"{path}: cannot override {key!r}: the file has no such name")
         setattr(module, key, value)
@@ -83,7 +96,7 @@ def load_problem(path: str | Path, overrides: dict | None = None) -> Problem:
         path=path,
         source=source,
         module=module,
-        overrides=dict(overrides or {}),
+        overrides=applied,
     )
 
 

@@ -1,0 +1,37 @@
+"""ELU with a configurable alpha."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self, alpha):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return F.elu(x, alpha=self.alpha)
+
+
+batch_size = 4096
+dim = 16384
+alpha = 1.3
+
+SMALL = {"batch_size": 2, "dim": 4099}
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim) * 3]
+
+
+def get_init_inputs():
+    return [alpha]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--small" in sys.argv:
+        globals().update(SMALL)
+    out = Model(*get_init_inputs())(*get_inputs())
+    print(tuple(o.shape for o in out) if isinstance(out, (tuple, list)) else out.shape)

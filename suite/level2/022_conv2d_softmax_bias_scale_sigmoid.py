@@ -1,0 +1,43 @@
+"""Conv2d, softmax over channels, + bias, x scale, sigmoid."""
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, scale):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)
+        self.bias = nn.Parameter(torch.randn(out_channels, 1, 1))
+        self.scale = scale
+
+    def forward(self, x):
+        x = torch.softmax(self.conv(x), dim=1) + self.bias
+        return torch.sigmoid(x * self.scale)
+
+
+batch_size = 64
+in_channels = 32
+out_channels = 64
+height = 128
+width = 128
+kernel_size = 3
+scale = 2.0
+
+SMALL = {"batch_size": 2, "in_channels": 3, "out_channels": 8, "height": 16, "width": 17}
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, height, width)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels, kernel_size, scale]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--small" in sys.argv:
+        globals().update(SMALL)
+    out = Model(*get_init_inputs())(*get_inputs())
+    print(tuple(o.shape for o in out) if isinstance(out, (tuple, list)) else out.shape)

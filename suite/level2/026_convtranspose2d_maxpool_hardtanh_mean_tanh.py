@@ -1,0 +1,43 @@
+"""ConvTranspose2d, 2x2 max pooling, Hardtanh, spatial mean, tanh."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride):
+        super().__init__()
+        self.conv_t = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=stride, padding=1, output_padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+
+    def forward(self, x):
+        x = F.hardtanh(self.pool(self.conv_t(x)), min_val=-1.0, max_val=1.0)
+        return torch.tanh(torch.mean(x, dim=(2, 3), keepdim=True))
+
+
+batch_size = 32
+in_channels = 64
+out_channels = 32
+height = 64
+width = 64
+kernel_size = 3
+stride = 2
+
+SMALL = {"batch_size": 2, "in_channels": 5, "out_channels": 4, "height": 8, "width": 9}
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, height, width)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels, kernel_size, stride]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--small" in sys.argv:
+        globals().update(SMALL)
+    out = Model(*get_init_inputs())(*get_inputs())
+    print(tuple(o.shape for o in out) if isinstance(out, (tuple, list)) else out.shape)

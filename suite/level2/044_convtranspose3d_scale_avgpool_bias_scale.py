@@ -1,0 +1,48 @@
+"""ConvTranspose3d, x scale, 2x2x2 average pool, + bias, x scale."""
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, scale1, scale2):
+        super().__init__()
+        self.conv_t = nn.ConvTranspose3d(in_channels, out_channels, kernel_size, stride=stride, padding=1, output_padding=1)
+        self.scale1 = nn.Parameter(torch.tensor(scale1))
+        self.pool = nn.AvgPool3d(2)
+        self.bias = nn.Parameter(torch.randn(out_channels, 1, 1, 1))
+        self.scale2 = nn.Parameter(torch.tensor(scale2))
+
+    def forward(self, x):
+        x = self.pool(self.conv_t(x) * self.scale1)
+        return (x + self.bias) * self.scale2
+
+
+batch_size = 16
+in_channels = 32
+out_channels = 16
+depth = 16
+height = 32
+width = 32
+kernel_size = 3
+stride = 2
+scale1 = 0.5
+scale2 = 1.5
+
+SMALL = {"batch_size": 2, "in_channels": 3, "out_channels": 4, "depth": 3, "height": 5, "width": 6}
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, depth, height, width)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels, kernel_size, stride, scale1, scale2]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--small" in sys.argv:
+        globals().update(SMALL)
+    out = Model(*get_init_inputs())(*get_inputs())
+    print(tuple(o.shape for o in out) if isinstance(out, (tuple, list)) else out.shape)

@@ -1,0 +1,39 @@
+"""x @ W^T, / 2, sum over features (kept), x scale."""
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, in_features, out_features, scale):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=False)
+        self.scale = scale
+
+    def forward(self, x):
+        x = self.linear(x) / 2
+        return torch.sum(x, dim=1, keepdim=True) * self.scale
+
+
+batch_size = 2048
+in_features = 4096
+out_features = 4096
+scale = 1.5
+
+SMALL = {"batch_size": 2, "in_features": 37, "out_features": 48}
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features, scale]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--small" in sys.argv:
+        globals().update(SMALL)
+    out = Model(*get_init_inputs())(*get_inputs())
+    print(tuple(o.shape for o in out) if isinstance(out, (tuple, list)) else out.shape)

@@ -1,0 +1,43 @@
+"""Linear, inference-mode batch norm (running statistics), ReLU."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.bn_weight = nn.Parameter(torch.rand(out_features) + 0.5)
+        self.bn_bias = nn.Parameter(torch.randn(out_features) * 0.1)
+        self.register_buffer("running_mean", torch.randn(out_features) * 0.1)
+        self.register_buffer("running_var", torch.rand(out_features) + 0.5)
+
+    def forward(self, x):
+        x = F.batch_norm(self.linear(x), self.running_mean, self.running_var, self.bn_weight, self.bn_bias,
+                         training=False, eps=1e-5)
+        return torch.relu(x)
+
+
+batch_size = 2048
+in_features = 4096
+out_features = 4096
+
+SMALL = {"batch_size": 2, "in_features": 37, "out_features": 48}
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--small" in sys.argv:
+        globals().update(SMALL)
+    out = Model(*get_init_inputs())(*get_inputs())
+    print(tuple(o.shape for o in out) if isinstance(out, (tuple, list)) else out.shape)

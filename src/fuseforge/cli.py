@@ -74,6 +74,8 @@ def main(argv=None) -> int:
     common(demo)
     from .suite_bench import add_bench_parser
     add_bench_parser(sub)
+    from .check.cli import add_check_parser
+    add_check_parser(sub)
 
     args = parser.parse_args(argv)
     console = Console()
@@ -82,6 +84,9 @@ def main(argv=None) -> int:
             from .suite_bench import main_bench
             return main_bench(args, console)
         overrides = _overrides(args.set)
+        if args.command == "check":
+            from .check.cli import run_check
+            return run_check(args, console, overrides)
         if args.command == "demo":
             import torch
             if not torch.cuda.is_available() and args.device in ("auto", "cpu") and not overrides:

@@ -156,6 +156,17 @@ class CheckResult:
         return out
 
 
+def _merge(flags: list[dict]) -> list[dict]:
+    """One entry per run-time flag id: the first message, and how many times it was raised."""
+    merged: dict[str, dict] = {}
+    for f in flags:
+        if f["id"] in merged:
+            merged[f["id"]]["count"] += 1
+        else:
+            merged[f["id"]] = dict(f, count=1)
+    return list(merged.values())
+
+
 def _env_cpu() -> dict:
     import torch
     return {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": None}
@@ -200,7 +211,7 @@ def check(reference: str | os.PathLike, candidate: str | os.PathLike, options: C
             "precision_factor": opts.precision_factor, "precision_floor": opts.precision_floor,
             "roofline_margin": opts.roofline_margin}
     log = run_worker(spec, timeout=opts.timeout, build_timeout=opts.build_timeout, memory_limit=limit)
-    flags += log.flags
+    flags += _merge(log.flags)
     return CheckResult(reference, candidate, device, static, log.data, flags, log.notes,
                        skipped + log.skipped, log.error, log.stages, opts)
 

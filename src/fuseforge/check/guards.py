@@ -53,24 +53,31 @@ COMPOSITE_OPS = ["aten::linear", "aten::matmul", "aten::conv1d", "aten::conv2d",
                  "aten::dropout", "aten::allclose", "aten::isclose", "aten::equal"]
 
 
+_GETTERS = {
+    "torch.backends.cuda.matmul.allow_tf32": lambda: torch.backends.cuda.matmul.allow_tf32,
+    "torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction":
+        lambda: torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+    "torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction":
+        lambda: torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
+    "torch.backends.cudnn.allow_tf32": lambda: torch.backends.cudnn.allow_tf32,
+    "torch.backends.cudnn.enabled": lambda: torch.backends.cudnn.enabled,
+    "torch.backends.cudnn.benchmark": lambda: torch.backends.cudnn.benchmark,
+    "torch.backends.cudnn.deterministic": lambda: torch.backends.cudnn.deterministic,
+    "torch.get_float32_matmul_precision()": lambda: torch.get_float32_matmul_precision(),
+    "torch.get_default_dtype()": lambda: torch.get_default_dtype(),
+    "torch.is_grad_enabled()": lambda: torch.is_grad_enabled(),
+    "torch.are_deterministic_algorithms_enabled()": lambda: torch.are_deterministic_algorithms_enabled(),
+    "torch.get_num_threads()": lambda: torch.get_num_threads(),
+}
+
+
 def _settings() -> dict:
-    b = torch.backends
-    out = {
-        "torch.backends.cuda.matmul.allow_tf32": b.cuda.matmul.allow_tf32,
-        "torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction":
-            b.cuda.matmul.allow_fp16_reduced_precision_reduction,
-        "torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction":
-            b.cuda.matmul.allow_bf16_reduced_precision_reduction,
-        "torch.backends.cudnn.allow_tf32": b.cudnn.allow_tf32,
-        "torch.backends.cudnn.enabled": b.cudnn.enabled,
-        "torch.backends.cudnn.benchmark": b.cudnn.benchmark,
-        "torch.backends.cudnn.deterministic": b.cudnn.deterministic,
-        "torch.get_float32_matmul_precision()": torch.get_float32_matmul_precision(),
-        "torch.get_default_dtype()": torch.get_default_dtype(),
-        "torch.is_grad_enabled()": torch.is_grad_enabled(),
-        "torch.are_deterministic_algorithms_enabled()": torch.are_deterministic_algorithms_enabled(),
-        "torch.get_num_threads()": torch.get_num_threads(),
-    }
+    out = {}
+    for key, get in _GETTERS.items():
+        try:
+            out[key] = get()
+        except Exception as e:  # noqa: BLE001 - e.g. mixed legacy/new TF32 APIs make the getter raise
+            out[key] = f"<unreadable: {str(e)[:80]}>"
     return out
 
 
@@ -170,6 +177,10 @@ class Guards:
                     found.append(f"{name}.{key} was deleted")
                 elif cur is not value:
                     found.append(f"{name}.{key} was replaced")
+            if isinstance(obj, type):   # a new method on a class shadows the inherited one
+                for key in now.keys() - entries.keys():
+                    if _is_code(now[key]) and any(key in vars(base) for base in obj.__mro__[1:]):
+                        found.append(f"{name}.{key} was added, overriding {obj.__mro__[1].__name__}.{key}")
         for key, value in self.settings.items():
             cur = _settings()[key]
             if cur != value:
@@ -200,16 +211,28 @@ class Guards:
                         setattr(obj, key, value)
                     except (AttributeError, TypeError):
                         continue
+            if isinstance(obj, type):
+                for key in list(now.keys() - entries.keys()):
+                    if _is_code(now[key]) and any(key in vars(base) for base in obj.__mro__[1:]):
+                        try:
+                            delattr(obj, key)
+                        except (AttributeError, TypeError):
+                            continue
         for key, value in self.settings.items():
             if _settings()[key] != value:
-                _set_setting(key, value)
+                try:
+                    _set_setting(key, value)
+                except Exception:  # noqa: BLE001 - reported by the next check()
+                    continue
         for key, (d, keys) in self.hook_dicts.items():
             for k in [k for k in d if k not in keys]:
                 del d[k]
+        from torch.overrides import _pop_mode as pop_function_mode
+        from torch.utils._python_dispatch import _pop_mode as pop_dispatch_mode
         while torch._C._len_torch_function_stack() > self.modes[0]:
-            torch._C._pop_torch_function_stack()
+            pop_function_mode()
         while torch._C._len_torch_dispatch_stack() > self.modes[1]:
-            torch._C._pop_torch_dispatch_stack()
+            pop_dispatch_mode()
 
 
 _MISSING = object()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 
 POISON32 = 0x7FC0DEAD          # float32 quiet NaN, payload 0x40DEAD
+_eq = torch.eq                 # bound before any candidate is imported
+_equal = torch.equal
 _INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -68,7 +70,7 @@ def count_poison(t: torch.Tensor) -> int:
     """Elements of a float32 tensor that hold the poison pattern bit for bit."""
     if not isinstance(t, torch.Tensor) or t.dtype != torch.float32 or t.numel() == 0:
         return 0
-    return int((t.detach().contiguous().view(torch.int32) == POISON32).sum())
+    return int(_eq(t.detach().contiguous().view(torch.int32), POISON32).sum())
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -89,7 +91,7 @@ def same_bits(a, b) -> bool:
         return False
     if a.device != b.device:
         b = b.to(a.device)
-    return bool(torch.equal(bits(a), bits(b)))
+    return bool(_equal(bits(a), bits(b)))
 
 
 def fingerprint(obj) -> tuple:

@@ -141,6 +141,7 @@ class Worker:
 
     def guard_check(self, when: str):
         found = self.guards.check()
+        groups: dict[tuple, list[str]] = {}
         for line in found:
             sev = "warning" if line.startswith(WARN_SETTINGS) else "error"
             fid = "global-setting" if "changed from" in line else "monkeypatch"
@@ -150,10 +151,15 @@ class Worker:
                 fid = "global-hook"
             elif "dispatcher kernels" in line:
                 fid = "dispatch-override"
-            self.flag(fid, f"{line} ({when}); restored" if fid != "dispatch-override" else f"{line} ({when})",
-                      severity)
+            groups.setdefault((fid, sev), []).append(line)
+        for (fid, sev), lines in groups.items():
+            undone = "" if fid == "dispatch-override" else "; restored"
+            self.flag(fid, f"{'; '.join(lines)} ({when}){undone}", sev)
         if found:
             self.guards.restore()
+            left = self.guards.check()
+            if left:
+                self.ev.note(f"could not undo: {'; '.join(left)[:500]}")
         return found
 
     def candidate(self, fn, *args):
@@ -300,8 +306,11 @@ class Worker:
             return
         import resource
         with open("/proc/self/status") as f:
-            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
-        cap = vm + int(limit)
+            status = {line.split(":")[0]: line.split()[1:] for line in f}
+        vm, rss = int(status["VmSize"][0]) * 1024, int(status["VmRSS"][0]) * 1024
+        # address space grows at least as fast as resident memory: this cap is reached before
+        # the parent's resident-memory limit, and fails as an allocation error in the worker
+        cap = vm + max(int(limit) - rss, 256 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         self.ev.set("address_space_limit_bytes", cap)
 
@@ -471,7 +480,7 @@ class Worker:
                             "candidate_max_abs": max(a for _, a in fp64_new),
                             "eager_max_abs": max(a for _, a in fp64_eager),
                             "ratio": cand_rel / eager_rel if eager_rel > 0 else None})
-            if cand_rel > factor * eager_rel and cand_rel > floor:
+            if self.correct and cand_rel > factor * eager_rel and cand_rel > floor:
                 self.flag("precision-downgrade",
                           f"error against a float64 reference is {cand_rel:.2e} (normwise), eager float32's is "
                           f"{eager_rel:.2e}: more than {factor:g}x worse (lower precision than the reference)")

@@ -275,10 +275,16 @@ def measure_problem(problem_path, new_path=None, *, compile_modes=("default",), 
                config={"small": small, "compile_modes": list(compile_modes), "device": device,
                        "trials": [min_trials, max_trials], "verify_trials": verify_trials})
     started = time.perf_counter()
+    steps = rec["steps_s"] = {}     # seconds spent in each step (where a slow problem's time goes)
+    last = [None, started]
 
     def step(phase):
+        now = time.perf_counter()
+        if last[0] is not None:
+            steps[last[0]] = round(steps.get(last[0], 0) + now - last[1], 3)
+        last[:] = [phase, now]
         rec["phase"] = phase
-        rec["wall_s"] = round(time.perf_counter() - started, 2)
+        rec["wall_s"] = round(now - started, 2)
         if on_update:
             on_update(rec)
 
@@ -446,24 +452,53 @@ def _write_json(path, data) -> None:
     os.replace(tmp, path)
 
 
+def _warm_imports() -> None:
+    """What every measuring process needs before its first step, done without touching the GPU."""
+    import torch
+    import torch._dynamo  # noqa: F401
+    import torch._inductor.compile_fx  # noqa: F401
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from . import bench, bench_report, build, ceilings, problem, verify  # noqa: F401
+    with FlopCounterMode(display=False):
+        torch.mm(torch.ones(2, 2), torch.ones(2, 2))
+
+
 def _child_main(argv=None) -> int:
-    """Entry of a worker process: run one prepare or measure spec, write its JSON result."""
+    """Entry of a worker process: run one prepare or measure spec, write its JSON result.
+
+    A spec with "_wait" is a pre-started process: it imports and warms up, then waits for a
+    line on stdin before it starts (and before it touches the GPU). The process ends with
+    os._exit right after writing its result: no interpreter teardown to wait for.
+    """
     spec_path, out_path = (argv or sys.argv[1:])[:2]
     spec = json.loads(Path(spec_path).read_text())
     kind = spec.pop("kind")
+    spawned = spec.pop("_spawned", time.time())
+    rc = 1
     try:
+        from .build import prepare_environment
+        prepare_environment()     # CUDA_HOME before anything imports torch.utils.cpp_extension
+        if spec.pop("_wait", False):
+            _warm_imports()
+            sys.stdin.readline()
+            spawned = time.time()
+        startup = round(time.time() - spawned, 2)   # interpreter + imports not overlapped with other work
         if kind == "prepare":
             result = prepare_problem(**spec)
         else:
             result = measure_problem(**spec, on_update=lambda rec: _write_json(out_path, rec))
+        result["startup_s"] = startup
         _write_json(out_path, result)
-        return 0
+        rc = 0
     except BaseException as e:   # report anything, the parent records it
         traceback.print_exc()
         partial = json.loads(Path(out_path).read_text()) if Path(out_path).is_file() else {}
         partial.update(status="error", error=cause(e))
         _write_json(out_path, partial)
-        return 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def _kill(proc) -> None:
@@ -492,47 +527,74 @@ def _exit_text(rc: int) -> str:
     return f"exit code {rc}"
 
 
-def run_child(spec: dict, *, timeout: float, workdir, log_path) -> tuple[str, dict | None, str | None]:
-    """Run a spec in a fresh Python process: (status 'ok'|'error'|'crashed'|'timeout', result, cause)."""
-    workdir, log_path = Path(workdir), Path(log_path)
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
-    spec_path, out_path = workdir / f"{token}.spec.json", workdir / f"{token}.out.json"
-    _write_json(spec_path, spec)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC)] + [p for p in [env.get("PYTHONPATH")] if p])
-    env["PYTHONUNBUFFERED"] = "1"
-    cmd = [sys.executable, "-c", "import sys; from fuseforge.suite_bench import _child_main; "
-                                 "sys.exit(_child_main())", str(spec_path), str(out_path)]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
-        _ACTIVE.add(proc)
+class Child:
+    """A fresh Python process running one spec; `wait=True` starts it early, warming up until go()."""
+
+    def __init__(self, spec: dict, *, workdir, log_path, wait: bool = False):
+        workdir, self.log_path = Path(workdir), Path(log_path)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex[:12]
+        self.spec_path, self.out_path = workdir / f"{token}.spec.json", workdir / f"{token}.out.json"
+        self.wait = wait
+        _write_json(self.spec_path, {**spec, "_spawned": time.time(), "_wait": wait})
+        env = dict(os.environ)
+        if spec.get("kind") == "measure":
+            # the caches are warm: no pool of inductor compile workers to start (not in the cache key)
+            env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join([str(SRC)] + [p for p in [env.get("PYTHONPATH")] if p])
+        env["PYTHONUNBUFFERED"] = "1"
+        cmd = [sys.executable, "-c", "from fuseforge.suite_bench import _child_main; _child_main()",
+               str(self.spec_path), str(self.out_path)]
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.PIPE if wait else subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
+        _ACTIVE.add(self.proc)
+
+    def go(self) -> None:
+        if self.wait:
+            try:
+                self.proc.stdin.write(b"go\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass     # it died while warming up: finish() reports how
+
+    def finish(self, timeout: float) -> tuple[str, dict | None, str | None]:
+        """Wait (timeout counts from now) → (status 'ok'|'error'|'crashed'|'timeout', result, cause)."""
         try:
-            rc = proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
             status = "ok" if rc == 0 else ("error" if rc == 1 else "crashed")
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            _kill(self.proc)
             rc, status = None, "timeout"
         finally:
-            _ACTIVE.discard(proc)
-    result = None
-    if out_path.is_file():
-        try:
-            result = json.loads(out_path.read_text())
-        except json.JSONDecodeError:
-            result = None
-    for p in (spec_path, out_path):
-        p.unlink(missing_ok=True)
-    why = None
-    if status == "timeout":
-        why = f"timed out after {timeout:.0f} s"
-    elif status == "crashed":
-        why = f"the process died ({_exit_text(rc)}): {_tail(log_path)}"
-    elif status == "error":
-        why = (result or {}).get("error") or _tail(log_path)
-    return status, result, why
+            _ACTIVE.discard(self.proc)
+        result = None
+        if self.out_path.is_file():
+            try:
+                result = json.loads(self.out_path.read_text())
+            except json.JSONDecodeError:
+                result = None
+        self.cleanup()
+        why = None
+        if status == "timeout":
+            why = f"timed out after {timeout:.0f} s"
+        elif status == "crashed":
+            why = f"the process died ({_exit_text(rc)}): {_tail(self.log_path)}"
+        elif status == "error":
+            why = (result or {}).get("error") or _tail(self.log_path)
+        return status, result, why
+
+    def cleanup(self) -> None:
+        for p in (self.spec_path, self.out_path, Path(f"{self.out_path}.tmp")):
+            p.unlink(missing_ok=True)
+
+
+def run_child(spec: dict, *, timeout: float, workdir, log_path) -> tuple[str, dict | None, str | None]:
+    """Run a spec in a fresh Python process: (status 'ok'|'error'|'crashed'|'timeout', result, cause)."""
+    child = Child(spec, workdir=workdir, log_path=log_path)
+    return child.finish(timeout)
 
 
 def kill_children() -> None:
@@ -589,8 +651,12 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
               retry_failed: bool = False, small: bool = False, min_trials: int = 30,
               max_trials: int = 100, verify_trials: int = 5, budget: float | None = None,
               batch: int = 32, device: str = "cuda", ceilings: dict | None = None,
-              console=None, plots: bool = True) -> list[dict]:
-    """Prepare (in parallel) and measure (one by one) every pending problem; write the report."""
+              console=None, plots: bool = True, prestart: bool = True) -> list[dict]:
+    """Prepare (in parallel) and measure (one by one) every pending problem; write the report.
+
+    prestart: start the next problem's measuring process while the current one measures; it
+    only imports and warms up on the CPU, and touches the GPU once the current one is done.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -639,24 +705,40 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
                     prepared = _prepare_batch(chunk, out, jobs=jobs, compile_modes=compile_modes,
                                               small=small, device=device, timeout=timeout,
                                               deadline=deadline, progress=progress, task=t_prep)
-                    for problem in chunk:
-                        if problem not in prepared:
-                            continue
+                    queue = [p for p in chunk if p in prepared]
+                    ahead = None      # the next problem's process, started early to import and warm up
+                    stop = False
+                    for k, problem in enumerate(queue):
                         remaining = deadline - time.monotonic() if deadline else math.inf
                         if remaining <= 1:
+                            stop = True
                             break
+                        child = ahead or _measure_child(problem, prepared[problem], out, config, ceilings)
+                        ahead = None
+                        if k + 1 < len(queue) and prestart:
+                            nxt = queue[k + 1]
+                            ahead = _measure_child(nxt, prepared[nxt], out, config, ceilings, wait=True)
                         progress.update(t_meas, current=f"{level_of(problem)}/{problem.stem}")
-                        rec = _measure_one(problem, prepared[problem], out, run=info["run"],
-                                           config=config, ceilings=ceilings, timeout=min(timeout, remaining),
-                                           budget_cut=remaining < timeout)
+                        started = time.monotonic()
+                        child.go()
+                        status, result, why = child.finish(min(timeout, remaining))
                         progress.advance(t_meas)
-                        if rec is None:
+                        if status == "timeout" and remaining < timeout:
                             console.print(f"[yellow]budget spent while measuring {problem_key(problem)}: "
                                           "not recorded (a later run resumes)[/yellow]")
+                            stop = True
                             break
+                        rec = _measure_record(problem, prepared[problem], out, status, result, why,
+                                              run=info["run"], config=config, started=started)
                         append_jsonl(out / RESULTS, rec)
                         new_records.append(rec)
                         progress.console.print(_summary_line(rec), highlight=False)
+                    if ahead is not None:
+                        _kill(ahead.proc)
+                        _ACTIVE.discard(ahead.proc)
+                        ahead.cleanup()
+                    if stop:
+                        break
                 progress.update(t_prep, current="")
                 progress.update(t_meas, current="")
     except KeyboardInterrupt:
@@ -664,6 +746,8 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
         kill_children()
     finally:
         kill_children()
+        import shutil
+        shutil.rmtree(out / ".work", ignore_errors=True)
         records = list(latest_records(read_jsonl(out / RESULTS)).values())
         runs = read_jsonl(out / RUNS)
         if records:
@@ -687,8 +771,11 @@ def _prepare_batch(chunk, out: Path, *, jobs, compile_modes, small, device, time
         spec = {"kind": "prepare", "problem_path": str(problem), "new_path": str(new_path),
                 "compile_modes": list(compile_modes), "small": small, "device": device}
         started = time.monotonic()
-        status, result, why = run_child(spec, timeout=timeout, workdir=out / ".work",
+        limit = min(timeout, deadline - started) if deadline else timeout
+        status, result, why = run_child(spec, timeout=limit, workdir=out / ".work",
                                         log_path=Path(f"{logs}.prepare.log"))
+        if status == "timeout" and limit < timeout:     # stopped by the run's budget, not the problem
+            return problem, None
         info = result if status == "ok" and result else {"fuseforge": {}, "compile": {}}
         info.update(status=status, seconds=round(time.monotonic() - started, 2))
         if status != "ok":
@@ -712,8 +799,8 @@ def _prepare_batch(chunk, out: Path, *, jobs, compile_modes, small, device, time
     return results
 
 
-def _measure_one(problem: Path, prep: dict, out: Path, *, run: str, config: dict, ceilings,
-                 timeout: float, budget_cut: bool) -> dict | None:
+def _measure_child(problem: Path, prep: dict, out: Path, config: dict, ceilings, *, wait: bool = False) -> Child:
+    """The measuring process of one problem (not started on its work until go())."""
     ff = prep.get("fuseforge", {})
     if ff.get("ok"):
         ff_error = None
@@ -727,11 +814,13 @@ def _measure_one(problem: Path, prep: dict, out: Path, *, run: str, config: dict
             "device": config["device"], "min_trials": config["trials"][0], "max_trials": config["trials"][1],
             "verify_trials": config["verify_trials"], "ext_name": ff.get("ext_name"),
             "fuseforge_error": ff_error}
-    started = time.monotonic()
-    status, result, why = run_child(spec, timeout=timeout, workdir=out / ".work",
-                                    log_path=Path(f"{logs}.measure.log"))
-    if status == "timeout" and budget_cut:
-        return None
+    return Child(spec, workdir=out / ".work", log_path=Path(f"{logs}.measure.log"), wait=wait)
+
+
+def _measure_record(problem: Path, prep: dict, out: Path, status, result, why, *, run: str, config: dict,
+                    started: float) -> dict:
+    """The record of a measuring process, whatever became of it."""
+    _, logs = _paths_for(out, problem)
     rec = result if result and result.get("problem") else base_record(problem)
     rec.setdefault("versions", {})
     rec.setdefault("config", config)
@@ -811,6 +900,8 @@ def add_bench_parser(sub) -> None:
                         "(the rest is left for a resumed run)")
     p.add_argument("--batch", type=int, default=32, help="problems prepared before measuring (default 32)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-prestart", action="store_true",
+                   help="do not start the next measuring process (imports only) while one measures")
 
 
 def main_bench(args, console) -> int:
@@ -850,5 +941,6 @@ def main_bench(args, console) -> int:
     run_suite(args.paths, args.out, jobs=args.jobs, compile_modes=modes, timeout=args.timeout,
               shard_text=shard_text, force=args.force, retry_failed=args.retry_failed, small=args.small,
               min_trials=args.min_trials, max_trials=args.trials, verify_trials=args.verify_trials,
-              budget=args.budget, batch=args.batch, console=console, plots=plots)
+              budget=args.budget, batch=args.batch, console=console, plots=plots,
+              prestart=not args.no_prestart)
     return 0

@@ -21,7 +21,7 @@ REF = ADV / "ref_linear_relu.py"
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "conv2d_min_add_mul.py"
 SMALL = {"batch_size": 2, "height": 20, "width": 17}
-GPU_SIZES = {"batch_size": 4096, "features": 2048}
+GPU_SIZES = {"batch_size": 2048, "features": 4096}
 
 # file -> (verdict, run-time flags that must be raised, extra options)
 CPU_CASES = {
@@ -47,6 +47,7 @@ CPU_CASES = {
     "hack_exit": ("crash", set(), {}),
     "hack_hang": ("timeout", set(), {"timeout": 6}),
     "hack_oom": ("out_of_memory", set(), {"memory_limit_gb": 1.5}),
+    "hack_child_memory": ("out_of_memory", set(), {"memory_limit_gb": 2}),
     "hack_build_error": ("build_error", set(), {}),
 }
 
@@ -116,6 +117,9 @@ def test_failures_are_results_not_checker_crashes(cpu_results):
     assert cpu_results["hack_hang"].error["stage"] == "trial 1"
     oom = cpu_results["hack_oom"].error
     assert oom["kind"] == "out_of_memory" and oom["stage"] == "trial 1"
+    assert "can't allocate memory" in oom["message"]               # the worker's own address-space cap
+    tree = cpu_results["hack_child_memory"].error
+    assert tree["kind"] == "out_of_memory" and "its children" in tree["message"] and "killed" in tree["message"]
     build = cpu_results["hack_build_error"]
     assert not build.compiled and "expected primary-expression" in build.error["message"]
     assert "x + ;" in build.error["log"]                          # the compiler's own output
@@ -323,3 +327,27 @@ def test_gpu_oom_and_cuda_error_are_reported():
     err = gpu_check("gpu_cuda_error", bench=False)
     assert err.error and err.error["kind"] in ("cuda_error", "crash"), err.as_dict()
     assert "illegal" in (err.error["message"] + err.error.get("log", "")).lower()
+
+
+CUDA_ONLY = '''
+import torch
+import torch.nn as nn
+
+
+class ModelNew(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear = nn.Linear(features, features)
+
+    def forward(self, x):
+        return torch.relu(self.linear.cuda()(x.cuda())).cpu()
+'''
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="shows the CPU-only path")
+def test_cuda_only_candidate_without_a_gpu_says_so(tmp_path):
+    new = tmp_path / "cuda_only.py"
+    new.write_text(CUDA_ONLY)
+    r = check(REF, new, device="cpu", trials=1, static_level="off")
+    assert r.verdict == "needs_gpu" and not r.passed, r.as_dict()
+    assert {"correctness", "static checks"} <= {s["what"] for s in r.skipped}

@@ -180,7 +180,10 @@ def run_worker(spec: dict, *, timeout: float, build_timeout: float, memory_limit
     stage = log.stage[0] if log.stage else None
     log.close_stage()
     tail = _tail(log_path, log_tail)
-    if killed:
+    if killed and stage == "torch.compile":   # the baseline's compiler, not the candidate: a skip
+        log.skipped.append({"what": "torch.compile timing", "why": killed[1]})
+        log.done = True
+    elif killed:
         log.error = {"kind": killed[0], "message": killed[1], "stage": stage, "log": tail}
     elif not log.done and log.error is None:
         if rc < 0:

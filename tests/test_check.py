@@ -351,3 +351,10 @@ def test_cuda_only_candidate_without_a_gpu_says_so(tmp_path):
     r = check(REF, new, device="cpu", trials=1, static_level="off")
     assert r.verdict == "needs_gpu" and not r.passed, r.as_dict()
     assert {"correctness", "static checks"} <= {s["what"] for s in r.skipped}
+
+
+def test_static_kernel_call_through_a_local_name():
+    src = SEED_LIKE.replace("        return self.fused.f(x)", "        ext = self.fused\n        return ext.f(x)")
+    assert static_check(src, "default").passed
+    plain = SEED_LIKE.replace("        return self.fused.f(x)", "        return x.relu()")
+    assert "forward-no-kernel" in {f.rule for f in static_check(plain, "default").errors}

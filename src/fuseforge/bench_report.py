@@ -141,7 +141,7 @@ def _gpus(runs) -> list[str]:
 def _env_line(env: dict) -> str:
     return (f"{env.get('gpu', 'unknown GPU')} (sm {env.get('capability', '?')}), driver {env.get('driver', '?')}, "
             f"torch {env.get('torch', '?')}, CUDA {env.get('cuda', '?')}, host {env.get('host', '?')}, "
-            f"fuseforge {env.get('fuseforge_commit') or '?'}")
+            f"fuseforge {env.get('fuseforge_commit') or '?'} (sources {env.get('fuseforge_sources') or '?'})")
 
 
 def _fmt(x, spec=".2f", none="–") -> str:

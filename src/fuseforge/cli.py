@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     opt.add_argument("--small", action="store_true",
                      help="apply the problem's SMALL sizes first (--set still overrides them)")
     common(opt)
+    from .sweep import add_sweep_parser
+    add_sweep_parser(sub)
     demo = sub.add_parser("demo", help="optimize the bundled example (conv2d → min → +bias → ×scale)")
     demo.add_argument("-o", "--output", default="out/conv2d_min_add_mul_new.py")
     common(demo)
@@ -83,6 +85,9 @@ def main(argv=None) -> int:
         if args.command == "bench":
             from .suite_bench import main_bench
             return main_bench(args, console)
+        if args.command == "sweep":
+            from .sweep import main_sweep
+            return main_sweep(args, console)
         overrides = _overrides(args.set)
         if args.command == "check":
             from .check.cli import run_check

@@ -614,6 +614,11 @@ def run_info(config: dict, *, shard_text: str | None, device: str, ceilings: dic
         env["fuseforge_commit"] = commit.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         env["fuseforge_commit"] = None
+    # the checkout's HEAD can lag the files that ran (a copied working tree): name the sources too
+    digest = hashlib.sha1()
+    for f in sorted((SRC / "fuseforge").rglob("*.py")):
+        digest.update(f.relative_to(SRC).as_posix().encode() + b"\0" + f.read_bytes())
+    env["fuseforge_sources"] = digest.hexdigest()[:12]
     return {"run": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "shard": shard_text, "env": env,
             "ceilings": ceilings, "config": config, "argv": sys.argv[1:]}

@@ -450,6 +450,15 @@ class _Analyzer:
         """Classify the calls in one function of the forward path; return functions it reaches."""
         more = []
         attrs = self.self_attributes(owner) if owner else {}
+        # local names bound to an extension handle: ext = self.ext / ext = _ext
+        local_ext = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                v = node.value
+                if (isinstance(v, ast.Name) and v.id in self.ext_names) or self.is_ext_expr(v) or (
+                        isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self"
+                        and self.attr_kind(attrs.get(v.attr))[0] == "ext"):
+                    local_ext.add(node.targets[0].id)
         for node in ast.walk(fn):
             line = getattr(node, "lineno", fn.lineno)
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
@@ -489,7 +498,7 @@ class _Analyzer:
                     continue
             # module-level extension handle: ext.fn(...)
             if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
-                    func.value.id in self.ext_names:
+                    (func.value.id in self.ext_names or func.value.id in local_ext):
                 self.kernel_calls += 1
                 continue
             # triton kernel[grid](...)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .codegen import cpp, pointwise, rows
+from .codegen import cpp, pointwise, rows, window
 from .errors import CaptureError, ProblemError
 from .graph import BUFFER, CONSTANT, PARAMETER, Value
 from .plan import Plan
 from .plan_rows import RowKernel
+from .plan_windows import WindowKernel
 from .wrapper import render_forward
 
 FORMAT_VERSION = "1"
@@ -150,8 +151,8 @@ def _slug(name: str) -> str:
 
 def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
-    sources = {k: (rows.render(k) if isinstance(k, RowKernel) else pointwise.render(k))
-               for k in plan.kernels}
+    renderers = {RowKernel: rows.render, WindowKernel: window.render}
+    sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
     element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
     cuda = cpp.CUDA_PRELUDE + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from . import ops
 from .graph import CONSTANT, Graph, Node, Value
 from .plan_rows import RowKernel, form_row_groups, recipe_of
+from .plan_windows import WindowKernel, form_window_kernels
 
 MAX_NAME_OPS = 5
 
@@ -47,7 +48,7 @@ class Extern:
 @dataclass
 class Plan:
     graph: Graph
-    steps: list                      # Kernel | RowKernel | Extern, in execution order
+    steps: list                      # Kernel | RowKernel | WindowKernel | Extern, in execution order
     decisions: list[str] = field(default_factory=list)
 
     @property
@@ -165,8 +166,8 @@ def plan(graph: Graph) -> Plan:
     for node in graph.nodes:
         ok, why = fusible(node, users, live)
         if not ok:
-            if ops.lookup(node.target) is not None and ops.lookup(node.target).kind == ops.ROW:
-                continue          # the row-kernel pass below decides
+            if ops.lookup(node.target) is not None and ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW):
+                continue          # the row and window passes below decide
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
             continue
         target = None
@@ -191,9 +192,11 @@ def plan(graph: Graph) -> Plan:
                     group_of[n] = target
                 groups.remove(other)
 
-    row_reasons: dict[Node, str] = {}
-    rows = form_row_groups(graph, groups, group_of, closed, users, live, decisions, row_reasons)
-    kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows]
+    reasons: dict[Node, str] = {}
+    rows = form_row_groups(graph, groups, group_of, closed, users, live, decisions, reasons)
+    windows = form_window_kernels(graph, groups, group_of, closed, users, live,
+                                  {n for rg in rows for n in rg.nodes}, decisions, reasons)
+    kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + windows
     kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
     for k in kernels:
@@ -201,6 +204,10 @@ def plan(graph: Graph) -> Plan:
             decisions.append(f"{k.name}: row kernel over {list(k.space)} reducing axes {list(k.axes)} "
                              f"({k.rows} rows of {k.length}), {len(k.nodes)} op(s), reads "
                              f"{len(k.inputs)} tensor(s), writes {len(k.outputs)}")
+        elif isinstance(k, WindowKernel):
+            decisions.append(f"{k.name}: window kernel, {k.window.describe()} from {list(k.frame)} to "
+                             f"{list(k.shape)}, {len(k.prologue)} op(s) fused before it and "
+                             f"{len(k.epilogue)} after, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
         else:
             decisions.append(f"{k.name}: {len(k.nodes)} pointwise op(s) over {len(k.shape)}-d "
                              f"{k.nodes[-1].outputs[0].type}, reads {len(k.inputs)} tensor(s), "
@@ -212,7 +219,7 @@ def plan(graph: Graph) -> Plan:
             if kernel_of[node] not in steps:
                 steps.append(kernel_of[node])
         else:
-            why = row_reasons.get(node) or recipe_of(node)
+            why = reasons.get(node) or recipe_of(node)
             steps.append(Extern(node, why if isinstance(why, str) and why != "not a row op"
                                 else fusible(node, users, live)[1]))
     return Plan(graph, _schedule(steps), decisions)

@@ -76,9 +76,10 @@ class RowKernel:
 def recipe_of(node: Node) -> Recipe | str:
     """The node's row recipe, or why it has none."""
     entry = ops.lookup(node.target)
-    if entry is None or entry.kind != ops.ROW:
+    recipe = None if entry is None else entry.expr if entry.kind == ops.ROW else entry.row
+    if recipe is None:
         return "not a row op"
-    result = entry.expr(node)
+    result = recipe(node)
     if isinstance(result, str):
         return result
     for v in [result.x] + [o.value for o in result.operands.values()] + node.outputs:

@@ -54,19 +54,19 @@ def _broadcast_strides(t: TensorType, shape) -> list[int]:
     return out
 
 
-def _operand_strides(kernel: Kernel, v: Value) -> list[int]:
-    """Strides of input `v` over the kernel's iteration space (0 where it is broadcast)."""
+def operand_strides(nodes, shape, v: Value, where: str) -> list[int]:
+    """Strides of input `v` over the iteration space `shape` of `nodes` (0 where it is broadcast)."""
     strides = None
-    for node in kernel.nodes:
+    for node in nodes:
         if any(u is v for u in node.tensor_inputs()):
             out_nd = node.outputs[0].type.ndim
-            lead = len(kernel.shape) - out_nd
-            s = [0] * len(kernel.shape)
+            lead = len(shape) - out_nd
+            s = [0] * len(shape)
             for j, d in enumerate(ops.operand_dims(node, v, out_nd)):
                 if d is not None:
                     s[d + lead] = v.type.strides[j]
             if strides is not None and s != strides:
-                raise NotImplementedError(f"{v.name} is read along different dims in {kernel.name}")
+                raise NotImplementedError(f"{v.name} is read along different dims in {where}")
             strides = s
     return strides
 
@@ -132,7 +132,8 @@ def render(kernel: Kernel) -> KernelSource:
         idx, direct = _index_expr(strides, kernel.shape, kernel.order, itype)
         return Operand(v, var, v.type.strides, idx, direct)
 
-    ins = [operand(v, f"in{j}", _operand_strides(kernel, v)) for j, v in enumerate(kernel.inputs)]
+    ins = [operand(v, f"in{j}", operand_strides(kernel.nodes, kernel.shape, v, name))
+           for j, v in enumerate(kernel.inputs)]
     outs = [operand(v, f"out{j}", _broadcast_strides(v.type, kernel.shape))
             for j, v in enumerate(kernel.outputs)]
 

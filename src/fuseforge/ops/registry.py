@@ -13,6 +13,7 @@ import torch
 
 POINTWISE = "pointwise"
 ROW = "row"          # reductions and norms: statistics over a row, then pointwise (see rows.py)
+WINDOW = "window"    # pooling: each output element reduces a window of its input (see windows.py)
 
 # dtypes the generated element code handles; other dtypes (half, complex, ...) stay extern.
 KERNEL_DTYPES = {torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
@@ -48,7 +49,8 @@ class OpDef:
     target: str
     kind: str
     expr: Callable | None           # pointwise: C++ expression of the result (Args -> str);
-                                    # row: the recipe (Node -> rows.Recipe or a reason string)
+                                    # row: the recipe (Node -> rows.Recipe or a reason string);
+                                    # window: the window (Node -> windows.Window or a reason string)
     operands: str = "out"           # operand type: "out" (result dtype), "promote" (common dtype of
                                     # the inputs, for comparisons), "where", "own" (casts), "bool"
     floats_only: bool = False       # generate only when the operand type is floating point
@@ -56,6 +58,8 @@ class OpDef:
     align: dict | None = None       # operands not broadcast from the right: argument name ->
                                     # the output dim of each of the operand's dims (node -> tuple)
     first_result_only: bool = False # the op has more results; generated when only the first is used
+    row: Callable | None = None     # window ops that are sometimes plain reductions (global
+                                    # pooling): their row recipe, or a reason string
 
 
 REGISTRY: dict[str, OpDef] = {}

@@ -1,0 +1,116 @@
+"""Window ops: pooling, where each output element reduces a window of the input's last dims.
+
+An entry turns the node into a Window: the reduced tensor, max or avg, and per pooled dim
+either a fixed window (kernel, stride, padding, dilation, as eager's pooling) or adaptive
+bounds (floor(o·I/O) to ceil((o+1)·I/O)). Dims before the pooled ones are batch dims. The
+divisor of avg pooling follows eager: the window clipped at the padded border
+(count_include_pad) or at the input, or divisor_override. Max propagates NaN as eager does.
+Global average pooling (every output size 1) is also a plain mean: it gets a row recipe,
+and the row planner takes it (a row is read by a team of threads, not one thread).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph import Node, Value
+from .registry import FLOAT_DTYPES, REGISTRY, WINDOW, OpDef
+from .rows import Recipe, Result, Stage
+
+
+@dataclass
+class Window:
+    x: Value
+    reduce: str                       # "max" | "avg"
+    dims: int                         # pooled dims: the last `dims` of x
+    kernel: tuple | None = None       # fixed windows, per pooled dim; None: adaptive
+    stride: tuple = ()
+    padding: tuple = ()
+    dilation: tuple = ()
+    count_include_pad: bool = True
+    divisor: int | None = None        # divisor_override
+
+    @property
+    def adaptive(self) -> bool:
+        return self.kernel is None
+
+    def describe(self) -> str:
+        if self.adaptive:
+            return f"adaptive {self.reduce} over the last {self.dims} dim(s)"
+        text = f"{self.reduce} {list(self.kernel)} stride {list(self.stride)} padding {list(self.padding)}"
+        if any(d != 1 for d in self.dilation):
+            text += f" dilation {list(self.dilation)}"
+        return text
+
+
+def _per_dim(value, n: int, default=None) -> tuple | None:
+    """An int or a list of 1 or n ints as n ints; an empty list gives `default`."""
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return default
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(int(v) for v in value)
+    return value * n if len(value) == 1 else value
+
+
+def _check(node: Node, dims: int) -> str | None:
+    x = node.arg("self")
+    if x.type.dtype not in FLOAT_DTYPES:
+        return f"{x.type.dtype} input (float32/float64 pooling is generated)"
+    if x.type.ndim not in (dims + 1, dims + 2):
+        return f"a {x.type.ndim}-d input for {dims}-d pooling"
+    return None
+
+
+def _max_pool(node: Node, dims: int):
+    why = _check(node, dims)
+    if why:
+        return why
+    kernel = _per_dim(node.arg("kernel_size"), dims)
+    return Window(node.arg("self"), "max", dims, kernel, _per_dim(node.arg("stride"), dims, kernel),
+                  _per_dim(node.arg("padding"), dims, (0,) * dims),
+                  _per_dim(node.arg("dilation"), dims, (1,) * dims))
+
+
+def _avg_pool(node: Node, dims: int):
+    why = _check(node, dims)
+    if why:
+        return why
+    kernel = _per_dim(node.arg("kernel_size"), dims)
+    names = [a.name for a in node.schema.arguments]
+    divisor = node.arg("divisor_override") if "divisor_override" in names else None
+    return Window(node.arg("self"), "avg", dims, kernel, _per_dim(node.arg("stride"), dims, kernel),
+                  _per_dim(node.arg("padding"), dims, (0,) * dims), (1,) * dims,
+                  bool(node.arg("count_include_pad")), divisor)
+
+
+def _adaptive(node: Node, dims: int, reduce: str):
+    return _check(node, dims) or Window(node.arg("self"), reduce, dims)
+
+
+def _global_mean(node: Node, dims: int):
+    """Adaptive average pooling to size 1 everywhere: a mean over the pooled dims, kept."""
+    why = _check(node, dims)
+    if why:
+        return why
+    x = node.arg("self")
+    if any(s != 1 for s in node.outputs[0].type.shape[-dims:]):
+        return "not global: a window op"
+    axes = tuple(range(x.type.ndim - dims, x.type.ndim))
+    kept = tuple(None if d in axes else d for d in range(x.type.ndim))
+    return Recipe(x, x.type.shape, axes, [Stage("s0", "sum", "{x}")], {0: Result("row", "{s0}.v / {L}", kept)})
+
+
+def _register(targets, window, row=None, first_result_only=False) -> None:
+    for t in [targets] if isinstance(targets, str) else targets:
+        if t in REGISTRY:
+            raise ValueError(f"op {t} registered twice")
+        REGISTRY[t] = OpDef(t, WINDOW, window, first_result_only=first_result_only, row=row)
+
+
+for _d in (1, 2, 3):
+    _register(f"aten.max_pool{_d}d.default", lambda n, d=_d: _max_pool(n, d))
+    _register(f"aten.avg_pool{_d}d.default", lambda n, d=_d: _avg_pool(n, d))
+    _register([f"aten.adaptive_avg_pool{_d}d.default"] + ([f"aten._adaptive_avg_pool{_d}d.default"] if _d > 1 else []),
+              lambda n, d=_d: _adaptive(n, d, "avg"), row=lambda n, d=_d: _global_mean(n, d))
+    _register(f"aten.adaptive_max_pool{_d}d.default", lambda n, d=_d: _adaptive(n, d, "max"),
+              first_result_only=True)

@@ -1,5 +1,5 @@
-"""Benchmark generated row kernels (reductions, norms, and chains with a library call before
-them) against eager and torch.compile on a GPU, at benchmark sizes.
+"""Benchmark generated row and window kernels (reductions, norms, pooling, and chains with a
+library call before them) against eager and torch.compile on a GPU, at benchmark sizes.
 
 Every case is compiled with fuseforge.compile, checked against eager on the same inputs,
 then timed side by side (CUDA events, L2 flushed, median of 30). For standalone row ops the
@@ -34,7 +34,10 @@ class Fn(nn.Module):
         super().__init__()
         self.fn = fn
         for k, m in modules.items():
-            self.add_module(k, m)
+            if isinstance(m, torch.Tensor):
+                self.register_parameter(k, nn.Parameter(m))
+            else:
+                self.add_module(k, m)
 
     def forward(self, *xs):
         return self.fn(self, *xs)
@@ -70,6 +73,15 @@ def cases():
             [r(1024, 8192)], False),
         "conv_bn_eval_relu": (Fn(lambda m, x: torch.relu(m.bn(m.conv(x))), conv=nn.Conv2d(64, 128, 3),
                                  bn=nn.BatchNorm2d(128)).eval(), [r(128, 64, 64, 64)], False),
+        "max_pool2d_2x2_64x64x128x128": (Fn(lambda m, x: F.max_pool2d(x, 2)), [r(64, 64, 128, 128)], True),
+        "max_pool2d_3x3s2p1_64x64x128x128": (Fn(lambda m, x: F.max_pool2d(x, 3, 2, 1)), [r(64, 64, 128, 128)], True),
+        "avg_pool3d_2_16x32x32x64x64": (Fn(lambda m, x: F.avg_pool3d(x, 2)), [r(16, 32, 32, 64, 64)], True),
+        "adaptive_avg_pool2d_7x7_64x256x56x56": (Fn(lambda m, x: F.adaptive_avg_pool2d(x, 7)),
+                                                 [r(64, 256, 56, 56)], True),
+        "conv_relu_maxpool": (Fn(lambda m, x: F.max_pool2d(torch.relu(m.conv(x)), 2), conv=nn.Conv2d(64, 128, 3)),
+                              [r(128, 64, 64, 64)], False),
+        "conv_tanh_scale_bias_maxpool": (Fn(lambda m, x: F.max_pool2d(torch.tanh(m.conv(x)) * 2.0 + m.b, 2),
+                                            conv=nn.Conv2d(64, 128, 3), b=r(128, 1, 1)), [r(128, 64, 64, 64)], False),
     }
 
 
@@ -127,7 +139,7 @@ def main():
     (out / "rows.json").write_text(json.dumps({"env": env, "copy_bandwidth_GBps": bw / 1e9,
                                                "command": "PYTHONPATH=src python3 scripts/bench_rows.py",
                                                "results": results}, indent=2))
-    lines = [f"# Row kernels on {env.get('gpu')} (torch {env['torch']}, CUDA {env['cuda']}, driver "
+    lines = [f"# Row and window kernels on {env.get('gpu')} (torch {env['torch']}, CUDA {env['cuda']}, driver "
              f"{env.get('driver')})", "", f"Copy bandwidth measured in the same run: {bw / 1e9:.0f} GB/s. "
              "Median of 30 calls, L2 flushed, CUDA events.", "",
              "| case | ok | eager ms | compile ms | fuseforge ms | × eager | × compile | % copy BW | kernels |",

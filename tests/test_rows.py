@@ -8,7 +8,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 
 from . import zoo
-from .zoo_rows import CASES, CHAINS, RowZoo, row_inputs
+from .zoo_rows import CASES, CHAINS, SPLIT, RowZoo, row_inputs
 
 # float32 sums in another order than eager's: a few ulps of the largest partial sum
 RTOL, ATOL = 1e-4, 1e-5
@@ -16,7 +16,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 @pytest.fixture(scope="module")
 def rows():
-    model = RowZoo({**CASES, **CHAINS})
+    model = RowZoo({**CASES, **CHAINS, **SPLIT})
     return model, fuseforge.compile(model, row_inputs(0))
 
 
@@ -38,6 +38,14 @@ def test_chain_is_one_kernel(chain):
     the_plan = plan(capture(RowZoo({chain: CHAINS[chain]}), row_inputs(0)))
     assert not the_plan.externs, [e.node.target for e in the_plan.externs]
     assert len(the_plan.kernels) == 1, [k.name for k in the_plan.kernels]
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT))
+def test_few_long_rows_are_split(case):
+    the_plan = plan(capture(RowZoo({case: SPLIT[case]}), row_inputs(0)))
+    assert not the_plan.externs, [e.node.target for e in the_plan.externs]
+    assert len(the_plan.kernels) == 1 and the_plan.kernels[0].splits > 1, \
+        [(k.name, getattr(k, "splits", None)) for k in the_plan.kernels]
 
 
 def _check(new, ref):

@@ -66,13 +66,28 @@ CHAINS = {
 }
 
 
+# few long rows: each row split over several blocks (plan_rows.splits_for)
+SPLIT = {
+    "split_sum_all": lambda t: t["xl"].sum(),
+    "split_softmax": lambda t: torch.softmax(t["xl"], -1),
+    "split_var": lambda t: t["xl"].var(-1),
+    "split_argmax": lambda t: t["xl"].argmax(-1),
+    "split_layer_norm": lambda t: A.layer_norm.default(t["xl"], [20000]),
+    "split_logsumexp_all": lambda t: torch.logsumexp(t["xl"], [0, 1]),
+    "split_outer_sum": lambda t: t["xlt"].sum(0),
+    "split_bn_train": lambda t: tuple(A._native_batch_norm_legit_functional.default(
+        t["zl"], t["w3"], t["b3"], t["rm3"], t["rv3"], True, 0.1, 1e-5)),
+}
+
+
 class RowZoo(torch.nn.Module):
     def __init__(self, cases):
         super().__init__()
         self.cases = cases
 
-    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6):
-        t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6)
+    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3):
+        t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
+                 xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -90,4 +105,8 @@ def row_inputs(seed: int, device="cpu"):
     w9 = torch.randn(9, generator=g)
     w6, b6 = torch.randn(6, generator=g), torch.randn(6, generator=g)
     rm6, rv6 = torch.randn(6, generator=g), torch.rand(6, generator=g) + 0.5
-    return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6)]
+    xl, xlt = torch.randn(3, 20000, generator=g), torch.randn(20000, 3, generator=g)
+    zl = torch.randn(4, 3, 50, 50, generator=g) * 2 + 0.5
+    w3, b3, rm3 = torch.randn(3, generator=g), torch.randn(3, generator=g), torch.randn(3, generator=g)
+    rv3 = torch.rand(3, generator=g) + 0.5
+    return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3)]

@@ -202,7 +202,8 @@ def plan(graph: Graph) -> Plan:
     for k in kernels:
         if isinstance(k, RowKernel):
             decisions.append(f"{k.name}: row kernel over {list(k.space)} reducing axes {list(k.axes)} "
-                             f"({k.rows} rows of {k.length}), {len(k.nodes)} op(s), reads "
+                             f"({k.rows} rows of {k.length}"
+                             f"{f', each split over {k.splits} blocks' if k.splits > 1 else ''}), {len(k.nodes)} op(s), reads "
                              f"{len(k.inputs)} tensor(s), writes {len(k.outputs)}")
         elif isinstance(k, WindowKernel):
             decisions.append(f"{k.name}: window kernel, {k.window.describe()} from {list(k.frame)} to "

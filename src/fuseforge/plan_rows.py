@@ -27,10 +27,19 @@ from .graph import Node, Value
 from .ops.rows import Recipe
 
 ELEM, ROW = "elem", "row"
-# A row is one team of threads (at most a block): a few very long rows would leave most of
-# the GPU idle, so they stay with ATen until rows can be split over blocks.
-MIN_ROWS_FOR_LONG = 64           # measured: 128 rows of 262144 (batch norm) still beat the extern
-LONG_ROW = 16384
+# A row is one team of threads (at most a block). When there are too few rows to fill the GPU
+# and they are long, each row is split over several blocks (one launch per stage level).
+SPLIT_BELOW_ROWS = 264           # two rows per SM of an H100
+SPLIT_MIN_LENGTH = 8192
+SPLIT_TARGET_BLOCKS = 1024
+SPLIT_MIN_CHUNK = 4096
+
+
+def splits_for(rows: int, length: int) -> int:
+    """How many blocks share one row."""
+    if rows >= SPLIT_BELOW_ROWS or length < SPLIT_MIN_LENGTH:
+        return 1
+    return max(1, min(-(-SPLIT_TARGET_BLOCKS // rows), length // SPLIT_MIN_CHUNK))
 # Ops whose eager kernel beat the generated row kernel when run alone (bench/rows_h100*.md):
 # generated only when something is fused with them.
 EAGER_FASTER_ALONE = {
@@ -55,6 +64,7 @@ class RowKernel:
     recipes: dict                    # reduction Node -> Recipe (over the kernel's space)
     trivial: dict                    # reduction Node -> Recipe over size-1 axes: a row op
     main: Value                      # the first reduced tensor: its layout picks the schedule
+    splits: int = 1                  # blocks per row (few long rows)
 
     @property
     def kept(self) -> tuple[int, ...]:
@@ -263,8 +273,10 @@ class RowGroup:
                 if v in live or any(u not in members for u in users.get(v, [])):
                     outputs.append(v)
                     strides[v] = self._to_space(v, self.fdims[v])
-        return RowKernel("", list(self.nodes), self.space, self.axes, inputs, outputs,
-                         dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
+        k = RowKernel("", list(self.nodes), self.space, self.axes, inputs, outputs,
+                      dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
+        k.splits = splits_for(k.rows, k.length)
+        return k
 
 
 def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
@@ -314,12 +326,6 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
             continue
         recipe = recipe_of(node)
         if isinstance(recipe, str):
-            continue
-        n_rows = math.prod(recipe.space) // max(1, recipe.length)
-        if n_rows < MIN_ROWS_FOR_LONG and recipe.length >= LONG_ROW:
-            why_extern[node] = (f"{n_rows} row(s) of {recipe.length}: too few rows to fill the GPU "
-                                "(split rows are not generated yet)")
-            decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             continue
         placed = any(join(rg, [node], {node: recipe}) for rg in producers([node]))
         if placed:

@@ -287,6 +287,9 @@ template <typename T> struct ff_acc_welford {
 #endif
 };
 
+// Byte offsets of the partial accumulators of split rows in their scratch buffer.
+constexpr size_t ff_align16(size_t x) { return (x + 15) / 16 * 16; }
+
 // The CPU twin's team: one thread does the whole row.
 struct ff_team_cpu {
   static constexpr int t = 0, n = 1;

@@ -38,11 +38,12 @@ class Operand:
 
 @dataclass
 class KernelSource:
-    kernel: Kernel
+    kernel: Kernel                    # or a RowKernel / WindowKernel
     shared: str
     cuda: str
     inputs: list[Operand]
     outputs: list[Operand]
+    workspace: bool = False           # K_args ends with a scratch pointer (K_ws_bytes long)
 
 
 def _broadcast_strides(t: TensorType, shape) -> list[int]:

@@ -28,7 +28,7 @@ from ..plan import inline_constant
 from ..plan_rows import ELEM, ROW, RowKernel
 from ..ops.rows import RowDef, Stage
 from .cpp import ctype, literal
-from .pointwise import Operand, _index_expr, _render_node
+from .pointwise import KernelSource, Operand, _index_expr, _render_node
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
 
@@ -42,19 +42,11 @@ class Item:
     level: int = 0        # stages: the pass that computes it
     add: str = ""         # stages: the fold, inside the loop
     finish: list[str] = field(default_factory=list)   # stages: code after the loop
+    atype: str = ""       # stages: the accumulator type
 
 
 def _fields(template: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]
-
-
-@dataclass
-class RowSource:
-    kernel: RowKernel
-    shared: str
-    cuda: str
-    inputs: list[Operand]
-    outputs: list[Operand]
 
 
 def _schedule(k: RowKernel):
@@ -75,7 +67,7 @@ def _offset(strides, space, dims, itype, var) -> str:
     return expr.format(i=var)
 
 
-def render(k: RowKernel) -> RowSource:
+def render(k: RowKernel) -> KernelSource:
     name = k.name
     kept, red, schedule = _schedule(k)
     extents = [math.prod(k.space)] + [v.type.extent() for v in k.inputs + k.outputs]
@@ -139,7 +131,7 @@ def render(k: RowKernel) -> RowSource:
                 else:
                     items[acc] = Item(acc, "stage", [f"{atype} {acc} = {atype}::init();"],
                                       dep_names(step.elem), add=f"{acc}.add({expr}, ridx);",
-                                      finish=[f"{acc} = team.reduce({acc});"])
+                                      finish=[f"{acc} = team.reduce({acc});"], atype=atype)
             else:
                 assert isinstance(step, RowDef)
                 items[acc] = Item(acc, ROW, [f"const {T} {acc} = {step.expr.format(**env)};"],
@@ -171,6 +163,7 @@ def render(k: RowKernel) -> RowSource:
 
     emitted: set[str] = set()
     body: list[str] = []
+    S = k.splits
 
     def need_rows(name, seen=None):
         """Emit the row items `name` needs (looking through element items), then `name` if a row item."""
@@ -184,7 +177,7 @@ def render(k: RowKernel) -> RowSource:
             body.extend(items[name].code)
             emitted.add(name)
 
-    def elem_pass(targets, tail):
+    def elem_pass(targets, tail) -> list[str]:
         loop_emitted = set()
         code = []
 
@@ -201,20 +194,42 @@ def render(k: RowKernel) -> RowSource:
             for d in items[t].deps:
                 need_elem(d)
         code.extend(tail)
-        body.append("#pragma unroll 4")  # 4 independent loads in flight per thread
-        body.append(f"for ({itype} r = team.t; active && r < {length}{suffix}; r += team.n) {{")
+        lines = ["#pragma unroll 4",  # 4 independent loads in flight per thread
+                 f"for ({itype} r = r0 + team.t; active && r < r1; r += team.n) {{"]
         if "ridx" in "".join(tail):
-            body.append(f"  const int64_t ridx = {ridx};")
-        body.extend("  " + line for line in code)
-        body.append("}")
+            lines.append(f"  const int64_t ridx = {ridx};")
+        return lines + ["  " + line for line in code] + ["}"]
 
-    for level in sorted({st.level for st in stages}):
+    # Split rows: phase p < levels folds this block's chunk into level p's partial
+    # accumulators and stores them (ws, one per row and split); every later phase merges a
+    # row's partials in split order (the same bits in every block). The last phase writes.
+    ws_end, ws_decls = "0", []
+    levels = sorted({st.level for st in stages})
+    for phase, level in enumerate(levels):
         group = [st for st in stages if st.level == level]
         for st in group:
             need_rows(st.name)
         body.extend(line for st in group for line in st.code)
-        elem_pass([st.name for st in group], [st.add for st in group])
-        body.extend(line for st in group for line in st.finish)
+        fold = elem_pass([st.name for st in group], [st.add for st in group]) + \
+            [line for st in group for line in st.finish]
+        if S == 1:
+            body.extend(fold)
+        else:
+            parts = {}
+            for st in group:
+                parts[st.name] = f"reinterpret_cast<{st.atype}*>(a.ws + {name}_ws_{st.name})"
+                ws_decls.append(f"constexpr size_t {name}_ws_{st.name} = {ws_end};")
+                ws_end = f"ff_align16({name}_ws_{st.name} + sizeof({st.atype}) * {rows * S})"
+            body.append(f"if (phase == {phase}) {{")
+            body.extend("  " + line for line in fold)
+            body.append("  if (active && team.t == 0) {")
+            body.extend(f"    {parts[st.name]}[o * {S} + split] = {st.name};" for st in group)
+            body.append("  }")
+            body.append("  return;")
+            body.append("}")
+            body.append(f"for (int k = 0; active && k < {S}; ++k) {{")
+            body.extend(f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group)
+            body.append("}")
         emitted.update(st.name for st in group)
 
     elem_outs = [op for op in outs if k.phase[op.value] == ELEM]
@@ -222,80 +237,118 @@ def render(k: RowKernel) -> RowSource:
     for op in outs:
         need_rows(names[op.value])
     if elem_outs:
-        elem_pass([names[op.value] for op in elem_outs],
-                  [f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {names[op.value]};" for op in elem_outs])
+        body.extend(elem_pass([names[op.value] for op in elem_outs],
+                              [f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {names[op.value]};"
+                               for op in elem_outs]))
     if row_outs:
-        body.append("if (active && team.t == 0) {")
+        body.append(f"if (active && team.t == 0{' && split == 0' if S > 1 else ''}) {{")
         body.extend(f"  a.{op.var}[o_{op.var}] = {names[op.value]};" for op in row_outs)
         body.append("}")
 
     offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
+    chunk = -(-length // S)
+    if S == 1:
+        bounds = [f"constexpr {itype} r0 = 0, r1 = {length}{suffix};"]
+    else:
+        bounds = [f"const {itype} r0 = static_cast<{itype}>(split) * {chunk}{suffix};",
+                  f"const {itype} r1 = r0 + {chunk}{suffix} < {length}{suffix} ? r0 + {chunk}{suffix} : {length}{suffix};"]
     fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
               f"{op.value.type}, {k.phase[op.value]}" for op in ins]
     fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
                f"{op.value.type}, {k.phase[op.value]}" for op in outs]
+    if S > 1:
+        fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
+        ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
+    phases = len(levels) + 1
+    cpu_call = (f"{name}_row(a, i, true, team, 0, 0);" if S == 1 else
+                f"for (int phase = 0; phase < {phases}; ++phase)\n"
+                f"    for (int split = 0; split < {S}; ++split) {name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
+    split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
     shared = f"""
 // ---- {name}: {ops_list}
-//      space {list(k.space)}, reducing axes {list(k.axes)}: {rows} rows of {length}, schedule {schedule}
+//      space {list(k.space)}, reducing axes {list(k.axes)}: {rows} rows of {length}, schedule {schedule}{split_note}
 struct {name}_args {{
 {chr(10).join(fields)}
 }};
 constexpr {itype} {name}_n = {rows}{suffix};  // rows
+{chr(10).join(ws_decls)}
 
 #if defined(__CUDACC__)
 #pragma nv_exec_check_disable
 #endif
 template <class Team>
-FF_HD void {name}_row(const {name}_args& a, const {itype} o, const bool active, const Team& team) {{
-{chr(10).join('  ' + line for line in offsets)}
+FF_HD void {name}_row(const {name}_args& a, const {itype} o, const bool active, const Team& team,
+                      const int phase, const int split) {{
+{chr(10).join('  ' + line for line in offsets + bounds)}
 {chr(10).join('  ' + line for line in body)}
 }}
 
 inline void {name}_elem(const {name}_args& a, const {itype} i) {{
   const ff_team_cpu team;
-  {name}_row(a, i, true, team);
+  {cpu_call}
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    return RowSource(k, shared, _render_cuda(name, itype, schedule, rows, length), ins, outs)
+    cuda = _render_cuda(name, itype, schedule, rows, chunk, S, phases)
+    return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
 
 
-def _render_cuda(name, itype, schedule, rows, length) -> str:
+def _render_cuda(name, itype, schedule, rows, length, splits, phases) -> str:
+    """`length`: the elements one team walks (a split row's chunk)."""
     if schedule == "inner" and length <= 256:
         threads, per_block = 256, 8
         team = "const ff_team_warp team{static_cast<int>(threadIdx.x & 31)};"
-        row = f"blockIdx.x * {per_block}u + threadIdx.x / 32"
+        row = f"tile * {per_block}u + threadIdx.x / 32"
         smem, block, grid = "", f"{threads}", f"({rows}u + {per_block - 1}u) / {per_block}u"
     elif schedule == "inner":
         threads = 256 if length <= 4096 else (512 if length <= 32768 else 1024)
         team = "const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};"
-        row = "blockIdx.x"
+        row = "tile"
         smem = f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];"
         block, grid = f"{threads}", f"{rows}u"
     else:
         # a row's elements split over 8 threads (a block's rows stay few, so that the passes
         # after the first find them in L1), more while the GPU would hold too few threads
         ty = 1
-        while ty < 32 and ty < length and (ty < 8 or rows * ty < 270_000):
+        while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
             ty *= 2
         tx = max(32, 256 // ty)
         threads = tx * ty
         team = f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};"
-        row = f"blockIdx.x * {tx}u + threadIdx.x"
+        row = f"tile * {tx}u + threadIdx.x"
         smem = f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];"
         block, grid = f"dim3({tx}, {ty})", f"({rows}u + {tx - 1}u) / {tx}u"
-    return f"""
+    if splits == 1:
+        return f"""
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a) {{
 {smem}
   {team}
+  const {itype} tile = blockIdx.x;
   const {itype} o = {row};
-  {name}_row(a, o, o < {name}_n, team);
+  {name}_row(a, o, o < {name}_n, team, 0, 0);
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
   {name}_kernel<<<{grid}, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  return static_cast<int>(cudaGetLastError());
+}}
+"""
+    return f"""
+__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase) {{
+{smem}
+  {team}
+  const {itype} tile = blockIdx.x / {splits}u;
+  const int split = static_cast<int>(blockIdx.x % {splits}u);
+  const {itype} o = {row};
+  {name}_row(a, o, o < {name}_n, team, phase, split);
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream) {{
+  for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
+    {name}_kernel<<<({grid}) * {splits}u, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase);
+  }}
   return static_cast<int>(cudaGetLastError());
 }}
 """

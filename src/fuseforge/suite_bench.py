@@ -44,16 +44,9 @@ COMPILE_CHECK_TRIALS = 3
 # --------------------------------------------------------------------------- problem list
 
 def find_problems(paths) -> list[Path]:
-    """Problem files named or found (recursively, *.py not starting with '_') under directories."""
-    found = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += [f for f in p.rglob("*.py") if not f.name.startswith("_")]
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    unique = {problem_key(f): f for f in found}
+    """Problem files named or found under directories (as `fuseforge sweep` finds them), by key."""
+    from .sweep import discover
+    unique = {problem_key(f): f for f in discover(paths)}
     return [unique[k] for k in sorted(unique)]
 
 

@@ -1,0 +1,53 @@
+#!/bin/bash
+# A GPU session's measuring work, in parts that each fit one device call (10 minutes):
+#   bash scripts/device_run.sh tests   GPU tests (two pytest processes at once, so that their
+#                                      extension builds overlap), fuseforge check on the example
+#                                      and on an adversarial file, the example benchmark,
+#                                      convolution layouts
+#   bash scripts/device_run.sh bench   row/window benchmark, a slice of the suite through
+#                                      fuseforge bench
+# Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
+set -u
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+OUT=${OUT:-out/device}
+W=$(mktemp -d)
+mkdir -p "$OUT" "$W"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
+ff() { python3 -m fuseforge.cli "$@"; }
+
+case "$1" in
+tests)
+  (python3 -m pytest -q -m gpu tests/test_check.py > "$W/gpu-test-check.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-check.log") &
+  (python3 -m pytest -q -m gpu tests --ignore=tests/test_check.py > "$W/gpu-test-rest.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-rest.log") &
+  ff optimize examples/conv2d_min_add_mul.py -o out/example_new.py --no-bench > "$W/optimize.log" 2>&1
+  wait
+  tail -5 "$W/gpu-test-check.log" "$W/gpu-test-rest.log"
+  ff check examples/conv2d_min_add_mul.py out/example_new.py --compile --json "$W/check_example.json" \
+    > "$W/check_example.txt" 2>&1
+  ff check tests/adversarial/ref_linear_relu.py tests/adversarial/hack_identity_cache.py \
+    --set batch_size=2048 --set features=4096 --json "$W/check_identity_cache.json" > "$W/check_identity_cache.txt" 2>&1
+  ff check tests/adversarial/ref_linear_relu.py tests/adversarial/gpu_side_stream.py \
+    --set batch_size=2048 --set features=4096 --json "$W/check_side_stream.json" > "$W/check_side_stream.txt" 2>&1
+  timeout 150 python3 scripts/bench_example.py --out "$W" > "$W/bench_example.log" 2>&1
+  timeout 150 python3 scripts/conv_layouts.py suite/level2 suite/level3 --out "$W" > "$W/conv_layouts.log" 2>&1
+  cat "$W/check_example.txt" "$W/check_identity_cache.txt" "$W/check_side_stream.txt"
+  tail -3 "$W/conv_layouts.log"
+  tail -12 "$W/bench_example.log"
+  ;;
+bench)
+  timeout 300 python3 scripts/bench_rows.py --out "$W" > "$W/bench_rows.log" 2>&1
+  ff bench suite/level1/059_group_norm.py suite/level1/061_batch_norm_train.py suite/level1/080_maxpool2d.py \
+    suite/level1/085_avgpool3d.py suite/level1/086_adaptive_avgpool2d.py \
+    suite/level2/001_conv2d_batchnorm_relu.py suite/level2/003_conv2d_min_softmax.py \
+    suite/level2/009_conv2d_tanh_scale_bias_maxpool.py suite/level2/013_conv2d_avgpool_sigmoid_sum.py \
+    suite/level2/040_conv3d_batchnorm_relu.py suite/level2/045_convtranspose3d_leakyrelu_multiply_leakyrelu_maxpool.py \
+    suite/level2/053_linear_sum_max_logsumexp_relu.py suite/level2/094_batchnorm_relu_maxpool.py \
+    suite/level3/004_vgg_block.py suite/level3/005_resnet_basic_block.py \
+    -o "$W/suite" --batch 8 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
+  tail -30 "$W/bench_rows.log"
+  tail -40 "$W/suite_bench.log"
+  ;;
+esac
+tar czf "$OUT/results.tgz" -C "$W" .

@@ -6,6 +6,8 @@
 #                                      convolution layouts
 #   bash scripts/device_run.sh bench   row/window benchmark, a slice of the suite through
 #                                      fuseforge bench
+#   bash scripts/device_run.sh layout  GPU tests, the example, conv chains of the row benchmark,
+#                                      the suite's conv + pointwise problems (channels-last)
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -48,6 +50,27 @@ bench)
     -o "$W/suite" --batch 8 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
   tail -30 "$W/bench_rows.log"
   tail -40 "$W/suite_bench.log"
+  ;;
+layout)
+  (python3 -m pytest -q -m gpu tests/test_check.py > "$W/gpu-test-check.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-check.log") &
+  (python3 -m pytest -q -m gpu tests --ignore=tests/test_check.py > "$W/gpu-test-rest.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-rest.log") &
+  wait
+  for f in "$W"/gpu-test-*.log; do tail -n 3 "$f"; done
+  timeout 150 python3 scripts/bench_example.py --out "$W" > "$W/bench_example.log" 2>&1
+  timeout 150 python3 scripts/bench_rows.py --out "$W" --only conv_bn_eval_relu conv_relu_maxpool \
+    conv_gelu_groupnorm > "$W/bench_rows.log" 2>&1
+  ff bench suite/level2/004_conv2d_bias_scale_sigmoid.py suite/level2/006_conv2d_hardswish_relu.py \
+    suite/level2/007_conv2d_mish_mish.py suite/level2/012_conv2d_relu_bias_add.py \
+    suite/level2/018_conv2d_subtract_subtract_mish.py suite/level2/024_conv2d_swish_residual.py \
+    suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/029_convtranspose2d_mish_add_hardtanh_scale.py \
+    suite/level2/032_conv3d_mish_tanh.py suite/level2/037_conv3d_scale_tanh_multiply_sigmoid.py \
+    suite/level2/046_convtranspose3d_clamp_min_divide.py \
+    -o "$W/suite" --batch 11 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
+  tail -12 "$W/bench_example.log"
+  tail -8 "$W/bench_rows.log"
+  tail -30 "$W/suite_bench.log"
   ;;
 esac
 tar czf "$OUT/results.tgz" -C "$W" .

@@ -18,6 +18,7 @@ from . import ops
 from .graph import CONSTANT, Graph, Node, Value
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_windows import WindowKernel, form_window_kernels
+from .layout import choose_channels_last
 
 MAX_NAME_OPS = 5
 
@@ -43,6 +44,7 @@ class Kernel:
 class Extern:
     node: Node
     reason: str
+    channels_last: bool = False      # a convolution run on channels-last input and weight (layout.py)
 
 
 @dataclass
@@ -223,6 +225,7 @@ def plan(graph: Graph) -> Plan:
             why = reasons.get(node) or recipe_of(node)
             steps.append(Extern(node, why if isinstance(why, str) and why != "not a row op"
                                 else fusible(node, users, live)[1]))
+    choose_channels_last(steps, users, live, decisions)
     return Plan(graph, _schedule(steps), decisions)
 
 

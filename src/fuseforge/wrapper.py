@@ -132,6 +132,12 @@ def _render_extern(step: Extern, emit) -> None:
     args = [ivalue(v, a.type, where) for a, v in zip(node.schema.arguments, node.args)]
     shown = ", ".join(repr(v) if not isinstance(v, Value) else v.name for v in node.args)
     emit(f"  // {node.name}: extern {node.target}({shown})")
+    if step.channels_last:   # cuDNN then writes a channels-last output too (layout.py)
+        fmt = "at::MemoryFormat::ChannelsLast" + ("3d" if node.outputs[0].type.ndim == 5 else "")
+        for k, a in enumerate(node.schema.arguments):
+            if a.name in ("input", "weight"):
+                emit(f"  const at::Tensor {node.name}_{a.name} = {args[k]}.contiguous({fmt});")
+                args[k] = f"{node.name}_{a.name}"
     call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
     if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
         emit(f"  const at::Tensor {node.outputs[0].name} = {call}[0].toTensor();")

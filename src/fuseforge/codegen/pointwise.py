@@ -175,8 +175,70 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    cuda = _render_cuda(name, itype, ins, outs)
+    tiled = _channels_last_inputs(kernel, ins, outs)
+    cuda = _render_cuda_tiled(kernel, itype, ins, outs, tiled) if tiled else _render_cuda(name, itype, ins, outs)
     return KernelSource(kernel, shared, cuda, ins, outs)
+
+
+def _channels_last_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
+    """Channels-last inputs of a kernel that writes contiguous NCHW(D) outputs: read through
+    a transposing tile (else one of the two sides would be a strided access)."""
+    from ..layout import channels_last_strides
+    shape = kernel.shape
+    if len(shape) not in (4, 5) or kernel.order != tuple(range(len(shape))) or shape[0] > 65535 \
+            or not all(op.direct for op in outs):
+        return []
+    cl = channels_last_strides(shape)
+    return [op for op in ins if op.value.type.shape == shape and op.value.type.strides == cl]
+
+
+TILE = 32      # channels x pixels per tile; 32 x 8 threads, 4 elements each
+
+
+def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
+    name = kernel.name
+    n, c, pixels = kernel.shape[0], kernel.shape[1], math.prod(kernel.shape[2:])
+    suffix = "u" if itype == "uint32_t" else "ull"
+    tiles = [f"  __shared__ {ctype(op.value.type.dtype)} t_{op.var}[{TILE}][{TILE + 1}];  // [pixel][channel]"
+             for op in tiled]
+    loads = [f"      t_{op.var}[py][threadIdx.x] = a.{op.var}[(img * {pixels}{suffix} + p) * {c}{suffix} + ch];"
+             for op in tiled]
+    args = [f"t_{op.var}[threadIdx.x][cy]" if op in tiled else f"a.{op.var}[{op.index()}]" for op in ins]
+    decl = [f"      {ctype(op.value.type.dtype)} {op.var};" for op in outs]
+    stores = [f"      a.{op.var}[i] = {op.var};" for op in outs]
+    return f"""
+// {name}: channels-last input(s) {', '.join(op.value.name for op in tiled)} are read along channels into
+// shared memory, the outputs written along pixels: both sides coalesced.
+__global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
+{chr(10).join(tiles)}
+  const {itype} img = blockIdx.z;
+  const {itype} c0 = ({itype})blockIdx.y * {TILE}u, p0 = ({itype})blockIdx.x * {TILE}u;
+  for (int k = 0; k < {TILE}; k += 8) {{
+    const int py = threadIdx.y + k;
+    const {itype} p = p0 + py, ch = c0 + threadIdx.x;
+    if (p < {pixels}{suffix} && ch < {c}{suffix}) {{
+{chr(10).join(loads)}
+    }}
+  }}
+  __syncthreads();
+  for (int k = 0; k < {TILE}; k += 8) {{
+    const int cy = threadIdx.y + k;
+    const {itype} p = p0 + threadIdx.x, ch = c0 + cy;
+    if (p < {pixels}{suffix} && ch < {c}{suffix}) {{
+      const {itype} i = (img * {c}{suffix} + ch) * {pixels}{suffix} + p;
+{chr(10).join(decl)}
+      {name}_compute({', '.join(args + [op.var for op in outs])});
+{chr(10).join(stores)}
+    }}
+  }}
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream) {{
+  const dim3 grid(({pixels}u + {TILE - 1}u) / {TILE}u, ({c}u + {TILE - 1}u) / {TILE}u, {n}u);
+  {name}_kernel<<<grid, dim3({TILE}, 8), 0, static_cast<cudaStream_t>(stream)>>>(a);
+  return static_cast<int>(cudaGetLastError());
+}}
+"""
 
 
 def _vectorizable(op: Operand) -> bool:

@@ -1,0 +1,78 @@
+"""Channels-last convolutions (layout.py): chosen only where measured faster and where the
+epilogue kernel reads them through a transposing tile; results compared with eager."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import fuseforge
+from fuseforge.capture import capture
+from fuseforge.emit import generate
+from fuseforge.plan import plan
+
+
+class ConvEpilogues(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c2 = nn.Conv2d(16, 24, 3)
+        self.c3 = nn.Conv3d(16, 8, 3)
+        self.t2 = nn.ConvTranspose2d(16, 8, 3, stride=2)
+        self.c1x1 = nn.Conv2d(16, 8, 1)
+        self.few = nn.Conv2d(3, 8, 3)
+        self.bias = nn.Parameter(torch.randn(24, 1, 1))
+
+    def forward(self, x, v, r):
+        a = torch.min(self.c2(x), torch.tensor(0.3)) + self.bias     # channels-last, per-channel operand
+        b = torch.tanh(self.c3(v)) * 2                                # 3D
+        c = torch.relu(self.t2(x)) + r                                # transposed, an NCHW operand too
+        d = torch.sigmoid(self.c1x1(x))                               # 1x1: stays NCHW
+        e = self.few(x[:, :3]) + 1                                    # 3 input channels: stays NCHW
+        return a, b, c, d, e
+
+
+def inputs(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 16, 11, 13, generator=g)
+    v = torch.randn(2, 16, 5, 6, 7, generator=g)
+    r = torch.randn(2, 8, 23, 27, generator=g)
+    return [t.to(device) for t in (x, v, r)]
+
+
+def test_choice():
+    p = plan(capture(ConvEpilogues(), inputs(0)))
+    chosen = {e.node.target: e.channels_last for e in p.externs if "conv" in e.node.target}
+    cl = [e.node.name for e in p.externs if e.channels_last]
+    assert len(cl) == 3, p.decisions
+    assert chosen["aten.conv3d.default"] and chosen["aten.conv_transpose2d.input"], chosen
+    src = generate(p, name="layout").text
+    assert src.count(".contiguous(at::MemoryFormat::ChannelsLast") == 6   # input and weight of each
+    assert src.count("__shared__ float t_in") >= 3     # the epilogues read through tiles
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    torch.manual_seed(0)
+    model = ConvEpilogues()
+    return model, fuseforge.compile(model, inputs(0))
+
+
+def _check(new, ref):
+    for a, b in zip(new, ref):
+        assert a.shape == b.shape and a.stride() == b.stride(), (a.shape, a.stride(), b.stride())
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_matches_eager_on_cpu(compiled, seed):
+    model, fast = compiled
+    with torch.no_grad():
+        _check(fast(*inputs(seed)), model(*inputs(seed)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [1, 2])
+def test_matches_eager_on_cuda(compiled, seed):
+    model, fast = compiled
+    x = inputs(seed, "cuda")
+    with torch.no_grad():
+        _check(fast.cuda()(*x), model.cuda()(*x))

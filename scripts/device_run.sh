@@ -65,7 +65,7 @@ layout)
     suite/level2/007_conv2d_mish_mish.py suite/level2/012_conv2d_relu_bias_add.py \
     suite/level2/018_conv2d_subtract_subtract_mish.py suite/level2/024_conv2d_swish_residual.py \
     suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/029_convtranspose2d_mish_add_hardtanh_scale.py \
-    suite/level2/032_conv3d_mish_tanh.py suite/level2/037_conv3d_scale_tanh_multiply_sigmoid.py \
+    suite/level2/030_convtranspose2d_subtract_tanh.py suite/level2/032_conv3d_mish_tanh.py \
     suite/level2/046_convtranspose3d_clamp_min_divide.py \
     -o "$W/suite" --batch 11 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
   tail -12 "$W/bench_example.log"

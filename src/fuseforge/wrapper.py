@@ -135,9 +135,15 @@ def _render_extern(step: Extern, emit) -> None:
     if step.channels_last:   # cuDNN then writes a channels-last output too (layout.py)
         fmt = "at::MemoryFormat::ChannelsLast" + ("3d" if node.outputs[0].type.ndim == 5 else "")
         for k, a in enumerate(node.schema.arguments):
-            if a.name in ("input", "weight"):
-                emit(f"  const at::Tensor {node.name}_{a.name} = {args[k]}.contiguous({fmt});")
-                args[k] = f"{node.name}_{a.name}"
+            if a.name == "input":
+                emit(f"  const at::Tensor {node.name}_input = {args[k]}.contiguous({fmt});")
+            elif a.name == "weight":
+                emit(f"  static ff::FormatCache {node.name}_weight_cache;  // converted on the first call")
+                emit(f"  const at::Tensor {node.name}_weight = ff::converted_once({args[k]}, {fmt}, "
+                     f"{node.name}_weight_cache);")
+            else:
+                continue
+            args[k] = f"{node.name}_{a.name}"
     call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
     if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
         emit(f"  const at::Tensor {node.outputs[0].name} = {call}[0].toTensor();")

@@ -371,6 +371,7 @@ HOST_RUNTIME = r"""
 #else
 #define FF_CUDA(launcher) nullptr
 #endif
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -388,6 +389,24 @@ inline c10::OperatorHandle op(const char* name, const char* overload) {
 inline std::vector<c10::IValue> call(const c10::OperatorHandle& op, std::vector<c10::IValue> stack) {
   op.callBoxed(&stack);
   return stack;
+}
+
+// A weight in another memory format, converted once and reused while it is the same tensor
+// with the same version counter (an in-place update converts it again). Holding the source
+// keeps its memory from being reused by another tensor while the copy is cached.
+struct FormatCache {
+  std::mutex m;
+  at::Tensor src, converted;
+  uint32_t version = 0;
+};
+inline at::Tensor converted_once(const at::Tensor& w, at::MemoryFormat fmt, FormatCache& c) {
+  std::lock_guard<std::mutex> lock(c.m);
+  if (!c.src.defined() || !w.is_same(c.src) || w._version() != c.version) {
+    c.converted = w.contiguous(fmt);
+    c.src = w;
+    c.version = w._version();
+  }
+  return c.converted;
 }
 
 inline at::Tensor empty(at::IntArrayRef sizes, at::IntArrayRef strides, at::ScalarType dtype,

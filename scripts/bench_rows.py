@@ -9,6 +9,7 @@ share of a device-to-device copy measured in the same run. Writes rows.json and 
 """
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -73,6 +74,8 @@ def cases():
             [r(1024, 8192)], False),
         "conv_bn_eval_relu": (Fn(lambda m, x: torch.relu(m.bn(m.conv(x))), conv=nn.Conv2d(64, 128, 3),
                                  bn=nn.BatchNorm2d(128)).eval(), [r(128, 64, 64, 64)], False),
+        "conv_bn_train_relu": (Fn(lambda m, x: torch.relu(m.bn(m.conv(x))), conv=nn.Conv2d(64, 128, 3),
+                                  bn=nn.BatchNorm2d(128)), [r(128, 64, 64, 64)], False),
         "max_pool2d_2x2_64x64x128x128": (Fn(lambda m, x: F.max_pool2d(x, 2)), [r(64, 64, 128, 128)], True),
         "max_pool2d_3x3s2p1_64x64x128x128": (Fn(lambda m, x: F.max_pool2d(x, 3, 2, 1)), [r(64, 64, 128, 128)], True),
         "avg_pool3d_2_16x32x32x64x64": (Fn(lambda m, x: F.avg_pool3d(x, 2)), [r(16, 32, 32, 64, 64)], True),
@@ -97,8 +100,16 @@ def main():
     todo = {k: v for k, v in cases().items() if not args.only or k in args.only}
     gen = {}
     tmp = Path(tempfile.mkdtemp())
-    for name, (model, inputs, _) in todo.items():
+    for name, (model, inputs, standalone) in list(todo.items()):
         g = generate(plan(capture(model, inputs)), name=name)
+        gen[name] = g
+        if any(e.channels_last for e in g.plan.externs):
+            # the same case with every convolution NCHW, measured side by side (layout.py)
+            os.environ["FUSEFORGE_CHANNELS_LAST"] = "0"
+            todo[name + "[nchw]"] = (model, inputs, standalone)
+            gen[name + "[nchw]"] = generate(plan(capture(model, inputs)), name=name + "_nchw")
+            del os.environ["FUSEFORGE_CHANNELS_LAST"]
+    for name, g in gen.items():
         path = tmp / f"{g.ext_name}.py"
         path.write_text(g.text)
         gen[name] = (g, path)

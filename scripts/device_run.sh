@@ -16,6 +16,7 @@ W=$(mktemp -d)
 mkdir -p "$OUT" "$W"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
 ff() { python3 -m fuseforge.cli "$@"; }
+save() { tar czf "$OUT/results.tgz" -C "$W" .; }   # after every stage: a call cut short keeps what ran
 
 case "$1" in
 tests)
@@ -58,18 +59,20 @@ layout)
    echo "exit $?" >> "$W/gpu-test-rest.log") &
   wait
   for f in "$W"/gpu-test-*.log; do tail -n 3 "$f"; done
+  save
   timeout 150 python3 scripts/bench_example.py --out "$W" > "$W/bench_example.log" 2>&1
-  timeout 150 python3 scripts/bench_rows.py --out "$W" --only conv_bn_eval_relu conv_relu_maxpool \
+  save
+  timeout 200 python3 scripts/bench_rows.py --out "$W" --only conv_bn_eval_relu conv_relu_maxpool conv_bn_train_relu conv_min_softmax \
     conv_gelu_groupnorm > "$W/bench_rows.log" 2>&1
-  ff bench suite/level2/004_conv2d_bias_scale_sigmoid.py suite/level2/006_conv2d_hardswish_relu.py \
-    suite/level2/007_conv2d_mish_mish.py suite/level2/012_conv2d_relu_bias_add.py \
-    suite/level2/018_conv2d_subtract_subtract_mish.py suite/level2/024_conv2d_swish_residual.py \
+  save
+  ff bench suite/level2/001_conv2d_batchnorm_relu.py suite/level2/002_conv2d_gelu_groupnorm.py \
+    suite/level2/003_conv2d_min_softmax.py suite/level2/004_conv2d_bias_scale_sigmoid.py \
+    suite/level2/024_conv2d_swish_residual.py \
     suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/029_convtranspose2d_mish_add_hardtanh_scale.py \
-    suite/level2/030_convtranspose2d_subtract_tanh.py suite/level2/032_conv3d_mish_tanh.py \
-    suite/level2/046_convtranspose3d_clamp_min_divide.py \
-    -o "$W/suite" --batch 11 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
+    suite/level2/032_conv3d_mish_tanh.py \
+    -o "$W/suite" --batch 8 --budget "${BUDGET:-220}" > "$W/suite_bench.log" 2>&1
   tail -12 "$W/bench_example.log"
-  tail -8 "$W/bench_rows.log"
+  tail -14 "$W/bench_rows.log"
   tail -30 "$W/suite_bench.log"
   ;;
 esac

@@ -30,6 +30,36 @@ class ConvEpilogues(nn.Module):
         return a, b, c, d, e
 
 
+class ConvRows(nn.Module):
+    """Row kernels reading channels-last outputs: batch norm (rows split over blocks), softmax
+    over channels, group norm (its grouped view of a channels-last tensor)."""
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(16, 8, 3, padding=1), nn.Conv2d(16, 8, 3), nn.Conv2d(16, 8, 3)
+        self.bn, self.gn = nn.BatchNorm2d(8), nn.GroupNorm(2, 8)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.a(x))), torch.softmax(self.b(x), 1), self.gn(self.c(x))
+
+
+def row_inputs(seed, device="cpu"):
+    return [torch.randn(2, 16, 64, 64, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+def test_row_readers():
+    from fuseforge.plan_rows import RowKernel
+    p = plan(capture(ConvRows(), row_inputs(0)))
+    cl = {e.node.name for e in p.externs if e.channels_last}
+    assert cl == {"conv2d", "conv2d_1", "conv2d_2"}, p.decisions
+    rows = [k for k in p.kernels if isinstance(k, RowKernel)]
+    assert len(rows) == 3 and any(k.splits > 1 for k in rows), [(k.name, k.splits) for k in rows]
+    torch.manual_seed(0)
+    model = ConvRows()
+    fast = fuseforge.compile(model, row_inputs(0))
+    with torch.no_grad():
+        _check(fast(*row_inputs(1)), model(*row_inputs(1)))
+
+
 def inputs(seed, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 16, 11, 13, generator=g)
@@ -87,3 +117,12 @@ def test_matches_eager_on_cuda(compiled, seed):
     x = inputs(seed, "cuda")
     with torch.no_grad():
         _check(fast.cuda()(*x), model.cuda()(*x))
+
+
+@pytest.mark.gpu
+def test_row_readers_on_cuda():
+    torch.manual_seed(0)
+    model = ConvRows().cuda()
+    fast = fuseforge.compile(model, row_inputs(0, "cuda"))
+    with torch.no_grad():
+        _check(fast(*row_inputs(1, "cuda")), model(*row_inputs(1, "cuda")))

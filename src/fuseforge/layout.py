@@ -5,15 +5,19 @@ a k×k 2D convolution (k > 1) with 16 or more input channels in 0.39-0.68× of i
 when input, weight and output are channels-last (transposed 2D/3D convolutions 0.64-0.70×,
 depthwise 0.34×), a 3D convolution in 0.85× (about what converting its input costs, so 3D
 convolutions stay NCHW); 1×1 convolutions gain nothing and convolutions with 1 or 6 input
-channels lose up to 19 %; cudnn.benchmark changes nothing. Converting the input costs about half a copy; the
-output goes to the epilogue kernel, which reads it through a transposing tile and writes the
-layout the graph had (bench: a plain .contiguous() of it costs 5.8 copies). So a convolution
-runs channels-last when it is such a convolution and its output goes only to one generated
-pointwise kernel that writes dense outputs in the graph's layout.
+channels lose up to 19 %; cudnn.benchmark changes nothing. Converting the input costs about
+half a copy, the weight is converted once. The output must not be converted back (a plain
+.contiguous() of it costs 5.8 copies): it goes only to generated kernels that read it in
+place, a pointwise kernel through a transposing tile (writing the graph's own layout) or a
+row kernel whose schedule follows the channels-last layout. So the plan is made, such
+convolutions whose outputs only generated kernels read are switched to channels-last, and
+the plan is made again; a switch whose readers did not stay generated is undone.
+FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
 """
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -28,8 +32,12 @@ def channels_last_strides(shape) -> tuple[int, ...]:
     return tuple(torch.empty(shape, device="meta", memory_format=fmt).stride())
 
 
-def _why_not(node, users, live, kernel_of) -> str | None:
-    from .plan import Kernel
+def contiguous_strides(shape) -> tuple[int, ...]:
+    return tuple(torch.empty(shape, device="meta").stride())
+
+
+def _why_not(node) -> str | None:
+    """Whether the convolution itself is one that measured faster channels-last."""
     x, w = node.arg("input"), node.arg("weight")
     y = node.outputs[0]
     if x.type.dtype != torch.float32 or x.type.ndim not in (4, 5) or y.type.ndim != x.type.ndim:
@@ -40,33 +48,69 @@ def _why_not(node, users, live, kernel_of) -> str | None:
         return "a 1x1 convolution (measured no faster channels-last)"
     if y.type.shape[1] == 1 or math.prod(y.type.shape[2:]) == 1:
         return "an output without both channels and pixels"
-    if y in live:
-        return "its output is a result of the model"
-    kernels = {kernel_of.get(u) for u in users.get(y, [])}
-    if len(kernels) != 1 or None in kernels or type(next(iter(kernels))) is not Kernel:
-        return "its output is not read by exactly one generated pointwise kernel"
-    k = next(iter(kernels))
-    if k.shape != y.type.shape or k.order != tuple(range(len(k.shape))) or \
-            any(v.type.shape != k.shape or not v.type.is_dense() or
-                v.type.strides != tuple(torch.empty(k.shape, device="meta").stride()) for v in k.outputs):
-        return "its epilogue does not write contiguous tensors of its shape"
+    if y.type.strides != contiguous_strides(y.type.shape):
+        return "an output that is not contiguous NCHW in the graph"
     return None
 
 
-def choose_channels_last(steps, users, live, decisions) -> None:
-    """Mark convolution externs that run channels-last; their outputs' strides change."""
-    from .plan import Extern
-    kernel_of = {n: s for s in steps if not isinstance(s, Extern) for n in s.nodes}
-    for step in steps:
-        if not isinstance(step, Extern) or step.node.target not in CONVS:
+def _readers_why_not(plan, node) -> str | None:
+    """Whether every reader of the convolution's output is a generated kernel that reads it in place."""
+    from .plan import Extern, Kernel
+    from .plan_rows import RowKernel
+    y = node.outputs[0]
+    if any(v is y for v in plan.graph.outputs):
+        return "its output is a result of the model"
+    users = plan.graph.users().get(y, [])
+    kernel_of = {n: s for s in plan.steps if not isinstance(s, Extern) for n in s.nodes}
+    for u in users:
+        k = kernel_of.get(u)
+        if k is None:
+            return f"{u.name} ({u.target}) reads it as an extern"
+        if isinstance(k, RowKernel):
             continue
-        node = step.node
-        why = _why_not(node, users, live, kernel_of)
+        if type(k) is not Kernel:
+            return f"{k.name} is a {type(k).__name__} (it would read it with strided loads)"
+        if k.shape != y.type.shape or k.order != tuple(range(len(k.shape))) or \
+                any(v.type.shape != k.shape or v.type.strides != contiguous_strides(k.shape) for v in k.outputs):
+            return f"{k.name} does not write contiguous tensors of its shape"
+    return None
+
+
+def plan_with_layouts(graph, make_plan):
+    plan = make_plan(graph)
+    if os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
+        plan.decisions.append("layouts: FUSEFORGE_CHANNELS_LAST=0, every convolution NCHW")
+        return plan
+    notes, chosen = [], []
+    for step in plan.externs:
+        if step.node.target not in CONVS:
+            continue
+        why = _why_not(step.node) or _readers_why_not(plan, step.node)
         if why:
-            decisions.append(f"{node.name} ({node.target}): NCHW, {why}")
-            continue
-        y = node.outputs[0]
-        y.type = TensorType(y.type.shape, channels_last_strides(y.type.shape), y.type.dtype)
-        step.channels_last = True
-        decisions.append(f"{node.name} ({node.target}): channels-last (input and weight converted, "
-                         f"the epilogue {kernel_of[users[y][0]].name} reads it through a transposing tile)")
+            notes.append(f"{step.node.name} ({step.node.target}): NCHW, {why}")
+        else:
+            chosen.append(step.node)
+    old = {n: n.outputs[0].type for n in chosen}
+    while chosen:
+        for n in chosen:
+            y = n.outputs[0]
+            y.type = TensorType(y.type.shape, channels_last_strides(y.type.shape), y.type.dtype)
+        plan = make_plan(graph)
+        undone = [(n, why) for n in chosen if (why := _readers_why_not(plan, n))]
+        if not undone:
+            break
+        for n, why in undone:
+            notes.append(f"{n.name} ({n.target}): NCHW, channels-last would make {why}")
+            chosen.remove(n)
+        for n in old:
+            n.outputs[0].type = old[n]
+        if not chosen:
+            plan = make_plan(graph)
+    for step in plan.externs:
+        if step.node in chosen:
+            step.channels_last = True
+            readers = sorted({s.name for s in plan.kernels if set(s.nodes) & set(graph.users().get(step.node.outputs[0], []))})
+            notes.append(f"{step.node.name} ({step.node.target}): channels-last (input converted, weight once), "
+                         f"read in place by {', '.join(readers)}")
+    plan.decisions.extend(notes)
+    return plan

@@ -18,7 +18,6 @@ from . import ops
 from .graph import CONSTANT, Graph, Node, Value
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_windows import WindowKernel, form_window_kernels
-from .layout import choose_channels_last
 
 MAX_NAME_OPS = 5
 
@@ -126,6 +125,12 @@ class _Group:
 
 
 def plan(graph: Graph) -> Plan:
+    """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
+    from .layout import plan_with_layouts
+    return plan_with_layouts(graph, _plan)
+
+
+def _plan(graph: Graph) -> Plan:
     decisions: list[str] = []
     users = graph.users()
     live = graph.live_out()
@@ -225,7 +230,6 @@ def plan(graph: Graph) -> Plan:
             why = reasons.get(node) or recipe_of(node)
             steps.append(Extern(node, why if isinstance(why, str) and why != "not a row op"
                                 else fusible(node, users, live)[1]))
-    choose_channels_last(steps, users, live, decisions)
     return Plan(graph, _schedule(steps), decisions)
 
 

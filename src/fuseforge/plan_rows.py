@@ -35,11 +35,26 @@ SPLIT_TARGET_BLOCKS = 1024
 SPLIT_MIN_CHUNK = 4096
 
 
-def splits_for(rows: int, length: int) -> int:
-    """How many blocks share one row."""
-    if rows >= SPLIT_BELOW_ROWS or length < SPLIT_MIN_LENGTH:
+OUTER_ROWS_PER_BLOCK = 32        # the "outer" schedule puts up to 32 rows side by side in a block
+
+
+def splits_for(blocks: int, length: int) -> int:
+    """How many blocks share one row (`blocks`: the blocks the rows need unsplit)."""
+    if blocks >= SPLIT_BELOW_ROWS or length < SPLIT_MIN_LENGTH:
         return 1
-    return max(1, min(-(-SPLIT_TARGET_BLOCKS // rows), length // SPLIT_MIN_CHUNK))
+    return max(1, min(-(-SPLIT_TARGET_BLOCKS // blocks), length // SPLIT_MIN_CHUNK))
+
+
+def schedule_of(k) -> tuple[list, list, str]:
+    """(kept dims, reduced dims) outermost first in the main tensor's memory order, and the
+    schedule: "inner" when the innermost moving dim is reduced, else "outer"."""
+    st = k.strides[k.main]
+    order = sorted(range(len(k.space)), key=lambda d: (-st[d], d))
+    kept = [d for d in order if d not in k.axes]
+    red = [d for d in order if d in k.axes]
+    moving = [d for d in order if k.space[d] > 1 and st[d] != 0]
+    inner = bool(moving) and moving[-1] in k.axes
+    return kept, red, ("inner" if inner else "outer")
 # Ops whose eager kernel beat the generated row kernel when run alone (bench/rows_h100*.md):
 # generated only when something is fused with them.
 EAGER_FASTER_ALONE = {
@@ -275,7 +290,8 @@ class RowGroup:
                     strides[v] = self._to_space(v, self.fdims[v])
         k = RowKernel("", list(self.nodes), self.space, self.axes, inputs, outputs,
                       dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
-        k.splits = splits_for(k.rows, k.length)
+        inner = schedule_of(k)[2] == "inner"
+        k.splits = splits_for(k.rows if inner else -(-k.rows // OUTER_ROWS_PER_BLOCK), k.length)
         return k
 
 

@@ -25,7 +25,7 @@ import torch
 
 from ..graph import Value
 from ..plan import inline_constant
-from ..plan_rows import ELEM, ROW, RowKernel
+from ..plan_rows import ELEM, ROW, RowKernel, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ctype, literal
 from .pointwise import KernelSource, Operand, _index_expr, _render_node
@@ -49,17 +49,6 @@ def _fields(template: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]
 
 
-def _schedule(k: RowKernel):
-    """(kept dims, reduced dims) outermost first in the main tensor's memory order; schedule."""
-    st = k.strides[k.main]
-    order = sorted(range(len(k.space)), key=lambda d: (-st[d], d))
-    kept = [d for d in order if d not in k.axes]
-    red = [d for d in order if d in k.axes]
-    moving = [d for d in order if k.space[d] > 1 and st[d] != 0]
-    inner = bool(moving) and moving[-1] in k.axes
-    return kept, red, ("inner" if inner else "outer")
-
-
 def _offset(strides, space, dims, itype, var) -> str:
     shape = [space[d] for d in dims]
     sub = [strides[d] for d in dims]
@@ -69,7 +58,7 @@ def _offset(strides, space, dims, itype, var) -> str:
 
 def render(k: RowKernel) -> KernelSource:
     name = k.name
-    kept, red, schedule = _schedule(k)
+    kept, red, schedule = schedule_of(k)
     extents = [math.prod(k.space)] + [v.type.extent() for v in k.inputs + k.outputs]
     itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
     rows, length = k.rows, k.length

@@ -62,7 +62,7 @@ layout)
   save
   timeout 150 python3 scripts/bench_example.py --out "$W" > "$W/bench_example.log" 2>&1
   save
-  timeout 200 python3 scripts/bench_rows.py --out "$W" --only conv_bn_eval_relu conv_relu_maxpool conv_bn_train_relu conv_min_softmax \
+  timeout 200 python3 scripts/bench_rows.py --out "$W" --only conv_bn_eval_relu conv_relu_maxpool conv_bn_train_relu conv_min_softmax conv_tanh_scale_bias_maxpool \
     conv_gelu_groupnorm > "$W/bench_rows.log" 2>&1
   save
   ff bench suite/level2/001_conv2d_batchnorm_relu.py suite/level2/002_conv2d_gelu_groupnorm.py \

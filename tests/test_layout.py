@@ -60,6 +60,36 @@ def test_row_readers():
         _check(fast(*row_inputs(1)), model(*row_inputs(1)))
 
 
+class ConvPools(nn.Module):
+    """Window kernels reading channels-last outputs (threads walk channels fastest)."""
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(16, 8, 3), nn.ConvTranspose3d(16, 8, 3)
+        self.bias = nn.Parameter(torch.randn(8, 1, 1))
+
+    def forward(self, x, v):
+        p = F.max_pool2d(torch.tanh(self.a(x)) * 2 + self.bias, 3, 2, 1) + 1
+        q = torch.sigmoid(F.avg_pool3d(self.b(v), 2, ceil_mode=True))
+        return p, q
+
+
+def test_window_readers():
+    from fuseforge.plan_windows import WindowKernel
+    from fuseforge.codegen.window import reads_channels_last
+    x, v, _ = inputs(0)
+    p = plan(capture(ConvPools(), [x, v]))
+    assert all(e.channels_last for e in p.externs), p.decisions
+    pools = [k for k in p.kernels if isinstance(k, WindowKernel)]
+    assert len(pools) == 2 and all(reads_channels_last(k) for k in pools)
+    torch.manual_seed(0)
+    model = ConvPools()
+    fast = fuseforge.compile(model, [x, v])
+    with torch.no_grad():
+        for seed in (1, 2):
+            x, v, _ = inputs(seed)
+            _check(fast(x, v), model(x, v))
+
+
 def inputs(seed, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 16, 11, 13, generator=g)
@@ -126,3 +156,14 @@ def test_row_readers_on_cuda():
     fast = fuseforge.compile(model, row_inputs(0, "cuda"))
     with torch.no_grad():
         _check(fast(*row_inputs(1, "cuda")), model(*row_inputs(1, "cuda")))
+
+
+@pytest.mark.gpu
+def test_window_readers_on_cuda():
+    torch.manual_seed(0)
+    model = ConvPools().cuda()
+    x, v, _ = inputs(0, "cuda")
+    fast = fuseforge.compile(model, [x, v])
+    with torch.no_grad():
+        x, v, _ = inputs(1, "cuda")
+        _check(fast(x, v), model(x, v))

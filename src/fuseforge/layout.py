@@ -8,8 +8,9 @@ convolutions stay NCHW); 1×1 convolutions gain nothing and convolutions with 1 
 channels lose up to 19 %; cudnn.benchmark changes nothing. Converting the input costs about
 half a copy, the weight is converted once. The output must not be converted back (a plain
 .contiguous() of it costs 5.8 copies): it goes only to generated kernels that read it in
-place, a pointwise kernel through a transposing tile (writing the graph's own layout) or a
-row kernel whose schedule follows the channels-last layout. So the plan is made, such
+place: a pointwise kernel through a transposing tile (writing the graph's own layout), a
+row kernel whose schedule follows the channels-last layout, or a window kernel whose threads
+walk channels fastest. So the plan is made, such
 convolutions whose outputs only generated kernels read are switched to channels-last, and
 the plan is made again; a switch whose readers did not stay generated is undone.
 FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
@@ -57,6 +58,7 @@ def _readers_why_not(plan, node) -> str | None:
     """Whether every reader of the convolution's output is a generated kernel that reads it in place."""
     from .plan import Extern, Kernel
     from .plan_rows import RowKernel
+    from .plan_windows import WindowKernel
     y = node.outputs[0]
     if any(v is y for v in plan.graph.outputs):
         return "its output is a result of the model"
@@ -67,6 +69,10 @@ def _readers_why_not(plan, node) -> str | None:
         if k is None:
             return f"{u.name} ({u.target}) reads it as an extern"
         if isinstance(k, RowKernel):
+            continue
+        if isinstance(k, WindowKernel):
+            if len(k.frame) != k.window.dims + 2:
+                return f"{k.name} pools a tensor without batch and channel dims"
             continue
         if type(k) is not Kernel:
             return f"{k.name} is a {type(k).__name__} (it would read it with strided loads)"

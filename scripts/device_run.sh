@@ -70,7 +70,7 @@ layout)
     suite/level2/024_conv2d_swish_residual.py \
     suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/029_convtranspose2d_mish_add_hardtanh_scale.py \
     suite/level2/009_conv2d_tanh_scale_bias_maxpool.py suite/level2/032_conv3d_mish_tanh.py \
-    -o "$W/suite" --batch 8 --budget "${BUDGET:-220}" > "$W/suite_bench.log" 2>&1
+    -o "$W/suite" --batch 9 --budget "${BUDGET:-220}" > "$W/suite_bench.log" 2>&1
   tail -12 "$W/bench_example.log"
   tail -14 "$W/bench_rows.log"
   tail -30 "$W/suite_bench.log"

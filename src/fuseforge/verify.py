@@ -8,11 +8,9 @@ poisoned first so that an element left unwritten cannot pass.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.utils._pytree as pytree
 
 FLOAT32_TOL = 1e-2   # KernelBench's atol = rtol for float32
 
@@ -28,50 +26,15 @@ class VerifyResult:
 
 
 def _compare(tag: str, new, ref, atol: float, rtol: float, result: VerifyResult) -> None:
-    new_leaves, new_spec = pytree.tree_flatten(new)
-    ref_leaves, ref_spec = pytree.tree_flatten(ref)
-    if new_spec != ref_spec:
-        result.failures.append(f"{tag}: output structure differs: {new_spec} vs {ref_spec}")
-        return
-    for k, (a, b) in enumerate(zip(new_leaves, ref_leaves)):
-        where = f"{tag}[{k}]"
-        if not isinstance(b, torch.Tensor):
-            if a != b:
-                result.failures.append(f"{where}: {a!r} != {b!r}")
-            continue
-        if not isinstance(a, torch.Tensor):
-            result.failures.append(f"{where}: expected a tensor, got {type(a).__name__}")
-            continue
-        if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
-            result.failures.append(f"{where}: {a.dtype}{list(a.shape)} on {a.device}, expected "
-                                   f"{b.dtype}{list(b.shape)} on {b.device}")
-            continue
-        if a.numel() == 0:
-            continue
-        a64, b64 = a.detach().double(), b.detach().double()
-        nan_a, nan_b = torch.isnan(a64), torch.isnan(b64)
-        if not torch.equal(nan_a, nan_b):
-            result.failures.append(f"{where}: NaN in {int((nan_a != nan_b).sum())} element(s) where the "
-                                   "reference differs")
-            continue
-        finite = ~nan_b
-        diff = (a64 - b64).abs()[finite]
-        same_inf = (a64[finite] == b64[finite])
-        diff = torch.where(same_inf, torch.zeros_like(diff), diff)
-        if diff.numel():
-            max_abs = float(diff.max())
-            result.max_abs = max(result.max_abs, max_abs)
-            norm_ref = float(b64[finite].norm())
-            rel = float(diff.norm()) / norm_ref if norm_ref > 0 else (0.0 if max_abs == 0 else math.inf)
-            result.max_rel = max(result.max_rel, rel)
-        if b.is_floating_point() or b.is_complex():
-            ok = torch.allclose(a64, b64, atol=atol, rtol=rtol, equal_nan=True)
-        else:
-            ok = torch.equal(a, b)
-        if not ok:
-            bad = int((~torch.isclose(a64, b64, atol=atol, rtol=rtol, equal_nan=True)).sum())
-            result.failures.append(f"{where}: {bad} of {a.numel()} element(s) differ beyond "
-                                   f"atol={atol}, rtol={rtol} (max abs error {result.max_abs:.3g})")
+    """The same comparison as `fuseforge check` (structure, shape/dtype/device, NaN/Inf
+    positions, tolerance); max_rel here is normwise, ‖new - ref‖ / ‖ref‖."""
+    from .check.compare import compare, error_vs
+    c = compare(tag, new, ref, atol, rtol)
+    result.failures.extend(c.failures)
+    result.max_abs = max(result.max_abs, c.max_abs)
+    err = error_vs(new, ref)
+    if err is not None:
+        result.max_rel = max(result.max_rel, err[0])
 
 
 def _set_poison(model, on: bool) -> None:

@@ -1,5 +1,7 @@
 """Channels-last convolutions (layout.py): chosen only where measured faster and where the
 epilogue kernel reads them through a transposing tile; results compared with eager."""
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -31,63 +33,25 @@ class ConvEpilogues(nn.Module):
 
 
 class ConvRows(nn.Module):
-    """Row kernels reading channels-last outputs: batch norm (rows split over blocks), softmax
-    over channels, group norm (its grouped view of a channels-last tensor)."""
+    """Row and window kernels reading a convolution: measured slower on channels-last input,
+    so these convolutions stay NCHW."""
     def __init__(self):
         super().__init__()
         self.a, self.b, self.c = nn.Conv2d(16, 8, 3, padding=1), nn.Conv2d(16, 8, 3), nn.Conv2d(16, 8, 3)
-        self.bn, self.gn = nn.BatchNorm2d(8), nn.GroupNorm(2, 8)
+        self.bn = nn.BatchNorm2d(8)
 
     def forward(self, x):
-        return torch.relu(self.bn(self.a(x))), torch.softmax(self.b(x), 1), self.gn(self.c(x))
+        return torch.relu(self.bn(self.a(x))), torch.softmax(self.b(x), 1), F.max_pool2d(self.c(x), 2)
 
 
 def row_inputs(seed, device="cpu"):
     return [torch.randn(2, 16, 64, 64, generator=torch.Generator().manual_seed(seed)).to(device)]
 
 
-def test_row_readers():
-    from fuseforge.plan_rows import RowKernel
+def test_row_and_window_readers_keep_nchw():
     p = plan(capture(ConvRows(), row_inputs(0)))
-    cl = {e.node.name for e in p.externs if e.channels_last}
-    assert cl == {"conv2d", "conv2d_1", "conv2d_2"}, p.decisions
-    rows = [k for k in p.kernels if isinstance(k, RowKernel)]
-    assert len(rows) == 3 and any(k.splits > 1 for k in rows), [(k.name, k.splits) for k in rows]
-    torch.manual_seed(0)
-    model = ConvRows()
-    fast = fuseforge.compile(model, row_inputs(0))
-    with torch.no_grad():
-        _check(fast(*row_inputs(1)), model(*row_inputs(1)))
-
-
-class ConvPools(nn.Module):
-    """Window kernels reading channels-last outputs (threads walk channels fastest)."""
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Conv2d(16, 8, 3), nn.ConvTranspose3d(16, 8, 3)
-        self.bias = nn.Parameter(torch.randn(8, 1, 1))
-
-    def forward(self, x, v):
-        p = F.max_pool2d(torch.tanh(self.a(x)) * 2 + self.bias, 3, 2, 1) + 1
-        q = torch.sigmoid(F.avg_pool3d(self.b(v), 2, ceil_mode=True))
-        return p, q
-
-
-def test_window_readers():
-    from fuseforge.plan_windows import WindowKernel
-    from fuseforge.codegen.window import reads_channels_last
-    x, v, _ = inputs(0)
-    p = plan(capture(ConvPools(), [x, v]))
-    assert all(e.channels_last for e in p.externs), p.decisions
-    pools = [k for k in p.kernels if isinstance(k, WindowKernel)]
-    assert len(pools) == 2 and all(reads_channels_last(k) for k in pools)
-    torch.manual_seed(0)
-    model = ConvPools()
-    fast = fuseforge.compile(model, [x, v])
-    with torch.no_grad():
-        for seed in (1, 2):
-            x, v, _ = inputs(seed)
-            _check(fast(x, v), model(x, v))
+    assert not any(e.channels_last for e in p.externs)
+    assert sum("measured slower on a channels-last input" in d for d in p.decisions) == 3, p.decisions
 
 
 def inputs(seed, device="cpu"):
@@ -140,30 +104,20 @@ def test_weight_updated_in_place_is_converted_again():
         _check(fast(*inputs(1)), model(*inputs(1)))
 
 
+def _no_looser_than_eager(model, fast, x):
+    """cuDNN convolutions run TF32 by default (eager too) and round differently in each layout:
+    the candidate's error against float64 must be no larger than eager's own (2x margin)."""
+    with torch.no_grad():
+        got, ref = fast(*x), model(*x)
+        exact = copy.deepcopy(model).double()(*[t.double() for t in x])
+    for a, b, e in zip(got, ref, exact):
+        assert a.shape == b.shape and a.stride() == b.stride()
+        ours, eagers = float((a.double() - e).abs().max()), float((b.double() - e).abs().max())
+        assert ours <= 2 * eagers + 1e-6, (ours, eagers)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("seed", [1, 2])
 def test_matches_eager_on_cuda(compiled, seed):
     model, fast = compiled
-    x = inputs(seed, "cuda")
-    with torch.no_grad():
-        _check(fast.cuda()(*x), model.cuda()(*x))
-
-
-@pytest.mark.gpu
-def test_row_readers_on_cuda():
-    torch.manual_seed(0)
-    model = ConvRows().cuda()
-    fast = fuseforge.compile(model, row_inputs(0, "cuda"))
-    with torch.no_grad():
-        _check(fast(*row_inputs(1, "cuda")), model(*row_inputs(1, "cuda")))
-
-
-@pytest.mark.gpu
-def test_window_readers_on_cuda():
-    torch.manual_seed(0)
-    model = ConvPools().cuda()
-    x, v, _ = inputs(0, "cuda")
-    fast = fuseforge.compile(model, [x, v])
-    with torch.no_grad():
-        x, v, _ = inputs(1, "cuda")
-        _check(fast(x, v), model(x, v))
+    _no_looser_than_eager(model.cuda(), fast.cuda(), inputs(seed, "cuda"))

@@ -18,18 +18,6 @@ from .pointwise import KernelSource, Operand, _broadcast_strides, _index_expr, _
     operand_strides
 
 
-def reads_channels_last(k: WindowKernel) -> bool:
-    """Whether the pooled input comes from a channels-last tensor (batched 2D/3D pooling)."""
-    from ..layout import channels_last_strides
-    frame = k.frame
-    if len(frame) != k.window.dims + 2 or len(frame) not in (4, 5):
-        return False
-    cl = channels_last_strides(frame)
-    sources = [k.window.x] if not k.prologue else \
-        [v for v in k.inputs if any(u is v for n in k.prologue for u in n.tensor_inputs())]
-    return any(v.type.shape == frame and v.type.strides == cl for v in sources)
-
-
 def render(k: WindowKernel) -> KernelSource:
     name, w = k.name, k.window
     frame, shape = k.frame, k.shape
@@ -66,22 +54,11 @@ def render(k: WindowKernel) -> KernelSource:
     nd = w.dims
     O, I = shape[-nd:], frame[-nd:]
     body = []
-    if reads_channels_last(k):
-        # threads walk channels fastest, as the input lies; `e` is the output's row-major index
-        ch = frame[1]
-        body += [f"const {itype} c = i % {ch}{suffix}, q = i / {ch}{suffix};  // q: (n, pixel)",
-                 f"const {itype} nc = q / {math.prod(O)}{suffix} * {ch}{suffix} + c;",
-                 f"const {itype} e = nc * {math.prod(O)}{suffix} + q % {math.prod(O)}{suffix};",
-                 f"const {itype} plane = nc * {math.prod(I)}{suffix};"]
-        at = "q"
-    else:
-        body.append(f"const {itype} plane = i / {math.prod(O)}{suffix} * {math.prod(I)}{suffix};")
-        at = "e"
-        body.append(f"const {itype} e = i;")
     for d in range(nd):
         inner_size = math.prod(O[d + 1:])
-        q = at if inner_size == 1 else f"({at} / {inner_size}{suffix})"
+        q = "i" if inner_size == 1 else f"(i / {inner_size}{suffix})"
         body.append(f"const {C} o{d} = static_cast<{C}>({q} % {O[d]}{suffix});")
+    body.append(f"const {itype} plane = i / {math.prod(O)}{suffix} * {math.prod(I)}{suffix};")
     body.append(f"{T} acc = {literal(float('-inf'), w.x.type.dtype) if w.reduce == 'max' else T + '(0)'};")
     loops, counts = [], []
     for d in range(nd):
@@ -124,12 +101,12 @@ def render(k: WindowKernel) -> KernelSource:
 
     # --- the epilogue over the output, and the stores
     names = {y: y.name}
-    lines, loaded = loads(k.epilogue, shape, "e")
+    lines, loaded = loads(k.epilogue, shape, "i")
     names.update(loaded)
     body += lines + [_render_node(n, names) for n in k.epilogue]
     for op in outs:
         idx, _ = _index_expr(_broadcast_strides(op.value.type, shape), shape, tuple(range(len(shape))), itype)
-        body.append(f"a.{op.var}[{idx.format(i='e')}] = {names[op.value]};")
+        body.append(f"a.{op.var}[{idx.format(i='i')}] = {names[op.value]};")
 
     fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
               for op in ins]

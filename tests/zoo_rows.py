@@ -44,6 +44,16 @@ CASES = {
     "aten.instance_norm.default": lambda t: A.instance_norm.default(t["z"], None, None, None, None, True,
                                                                     0.1, 1e-5, False),
     "aten._native_batch_norm_legit_functional.default": _bn_train,
+    "aten.mse_loss.default": lambda t: (A.mse_loss.default(t["x"], t["xt"], 1), A.mse_loss.default(t["x"], t["xt"], 2)),
+    "aten.l1_loss.default": lambda t: A.l1_loss.default(t["x"], t["xt"], 1),
+    "aten.smooth_l1_loss.default": lambda t: (A.smooth_l1_loss.default(t["x"], t["xt"], 1, 0.5),
+                                              A.smooth_l1_loss.default(t["x"], t["xt"], 2, 0.0)),
+    "aten.huber_loss.default": lambda t: A.huber_loss.default(t["x"], t["xt"], 1, 0.7),
+    "aten.kl_div.default": lambda t: (A.kl_div.default(t["x"], torch.relu(t["xt"]), 1),   # zeros: xlogy
+                                      A.kl_div.default(t["x"], t["xt"] * 0.1, 2, log_target=True)),
+    "aten.hinge_embedding_loss.default": lambda t: A.hinge_embedding_loss.default(t["x"], torch.sign(t["xt"]), 0.8, 1),
+    "aten.cosine_similarity.default": lambda t: (A.cosine_similarity.default(t["x"], t["xt"], 1, 1e-8),
+                                                 A.cosine_similarity.default(t["x"], t["xt"], -1, 1e-8)),
     "aten._native_batch_norm_legit_no_training.default": lambda t: A._native_batch_norm_legit_no_training.default(
         t["z"], t["w6"], t["b6"], t["b6"], t["rv6"], 0.1, 1e-5)[0],
 }

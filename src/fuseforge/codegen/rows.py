@@ -280,12 +280,13 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    cuda = _render_cuda(name, itype, schedule, rows, chunk, S, phases)
+    cuda = _render_cuda(name, itype, schedule, rows, chunk, S, phases, bool(elem_outs))
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
 
 
-def _render_cuda(name, itype, schedule, rows, length, splits, phases) -> str:
-    """`length`: the elements one team walks (a split row's chunk)."""
+def _render_cuda(name, itype, schedule, rows, length, splits, phases, elem_outputs=True) -> str:
+    """`length`: the elements one team walks (a split row's chunk). Without element outputs
+    the last phase only writes row results: one block per row (split 0) does it."""
     if schedule == "inner" and length <= 256:
         threads, per_block = 256, 8
         team = "const ff_team_warp team{static_cast<int>(threadIdx.x & 31)};"
@@ -325,18 +326,20 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
 }}
 """
     return f"""
-__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase) {{
+__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase,
+                                                         const unsigned splits) {{
 {smem}
   {team}
-  const {itype} tile = blockIdx.x / {splits}u;
-  const int split = static_cast<int>(blockIdx.x % {splits}u);
+  const {itype} tile = blockIdx.x / splits;
+  const int split = static_cast<int>(blockIdx.x % splits);
   const {itype} o = {row};
   {name}_row(a, o, o < {name}_n, team, phase, split);
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
   for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
-    {name}_kernel<<<({grid}) * {splits}u, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase);
+    const unsigned splits = phase < {phases - 1} ? {splits}u : {splits if elem_outputs else 1}u;
+    {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
   }}
   return static_cast<int>(cudaGetLastError());
 }}

@@ -1,5 +1,5 @@
 """The op registry (see registry.py); importing this package registers every entry."""
-from . import pointwise, rows, windows  # noqa: F401  (register the entries)
+from . import losses, pointwise, rows, windows  # noqa: F401  (register the entries)
 from .registry import (FLOAT_DTYPES, KERNEL_DTYPES, POINTWISE, REGISTRY, ROW, WINDOW, Args, OpDef, lookup,
                        operand_dims)
 

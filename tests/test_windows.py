@@ -10,6 +10,8 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_windows import WindowKernel
 
+from .outputs import assert_all_close
+
 A = torch.ops.aten
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -111,13 +113,7 @@ def test_prologue_needed_elsewhere_is_not_fused():
 
 
 def _check(new, ref):
-    assert len(new) == len(ref)
-    bad = []
-    for k, (a, b) in enumerate(zip(new, ref)):
-        assert a.shape == b.shape and a.dtype == b.dtype, (k, a.shape, b.shape)
-        if not torch.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True):
-            bad.append((k, float((a.double() - b.double()).abs().nan_to_num().max())))
-    assert not bad, f"outputs that differ from eager (index, max abs error): {bad}"
+    assert_all_close(new, ref, RTOL, ATOL)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

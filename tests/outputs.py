@@ -1,0 +1,16 @@
+"""One comparison of a tuple of outputs with eager's, for the op zoos' tests."""
+import torch
+
+
+def assert_all_close(new, ref, rtol: float, atol: float) -> None:
+    """Same count, shapes and dtypes; floats within rtol/atol (NaN where eager has NaN),
+    integers equal. Lists every output that differs with its max abs error."""
+    assert len(new) == len(ref)
+    bad = []
+    for k, (a, b) in enumerate(zip(new, ref)):
+        assert a.shape == b.shape and a.dtype == b.dtype, (k, a.shape, b.shape, a.dtype, b.dtype)
+        ok = torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True) if a.is_floating_point() \
+            else torch.equal(a, b)
+        if not ok:
+            bad.append((k, float((a.double() - b.double()).abs().nan_to_num().max())))
+    assert not bad, f"outputs that differ from eager (index, max abs error): {bad}"

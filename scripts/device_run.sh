@@ -8,6 +8,7 @@
 #                                      fuseforge bench
 #   bash scripts/device_run.sh layout  GPU tests, the example, conv chains of the row benchmark,
 #                                      the suite's conv + pointwise problems (channels-last)
+#   SHARD=i/n bash scripts/device_run.sh suite   one shard of the whole suite through fuseforge bench
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -73,6 +74,12 @@ layout)
     -o "$W/suite" --batch 9 --budget "${BUDGET:-220}" > "$W/suite_bench.log" 2>&1
   tail -12 "$W/bench_example.log"
   tail -14 "$W/bench_rows.log"
+  tail -30 "$W/suite_bench.log"
+  ;;
+suite)
+  # one shard of the whole suite: SHARD=i/n; merge the shards with `fuseforge bench merge DIRS -o DIR`
+  ff bench suite --shard "${SHARD:?set SHARD=i/n}" -o "$W/suite" --batch 16 --budget "${BUDGET:-500}" \
+    > "$W/suite_bench.log" 2>&1
   tail -30 "$W/suite_bench.log"
   ;;
 esac

@@ -77,9 +77,12 @@ layout)
   tail -30 "$W/suite_bench.log"
   ;;
 suite)
-  # one shard of the whole suite: SHARD=i/n; merge the shards with `fuseforge bench merge DIRS -o DIR`
-  ff bench suite --shard "${SHARD:?set SHARD=i/n}" -o "$W/suite" --batch 16 --budget "${BUDGET:-500}" \
-    > "$W/suite_bench.log" 2>&1
+  # one shard of the whole suite: SHARD=i/n. Results go to bench/suite_full/shard_i_n in the tree
+  # (commit what comes back: a later call resumes where this one stopped); then
+  # `fuseforge bench merge bench/suite_full/shard_* -o bench/suite_full`.
+  D="bench/suite_full/shard_$(echo "${SHARD:?set SHARD=i/n}" | tr / _)"
+  ff bench suite --shard "$SHARD" -o "$D" --batch 16 --budget "${BUDGET:-500}" > "$W/suite_bench.log" 2>&1
+  cp -r "$D" "$W/"
   tail -30 "$W/suite_bench.log"
   ;;
 esac

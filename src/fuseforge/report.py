@@ -12,7 +12,8 @@ def as_dict(report) -> dict:
         "output": str(report.output),
         "kernels": [{"name": k.name, "ops": [n.target for n in k.nodes], "shape": list(k.shape)}
                     for k in report.plan.kernels],
-        "externs": [{"op": e.node.target, "why": e.reason} for e in report.plan.externs],
+        "externs": [{"op": e.node.target, "why": e.reason, "channels_last": e.channels_last}
+                    for e in report.plan.externs],
         "decisions": report.plan.decisions,
         "build": {"seconds": round(report.loaded.seconds, 2), "cached": report.loaded.cached,
                   "extension": report.generated.ext_name},
@@ -37,8 +38,8 @@ def print_report(report, console: Console | None = None) -> None:
     table.add_column()
     kernels = "\n".join(f"{k.name}  [dim]({k.summary()}; {k.nodes[-1].outputs[0].type})[/dim]"
                         for k in report.plan.kernels) or "none"
-    externs = "\n".join(f"{e.node.target}  [dim]({e.reason.split(':')[0]})[/dim]"
-                        for e in report.plan.externs) or "none"
+    externs = "\n".join(f"{e.node.target}{' channels-last' if e.channels_last else ''}  "
+                        f"[dim]({e.reason.split(':')[0]})[/dim]" for e in report.plan.externs) or "none"
     table.add_row("generated kernels", kernels)
     table.add_row("ATen externs", externs)
     table.add_row("build", f"{report.loaded.seconds:.2f} s "

@@ -154,4 +154,4 @@ def test_sweep_cli_records_each_status(tmp_path):
     assert (tmp_path / "out" / "level1" / "055_softmax_new.py").is_file()
     broken = by_name["problems/broken_import"]
     assert broken["status"] == "problem-error" and "broken on purpose" in broken["cause"]
-    assert data["counts"]["pass"] == 1 and data["counts"]["problem-error"] == 1
+    assert data["counts"]["pass"] == 1 and data["counts"]["problem-error"] == 1 and data["complete"]

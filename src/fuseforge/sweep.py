@@ -208,8 +208,10 @@ class _Worker:
 
 def run_sweep(paths=None, *, small: bool = False, device: str = "auto", trials: int = 5,
               out_dir=DEFAULT_OUT, timeout: float | None = 900, isolate: bool = True,
-              console=None) -> SweepReport:
-    """Optimize every problem under `paths`; one failure never stops the others."""
+              console=None, json_path=None) -> SweepReport:
+    """Optimize every problem under `paths`; one failure never stops the others. With
+    `json_path`, the report so far is rewritten after every problem (an interrupted sweep
+    keeps what it did; "complete" says whether it finished)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -236,10 +238,20 @@ def run_sweep(paths=None, *, small: bool = False, device: str = "auto", trials: 
                 progress.console.print(f"[{style}]{r.status:>13}[/{style}]  {name}  "
                                        f"[dim]{r.seconds:.1f} s[/dim]{cause}", highlight=False)
                 progress.advance(task)
+                if json_path:
+                    write_json(SweepReport(results, config), json_path, complete=len(results) == len(files))
     finally:
         if worker:
             worker.stop()
     return SweepReport(results, config)
+
+
+def write_json(report: SweepReport, path, *, complete: bool) -> None:
+    import json
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps({**report.as_dict(), "complete": complete}, indent=2))
+    tmp.replace(path)
 
 
 def print_summary(report: SweepReport, console=None) -> None:
@@ -270,13 +282,12 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto (cuda if available), cuda or cpu")
     p.add_argument("--trials", type=int, default=5, help="verification trials per problem")
-    p.add_argument("--json", help="write every result as JSON to this file")
+    p.add_argument("--json", help="write every result as JSON to this file (rewritten after each problem)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="where ModelNew files go (<out>/<level>/<name>_new.py)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per problem before it counts as a crash")
 
 
 def main_sweep(args, console) -> int:
-    import json
     try:
         files = discover(args.paths or None)
     except FileNotFoundError as e:
@@ -286,9 +297,6 @@ def main_sweep(args, console) -> int:
         console.print("[red]error:[/red] no problem files found")
         return 1
     report = run_sweep(args.paths or None, small=args.small, device=args.device, trials=args.trials,
-                       out_dir=args.out, timeout=args.timeout, console=console)
+                       out_dir=args.out, timeout=args.timeout, console=console, json_path=args.json)
     print_summary(report, console)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2))
     return 0 if not report.failures else 1

@@ -33,8 +33,6 @@ SPLIT_BELOW_ROWS = 264           # two rows per SM of an H100
 SPLIT_MIN_LENGTH = 8192
 SPLIT_TARGET_BLOCKS = 1024
 SPLIT_MIN_CHUNK = 4096
-
-
 OUTER_ROWS_PER_BLOCK = 32        # the "outer" schedule puts up to 32 rows side by side in a block
 
 
@@ -55,6 +53,8 @@ def schedule_of(k) -> tuple[list, list, str]:
     moving = [d for d in order if k.space[d] > 1 and st[d] != 0]
     inner = bool(moving) and moving[-1] in k.axes
     return kept, red, ("inner" if inner else "outer")
+
+
 # Ops whose eager kernel beat the generated row kernel when run alone (bench/rows_h100*.md):
 # generated only when something is fused with them.
 EAGER_FASTER_ALONE = {

@@ -47,11 +47,8 @@ def window_of(node: Node) -> Window | str:
     if entry is None or entry.kind != ops.WINDOW:
         return "not a window op"
     spec = entry.expr(node)
-    if isinstance(spec, str):
-        return spec
-    for v in node.outputs[:1]:
-        if not v.type.is_dense():
-            return "a pooled output that is not dense"
+    if not isinstance(spec, str) and not node.outputs[0].type.is_dense():
+        return "a pooled output that is not dense"
     return spec
 
 
@@ -66,7 +63,8 @@ def form_window_kernels(graph, groups, group_of, closed, users, live, taken, dec
         return n.outputs[0] in live or any(u not in members for u in users.get(n.outputs[0], []))
 
     for node in graph.nodes:
-        if node in taken or ops.lookup(node.target) is None or ops.lookup(node.target).kind != ops.WINDOW:
+        entry = ops.lookup(node.target)
+        if node in taken or entry is None or entry.kind != ops.WINDOW:
             continue
         spec = window_of(node)
         if isinstance(spec, str):
@@ -81,11 +79,9 @@ def form_window_kernels(graph, groups, group_of, closed, users, live, taken, dec
         members = {node}
         prologue: list[Node] = []
         g = group_of.get(x.producer)
-        if g is not None and g in groups and g.shape == x.type.shape and x not in live and \
-                users.get(x) == [node] and closed(set(g.nodes) | members) and \
-                all(u in g.nodes for n in g.nodes if n.outputs[0] is not x
-                    for u in users.get(n.outputs[0], [])) and \
-                not any(n.outputs[0] in live for n in g.nodes if n.outputs[0] is not x):
+        # the prologue's values, x included, are read by nothing but the group and this op
+        if g is not None and g in groups and g.shape == x.type.shape and closed(set(g.nodes) | members) and \
+                not any(needed_outside(n, set(g.nodes) | members) for n in g.nodes):
             prologue = list(g.nodes)
             members |= set(prologue)
             groups.remove(g)

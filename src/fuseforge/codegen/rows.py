@@ -25,7 +25,7 @@ import torch
 
 from ..graph import Value
 from ..plan import inline_constant
-from ..plan_rows import ELEM, ROW, RowKernel, schedule_of
+from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ctype, literal
 from .pointwise import KernelSource, Operand, _index_expr, _render_node
@@ -304,7 +304,7 @@ def _render_cuda(name, itype, schedule, rows, length, splits, phases, elem_outpu
         ty = 1
         while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
             ty *= 2
-        tx = max(32, 256 // ty)
+        tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
         threads = tx * ty
         team = f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};"
         row = f"tile * {tx}u + threadIdx.x"

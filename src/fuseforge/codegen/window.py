@@ -30,14 +30,17 @@ def render(k: WindowKernel) -> KernelSource:
     T = ctype(w.x.type.dtype)
     C = "int" if itype == "uint32_t" else "int64_t"    # window coordinates: signed (padding)
 
+    def storage(strides, space, index_var) -> str:
+        """Storage offset of element `index_var` (row-major) of `space` with these strides."""
+        return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
+
     def loads(nodes, space, index_var) -> tuple[list[str], dict]:
         """Load every kernel input the nodes read, at element `index_var` of `space`."""
         lines, names = [], {}
         for v in k.inputs:
             if any(u is v for n in nodes for u in n.tensor_inputs()):
-                st = operand_strides(nodes, space, v, name)
-                idx, _ = _index_expr(st, space, tuple(range(len(space))), itype)
-                lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{idx.format(i=index_var)}];")
+                at = storage(operand_strides(nodes, space, v, name), space, index_var)
+                lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at}];")
                 names[v] = var[v]
         return lines, names
 
@@ -47,8 +50,7 @@ def render(k: WindowKernel) -> KernelSource:
         src += [_render_node(n, names) for n in k.prologue]
         src.append(f"return {names[w.x]};")
     else:
-        idx, _ = _index_expr(_broadcast_strides(w.x.type, frame), frame, tuple(range(len(frame))), itype)
-        src = [f"return a.{var[w.x]}[{idx.format(i='j')}];"]
+        src = [f"return a.{var[w.x]}[{storage(_broadcast_strides(w.x.type, frame), frame, 'j')}];"]
 
     # --- the window of output element i
     nd = w.dims
@@ -105,8 +107,7 @@ def render(k: WindowKernel) -> KernelSource:
     names.update(loaded)
     body += lines + [_render_node(n, names) for n in k.epilogue]
     for op in outs:
-        idx, _ = _index_expr(_broadcast_strides(op.value.type, shape), shape, tuple(range(len(shape))), itype)
-        body.append(f"a.{op.var}[{idx.format(i='i')}] = {names[op.value]};")
+        body.append(f"a.{op.var}[{storage(_broadcast_strides(op.value.type, shape), shape, 'i')}] = {names[op.value]};")
 
     fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
               for op in ins]

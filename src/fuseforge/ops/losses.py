@@ -11,14 +11,23 @@ from .rows import Operand, Recipe, Result, Stage, _axes, _float_input, _row_dims
 NONE, MEAN, SUM = 0, 1, 2   # at::Reduction
 
 
-def _loss(node: Node, term: str):
-    """`term`: C++ template over {x} (input), {t} (target) and {T}."""
-    x, t = node.arg("self"), node.arg("target")
+def _pair(node: Node, first: str, second: str):
+    """The two float tensors a loss compares, or why they are not generated."""
+    x, y = node.arg(first), node.arg(second)
     why = _float_input(node, x)
     if why:
         return why
-    if t.type.shape != x.type.shape or t.type.dtype != x.type.dtype:
-        return "a target of another shape or dtype"
+    if y.type.shape != x.type.shape or y.type.dtype != x.type.dtype:
+        return f"{second} of another shape or dtype than {first} (broadcast first)"
+    return x, y
+
+
+def _loss(node: Node, term: str):
+    """`term`: C++ template over {x} (input), {t} (target) and {T}."""
+    pair = _pair(node, "self", "target")
+    if isinstance(pair, str):
+        return pair
+    x, t = pair
     reduction = node.arg("reduction")
     if reduction not in (MEAN, SUM):
         return "reduction='none' (element-wise: not a row op)"
@@ -58,12 +67,10 @@ def _hinge(node: Node):
 
 def _cosine_similarity(node: Node):
     """sum(x1·x2) / sqrt(max(sum(x1²), eps²) · max(sum(x2²), eps²)) over `dim`, as eager."""
-    x, y = node.arg("x1"), node.arg("x2")
-    why = _float_input(node, x)
-    if why:
-        return why
-    if y.type.shape != x.type.shape or y.type.dtype != x.type.dtype:
-        return "inputs of different shapes (broadcast first)"
+    pair = _pair(node, "x1", "x2")
+    if isinstance(pair, str):
+        return pair
+    x, y = pair
     axes = _axes(node.arg("dim"), x.type.ndim)
     eps2 = repr(float(node.arg("eps")) ** 2)
     steps = [Stage("s0", "sum", "{x} * {x}"), Stage("s1", "sum", "{y} * {y}"), Stage("s2", "sum", "{x} * {y}")]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..graph import Node, Value
-from .registry import FLOAT_DTYPES, REGISTRY, ROW, OpDef
+from .registry import FLOAT_DTYPES, ROW, register
 
 
 @dataclass
@@ -66,10 +66,7 @@ class Recipe:
 
 
 def register_row(targets, recipe) -> None:
-    for t in [targets] if isinstance(targets, str) else targets:
-        if t in REGISTRY:
-            raise ValueError(f"op {t} registered twice")
-        REGISTRY[t] = OpDef(t, ROW, recipe)
+    register(targets, recipe, kind=ROW)
 
 
 # --- helpers ------------------------------------------------------------------------------

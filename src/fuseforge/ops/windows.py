@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..graph import Node, Value
-from .registry import FLOAT_DTYPES, REGISTRY, WINDOW, OpDef
-from .rows import Recipe, Result, Stage
+from .registry import FLOAT_DTYPES, WINDOW, register
+from .rows import Recipe, Result, Stage, _row_dims
 
 
 @dataclass
@@ -96,21 +96,14 @@ def _global_mean(node: Node, dims: int):
     if any(s != 1 for s in node.outputs[0].type.shape[-dims:]):
         return "not global: a window op"
     axes = tuple(range(x.type.ndim - dims, x.type.ndim))
-    kept = tuple(None if d in axes else d for d in range(x.type.ndim))
-    return Recipe(x, x.type.shape, axes, [Stage("s0", "sum", "{x}")], {0: Result("row", "{s0}.v / {L}", kept)})
-
-
-def _register(targets, window, row=None, first_result_only=False) -> None:
-    for t in [targets] if isinstance(targets, str) else targets:
-        if t in REGISTRY:
-            raise ValueError(f"op {t} registered twice")
-        REGISTRY[t] = OpDef(t, WINDOW, window, first_result_only=first_result_only, row=row)
+    return Recipe(x, x.type.shape, axes, [Stage("s0", "sum", "{x}")],
+                  {0: Result("row", "{s0}.v / {L}", _row_dims(x.type.ndim, axes, True))})
 
 
 for _d in (1, 2, 3):
-    _register(f"aten.max_pool{_d}d.default", lambda n, d=_d: _max_pool(n, d))
-    _register(f"aten.avg_pool{_d}d.default", lambda n, d=_d: _avg_pool(n, d))
-    _register([f"aten.adaptive_avg_pool{_d}d.default"] + ([f"aten._adaptive_avg_pool{_d}d.default"] if _d > 1 else []),
-              lambda n, d=_d: _adaptive(n, d, "avg"), row=lambda n, d=_d: _global_mean(n, d))
-    _register(f"aten.adaptive_max_pool{_d}d.default", lambda n, d=_d: _adaptive(n, d, "max"),
-              first_result_only=True)
+    register(f"aten.max_pool{_d}d.default", lambda n, d=_d: _max_pool(n, d), kind=WINDOW)
+    register(f"aten.avg_pool{_d}d.default", lambda n, d=_d: _avg_pool(n, d), kind=WINDOW)
+    register([f"aten.adaptive_avg_pool{_d}d.default"] + ([f"aten._adaptive_avg_pool{_d}d.default"] if _d > 1 else []),
+             lambda n, d=_d: _adaptive(n, d, "avg"), kind=WINDOW, row=lambda n, d=_d: _global_mean(n, d))
+    register(f"aten.adaptive_max_pool{_d}d.default", lambda n, d=_d: _adaptive(n, d, "max"), kind=WINDOW,
+             first_result_only=True)

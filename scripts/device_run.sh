@@ -7,7 +7,7 @@
 #   bash scripts/device_run.sh bench   row/window benchmark, a slice of the suite through
 #                                      fuseforge bench
 #   bash scripts/device_run.sh layout  GPU tests, the example, conv chains of the row benchmark,
-#                                      the suite's conv + pointwise problems (channels-last)
+#                                      the suite's conv + pointwise problems (channels-last), losses
 #   SHARD=i/n bash scripts/device_run.sh suite   one shard of the whole suite through fuseforge bench
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
@@ -71,10 +71,12 @@ layout)
     suite/level2/024_conv2d_swish_residual.py \
     suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/029_convtranspose2d_mish_add_hardtanh_scale.py \
     suite/level2/009_conv2d_tanh_scale_bias_maxpool.py suite/level2/032_conv3d_mish_tanh.py \
-    -o "$W/suite" --batch 9 --budget "${BUDGET:-220}" > "$W/suite_bench.log" 2>&1
+    suite/level1/095_mse_loss.py suite/level1/096_smooth_l1_loss.py suite/level1/097_huber_loss.py \
+    suite/level1/098_kl_div.py suite/level1/099_hinge_loss.py suite/level1/100_cosine_similarity_loss.py \
+    -o "$W/suite" --batch 8 --budget "${BUDGET:-260}" > "$W/suite_bench.log" 2>&1
   tail -12 "$W/bench_example.log"
   tail -14 "$W/bench_rows.log"
-  tail -30 "$W/suite_bench.log"
+  tail -40 "$W/suite_bench.log"
   ;;
 suite)
   # one shard of the whole suite: SHARD=i/n. Results go to bench/suite_full/shard_i_n in the tree

@@ -8,6 +8,8 @@
 #                                      fuseforge bench
 #   bash scripts/device_run.sh layout  GPU tests, the example, conv chains of the row benchmark,
 #                                      the suite's conv + pointwise problems (channels-last), losses
+#   bash scripts/device_run.sh gemm    GEMM GPU tests, the GEMM benchmark (accuracy, speed, SASS), the
+#                                      suite's GEMM problems through fuseforge bench
 #   SHARD=i/n bash scripts/device_run.sh suite   one shard of the whole suite through fuseforge bench
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
@@ -77,6 +79,22 @@ layout)
   tail -12 "$W/bench_example.log"
   tail -14 "$W/bench_rows.log"
   tail -40 "$W/suite_bench.log"
+  ;;
+gemm)
+  python3 -m pytest -q -m gpu tests/test_gemm.py > "$W/gpu-test-gemm.log" 2>&1
+  echo "exit $?" >> "$W/gpu-test-gemm.log"
+  tail -n 4 "$W/gpu-test-gemm.log"
+  save
+  timeout 300 python3 scripts/bench_gemm.py --out "$W" > "$W/bench_gemm.log" 2>&1
+  save
+  ff bench suite/level1/001_matmul_square.py suite/level1/006_matmul_irregular.py suite/level1/007_bmm.py \
+    suite/level1/009_matmul_transposed_b.py suite/level1/011_matmul_3d_tensor_matrix.py suite/level1/018_linear.py \
+    suite/level2/053_linear_sum_max_logsumexp_relu.py suite/level2/056_linear_relu_bias_add.py \
+    suite/level2/057_linear_sigmoid_scale_residual.py suite/level2/063_linear_mish_mish.py \
+    suite/level2/086_addmm_relu.py suite/level2/090_bmm_relu_square.py suite/level3/002_mlp_wide.py \
+    -o "$W/suite" --batch 7 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
+  grep -v "^{" "$W/bench_gemm.log" | tail -25
+  tail -30 "$W/suite_bench.log"
   ;;
 suite)
   # one shard of the whole suite: SHARD=i/n. Results go to bench/suite_full/shard_i_n in the tree

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .codegen import cpp, pointwise, rows, window
+from .codegen import cpp, gemm, pointwise, rows, window
 from .errors import CaptureError, ProblemError
 from .graph import BUFFER, CONSTANT, PARAMETER, Value
 from .plan import Plan
+from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel
 from .plan_windows import WindowKernel
 from .wrapper import render_forward
@@ -151,10 +152,11 @@ def _slug(name: str) -> str:
 
 def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
-    renderers = {RowKernel: rows.render, WindowKernel: window.render}
+    renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
     element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
-    cuda = cpp.CUDA_PRELUDE + "".join(s.cuda for s in sources.values())
+    library = gemm.GEMM_LIBRARY if any(isinstance(k, GemmKernel) for k in plan.kernels) else ""
+    cuda = cpp.CUDA_PRELUDE + library + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME
     forward = render_forward(plan, sources)
     digest = hashlib.sha256("\0".join([FORMAT_VERSION, element, cuda, host, forward, *HOST_FLAGS, *CUDA_FLAGS])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import ops
 from .graph import CONSTANT, Graph, Node, Value
+from .plan_gemm import GemmKernel, form_gemm_kernels
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_windows import WindowKernel, form_window_kernels
 
@@ -49,7 +50,7 @@ class Extern:
 @dataclass
 class Plan:
     graph: Graph
-    steps: list                      # Kernel | RowKernel | WindowKernel | Extern, in execution order
+    steps: list                      # Kernel | RowKernel | WindowKernel | GemmKernel | Extern, in order
     decisions: list[str] = field(default_factory=list)
 
     @property
@@ -173,8 +174,9 @@ def _plan(graph: Graph) -> Plan:
     for node in graph.nodes:
         ok, why = fusible(node, users, live)
         if not ok:
-            if ops.lookup(node.target) is not None and ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW):
-                continue          # the row and window passes below decide
+            if ops.lookup(node.target) is not None and \
+                    ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW, ops.GEMM):
+                continue          # the row, window and GEMM passes below decide
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
             continue
         target = None
@@ -203,7 +205,9 @@ def _plan(graph: Graph) -> Plan:
     rows = form_row_groups(graph, groups, group_of, closed, users, live, decisions, reasons)
     windows = form_window_kernels(graph, groups, group_of, closed, users, live,
                                   {n for rg in rows for n in rg.nodes}, decisions, reasons)
-    kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + windows
+    gemms = form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
+    kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + \
+        windows + gemms
     kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
     for k in kernels:
@@ -216,6 +220,9 @@ def _plan(graph: Graph) -> Plan:
             decisions.append(f"{k.name}: window kernel, {k.window.describe()} from {list(k.frame)} to "
                              f"{list(k.shape)}, {len(k.prologue)} op(s) fused before it and "
                              f"{len(k.epilogue)} after, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
+        elif isinstance(k, GemmKernel):
+            decisions.append(f"{k.name}: GEMM {k.gemm.describe()} (3xTF32 tensor cores), {len(k.epilogue)} "
+                             f"op(s) fused after it, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
         else:
             decisions.append(f"{k.name}: {len(k.nodes)} pointwise op(s) over {len(k.shape)}-d "
                              f"{k.nodes[-1].outputs[0].type}, reads {len(k.inputs)} tensor(s), "

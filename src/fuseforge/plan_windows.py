@@ -42,6 +42,37 @@ class WindowKernel:
         return " → ".join(short_name(n) for n in self.nodes)
 
 
+def needed_outside(n: Node, members, users, live) -> bool:
+    return n.outputs[0] in live or any(u not in members for u in users.get(n.outputs[0], []))
+
+
+def absorb_epilogue(y: Value, members: set, groups, group_of, closed, users, live) -> list[Node]:
+    """The pointwise group that consumes `y` over y's shape, taken into a kernel (members)
+    that computes y, or []. Taken when nothing outside needs one of its values of a smaller
+    shape (it would be written many times) and the fused set reads nothing that depends on
+    itself; it is removed from `groups` and its nodes join `members`."""
+    for u in users.get(y, []):
+        h = group_of.get(u)
+        if h is not None and h in groups and h.shape == y.type.shape and closed(members | set(h.nodes)) \
+                and all(n.outputs[0].type.shape == y.type.shape for n in h.nodes
+                        if needed_outside(n, members | set(h.nodes), users, live)):
+            members |= set(h.nodes)
+            groups.remove(h)
+            return list(h.nodes)
+    return []
+
+
+def external_inputs(nodes: list[Node], members: set) -> list[Value]:
+    """The tensors the fused nodes read from outside (inline constants excluded), in order."""
+    from .plan import inline_constant
+    inputs: list[Value] = []
+    for n in nodes:
+        for v in n.tensor_inputs():
+            if v.producer not in members and not inline_constant(v) and v not in inputs:
+                inputs.append(v)
+    return inputs
+
+
 def window_of(node: Node) -> Window | str:
     entry = ops.lookup(node.target)
     if entry is None or entry.kind != ops.WINDOW:
@@ -56,12 +87,7 @@ def form_window_kernels(graph, groups, group_of, closed, users, live, taken, dec
                         why_extern: dict) -> list[WindowKernel]:
     """A window kernel for every window op not taken by a row kernel (global pooling is a
     mean); the pointwise groups it absorbs are removed from `groups`."""
-    from .plan import inline_constant
     kernels = []
-
-    def needed_outside(n: Node, members) -> bool:
-        return n.outputs[0] in live or any(u not in members for u in users.get(n.outputs[0], []))
-
     for node in graph.nodes:
         entry = ops.lookup(node.target)
         if node in taken or entry is None or entry.kind != ops.WINDOW:
@@ -81,28 +107,16 @@ def form_window_kernels(graph, groups, group_of, closed, users, live, taken, dec
         g = group_of.get(x.producer)
         # the prologue's values, x included, are read by nothing but the group and this op
         if g is not None and g in groups and g.shape == x.type.shape and closed(set(g.nodes) | members) and \
-                not any(needed_outside(n, set(g.nodes) | members) for n in g.nodes):
+                not any(needed_outside(n, set(g.nodes) | members, users, live) for n in g.nodes):
             prologue = list(g.nodes)
             members |= set(prologue)
             groups.remove(g)
             decisions.append(f"{node.name}: pointwise group {prologue[0].name}… fused into its loads")
-        epilogue: list[Node] = []
-        for u in users.get(y, []):
-            h = group_of.get(u)
-            if h is not None and h in groups and h.shape == y.type.shape and closed(members | set(h.nodes)) \
-                    and all(n.outputs[0].type.shape == y.type.shape for n in h.nodes
-                            if needed_outside(n, members | set(h.nodes))):
-                epilogue = list(h.nodes)
-                members |= set(epilogue)
-                groups.remove(h)
-                decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its stores")
-                break
+        epilogue = absorb_epilogue(y, members, groups, group_of, closed, users, live)
+        if epilogue:
+            decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its stores")
         nodes = prologue + [node] + epilogue
-        inputs: list[Value] = []
-        for n in nodes:
-            for v in n.tensor_inputs():
-                if v.producer not in members and not inline_constant(v) and v not in inputs:
-                    inputs.append(v)
-        outputs = [n.outputs[0] for n in [node] + epilogue if needed_outside(n, members)]
+        inputs = external_inputs(nodes, members)
+        outputs = [n.outputs[0] for n in [node] + epilogue if needed_outside(n, members, users, live)]
         kernels.append(WindowKernel("", nodes, node, spec, prologue, epilogue, inputs, outputs))
     return kernels

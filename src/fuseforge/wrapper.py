@@ -167,8 +167,9 @@ def _render_kernel_call(src: KernelSource, emit) -> None:
     ptrs = []
     for op in src.inputs:
         t = op.value.type
-        emit(f"    const at::Tensor {op.var} = ff::operand({op.value.name}, {_ints(t.shape)}, "
-             f'{_ints(op.strides)}, {SCALAR_TYPES[t.dtype]}, dev, "{op.value.name}");')
+        operand = (f"ff::operand({op.value.name}, {_ints(t.shape)}, {_ints(op.strides)}, "
+                   f'{SCALAR_TYPES[t.dtype]}, dev, "{op.value.name}")')
+        emit(f"    const at::Tensor {op.var} = {f'ff::aligned16({operand})' if op.align16 else operand};")
         ptrs.append(f"{op.var}.data_ptr<{ctype(t.dtype)}>()")
     ptrs += [f"{op.value.name}.data_ptr<{ctype(op.value.type.dtype)}>()" for op in src.outputs]
     if src.workspace:   # partial results of rows split over several blocks

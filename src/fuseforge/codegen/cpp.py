@@ -431,6 +431,14 @@ inline at::Tensor operand(const at::Tensor& t, at::IntArrayRef sizes, at::IntArr
   return c;
 }
 
+// A tensor whose data starts 16-byte aligned (read with 16-byte copies): itself, or a copy.
+inline at::Tensor aligned16(const at::Tensor& t) {
+  if (reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0) return t;
+  at::Tensor c = at::empty_strided(t.sizes(), t.strides(), t.options());
+  c.copy_(t);
+  return c;
+}
+
 inline void check_input(const at::Tensor& t, const char* what, at::IntArrayRef sizes,
                         at::ScalarType dtype) {
   TORCH_CHECK(t.sizes() == sizes && t.scalar_type() == dtype, "fuseforge: input ", what,

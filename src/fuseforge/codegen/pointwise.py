@@ -31,6 +31,7 @@ class Operand:
     strides: tuple[int, ...]          # the strides the index code assumes (checked by the wrapper)
     index_tpl: str                    # C++ offset expression, {i} standing for the linear index
     direct: bool                      # offset == i
+    align16: bool = False             # read with 16-byte copies: the wrapper aligns its start
 
     def index(self, i: str = "i") -> str:
         return self.index_tpl.format(i=i)
@@ -103,6 +104,24 @@ def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
             e = f"{e} * {st}{suffix}"
         terms.append(e)
     return (" + ".join(terms) if terms else "0"), False
+
+
+def storage_offset(strides, space, index_var: str, itype: str) -> str:
+    """Storage offset of element `index_var` (row-major) of `space` with these strides."""
+    return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
+
+
+def load_inputs(inputs: list[Value], var: dict, nodes, space, index_var: str, itype: str,
+                where: str) -> tuple[list[str], dict]:
+    """Load every kernel input the nodes read, at element `index_var` of `space`: the lines
+    and the C++ name of each loaded value."""
+    lines, names = [], {}
+    for v in inputs:
+        if any(u is v for n in nodes for u in n.tensor_inputs()):
+            at = storage_offset(operand_strides(nodes, space, v, where), space, index_var, itype)
+            lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at}];")
+            names[v] = var[v]
+    return lines, names
 
 
 def _operand_type(node: Node, entry) -> torch.dtype:

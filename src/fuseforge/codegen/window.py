@@ -14,8 +14,8 @@ import math
 
 from ..plan_windows import WindowKernel
 from .cpp import ctype, literal
-from .pointwise import KernelSource, Operand, _broadcast_strides, _index_expr, _render_cuda, _render_node, \
-    operand_strides
+from .pointwise import KernelSource, Operand, _broadcast_strides, _render_cuda, _render_node, load_inputs, \
+    storage_offset
 
 
 def render(k: WindowKernel) -> KernelSource:
@@ -31,18 +31,10 @@ def render(k: WindowKernel) -> KernelSource:
     C = "int" if itype == "uint32_t" else "int64_t"    # window coordinates: signed (padding)
 
     def storage(strides, space, index_var) -> str:
-        """Storage offset of element `index_var` (row-major) of `space` with these strides."""
-        return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
+        return storage_offset(strides, space, index_var, itype)
 
     def loads(nodes, space, index_var) -> tuple[list[str], dict]:
-        """Load every kernel input the nodes read, at element `index_var` of `space`."""
-        lines, names = [], {}
-        for v in k.inputs:
-            if any(u is v for n in nodes for u in n.tensor_inputs()):
-                at = storage(operand_strides(nodes, space, v, name), space, index_var)
-                lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at}];")
-                names[v] = var[v]
-        return lines, names
+        return load_inputs(k.inputs, var, nodes, space, index_var, itype, name)
 
     # --- the pooled input at frame element j
     if k.prologue:

@@ -14,6 +14,7 @@ import torch
 POINTWISE = "pointwise"
 ROW = "row"          # reductions and norms: statistics over a row, then pointwise (see rows.py)
 WINDOW = "window"    # pooling: each output element reduces a window of its input (see windows.py)
+GEMM = "gemm"        # matrix products: a tensor-core GEMM with the pointwise ops after it (see gemm.py)
 
 # dtypes the generated element code handles; other dtypes (half, complex, ...) stay extern.
 KERNEL_DTYPES = {torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
@@ -51,6 +52,7 @@ class OpDef:
     expr: Callable | None           # pointwise: C++ expression of the result (Args -> str);
                                     # row: the recipe (Node -> rows.Recipe or a reason string);
                                     # window: the window (Node -> windows.Window or a reason string)
+                                    # gemm: the product (Node -> gemm.Gemm or a reason string)
     operands: str = "out"           # operand type: "out" (result dtype), "promote" (common dtype of
                                     # the inputs, for comparisons), "where", "own" (casts), "bool"
     floats_only: bool = False       # generate only when the operand type is floating point

@@ -1,0 +1,94 @@
+"""plan_gemm: matrix products as generated tensor-core GEMMs with their epilogue fused.
+
+A GEMM kernel computes one matmul/linear/bmm/addmm with float32 accuracy (three TF32
+products on split operands, codegen/gemm.py) and runs the pointwise group that consumes its
+result in the store of each output element, so the product is written once, already
+transformed. The group is taken when it spans the product's shape, nothing outside needs a
+value of it that is smaller than that shape, and the fused set reads nothing that depends
+on itself. Products the generated kernel would run badly stay cuBLAS externs (the decision
+log says why): matrix-vector shapes, and large products with too few output tiles to fill
+the GPU (no split-K yet).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from dataclasses import dataclass
+
+from . import ops
+from .graph import Node, Value
+from .ops.gemm import Gemm
+from .plan_windows import absorb_epilogue, external_inputs, needed_outside
+
+SMS = 132                  # H100 SXM: output tiles below this leave multiprocessors idle
+SMALL_TILE = 64            # the smaller of the two tile configurations (codegen/gemm.py)
+TINY_FLOPS = 2e8           # below this a product is launch-bound: fusing always pays
+MAX_BATCH = 65535          # the batch runs on gridDim.y
+
+
+@dataclass(eq=False)
+class GemmKernel:
+    name: str
+    nodes: list[Node]        # the product, then its epilogue (graph order)
+    node: Node
+    gemm: Gemm
+    epilogue: list[Node]
+    inputs: list[Value]
+    outputs: list[Value]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.outputs[0].type.shape
+
+    def summary(self) -> str:
+        from .plan import short_name
+        return " → ".join(short_name(n) for n in self.nodes)
+
+
+def enabled() -> bool:
+    return os.environ.get("FUSEFORGE_GEMM", "1") != "0"
+
+
+def gemm_of(node: Node) -> Gemm | str:
+    entry = ops.lookup(node.target)
+    if entry is None or entry.kind != ops.GEMM:
+        return "not a matrix product"
+    spec = entry.expr(node)
+    if isinstance(spec, str):
+        return spec
+    if not enabled():
+        return "generated GEMMs are off (FUSEFORGE_GEMM=0)"
+    if spec.batch > MAX_BATCH:
+        return f"a batch of {spec.batch} (the generated GEMM takes up to {MAX_BATCH})"
+    if min(spec.m, spec.n) == 1:
+        return "a matrix-vector product (cuBLAS gemv)"
+    tiles = spec.batch * math.ceil(spec.m / SMALL_TILE) * math.ceil(spec.n / SMALL_TILE)
+    if tiles < SMS // 2 and spec.flops > TINY_FLOPS:
+        return f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU without split-K"
+    return spec
+
+
+def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
+                      why_extern: dict) -> list[GemmKernel]:
+    """A GEMM kernel for every product the generated GEMM takes; the pointwise group it
+    absorbs as its epilogue is removed from `groups`."""
+    kernels = []
+    for node in graph.nodes:
+        entry = ops.lookup(node.target)
+        if entry is None or entry.kind != ops.GEMM:
+            continue
+        spec = gemm_of(node)
+        if isinstance(spec, str):
+            why_extern[node] = spec
+            decisions.append(f"{node.name} ({node.target}): extern, {spec}")
+            continue
+        members = {node}
+        epilogue = absorb_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
+        if epilogue:
+            decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
+        nodes = [node] + epilogue
+        inputs = external_inputs(nodes, members)
+        outputs = [n.outputs[0] for n in nodes if needed_outside(n, members, users, live)]
+        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs))
+    return kernels

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .codegen import cpp, gemm, pointwise, rows, window
+from .codegen import cpp, gemm, pointwise, rows, scan, window
 from .errors import CaptureError, ProblemError
 from .graph import BUFFER, CONSTANT, PARAMETER, Value
 from .plan import Plan
 from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel
+from .plan_scans import ScanKernel
 from .plan_windows import WindowKernel
 from .wrapper import render_forward
 
@@ -152,7 +153,8 @@ def _slug(name: str) -> str:
 
 def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
-    renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render}
+    renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render,
+                 ScanKernel: scan.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
     element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
     library = gemm.GEMM_LIBRARY if any(isinstance(k, GemmKernel) for k in plan.kernels) else ""

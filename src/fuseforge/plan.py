@@ -18,6 +18,7 @@ from . import ops
 from .graph import CONSTANT, Graph, Node, Value
 from .plan_gemm import GemmKernel, form_gemm_kernels
 from .plan_rows import RowKernel, form_row_groups, recipe_of
+from .plan_scans import ScanKernel, form_scan_kernels
 from .plan_windows import WindowKernel, form_window_kernels
 
 MAX_NAME_OPS = 5
@@ -175,8 +176,8 @@ def _plan(graph: Graph) -> Plan:
         ok, why = fusible(node, users, live)
         if not ok:
             if ops.lookup(node.target) is not None and \
-                    ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW, ops.GEMM):
-                continue          # the row, window and GEMM passes below decide
+                    ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW, ops.GEMM, ops.SCAN, ops.VIEW):
+                continue          # the row, window, GEMM and scan passes below decide
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
             continue
         target = None
@@ -206,8 +207,9 @@ def _plan(graph: Graph) -> Plan:
     windows = form_window_kernels(graph, groups, group_of, closed, users, live,
                                   {n for rg in rows for n in rg.nodes}, decisions, reasons)
     gemms = form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
+    scans = form_scan_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
     kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + \
-        windows + gemms
+        windows + gemms + scans
     kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
     for k in kernels:
@@ -223,6 +225,9 @@ def _plan(graph: Graph) -> Plan:
         elif isinstance(k, GemmKernel):
             decisions.append(f"{k.name}: GEMM {k.gemm.describe()} (3xTF32 tensor cores), {len(k.epilogue)} "
                              f"op(s) fused after it, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
+        elif isinstance(k, ScanKernel):
+            decisions.append(f"{k.name}: scan kernel, {k.describe()}, {len(k.prologue)} op(s) fused before it "
+                             f"and {len(k.epilogue)} after, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
         else:
             decisions.append(f"{k.name}: {len(k.nodes)} pointwise op(s) over {len(k.shape)}-d "
                              f"{k.nodes[-1].outputs[0].type}, reads {len(k.inputs)} tensor(s), "

@@ -14,6 +14,8 @@ import torch
 POINTWISE = "pointwise"
 ROW = "row"          # reductions and norms: statistics over a row, then pointwise (see rows.py)
 WINDOW = "window"    # pooling: each output element reduces a window of its input (see windows.py)
+SCAN = "scan"        # cumulative sums/products along one dim (see scans.py)
+VIEW = "view"        # index arithmetic without a kernel of its own: flip (see scans.py)
 GEMM = "gemm"        # matrix products: a tensor-core GEMM with the pointwise ops after it (see gemm.py)
 
 # dtypes the generated element code handles; other dtypes (half, complex, ...) stay extern.
@@ -52,6 +54,8 @@ class OpDef:
     expr: Callable | None           # pointwise: C++ expression of the result (Args -> str);
                                     # row: the recipe (Node -> rows.Recipe or a reason string);
                                     # window: the window (Node -> windows.Window or a reason string)
+                                    # scan: the scan (Node -> scans.Scan or a reason string)
+                                    # view: the dims it reverses (Node -> tuple)
                                     # gemm: the product (Node -> gemm.Gemm or a reason string)
     operands: str = "out"           # operand type: "out" (result dtype), "promote" (common dtype of
                                     # the inputs, for comparisons), "where", "own" (casts), "bool"

@@ -1,0 +1,152 @@
+"""plan_scans: one kernel per scan (cumsum, cumprod), with the ops around it fused.
+
+A scan kernel walks the lines of the scanned tensor along the scan dim (one line per row of
+the launch; plan: a line per thread, warp or block, see codegen/scan.py). Around the scan:
+- the prologue: the pointwise group that computes the scanned input, evaluated per element
+  as it is loaded (never stored), optionally behind a flip (the loads then read reversed
+  coordinates);
+- the epilogue: the pointwise group that consumes the scan's result over its shape,
+  optionally behind a flip (then it runs, loads and stores at reversed coordinates).
+So flip → cumsum → flip (a suffix sum) is one kernel that reads and writes each element once.
+Groups are taken only when nothing else needs their values of another shape and the fused set
+reads nothing that depends on itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ops
+from .graph import Node, Value
+from .ops.scans import Scan
+
+IN, SCANNED, OUT = "in", "scan", "out"     # the coordinates a value lives at (in/out: flipped)
+
+
+@dataclass(eq=False)
+class ScanKernel:
+    name: str
+    nodes: list[Node]            # prologue, input flip, the scan, output flip, epilogue (graph order)
+    node: Node                   # the scan op
+    scan: Scan
+    prologue: list[Node]         # pointwise, at IN coordinates
+    epilogue: list[Node]         # pointwise, at OUT coordinates
+    in_flip: tuple[int, ...]     # dims the loads reverse (a flip between prologue and scan)
+    out_flip: tuple[int, ...]    # dims the epilogue and its stores reverse
+    inputs: list[Value]
+    outputs: list[Value]
+    side: dict                   # output Value -> the coordinates it is stored at: SCANNED | OUT
+    source: Value                # what the loads compute: the scan's input, or the flipped value
+    result: Value                # what the epilogue reads: the scan's result, or its flip
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.outputs[0].type.shape
+
+    @property
+    def length(self) -> int:
+        return self.shape[self.scan.dim]
+
+    @property
+    def rows(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n // max(self.length, 1)
+
+    def summary(self) -> str:
+        from .plan import short_name
+        return " → ".join(short_name(n) for n in self.nodes)
+
+    def describe(self) -> str:
+        flips = "".join(f", {side} reversed along {list(d)}" for side, d in
+                        (("loads", self.in_flip), ("stores", self.out_flip)) if d)
+        return f"{self.scan.describe()}, {self.rows} line(s) of {self.length}{flips}"
+
+
+def scan_of(node: Node) -> Scan | str:
+    entry = ops.lookup(node.target)
+    if entry is None or entry.kind != ops.SCAN:
+        return "not a scan op"
+    spec = entry.expr(node)
+    if not isinstance(spec, str) and not node.outputs[0].type.is_dense():
+        return "a result that is not dense"
+    return spec
+
+
+def _flip(node: Node | None) -> tuple[int, ...] | None:
+    entry = None if node is None else ops.lookup(node.target)
+    return entry.expr(node) if entry is not None and entry.kind == ops.VIEW else None
+
+
+def form_scan_kernels(graph, groups, group_of, closed, users, live, decisions,
+                      why_extern: dict) -> list[ScanKernel]:
+    """A scan kernel for every scan op; the pointwise groups and flips it absorbs are removed
+    from `groups` (flips are not in any group: left alone they run as externs)."""
+    from .plan import inline_constant
+    kernels = []
+
+    def needed_outside(v: Value, members) -> bool:
+        return v in live or any(u not in members for u in users.get(v, []))
+
+    for node in graph.nodes:
+        entry = ops.lookup(node.target)
+        if entry is None or entry.kind != ops.SCAN:
+            continue
+        spec = scan_of(node)
+        if isinstance(spec, str):
+            why_extern[node] = spec
+            decisions.append(f"{node.name} ({node.target}): extern, {spec}")
+            continue
+        x, y = spec.x, node.outputs[0]
+        frame = y.type.shape
+        members = {node}
+
+        # --- the load side: [pointwise group] [→ flip] → scan
+        in_flip, src = (), x
+        f = x.producer
+        if _flip(f) is not None and f.outputs[0].type.shape == frame and not needed_outside(x, members | {f}):
+            in_flip, src = _flip(f), f.arg("self")
+            members.add(f)
+        prologue: list[Node] = []
+        g = group_of.get(src.producer)
+        if g is not None and g in groups and g.shape == frame and closed(set(g.nodes) | members) and \
+                not any(needed_outside(n.outputs[0], set(g.nodes) | members) for n in g.nodes):
+            prologue = list(g.nodes)
+            members |= set(prologue)
+            groups.remove(g)
+            decisions.append(f"{node.name}: pointwise group {prologue[0].name}… fused into its loads")
+
+        # --- the store side: scan [→ flip] [→ pointwise group]
+        out_flip, tail = (), y
+        ys = users.get(y, [])
+        if len(ys) == 1 and y not in live and _flip(ys[0]) is not None:
+            out_flip, tail = _flip(ys[0]), ys[0].outputs[0]
+            members.add(ys[0])
+        epilogue: list[Node] = []
+        for u in users.get(tail, []):
+            h = group_of.get(u)
+            if h is not None and h in groups and h.shape == frame and closed(members | set(h.nodes)) and \
+                    all(n.outputs[0].type.shape == frame for n in h.nodes
+                        if needed_outside(n.outputs[0], members | set(h.nodes))):
+                epilogue = list(h.nodes)
+                members |= set(epilogue)
+                groups.remove(h)
+                decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its stores")
+                break
+
+        position = {n: i for i, n in enumerate(graph.nodes)}
+        nodes = sorted(members, key=position.__getitem__)
+        inputs: list[Value] = []
+        for n in nodes:
+            for v in n.tensor_inputs():
+                if v.producer not in members and not inline_constant(v) and v not in inputs:
+                    inputs.append(v)
+        outputs, side = [], {}
+        for n in nodes:
+            v = n.outputs[0]
+            if needed_outside(v, members):
+                outputs.append(v)
+                side[v] = SCANNED if n is node else OUT   # prologue values are never needed outside
+        kernels.append(ScanKernel("", nodes, node, spec, prologue, epilogue, in_flip, out_flip,
+                                  inputs, outputs, side, src, tail))
+    return kernels

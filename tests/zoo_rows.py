@@ -1,6 +1,7 @@
 """Every row op (reductions, norms) once or more, on odd sizes, every kind of axis set, a
 non-contiguous input, and chains that must fuse. Compared with eager in test_rows.py."""
 import torch
+import torch.nn.functional as F
 
 A = torch.ops.aten
 
@@ -54,6 +55,21 @@ CASES = {
     "aten.hinge_embedding_loss.default": lambda t: A.hinge_embedding_loss.default(t["x"], torch.sign(t["xt"]), 0.8, 1),
     "aten.cosine_similarity.default": lambda t: (A.cosine_similarity.default(t["x"], t["xt"], 1, 1e-8),
                                                  A.cosine_similarity.default(t["x"], t["xt"], -1, 1e-8)),
+    "aten.cross_entropy_loss.default": lambda t: (
+        F.cross_entropy(t["x2"], t["tg"]),                                   # one target ignored (-100)
+        F.cross_entropy(t["x2"], t["tg"], reduction="sum", label_smoothing=0.1),
+        F.cross_entropy(t["x2"], t["tg"], reduction="none"),
+        F.cross_entropy(t["x"], t["tg3"], ignore_index=2, label_smoothing=0.2)),   # (N, C, d): classes in dim 1
+    "aten.nll_loss_nd.default": lambda t: (
+        F.nll_loss(torch.log_softmax(t["x2"] / 0.7, -1), t["tg"]),
+        F.nll_loss(t["x2"], t["tg"], reduction="none"), F.nll_loss(t["x"], t["tg3"], reduction="sum")),
+    "aten.pairwise_distance.default": lambda t: (F.pairwise_distance(t["x"], t["xt"]),
+                                                 F.pairwise_distance(t["x"], t["xt"], 1.0, 1e-3, True),
+                                                 F.pairwise_distance(t["x"], t["xt"], 3.0)),
+    "aten.triplet_margin_loss.default": lambda t: (
+        F.triplet_margin_loss(t["x2"], t["x2"] * 0.5 + 0.1, -t["x2"] * 0.3, margin=2.0),
+        F.triplet_margin_loss(t["x"], t["xt"], t["x"] * 0.5, margin=0.5, p=1, swap=True, reduction="sum"),
+        F.triplet_margin_loss(t["x2"], t["x2"].flip(0), t["x2"] * 2, reduction="none")),
     "aten._native_batch_norm_legit_no_training.default": lambda t: A._native_batch_norm_legit_no_training.default(
         t["z"], t["w6"], t["b6"], t["b6"], t["rv6"], 0.1, 1e-5)[0],
 }
@@ -95,9 +111,9 @@ class RowZoo(torch.nn.Module):
         super().__init__()
         self.cases = cases
 
-    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3):
+    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3):
         t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
-                 xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3)
+                 xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -119,4 +135,9 @@ def row_inputs(seed: int, device="cpu"):
     zl = torch.randn(4, 3, 50, 50, generator=g) * 2 + 0.5
     w3, b3, rm3 = torch.randn(3, generator=g), torch.randn(3, generator=g), torch.randn(3, generator=g)
     rv3 = torch.rand(3, generator=g) + 0.5
-    return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3)]
+    x2 = torch.randn(6, 11, generator=g) * 2                      # logits: 6 rows of 11 classes
+    tg = torch.randint(0, 11, (6,), generator=g)
+    tg[4] = -100                                                   # ignore_index
+    tg3 = torch.randint(0, 7, (5, 9), generator=g)                 # targets of x as (N=5, C=7, d=9)
+    return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3,
+                                   x2, tg, tg3)]

@@ -129,7 +129,11 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .layout import plan_with_layouts
-    return plan_with_layouts(graph, _plan)
+    from .lower import lower
+    lowered: list[str] = []
+    result = plan_with_layouts(lower(graph, lowered), _plan)
+    result.decisions[:0] = lowered
+    return result
 
 
 def _plan(graph: Graph) -> Plan:

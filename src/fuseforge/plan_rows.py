@@ -346,8 +346,22 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
         placed = any(join(rg, [node], {node: recipe}) for rg in producers([node]))
         if placed:
             continue
-        rg = RowGroup(recipe)
         prologue = group_of.get(recipe.x.producer)
+        # a sibling: a row group over the same rows reduces this one's input side by side (two
+        # losses' statistics over the same rows, a count beside a sum), its prologue with it
+        before = prologue.nodes if prologue is not None and prologue in groups and \
+            all(n.outputs[0].type.shape == recipe.x.type.shape for n in prologue.nodes) else []
+        for rg in rows:
+            if (rg.space, rg.axes, rg.frame) == (recipe.space, recipe.axes, recipe.x.type.shape) and \
+                    join(rg, before + [node], {node: recipe}):
+                if before:
+                    groups.remove(prologue)
+                placed = True
+                decisions.append(f"{node.name}: reduced beside {rg.nodes[0].name}, over the same rows")
+                break
+        if placed:
+            continue
+        rg = RowGroup(recipe)
         if prologue is not None and prologue in groups and \
                 all(n.outputs[0].type.shape == rg.frame for n in prologue.nodes) and \
                 join(rg, prologue.nodes + [node], {node: recipe}):

@@ -100,14 +100,16 @@ def render(k: RowKernel) -> KernelSource:
         trivial = node in k.trivial
         acc_dtype = recipe.x.type.dtype
         T = ctype(acc_dtype)
-        env = {"x": names[recipe.x], "T": T, "L": literal(recipe.length, acc_dtype)}
+        # {i}: the element's index within its row (row-major over the axes), for stages that pick
+        env = {"x": names[recipe.x], "T": T, "L": literal(recipe.length, acc_dtype),
+               "i": "int64_t(0)" if trivial else "ridx"}
         for oname, op in recipe.operands.items():
             env[oname] = names[op.value]
         for step in recipe.steps:
             env[step.name] = f"{node.name}_{step.name}"
 
         def dep_names(template):
-            return [env[f] for f in _fields(template) if f not in ("T", "L")]
+            return [env[f] for f in _fields(template) if f not in ("T", "L", "i")]
 
         for step in recipe.steps:
             acc = env[step.name]

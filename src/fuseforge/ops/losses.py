@@ -2,10 +2,18 @@
 (reduction 'sum') or averaged (reduction 'mean'), with eager's formulas. Few rows of many
 elements: the row planner splits them over blocks. Reduction 'none' is element-wise and stays
 an extern until it is generated as a pointwise op. cosine_similarity reduces one dim.
+
+Cross entropy, nll_loss with a reduction and triplet margin loss reduce twice (a statistic per
+row, then over the rows): their entries lower them to per-row ops and a reduction over the
+rows, two row kernels.
 """
 from __future__ import annotations
 
-from ..graph import Node
+import torch
+
+from ..codegen.cpp import literal
+from ..graph import Node, Value
+from .registry import LOWER, ROW, register
 from .rows import Operand, Recipe, Result, Stage, _axes, _float_input, _row_dims, register_row
 
 NONE, MEAN, SUM = 0, 1, 2   # at::Reduction
@@ -86,3 +94,124 @@ register_row("aten.huber_loss.default", _huber)
 register_row("aten.kl_div.default", _kl_div)
 register_row("aten.hinge_embedding_loss.default", _hinge)
 register_row("aten.cosine_similarity.default", _cosine_similarity)
+
+
+# --- losses that reduce twice: per row, then over the rows (lowered, see ../lower.py) -------
+
+A = torch.ops.aten
+
+
+def _nll_rows(node: Node):
+    """nll_loss with reduction 'none': -x[target] per row of the class dim (0 where the target is
+    ignore_index). The target's logit is picked by a sum over the row of x where the class index
+    equals the target: the row is read anyway when log_softmax is fused before it."""
+    x, t = node.arg("self"), node.arg("target")
+    why = _float_input(node, x)
+    if why:
+        return why
+    if node.arg("weight") is not None:
+        return "class weights"
+    if node.arg("reduction") != NONE:
+        return "reduction over the rows (lowered to reduction='none' and a sum)"
+    if t.type.dtype != torch.int64:
+        return f"{t.type.dtype} targets (int64 class indices are generated)"
+    cd = 0 if x.type.ndim == 1 else 1
+    kept = _row_dims(x.type.ndim, (cd,), False)
+    ig = literal(node.arg("ignore_index"), torch.int64)
+    return Recipe(x, x.type.shape, (cd,), [Stage("s0", "sum", "({i} == {t} ? {x} : {T}(0))")],
+                  {0: Result("row", f"({{t}} == {ig} ? {{T}}(0) : -{{s0}}.v)", kept)},
+                  {"t": Operand(t, kept)})
+
+
+def _valid_count(b, t: Value, ignore_index, dtype):
+    """The number of targets that are not ignore_index, as `dtype`."""
+    return b(A.sum.default, b(A._to_copy.default, b(A.ne.Scalar, t, ignore_index), dtype=dtype))
+
+
+def _reduce_rows(b, per: Value, reduction: int, count=None):
+    if reduction == NONE:
+        return per
+    total = b(A.sum.default, per)
+    if reduction == SUM:
+        return total
+    return b(A.div.Tensor, total, count()) if count else b(A.div.Scalar, total, per.type.numel)
+
+
+def _nll_lowered(node: Node, b):
+    """nll_loss with reduction 'mean' or 'sum': the rows' losses, then their sum (divided by the
+    number of targets that are not ignore_index for 'mean', as eager: NaN when there are none)."""
+    reduction, x, t = node.arg("reduction"), node.arg("self"), node.arg("target")
+    if reduction == NONE:
+        return "reduction='none' is a row op"
+    if node.arg("weight") is not None:
+        return "class weights"
+    ig = node.arg("ignore_index")
+    per = b(A.nll_loss_nd.default, x, t, None, NONE, ig)
+    return _reduce_rows(b, per, reduction, lambda: _valid_count(b, t, ig, x.type.dtype))
+
+
+def _cross_entropy(node: Node, b):
+    """log_softmax over the class dim, nll_loss of it per row, then the reduction over the rows.
+    Label smoothing adds eager's smoothing term -sum(log_softmax) per row (0 where ignored)."""
+    x, t = node.arg("self"), node.arg("target")
+    why = _float_input(node, x)
+    if why:
+        return why
+    if node.arg("weight") is not None:
+        return "class weights"
+    if t.type.dtype != torch.int64:
+        return "class probabilities as targets"
+    cd = 0 if x.type.ndim == 1 else 1
+    ig, ls, reduction = node.arg("ignore_index"), float(node.arg("label_smoothing")), node.arg("reduction")
+    logp = b(A._log_softmax.default, x, cd, False)
+    per = b(A.nll_loss_nd.default, logp, t, None, NONE, ig)
+    if ls > 0:
+        smooth = b(A.where.ScalarOther, b(A.ne.Scalar, t, ig), b(A.neg.default, b(A.sum.dim_IntList, logp, [cd])), 0.0)
+        per = b(A.add.Tensor, b(A.mul.Scalar, per, 1 - ls), b(A.mul.Scalar, smooth, ls / x.type.shape[cd]))
+    return _reduce_rows(b, per, reduction, lambda: _valid_count(b, t, ig, x.type.dtype))
+
+
+def _pairwise_distance(node: Node):
+    """norm(x1 - x2 + eps, p) over the last dim, as eager."""
+    pair = _pair(node, "x1", "x2")
+    if isinstance(pair, str):
+        return pair
+    x, y = pair
+    nd = x.type.ndim
+    axes = (max(nd - 1, 0),)
+    d = "({x} - {y} + {T}(%r))" % float(node.arg("eps"))
+    p = float(node.arg("p"))
+    if p == 2:
+        steps, res = [Stage("s0", "sum", f"{d} * {d}")], "ff_sqrt({s0}.v)"
+    elif p == 1:
+        steps, res = [Stage("s0", "sum", f"ff_abs({d})")], "{s0}.v"
+    elif p == float("inf"):
+        steps, res = [Stage("s0", "max", f"ff_abs({d})")], "{s0}.v"
+    elif p == 0:
+        steps, res = [Stage("s0", "sum", f"{{T}}({d} != {{T}}(0))")], "{s0}.v"
+    else:
+        steps = [Stage("s0", "sum", "ff_pow(ff_abs(%s), {T}(%r))" % (d, p))]
+        res = "ff_pow({s0}.v, {T}(1) / {T}(%r))" % p
+    return Recipe(x, x.type.shape, axes, steps, {0: Result("row", res, _row_dims(nd, axes, node.arg("keepdim")))},
+                  {"y": Operand(y, tuple(range(nd)))})
+
+
+def _triplet_margin(node: Node, b):
+    """max(margin + d(a, p) - d(a, n), 0) per row (d(a, n) replaced by min(d(a, n), d(p, n)) with
+    swap), then the reduction over the rows."""
+    a, p, n = node.arg("anchor"), node.arg("positive"), node.arg("negative")
+    if not (a.type.shape == p.type.shape == n.type.shape) or a.type.ndim == 0:
+        return "inputs of different shapes (broadcast)"
+    norm, eps = node.arg("p"), node.arg("eps")
+    d_pos = b(A.pairwise_distance.default, a, p, norm, eps, False)
+    d_neg = b(A.pairwise_distance.default, a, n, norm, eps, False)
+    if node.arg("swap"):
+        d_neg = b(A.minimum.default, d_neg, b(A.pairwise_distance.default, p, n, norm, eps, False))
+    per = b(A.clamp_min.default, b(A.sub.Tensor, b(A.add.Scalar, d_pos, node.arg("margin")), d_neg), 0.0)
+    return _reduce_rows(b, per, node.arg("reduction"))
+
+
+register("aten.nll_loss_nd.default", _nll_rows, kind=ROW, lower=_nll_lowered)
+register("aten.pairwise_distance.default", _pairwise_distance, kind=ROW)
+register("aten.cross_entropy_loss.default", None, kind=LOWER, lower=_cross_entropy)
+register("aten.triplet_margin_loss.default", None, kind=LOWER, lower=_triplet_margin)

@@ -16,6 +16,7 @@ ROW = "row"          # reductions and norms: statistics over a row, then pointwi
 WINDOW = "window"    # pooling: each output element reduces a window of its input (see windows.py)
 SCAN = "scan"        # cumulative sums/products along one dim (see scans.py)
 VIEW = "view"        # index arithmetic without a kernel of its own: flip (see scans.py)
+LOWER = "lower"      # rewritten into other registry ops before planning (see ../lower.py)
 GEMM = "gemm"        # matrix products: a tensor-core GEMM with the pointwise ops after it (see gemm.py)
 
 # dtypes the generated element code handles; other dtypes (half, complex, ...) stay extern.
@@ -66,6 +67,9 @@ class OpDef:
     first_result_only: bool = False # the op has more results; generated when only the first is used
     row: Callable | None = None     # window ops that are sometimes plain reductions (global
                                     # pooling): their row recipe, or a reason string
+    lower: Callable | None = None   # an equivalent graph of registry ops, built before planning
+                                    # ((Node, lower.Builder) -> the node's outputs, or a reason string);
+                                    # kind LOWER: the op's only meaning; others: for some arguments
 
 
 REGISTRY: dict[str, OpDef] = {}

@@ -26,7 +26,8 @@ from .registry import FLOAT_DTYPES, ROW, register
 class Stage:
     name: str
     combine: str          # sum | prod | max | min | argmax | argmin | welford
-    elem: str             # template of the value folded in
+    elem: str             # template of the value folded in ({x}, operands, {T}, {L}; {i}: the
+                          # element's index within the row, row-major over the reduced axes)
 
 
 @dataclass

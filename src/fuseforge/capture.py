@@ -138,6 +138,9 @@ def graph_from_program(ep, model=None) -> Graph:
                     and getattr(env[fx.args[0].name], "role", None) == CONSTANT:
                 env[fx.name] = env[fx.args[0].name]   # torch.tensor(c) in a forward: the constant itself
                 continue
+            if str(fx.target) == "aten.broadcast_tensors.default" and _broadcasts_nothing(fx):
+                env[fx.name] = tuple(env[a.name] for a in fx.args[0])   # a view of each input as it is
+                continue
             node = _make_node(fx, env)
             nodes.append(node)
         elif fx.op == "output":
@@ -165,6 +168,16 @@ def graph_from_program(ep, model=None) -> Graph:
             raise CaptureError(f"unsupported output {value!r}")
     return Graph(inputs=inputs, nodes=nodes, outputs=outputs, out_spec=ep.call_spec.out_spec,
                  mutations=mutations, input_names=input_names)
+
+
+def _broadcasts_nothing(fx) -> bool:
+    """broadcast_tensors of tensors that all have the broadcast shape already: each result is its
+    input (same sizes, same strides), so it is not kept as a node."""
+    vals = fx.meta.get("val")
+    return isinstance(vals, (list, tuple)) and all(
+        isinstance(a, torch.fx.Node) and isinstance(v, torch.Tensor) and
+        tuple(a.meta["val"].shape) == tuple(v.shape) and a.meta["val"].stride() == v.stride()
+        for a, v in zip(fx.args[0], vals))
 
 
 def _convert(arg, env):

@@ -19,6 +19,7 @@ class GemmZoo(nn.Module):
         self.fc = nn.Linear(37, 29)
         self.fc2 = nn.Linear(29, 16, bias=False)
         self.bias = nn.Parameter(torch.randn(29))
+        self.register_buffer("nan_bias", torch.full((29,), float("nan")))
 
     def forward(self, x, a, b, c, d):
         y = torch.relu(self.fc(x)) * 2                            # 3-d input: rows fold, bias, epilogue
@@ -26,7 +27,7 @@ class GemmZoo(nn.Module):
         u = torch.bmm(a, b).sigmoid()                             # batched
         v = torch.matmul(a.transpose(1, 2), c)                    # transposed A, B shared by the batch
         w = torch.addmm(self.bias, x[0], self.fc.weight.t(), beta=0.5, alpha=2.0)
-        s = torch.addmm(torch.full((29,), float("nan")), x[1], self.fc.weight.t(), beta=0.0)  # NaN ignored
+        s = torch.addmm(self.nan_bias, x[1], self.fc.weight.t(), beta=0.0)  # beta = 0: NaN ignored
         q = torch.matmul(d, d.transpose(-1, -2)) + 1.0            # 4-d batch, both operands the same tensor
         return y, z, u, v, w, s, q
 
@@ -57,6 +58,22 @@ def test_gemv_and_too_few_tiles_stay_extern():
     assert not [k for k in p.kernels if isinstance(k, GemmKernel)]
     text = "\n".join(p.decisions)
     assert "matrix-vector" in text and "too few to fill the GPU" in text, text
+
+
+class Epilogues(nn.Module):
+    def forward(self, a, b, x, w):
+        return torch.relu(a @ b) ** 2, torch.relu(x @ w) + 1, x @ w
+
+
+def test_large_products_only_where_the_epilogue_pays(monkeypatch):
+    """Large products go to cuBLAS unless the fused epilogue saves a big share of the time
+    (a short K, a large output); FUSEFORGE_GEMM=all takes them all."""
+    xs = [torch.empty(64, 1024, 256), torch.empty(64, 256, 1024), torch.empty(2048, 4096), torch.empty(4096, 4096)]
+    chosen = lambda: sorted(k.name for k in plan(capture(Epilogues(), xs)).kernels  # noqa: E731
+                            if isinstance(k, GemmKernel))
+    assert chosen() == ["fused_matmul_relu_pow"]
+    monkeypatch.setenv("FUSEFORGE_GEMM", "all")
+    assert len(chosen()) == 3
 
 
 def test_switch_off(monkeypatch):
@@ -118,7 +135,8 @@ def tile_inputs(seed, device):
 
 
 @pytest.mark.gpu
-def test_large_tiles_on_cuda():
+def test_large_tiles_on_cuda(monkeypatch):
+    monkeypatch.setenv("FUSEFORGE_GEMM", "all")   # the kernel itself, wherever it would be chosen
     model = Tiles()
     assert len([k for k in plan(capture(model, tile_inputs(0, "cpu"))).kernels if isinstance(k, GemmKernel)]) == 3
     fast = fuseforge.compile(model, tile_inputs(0, "cpu"))
@@ -145,9 +163,10 @@ def depth_inputs(seed, device):
 
 
 @pytest.mark.gpu
-def test_accuracy_gate_against_cublas_float32():
+def test_accuracy_gate_against_cublas_float32(monkeypatch):
     """Issue 7's gate: max error against float64, relative to the largest exact value, no more
     than 2x cuBLAS float32's on the same inputs, for every K."""
+    monkeypatch.setenv("FUSEFORGE_GEMM", "all")
     assert not torch.backends.cuda.matmul.allow_tf32   # eager's default: full float32
     model = Depths()
     assert len([k for k in plan(capture(model, depth_inputs(0, "cpu"))).kernels

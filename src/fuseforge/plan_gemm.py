@@ -5,9 +5,10 @@ products on split operands, codegen/gemm.py) and runs the pointwise group that c
 result in the store of each output element, so the product is written once, already
 transformed. The group is taken when it spans the product's shape, nothing outside needs a
 value of it that is smaller than that shape, and the fused set reads nothing that depends
-on itself. Products the generated kernel would run badly stay cuBLAS externs (the decision
-log says why): matrix-vector shapes, and large products with too few output tiles to fill
-the GPU (no split-K yet).
+on itself. Products the generated kernel would run slower stay cuBLAS externs (the decision
+log says why): matrix-vector shapes, large products with too few output tiles to fill the
+GPU (no split-K yet), and, since the kernel is still slower than cuBLAS float32 on large
+products, those where the fused epilogue saves too little (see `pays`).
 """
 from __future__ import annotations
 
@@ -19,12 +20,19 @@ from dataclasses import dataclass
 from . import ops
 from .graph import Node, Value
 from .ops.gemm import Gemm
-from .plan_windows import absorb_epilogue, external_inputs, needed_outside
+from .plan_windows import external_inputs, find_epilogue, needed_outside
 
 SMS = 132                  # H100 SXM: output tiles below this leave multiprocessors idle
 SMALL_TILE = 64            # the smaller of the two tile configurations (codegen/gemm.py)
 TINY_FLOPS = 2e8           # below this a product is launch-bound: fusing always pays
 MAX_BATCH = 65535          # the batch runs on gridDim.y
+# Measured on the H100 (bench/gemm_h100.md): the generated GEMM runs at 0.87-0.95x cuBLAS
+# float32 on large products. It is chosen there only when the epilogue pass it removes (one
+# read and one write of the product at the copy rate) costs more than this share of the
+# product's cuBLAS time; FUSEFORGE_GEMM=all takes every product, =0 none.
+GEMM_DEFICIT = 0.15
+CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
+COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
 
 
 @dataclass(eq=False)
@@ -46,18 +54,21 @@ class GemmKernel:
         return " → ".join(short_name(n) for n in self.nodes)
 
 
-def enabled() -> bool:
-    return os.environ.get("FUSEFORGE_GEMM", "1") != "0"
+def mode() -> str:
+    """FUSEFORGE_GEMM: "auto" (default: where it pays), "all", or "0" (never)."""
+    m = os.environ.get("FUSEFORGE_GEMM", "auto")
+    return {"1": "auto", "": "auto"}.get(m, m)
 
 
 def gemm_of(node: Node) -> Gemm | str:
+    """The product the generated GEMM can compute for this node, or why not."""
     entry = ops.lookup(node.target)
     if entry is None or entry.kind != ops.GEMM:
         return "not a matrix product"
     spec = entry.expr(node)
     if isinstance(spec, str):
         return spec
-    if not enabled():
+    if mode() == "0":
         return "generated GEMMs are off (FUSEFORGE_GEMM=0)"
     if spec.batch > MAX_BATCH:
         return f"a batch of {spec.batch} (the generated GEMM takes up to {MAX_BATCH})"
@@ -67,6 +78,18 @@ def gemm_of(node: Node) -> Gemm | str:
     if tiles < SMS // 2 and spec.flops > TINY_FLOPS:
         return f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU without split-K"
     return spec
+
+
+def pays(spec: Gemm, node: Node, epilogue) -> str | None:
+    """None when the generated GEMM should run this product, else why cuBLAS does."""
+    if mode() == "all" or spec.flops <= TINY_FLOPS:
+        return None
+    gemm_s = spec.flops / CUBLAS_FP32_FLOPS
+    saved_s = 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
+    if saved_s > GEMM_DEFICIT * gemm_s:
+        return None
+    return (f"cuBLAS float32 (the generated GEMM runs 0.87-0.95x its speed on large products, and the "
+            f"epilogue pass it would save is {100 * saved_s / gemm_s:.0f}% of the product's time)")
 
 
 def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
@@ -84,8 +107,16 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
             decisions.append(f"{node.name} ({node.target}): extern, {spec}")
             continue
         members = {node}
-        epilogue = absorb_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
-        if epilogue:
+        group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
+        why = pays(spec, node, group)
+        if why:
+            why_extern[node] = why
+            decisions.append(f"{node.name} ({node.target}): extern, {why}")
+            continue
+        epilogue = list(group.nodes) if group else []
+        if group:
+            members |= set(group.nodes)
+            groups.remove(group)
             decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
         nodes = [node] + epilogue
         inputs = external_inputs(nodes, members)

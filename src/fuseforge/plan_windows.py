@@ -46,20 +46,27 @@ def needed_outside(n: Node, members, users, live) -> bool:
     return n.outputs[0] in live or any(u not in members for u in users.get(n.outputs[0], []))
 
 
-def absorb_epilogue(y: Value, members: set, groups, group_of, closed, users, live) -> list[Node]:
-    """The pointwise group that consumes `y` over y's shape, taken into a kernel (members)
-    that computes y, or []. Taken when nothing outside needs one of its values of a smaller
-    shape (it would be written many times) and the fused set reads nothing that depends on
-    itself; it is removed from `groups` and its nodes join `members`."""
+def find_epilogue(y: Value, members: set, groups, group_of, closed, users, live):
+    """The pointwise group that consumes `y` over y's shape and can join the kernel (members)
+    that computes y, or None: nothing outside may need one of its values of a smaller shape (it
+    would be written many times), and the fused set must read nothing that depends on itself."""
     for u in users.get(y, []):
         h = group_of.get(u)
         if h is not None and h in groups and h.shape == y.type.shape and closed(members | set(h.nodes)) \
                 and all(n.outputs[0].type.shape == y.type.shape for n in h.nodes
                         if needed_outside(n, members | set(h.nodes), users, live)):
-            members |= set(h.nodes)
-            groups.remove(h)
-            return list(h.nodes)
-    return []
+            return h
+    return None
+
+
+def absorb_epilogue(y: Value, members: set, groups, group_of, closed, users, live) -> list[Node]:
+    """find_epilogue's group taken: removed from `groups`, its nodes joined to `members`."""
+    h = find_epilogue(y, members, groups, group_of, closed, users, live)
+    if h is None:
+        return []
+    members |= set(h.nodes)
+    groups.remove(h)
+    return list(h.nodes)
 
 
 def external_inputs(nodes: list[Node], members: set) -> list[Value]:

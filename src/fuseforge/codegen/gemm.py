@@ -2,9 +2,11 @@
 its epilogue applied to each output element before the one store.
 
 Accuracy: each float32 operand is split as x = hi + lo, both TF32 (10-bit mantissa), and
-a·b is accumulated as a_lo·b_hi + a_hi·b_lo + a_hi·b_hi in float32 (mma.sync m16n8k8); the
-dropped a_lo·b_lo term is below float32's rounding, so the error stays that of a float32
-GEMM (tests/test_gemm.py checks it against cuBLAS float32 and float64).
+a·b is accumulated as a_lo·b_hi + a_hi·b_lo + a_hi·b_hi (mma.sync m16n8k8); the dropped
+a_lo·b_lo term is below float32's rounding. The tensor cores accumulate with truncation, which
+makes the error grow linearly with K (measured: 160x cuBLAS float32's at K = 16384), so each
+32-deep slice of k is summed in the tensor cores from zero and the slices are added in float32
+with round-to-nearest. tests/test_gemm.py checks the error against cuBLAS float32's and float64.
 
 For kernel K the shared text (CUDA and the CPU twin) defines
   K_args      the pointers,
@@ -255,6 +257,15 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
     commit();
     const float* as = As + kt % S * A_TILE;
     const float* bs = Bs + kt % S * B_TILE;
+    // The tensor cores add with truncation: a slice's products are summed there from zero, and
+    // the slice sums into acc with float32 round-to-nearest, so the error does not grow with K.
+    float part[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) part[i][j][e] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 8) {
       uint32_t ah[MI][4], al[MI][4], bh[NI][2], bl[NI][2];
@@ -276,11 +287,17 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
       for (int i = 0; i < MI; ++i)
 #pragma unroll
         for (int j = 0; j < NI; ++j) {   // small terms first
-          mma(acc[i][j], al[i], bh[j]);
-          mma(acc[i][j], ah[i], bl[j]);
-          mma(acc[i][j], ah[i], bh[j]);
+          mma(part[i][j], al[i], bh[j]);
+          mma(part[i][j], ah[i], bl[j]);
+          mma(part[i][j], ah[i], bh[j]);
         }
     }
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] += part[i][j][e];
   }
 
   // each accumulator through the epilogue: rows g and g + 8, columns 2t and 2t + 1 of each mma tile

@@ -135,8 +135,10 @@ def tile_inputs(seed, device):
 
 
 @pytest.mark.gpu
-def test_large_tiles_on_cuda(monkeypatch):
+@pytest.mark.parametrize("split", ["registers", "shared"])
+def test_large_tiles_on_cuda(monkeypatch, split):
     monkeypatch.setenv("FUSEFORGE_GEMM", "all")   # the kernel itself, wherever it would be chosen
+    monkeypatch.setenv("FUSEFORGE_GEMM_SPLIT", split)
     model = Tiles()
     assert len([k for k in plan(capture(model, tile_inputs(0, "cpu"))).kernels if isinstance(k, GemmKernel)]) == 3
     fast = fuseforge.compile(model, tile_inputs(0, "cpu"))

@@ -51,8 +51,6 @@ class Depths(nn.Module):
 
 
 DEPTHS = [64, 256, 1024, 4096, 16384]
-SPLIT_VARIANTS = {"matmul_4096", "matmul_transposed_b_2048x4096x4096", "bmm_128x512x1024x512",
-                  "linear_relu_bias_2048x4096x4096"}
 
 
 def r(*shape):
@@ -126,13 +124,8 @@ def main():
     tmp = Path(tempfile.mkdtemp())
     gen = {"depths": generate(plan(capture(Depths(), [r(640, k) if i % 2 == 0 else r(k, 640)
                                                       for k in DEPTHS for i in range(2)])), name="gemm_depths")}
-    for name, (model, inputs, _) in list(todo.items()):
+    for name, (model, inputs, _) in todo.items():
         gen[name] = generate(plan(capture(model, inputs)), name=name)
-        if name in SPLIT_VARIANTS:   # the same product with operands split once per slice in shared memory
-            os.environ["FUSEFORGE_GEMM_SPLIT"] = "shared"
-            todo[name + "[shared-split]"] = todo[name]
-            gen[name + "[shared-split]"] = generate(plan(capture(model, inputs)), name=name + "_shared_split")
-            del os.environ["FUSEFORGE_GEMM_SPLIT"]
     paths = {}
     for name, g in gen.items():
         paths[name] = tmp / f"{g.ext_name}.py"

@@ -10,6 +10,9 @@
 #                                      the suite's conv + pointwise problems (channels-last), losses
 #   bash scripts/device_run.sh gemm    GEMM GPU tests, the GEMM benchmark (accuracy, speed, SASS), the
 #                                      suite's GEMM problems through fuseforge bench
+#   bash scripts/device_run.sh verify  GPU tests but the checker's (new kernels in one process, the
+#                                      rest in another), then the GEMM benchmark
+#   bash scripts/device_run.sh final   the GPU tests a GEMM change touches, and three GEMM cases
 #   SHARD=i/n bash scripts/device_run.sh suite   one shard of the whole suite through fuseforge bench
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
@@ -95,6 +98,31 @@ gemm)
     -o "$W/suite" --batch 7 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
   grep -v "^{" "$W/bench_gemm.log" | tail -25
   tail -30 "$W/suite_bench.log"
+  ;;
+verify)
+  (python3 -m pytest -q -m gpu tests/test_gemm.py tests/test_scans.py > "$W/gpu-test-new.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-new.log") &
+  (python3 -m pytest -q -m gpu tests --ignore=tests/test_check.py --ignore=tests/test_gemm.py \
+     --ignore=tests/test_scans.py > "$W/gpu-test-rest.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-rest.log") &
+  wait
+  for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
+  save
+  timeout 280 python3 scripts/bench_gemm.py --out "$W" > "$W/bench_gemm.log" 2>&1
+  grep -v "^{" "$W/bench_gemm.log" | tail -30
+  ;;
+final)
+  (python3 -m pytest -q -m gpu tests/test_gemm.py tests/test_layout.py > "$W/gpu-test-new.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-new.log") &
+  (python3 -m pytest -q -m gpu tests/test_pipeline.py tests/test_functional_api.py tests/test_scans.py \
+     tests/test_ops.py > "$W/gpu-test-rest.log" 2>&1
+   echo "exit $?" >> "$W/gpu-test-rest.log") &
+  wait
+  for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
+  save
+  timeout 150 python3 scripts/bench_gemm.py --out "$W" --only matmul_4096 linear_relu_bias_2048x4096x4096 \
+    bmm_128x512x1024x512 > "$W/bench_gemm.log" 2>&1
+  grep -v "^{" "$W/bench_gemm.log" | tail -20
   ;;
 suite)
   # one shard of the whole suite: SHARD=i/n. Results go to bench/suite_full/shard_i_n in the tree

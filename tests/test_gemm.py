@@ -29,7 +29,8 @@ class GemmZoo(nn.Module):
         w = torch.addmm(self.bias, x[0], self.fc.weight.t(), beta=0.5, alpha=2.0)
         s = torch.addmm(self.nan_bias, x[1], self.fc.weight.t(), beta=0.0)  # beta = 0: NaN ignored
         q = torch.matmul(d, d.transpose(-1, -2)) + 1.0            # 4-d batch, both operands the same tensor
-        return y, z, u, v, w, s, q
+        p = torch.mm(x[2], self.fc.weight.t()).abs()              # mm, B transposed (n-major)
+        return y, z, u, v, w, s, q, p
 
 
 def zoo_inputs(seed, device="cpu"):
@@ -38,10 +39,14 @@ def zoo_inputs(seed, device="cpu"):
     return [torch.randn(*s, generator=g).to(device) for s in shapes]
 
 
+CASES = ("aten.addmm.default", "aten.bmm.default", "aten.linear.default", "aten.matmul.default", "aten.mm.default")
+
+
 def test_plan_takes_every_form():
     p = plan(capture(GemmZoo(), zoo_inputs(0)))
     gemms = [k for k in p.kernels if isinstance(k, GemmKernel)]
-    assert len(gemms) == 7, p.decisions
+    assert len(gemms) == 8, p.decisions
+    assert {k.node.target for k in gemms} == set(CASES)       # every GEMM registry entry
     assert not [e for e in p.externs if "mm" in e.node.target or "linear" in e.node.target], p.decisions
     fused = {k.name for k in gemms}
     assert {"fused_linear_relu_mul", "fused_bmm_sigmoid"} <= fused, fused
@@ -135,10 +140,8 @@ def tile_inputs(seed, device):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("split", ["registers", "shared"])
-def test_large_tiles_on_cuda(monkeypatch, split):
+def test_large_tiles_on_cuda(monkeypatch):
     monkeypatch.setenv("FUSEFORGE_GEMM", "all")   # the kernel itself, wherever it would be chosen
-    monkeypatch.setenv("FUSEFORGE_GEMM_SPLIT", split)
     model = Tiles()
     assert len([k for k in plan(capture(model, tile_inputs(0, "cpu"))).kernels if isinstance(k, GemmKernel)]) == 3
     fast = fuseforge.compile(model, tile_inputs(0, "cpu"))

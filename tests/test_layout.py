@@ -116,10 +116,9 @@ def _no_looser_than_eager(model, fast, x):
     eager's own in the worse of the two layouts: the same flags, the same library."""
     with torch.no_grad():
         got, ref = fast(*x), model(*x)
-        cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        for m in cl_model.modules():
-            if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
-                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
+        cl_model = copy.deepcopy(model)
+        for p in cl_model.parameters():
+            p.data = _channels_last(p.data)
         ref_cl = cl_model(*[_channels_last(t) for t in x])
         exact = copy.deepcopy(model).double()(*[t.double() for t in x])
     for a, b, c, e in zip(got, ref, ref_cl, exact):

@@ -5,7 +5,7 @@ Accuracy: each float32 operand is split as x = hi + lo, both TF32 (10-bit mantis
 a·b is accumulated as a_lo·b_hi + a_hi·b_lo + a_hi·b_hi (mma.sync m16n8k8); the dropped
 a_lo·b_lo term is below float32's rounding. The tensor cores accumulate with truncation, which
 makes the error grow linearly with K (measured: 160x cuBLAS float32's at K = 16384), so each
-32-deep slice of k is summed in the tensor cores from zero and the slices are added in float32
+8-deep step of k is summed in the tensor cores from zero and the steps are added in float32
 with round-to-nearest. tests/test_gemm.py checks the error against cuBLAS float32's and float64.
 
 For kernel K the shared text (CUDA and the CPU twin) defines
@@ -19,7 +19,6 @@ compile-time constants, for the one GEMM template (GEMM_LIBRARY), and the launch
 from __future__ import annotations
 
 import math
-import os
 
 from ..ops.gemm import Gemm
 from ..plan_gemm import SMS, GemmKernel
@@ -33,12 +32,6 @@ LARGE = (128, 128, 64, 32)   # 8 warps, warp tile 64 x 32
 SMALL = (64, 64, 32, 32)     # 4 warps, warp tile 32 x 32
 BK, STAGES = 32, 3
 
-
-def presplit() -> bool:
-    """Where operands are split into hi and lo: "registers" (each warp splits the fragments it
-    reads) or "shared" (each slice once, into hi and lo tiles in shared memory), by
-    FUSEFORGE_GEMM_SPLIT; measured side by side in scripts/bench_gemm.py."""
-    return os.environ.get("FUSEFORGE_GEMM_SPLIT", "registers") == "shared"
 
 
 def config(g: Gemm) -> tuple[int, int, int, int]:
@@ -124,8 +117,7 @@ int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
     b_inner, b_vec = _layout(g.n, g.k, g.b.rows, g.b.k, g.b.batch)
     flag = lambda b: "true" if b else "false"  # noqa: E731
     cuda = f"""
-// ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn},
-//      operands split into TF32 hi + lo {'once per slice in shared memory' if presplit() else 'in registers'}
+// ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn}
 struct {name}_gemm {{
   using Args = {name}_args;
   static constexpr int64_t BATCH = {g.batch}, M = {g.m}, N = {g.n}, K = {g.k};
@@ -134,7 +126,6 @@ struct {name}_gemm {{
   static constexpr bool A_K_INNER = {flag(a_inner)}, A_VEC = {flag(a_vec)};
   static constexpr bool B_K_INNER = {flag(b_inner)}, B_VEC = {flag(b_vec)};
   static constexpr int BM = {bm}, BN = {bn}, BK = {BK}, WM = {wm}, WN = {wn}, STAGES = {STAGES};
-  static constexpr bool PRESPLIT = {flag(presplit())};   // operands split in shared memory, once per slice
   static __device__ __forceinline__ const float* a_ptr(const Args& a) {{ return a.{var[g.a.value]}; }}
   static __device__ __forceinline__ const float* b_ptr(const Args& a) {{ return a.{var[g.b.value]}; }}
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
@@ -207,24 +198,12 @@ __device__ __forceinline__ void load_tile(float* xs, const float* x, int64_t r0,
 template <bool K_INNER, int LD, class V>
 __device__ __forceinline__ V at(const V* xs, int r, int k) { return K_INNER ? xs[r * LD + k] : xs[k * LD + r]; }
 
-// Split n floats (n a multiple of 4 * THREADS' stride pattern) into TF32 hi and lo tiles.
-template <int N, int THREADS>
-__device__ __forceinline__ void split_tile(const float* x, uint32_t* hi, uint32_t* lo, int tid) {
-#pragma unroll
-  for (int e = tid * 4; e < N; e += THREADS * 4) {
-    const float4 v = *reinterpret_cast<const float4*>(x + e);
-    uint4 h, l;
-    split(v.x, h.x, l.x); split(v.y, h.y, l.y); split(v.z, h.z, l.z); split(v.w, h.w, l.w);
-    *reinterpret_cast<uint4*>(hi + e) = h;
-    *reinterpret_cast<uint4*>(lo + e) = l;
-  }
-}
 
 template <class T>
 constexpr int smem_bytes() {
   constexpr int a = T::A_K_INNER ? T::BM * (T::BK + PAD_K_INNER) : T::BK * (T::BM + PAD_K_OUTER);
   constexpr int b = T::B_K_INNER ? T::BN * (T::BK + PAD_K_INNER) : T::BK * (T::BN + PAD_K_OUTER);
-  return (T::STAGES + (T::PRESPLIT ? 2 : 0)) * (a + b) * 4;   // + the hi and lo tiles of one slice
+  return T::STAGES * (a + b) * 4;
 }
 
 template <class T>
@@ -240,11 +219,6 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
   extern __shared__ float4 ffgemm_smem[];
   float* const As = reinterpret_cast<float*>(ffgemm_smem);
   float* const Bs = As + S * A_TILE;
-  // PRESPLIT: each slice is split once into hi and lo tiles that every warp reads
-  uint32_t* const Ah = reinterpret_cast<uint32_t*>(Bs + S * B_TILE);
-  uint32_t* const Al = Ah + A_TILE;
-  uint32_t* const Bh = Al + A_TILE;
-  uint32_t* const Bl = Bh + B_TILE;
 
   // this block's output tile: GROUP_M tile rows at a time sweep all tile columns
   const int pid = blockIdx.x, in_group = pid % (GROUP_M * TN);
@@ -285,40 +259,22 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
     commit();
     const float* as = As + kt % S * A_TILE;
     const float* bs = Bs + kt % S * B_TILE;
-    if constexpr (T::PRESPLIT) {   // the split tiles of slice kt - 1 are no longer read (barrier above)
-      split_tile<A_TILE, THREADS>(as, Ah, Al, tid);
-      split_tile<B_TILE, THREADS>(bs, Bh, Bl, tid);
-      __syncthreads();
-    }
-    // The tensor cores add with truncation: a slice's products are summed there from zero, and
-    // the slice sums into acc with float32 round-to-nearest, so the error does not grow with K.
-    float part[MI][NI][4];
-#pragma unroll
-    for (int i = 0; i < MI; ++i)
-#pragma unroll
-      for (int j = 0; j < NI; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) part[i][j][e] = 0.0f;
-#pragma unroll
+#pragma unroll 1   // unrolled, the steps' fragments stay live together and spill (255 registers)
     for (int kk = 0; kk < BK; kk += 8) {
+      // The tensor cores add with truncation: each 8-deep step's three products are summed there
+      // from zero, and the step adds into acc in float32 with round-to-nearest (summing whole
+      // slices there measured 4.8x cuBLAS float32's error at K = 12, 160x at K = 16384 without).
+      float part[MI][NI][4];
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) part[i][j][e] = 0.0f;
       uint32_t ah[MI][4], al[MI][4], bh[NI][2], bl[NI][2];
       // fragments: A rows g, g + 8 and k t, t + 4 of each 16 x 8 tile; B k t, t + 4 of column g
-      auto fragment_a = [&](uint32_t& h, uint32_t& l, int r, int k) {
-        if constexpr (T::PRESPLIT) {
-          h = at<T::A_K_INNER, A_LD>(Ah, r, k);
-          l = at<T::A_K_INNER, A_LD>(Al, r, k);
-        } else {
-          split(at<T::A_K_INNER, A_LD>(as, r, k), h, l);
-        }
-      };
-      auto fragment_b = [&](uint32_t& h, uint32_t& l, int c, int k) {
-        if constexpr (T::PRESPLIT) {
-          h = at<T::B_K_INNER, B_LD>(Bh, c, k);
-          l = at<T::B_K_INNER, B_LD>(Bl, c, k);
-        } else {
-          split(at<T::B_K_INNER, B_LD>(bs, c, k), h, l);
-        }
-      };
+      auto fragment_a = [&](uint32_t& h, uint32_t& l, int r, int k) { split(at<T::A_K_INNER, A_LD>(as, r, k), h, l); };
+      auto fragment_b = [&](uint32_t& h, uint32_t& l, int c, int k) { split(at<T::B_K_INNER, B_LD>(bs, c, k), h, l); };
 #pragma unroll
       for (int i = 0; i < MI; ++i) {
         const int r = wm + i * 16 + g;
@@ -341,13 +297,13 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
           mma(part[i][j], ah[i], bl[j]);
           mma(part[i][j], ah[i], bh[j]);
         }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[i][j][e] += part[i][j][e];
     }
-#pragma unroll
-    for (int i = 0; i < MI; ++i)
-#pragma unroll
-      for (int j = 0; j < NI; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[i][j][e] += part[i][j][e];
   }
 
   // each accumulator through the epilogue: rows g and g + 8, columns 2t and 2t + 1 of each mma tile

@@ -26,10 +26,14 @@ SMS = 132                  # H100 SXM: output tiles below this leave multiproces
 SMALL_TILE = 64            # the smaller of the two tile configurations (codegen/gemm.py)
 TINY_FLOPS = 2e8           # below this a product is launch-bound: fusing always pays
 MAX_BATCH = 65535          # the batch runs on gridDim.y
-# Measured on the H100 (bench/gemm_h100.md): the generated GEMM runs at 0.87-0.95x cuBLAS
-# float32 on large products. It is chosen there only when the epilogue pass it removes (one
-# read and one write of the product at the copy rate) costs more than this share of the
-# product's cuBLAS time; FUSEFORGE_GEMM=all takes every product, =0 none.
+# Measured on the H100 (bench/gemm_h100.md): the generated GEMM runs at 0.86-0.95x cuBLAS
+# float32 on large products, and its error reaches 4.8x cuBLAS float32's where two TF32 terms'
+# 22 mantissa bits show (short K, terms of one sign). So by default no product uses it
+# (FUSEFORGE_GEMM=off). FUSEFORGE_GEMM=auto takes a product when it is launch-bound (tiny) or
+# when the epilogue pass it removes (one read and one write of the product at the copy rate)
+# costs more than GEMM_DEFICIT of its cuBLAS time (measured 1.22x eager on level2/090);
+# FUSEFORGE_GEMM=all takes every product it can compute.
+DEFAULT_MODE = "off"
 GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
 COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
@@ -55,9 +59,12 @@ class GemmKernel:
 
 
 def mode() -> str:
-    """FUSEFORGE_GEMM: "auto" (default: where it pays), "all", or "0" (never)."""
-    m = os.environ.get("FUSEFORGE_GEMM", "auto")
-    return {"1": "auto", "": "auto"}.get(m, m)
+    """FUSEFORGE_GEMM: "off" (the default, also "0"), "auto" (where it pays, also "1"), "all"."""
+    m = os.environ.get("FUSEFORGE_GEMM", "") or DEFAULT_MODE
+    m = {"0": "off", "1": "auto"}.get(m, m)
+    if m not in ("off", "auto", "all"):
+        raise ValueError(f"FUSEFORGE_GEMM={m!r}: expected off, auto or all")
+    return m
 
 
 def gemm_of(node: Node) -> Gemm | str:
@@ -68,8 +75,9 @@ def gemm_of(node: Node) -> Gemm | str:
     spec = entry.expr(node)
     if isinstance(spec, str):
         return spec
-    if mode() == "0":
-        return "generated GEMMs are off (FUSEFORGE_GEMM=0)"
+    if mode() == "off":
+        return ("cuBLAS float32 (generated 3xTF32 GEMMs are opt-in, FUSEFORGE_GEMM=auto or all: "
+                "slower than cuBLAS on large products and up to 4.8x its error on short ones)")
     if spec.batch > MAX_BATCH:
         return f"a batch of {spec.batch} (the generated GEMM takes up to {MAX_BATCH})"
     if min(spec.m, spec.n) == 1:

@@ -5,8 +5,11 @@ Accuracy: each float32 operand is split as x = hi + lo, both TF32 (10-bit mantis
 a·b is accumulated as a_lo·b_hi + a_hi·b_lo + a_hi·b_hi (mma.sync m16n8k8); the dropped
 a_lo·b_lo term is below float32's rounding. The tensor cores accumulate with truncation, which
 makes the error grow linearly with K (measured: 160x cuBLAS float32's at K = 16384), so each
-8-deep step of k is summed in the tensor cores from zero and the steps are added in float32
-with round-to-nearest. tests/test_gemm.py checks the error against cuBLAS float32's and float64.
+32-deep slice of k is summed in the tensor cores from zero and the slices are added in float32
+with round-to-nearest. Two TF32 terms hold 22 of float32's 24 mantissa bits: where the
+representation error dominates (short K, all terms of one sign: x @ x.T at K = 12) the
+error measured 4.8x cuBLAS float32's, which is why the planner does not use this kernel by
+default yet (plan_gemm.py). tests/test_gemm.py checks the error against cuBLAS float32's and float64.
 
 For kernel K the shared text (CUDA and the CPU twin) defines
   K_args      the pointers,
@@ -259,18 +262,20 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
     commit();
     const float* as = As + kt % S * A_TILE;
     const float* bs = Bs + kt % S * B_TILE;
-#pragma unroll 1   // unrolled, the steps' fragments stay live together and spill (255 registers)
+    // The tensor cores add with truncation: a slice's products are summed there from zero, and the
+    // slice adds into acc in float32 with round-to-nearest. Measured against cuBLAS float32's
+    // error (bench/gemm_h100.md): 0.5-1.2x for K = 64..16384 this way; 160x at K = 16384 with
+    // everything summed in the tensor cores; 0.4-2.2x adding every 8-deep step (more roundings
+    // of the large accumulator, and 0.78x the speed).
+    float part[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) part[i][j][e] = 0.0f;
+#pragma unroll
     for (int kk = 0; kk < BK; kk += 8) {
-      // The tensor cores add with truncation: each 8-deep step's three products are summed there
-      // from zero, and the step adds into acc in float32 with round-to-nearest (summing whole
-      // slices there measured 4.8x cuBLAS float32's error at K = 12, 160x at K = 16384 without).
-      float part[MI][NI][4];
-#pragma unroll
-      for (int i = 0; i < MI; ++i)
-#pragma unroll
-        for (int j = 0; j < NI; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) part[i][j][e] = 0.0f;
       uint32_t ah[MI][4], al[MI][4], bh[NI][2], bl[NI][2];
       // fragments: A rows g, g + 8 and k t, t + 4 of each 16 x 8 tile; B k t, t + 4 of column g
       auto fragment_a = [&](uint32_t& h, uint32_t& l, int r, int k) { split(at<T::A_K_INNER, A_LD>(as, r, k), h, l); };
@@ -297,13 +302,13 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
           mma(part[i][j], ah[i], bl[j]);
           mma(part[i][j], ah[i], bh[j]);
         }
-#pragma unroll
-      for (int i = 0; i < MI; ++i)
-#pragma unroll
-        for (int j = 0; j < NI; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) acc[i][j][e] += part[i][j][e];
     }
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] += part[i][j][e];
   }
 
   // each accumulator through the epilogue: rows g and g + 8, columns 2t and 2t + 1 of each mma tile

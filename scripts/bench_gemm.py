@@ -33,16 +33,7 @@ from fuseforge.emit import generate  # noqa: E402
 from fuseforge.plan import plan  # noqa: E402
 from fuseforge.plan_gemm import GemmKernel  # noqa: E402
 
-
-class Fn(nn.Module):
-    def __init__(self, fn, **modules):
-        super().__init__()
-        self.fn = fn
-        for k, m in modules.items():
-            self.add_module(k, m)
-
-    def forward(self, *xs):
-        return self.fn(self, *xs)
+from bench_rows import Fn, r  # noqa: E402  (the benchmarks' module wrapper and random inputs)
 
 
 class Depths(nn.Module):
@@ -51,10 +42,6 @@ class Depths(nn.Module):
 
 
 DEPTHS = [64, 256, 1024, 4096, 16384]
-
-
-def r(*shape):
-    return torch.randn(*shape)
 
 
 def cases():

@@ -17,7 +17,7 @@ import torch
 
 from .codegen import cpp, gemm, pointwise, rows, scan, window
 from .errors import CaptureError, ProblemError
-from .graph import BUFFER, CONSTANT, PARAMETER, Value
+from .graph import PARAMETER, Value
 from .plan import Plan
 from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel

@@ -18,7 +18,7 @@ Placement rules, checked op by op:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from . import ops
 from .graph import Node, Value
 from .ops.scans import Scan
+from .plan_fusion import FusedOps, absorb_epilogue, absorb_prologue, each_spec, entry_spec, external_inputs
 
 IN, SCANNED, OUT = "in", "scan", "out"     # the coordinates a value lives at (in/out: flipped)
 
 
 @dataclass(eq=False)
-class ScanKernel:
+class ScanKernel(FusedOps):
     name: str
     nodes: list[Node]            # prologue, input flip, the scan, output flip, epilogue (graph order)
     node: Node                   # the scan op
@@ -39,10 +40,6 @@ class ScanKernel:
     result: Value                # what the epilogue reads: the scan's result, or its flip
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.node.outputs[0].type.shape
-
-    @property
     def length(self) -> int:
         return self.shape[self.scan.dim]
 
@@ -53,10 +50,6 @@ class ScanKernel:
             n *= s
         return n // max(self.length, 1)
 
-    def summary(self) -> str:
-        from .plan import short_name
-        return " → ".join(short_name(n) for n in self.nodes)
-
     def describe(self) -> str:
         flips = "".join(f", {side} reversed along {list(d)}" for side, d in
                         (("loads", self.in_flip), ("stores", self.out_flip)) if d)
@@ -64,13 +57,7 @@ class ScanKernel:
 
 
 def scan_of(node: Node) -> Scan | str:
-    entry = ops.lookup(node.target)
-    if entry is None or entry.kind != ops.SCAN:
-        return "not a scan op"
-    spec = entry.expr(node)
-    if not isinstance(spec, str) and not node.outputs[0].type.is_dense():
-        return "a result that is not dense"
-    return spec
+    return entry_spec(node, ops.SCAN, "scan op")
 
 
 def _flip(node: Node | None) -> tuple[int, ...] | None:
@@ -82,21 +69,12 @@ def form_scan_kernels(graph, groups, group_of, closed, users, live, decisions,
                       why_extern: dict) -> list[ScanKernel]:
     """A scan kernel for every scan op; the pointwise groups and flips it absorbs are removed
     from `groups` (flips are not in any group: left alone they run as externs)."""
-    from .plan import inline_constant
     kernels = []
 
     def needed_outside(v: Value, members) -> bool:
         return v in live or any(u not in members for u in users.get(v, []))
 
-    for node in graph.nodes:
-        entry = ops.lookup(node.target)
-        if entry is None or entry.kind != ops.SCAN:
-            continue
-        spec = scan_of(node)
-        if isinstance(spec, str):
-            why_extern[node] = spec
-            decisions.append(f"{node.name} ({node.target}): extern, {spec}")
-            continue
+    for node, spec in each_spec(graph, ops.SCAN, scan_of, why_extern, decisions):
         x, y = spec.x, node.outputs[0]
         frame = y.type.shape
         members = {node}
@@ -107,13 +85,8 @@ def form_scan_kernels(graph, groups, group_of, closed, users, live, decisions,
         if _flip(f) is not None and f.outputs[0].type.shape == frame and not needed_outside(x, members | {f}):
             in_flip, src = _flip(f), f.arg("self")
             members.add(f)
-        prologue: list[Node] = []
-        g = group_of.get(src.producer)
-        if g is not None and g in groups and g.shape == frame and closed(set(g.nodes) | members) and \
-                not any(needed_outside(n.outputs[0], set(g.nodes) | members) for n in g.nodes):
-            prologue = list(g.nodes)
-            members |= set(prologue)
-            groups.remove(g)
+        prologue = absorb_prologue(src, members, groups, group_of, closed, users, live)
+        if prologue:
             decisions.append(f"{node.name}: pointwise group {prologue[0].name}… fused into its loads")
 
         # --- the store side: scan [→ flip] [→ pointwise group]
@@ -122,25 +95,13 @@ def form_scan_kernels(graph, groups, group_of, closed, users, live, decisions,
         if len(ys) == 1 and y not in live and _flip(ys[0]) is not None:
             out_flip, tail = _flip(ys[0]), ys[0].outputs[0]
             members.add(ys[0])
-        epilogue: list[Node] = []
-        for u in users.get(tail, []):
-            h = group_of.get(u)
-            if h is not None and h in groups and h.shape == frame and closed(members | set(h.nodes)) and \
-                    all(n.outputs[0].type.shape == frame for n in h.nodes
-                        if needed_outside(n.outputs[0], members | set(h.nodes))):
-                epilogue = list(h.nodes)
-                members |= set(epilogue)
-                groups.remove(h)
-                decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its stores")
-                break
+        epilogue = absorb_epilogue(tail, members, groups, group_of, closed, users, live)
+        if epilogue:
+            decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its stores")
 
         position = {n: i for i, n in enumerate(graph.nodes)}
         nodes = sorted(members, key=position.__getitem__)
-        inputs: list[Value] = []
-        for n in nodes:
-            for v in n.tensor_inputs():
-                if v.producer not in members and not inline_constant(v) and v not in inputs:
-                    inputs.append(v)
+        inputs = external_inputs(nodes, members)
         outputs, side = [], {}
         for n in nodes:
             v = n.outputs[0]

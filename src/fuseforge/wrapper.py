@@ -11,7 +11,7 @@ import torch
 from .codegen.cpp import SCALAR_TYPES, ctype, literal
 from .codegen.pointwise import KernelSource
 from .errors import CaptureError
-from .graph import CONSTANT, USER_INPUT, Value
+from .graph import CONSTANT, Value
 from .plan import Extern, Kernel, Plan
 
 _MEMORY_FORMATS = {

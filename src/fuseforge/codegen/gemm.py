@@ -25,8 +25,9 @@ import math
 
 from ..ops.gemm import Gemm
 from ..plan_gemm import SMS, GemmKernel
-from .cpp import ctype, literal
-from .pointwise import KernelSource, Operand, _broadcast_strides, _render_node, load_inputs, storage_offset
+from .cpp import literal
+from .pointwise import KernelSource, _broadcast_strides, _render_node, arg_fields, kernel_operands, load_inputs, \
+    storage_offset
 
 
 # Tile configurations: (BM, BN, WM, WN); BK = 32 floats of k per stage, 3 stages. The large one
@@ -57,14 +58,9 @@ def _layout(rows: int, k: int, row_stride: int, k_stride: int, batch_stride: int
 def render(k: GemmKernel) -> KernelSource:
     name, g = k.name, k.gemm
     shape = k.shape
-    extents = [math.prod(shape)] + [v.type.extent() for v in k.inputs + k.outputs]
-    itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
-    suffix = "u" if itype == "uint32_t" else "ull"
-    ins = [Operand(v, f"in{j}", v.type.strides, "", False) for j, v in enumerate(k.inputs)]
+    itype, suffix, ins, outs, var = kernel_operands(k, [shape])
     for op in ins:
         op.align16 = op.value in (g.a.value, g.b.value)   # read with 16-byte copies
-    outs = [Operand(v, f"out{j}", v.type.strides, "", False) for j, v in enumerate(k.outputs)]
-    var = {op.value: op.var for op in ins}
     y = k.node.outputs[0]
 
     # --- the product's value at output element i, then the epilogue and the stores
@@ -76,7 +72,8 @@ def render(k: GemmKernel) -> KernelSource:
         value += f" + {bias}" if g.beta == 1 else f" + {literal(g.beta, y.type.dtype)} * {bias}"
     body.append(f"const float {y.name} = {value};")
     names = {y: y.name}
-    lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, "i", itype, name)
+    lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, name,
+                                lambda st: storage_offset(st, shape, "i", itype))
     names.update(loaded)
     body += lines + [_render_node(n, names) for n in k.epilogue]
     for op in outs:
@@ -91,10 +88,7 @@ def render(k: GemmKernel) -> KernelSource:
             f"for ({itype} k = 0; k < {g.k}{suffix}; ++k) acc += x[k * {g.a.k}{suffix}] * w[k * {g.b.k}{suffix}];",
             f"{name}_epilogue(a, i, acc);"]
 
-    fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-              for op in ins]
-    fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-               for op in outs]
+    fields = arg_fields(ins, outs)
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     shared = f"""
 // ---- {name}: {ops_list}

@@ -106,20 +106,39 @@ def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
     return (" + ".join(terms) if terms else "0"), False
 
 
+def kernel_operands(k, spaces) -> tuple[str, str, list[Operand], list[Operand], dict]:
+    """For a kernel that indexes its tensors by their strides: the index type (32-bit when every
+    iteration space in `spaces` and every tensor extent fits), its literal suffix, the input and
+    output operands (in0.., out0..), and each input's variable name."""
+    extents = [math.prod(s) for s in spaces] + [v.type.extent() for v in k.inputs + k.outputs]
+    itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
+    ins = [Operand(v, f"in{j}", v.type.strides, "", False) for j, v in enumerate(k.inputs)]
+    outs = [Operand(v, f"out{j}", v.type.strides, "", False) for j, v in enumerate(k.outputs)]
+    return itype, "u" if itype == "uint32_t" else "ull", ins, outs, {op.value: op.var for op in ins}
+
+
+def arg_fields(ins: list[Operand], outs: list[Operand], note=lambda op: "") -> list[str]:
+    """The K_args members: a pointer per input (const) and output, with a comment saying what
+    it holds (plus `note(op)`)."""
+    return ([f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
+             f"{op.value.type}{note(op)}" for op in ins] +
+            [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}{note(op)}"
+             for op in outs])
+
+
 def storage_offset(strides, space, index_var: str, itype: str) -> str:
     """Storage offset of element `index_var` (row-major) of `space` with these strides."""
     return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
 
 
-def load_inputs(inputs: list[Value], var: dict, nodes, space, index_var: str, itype: str,
-                where: str) -> tuple[list[str], dict]:
-    """Load every kernel input the nodes read, at element `index_var` of `space`: the lines
-    and the C++ name of each loaded value."""
+def load_inputs(inputs: list[Value], var: dict, nodes, space, where: str, at) -> tuple[list[str], dict]:
+    """Load every kernel input the nodes read over `space`, at the offset `at(strides)` gives
+    for the input's strides over that space: the lines and the C++ name of each loaded value."""
     lines, names = [], {}
     for v in inputs:
         if any(u is v for n in nodes for u in n.tensor_inputs()):
-            at = storage_offset(operand_strides(nodes, space, v, where), space, index_var, itype)
-            lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at}];")
+            at_v = at(operand_strides(nodes, space, v, where))
+            lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at_v}];")
             names[v] = var[v]
     return lines, names
 
@@ -169,10 +188,7 @@ def render(kernel: Kernel) -> KernelSource:
 
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in kernel.nodes)
     shape = kernel.nodes[-1].outputs[0].type
-    fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
-              f"{op.value.type}{'' if op.direct else ', indexed'}" for op in ins]
-    fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-               for op in outs]
+    fields = arg_fields(ins, [], lambda op: "" if op.direct else ", indexed") + arg_fields([], outs)
     load_args = [f"a.{op.var}[{op.index()}]" for op in ins]
     shared = f"""
 // ---- {name}: {ops_list}
@@ -275,7 +291,6 @@ def _render_cuda(name, itype, ins, outs) -> str:
     else:
         loads, args = [], []
         for op in ins:
-            t = ctype(op.value.type.dtype)
             if _vectorizable(op):
                 loads.append(f"      float {op.var}[{VEC}];\n      ff_load4({op.var}, a.{op.var} + i);")
                 args.append(f"{op.var}[k]")

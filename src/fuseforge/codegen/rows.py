@@ -21,14 +21,12 @@ import math
 import string
 from dataclasses import dataclass, field
 
-import torch
-
 from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ctype, literal
-from .pointwise import KernelSource, Operand, _index_expr, _render_node
+from .pointwise import KernelSource, Operand, _index_expr, _render_node, arg_fields
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
 
@@ -66,7 +64,6 @@ def render(k: RowKernel) -> KernelSource:
 
     ins = [Operand(v, f"in{j}", v.type.strides, "", False) for j, v in enumerate(k.inputs)]
     outs = [Operand(v, f"out{j}", v.type.strides, "", False) for j, v in enumerate(k.outputs)]
-    var = {op.value: op.var for op in ins}
 
     def outer(v: Value) -> str:
         return _offset(k.strides[v], k.space, kept, itype, "o")
@@ -243,10 +240,7 @@ def render(k: RowKernel) -> KernelSource:
     else:
         bounds = [f"const {itype} r0 = static_cast<{itype}>(split) * {chunk}{suffix};",
                   f"const {itype} r1 = r0 + {chunk}{suffix} < {length}{suffix} ? r0 + {chunk}{suffix} : {length}{suffix};"]
-    fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
-              f"{op.value.type}, {k.phase[op.value]}" for op in ins]
-    fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: "
-               f"{op.value.type}, {k.phase[op.value]}" for op in outs]
+    fields = arg_fields(ins, outs, lambda op: f", {k.phase[op.value]}")
     if S > 1:
         fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")

@@ -19,10 +19,9 @@ from __future__ import annotations
 import math
 import re
 
-from ..graph import Value
-from ..plan_scans import OUT, SCANNED, ScanKernel
+from ..plan_scans import OUT, ScanKernel
 from .cpp import ctype
-from .pointwise import KernelSource, Operand, _broadcast_strides, _render_node, operand_strides
+from .pointwise import KernelSource, _broadcast_strides, _render_node, arg_fields, kernel_operands, load_inputs
 
 ITEMS = 4          # consecutive elements per thread in the block schedule
 BLOCK = 256        # threads per block
@@ -64,12 +63,7 @@ __device__ __forceinline__ T ff_team_exclusive_scan(T v, const Op op, const T id
 def render(k: ScanKernel) -> KernelSource:
     name, spec = k.name, k.scan
     shape, dim, L = k.shape, spec.dim, k.length
-    extents = [math.prod(shape)] + [v.type.extent() for v in k.inputs + k.outputs]
-    itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
-    suffix = "u" if itype == "uint32_t" else "ull"
-    ins = [Operand(v, f"in{j}", v.type.strides, "", False) for j, v in enumerate(k.inputs)]
-    outs = [Operand(v, f"out{j}", v.type.strides, "", False) for j, v in enumerate(k.outputs)]
-    var = {op.value: op.var for op in ins}
+    itype, suffix, ins, outs, var = kernel_operands(k, [shape])
     T = ctype(spec.x.type.dtype)
     y = k.node.outputs[0]
     kept = [d for d in range(len(shape)) if d != dim]
@@ -94,13 +88,7 @@ def render(k: ScanKernel) -> KernelSource:
         return " + ".join(terms) or "0"
 
     def loads(nodes, flipped) -> tuple[list[str], dict]:
-        lines, names = [], {}
-        for v in k.inputs:
-            if any(u is v for n in nodes for u in n.tensor_inputs()):
-                at = offset(operand_strides(nodes, shape, v, name), flipped)
-                lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at}];")
-                names[v] = var[v]
-        return lines, names
+        return load_inputs(k.inputs, var, nodes, shape, name, lambda st: offset(st, flipped))
 
     # --- K_load: the scanned input at (o, k)
     if k.prologue:
@@ -126,10 +114,7 @@ def render(k: ScanKernel) -> KernelSource:
         text = "\n".join(lines)
         return [c for d, c in coords if re.search(rf"\bc{d}\b", text)]
 
-    fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-              for op in ins]
-    fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-               for op in outs]
+    fields = arg_fields(ins, outs)
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     schedule, tx = _schedule(k)
     acc = spec.op("acc", f"{name}_load(a, o, k)")

@@ -14,19 +14,14 @@ import math
 
 from ..plan_windows import WindowKernel
 from .cpp import ctype, literal
-from .pointwise import KernelSource, Operand, _broadcast_strides, _render_cuda, _render_node, load_inputs, \
-    storage_offset
+from .pointwise import KernelSource, _broadcast_strides, _render_cuda, _render_node, arg_fields, kernel_operands, \
+    load_inputs, storage_offset
 
 
 def render(k: WindowKernel) -> KernelSource:
     name, w = k.name, k.window
     frame, shape = k.frame, k.shape
-    extents = [math.prod(frame), math.prod(shape)] + [v.type.extent() for v in k.inputs + k.outputs]
-    itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
-    suffix = "u" if itype == "uint32_t" else "ull"
-    ins = [Operand(v, f"in{j}", v.type.strides, "", False) for j, v in enumerate(k.inputs)]
-    outs = [Operand(v, f"out{j}", v.type.strides, "", False) for j, v in enumerate(k.outputs)]
-    var = {op.value: op.var for op in ins}
+    itype, suffix, ins, outs, var = kernel_operands(k, [frame, shape])
     T = ctype(w.x.type.dtype)
     C = "int" if itype == "uint32_t" else "int64_t"    # window coordinates: signed (padding)
 
@@ -34,7 +29,7 @@ def render(k: WindowKernel) -> KernelSource:
         return storage_offset(strides, space, index_var, itype)
 
     def loads(nodes, space, index_var) -> tuple[list[str], dict]:
-        return load_inputs(k.inputs, var, nodes, space, index_var, itype, name)
+        return load_inputs(k.inputs, var, nodes, space, name, lambda st: storage(st, space, index_var))
 
     # --- the pooled input at frame element j
     if k.prologue:
@@ -101,10 +96,7 @@ def render(k: WindowKernel) -> KernelSource:
     for op in outs:
         body.append(f"a.{op.var}[{storage(_broadcast_strides(op.value.type, shape), shape, 'i')}] = {names[op.value]};")
 
-    fields = [f"  const {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-              for op in ins]
-    fields += [f"  {ctype(op.value.type.dtype)}* __restrict__ {op.var};  // {op.value.name}: {op.value.type}"
-               for op in outs]
+    fields = arg_fields(ins, outs)
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     shared = f"""
 // ---- {name}: {ops_list}

@@ -101,16 +101,19 @@ register_row("aten.cosine_similarity.default", _cosine_similarity)
 A = torch.ops.aten
 
 
+def _class_input(node: Node, x: Value) -> str | None:
+    """Why nll_loss / cross_entropy of these logits is not generated, or None."""
+    return _float_input(node, x) or ("class weights" if node.arg("weight") is not None else None)
+
+
 def _nll_rows(node: Node):
     """nll_loss with reduction 'none': -x[target] per row of the class dim (0 where the target is
     ignore_index). The target's logit is picked by a sum over the row of x where the class index
     equals the target: the row is read anyway when log_softmax is fused before it."""
     x, t = node.arg("self"), node.arg("target")
-    why = _float_input(node, x)
+    why = _class_input(node, x)
     if why:
         return why
-    if node.arg("weight") is not None:
-        return "class weights"
     if node.arg("reduction") != NONE:
         return "reduction over the rows (lowered to reduction='none' and a sum)"
     if t.type.dtype != torch.int64:
@@ -154,11 +157,9 @@ def _cross_entropy(node: Node, b):
     """log_softmax over the class dim, nll_loss of it per row, then the reduction over the rows.
     Label smoothing adds eager's smoothing term -sum(log_softmax) per row (0 where ignored)."""
     x, t = node.arg("self"), node.arg("target")
-    why = _float_input(node, x)
+    why = _class_input(node, x)
     if why:
         return why
-    if node.arg("weight") is not None:
-        return "class weights"
     if t.type.dtype != torch.int64:
         return "class probabilities as targets"
     cd = 0 if x.type.ndim == 1 else 1

@@ -93,7 +93,7 @@ def sass(ext_name: str) -> dict:
         return {"error": "cuobjdump or the library not found"}
     out = subprocess.run([tool, "-sass", str(so)], capture_output=True, text=True).stdout
     lines = [ln.strip() for ln in out.splitlines() if "HMMA" in ln]
-    kinds = sorted({ln.split("*/")[-1].strip().split(" ")[0] for ln in lines if "*/" in ln})
+    kinds = sorted({ln.split("*/", 1)[1].split()[0] for ln in lines if "*/" in ln})   # "/*addr*/ HMMA.1688... ;"
     return {"hmma_instructions": len(lines), "kinds": kinds, "example": lines[:3]}
 
 

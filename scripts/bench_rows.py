@@ -85,6 +85,13 @@ def cases():
                               [r(128, 64, 64, 64)], False),
         "conv_tanh_scale_bias_maxpool": (Fn(lambda m, x: F.max_pool2d(torch.tanh(m.conv(x)) * 2.0 + m.b, 2),
                                             conv=nn.Conv2d(64, 128, 3), b=r(128, 1, 1)), [r(128, 64, 64, 64)], False),
+        "cumsum_last_4096x8192": (Fn(lambda m, x: torch.cumsum(x, -1)), [r(4096, 8192)], True),
+        "cumsum_dim0_8192x4096": (Fn(lambda m, x: torch.cumsum(x, 0)), [r(8192, 4096)], True),
+        "reverse_cumsum_4096x8192": (Fn(lambda m, x: torch.cumsum(x.flip(1), 1).flip(1)), [r(4096, 8192)], True),
+        "cross_entropy_32768x1000": (Fn(lambda m, x, t: F.cross_entropy(x, t)),
+                                     [r(32768, 1000), torch.randint(0, 1000, (32768,))], True),
+        "triplet_margin_4096x16384": (Fn(lambda m, a, p, n: F.triplet_margin_loss(a, p, n)),
+                                      [r(4096, 16384), r(4096, 16384), r(4096, 16384)], True),
     }
 
 

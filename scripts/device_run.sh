@@ -54,6 +54,8 @@ bench)
     suite/level2/040_conv3d_batchnorm_relu.py suite/level2/045_convtranspose3d_leakyrelu_multiply_leakyrelu_maxpool.py \
     suite/level2/053_linear_sum_max_logsumexp_relu.py suite/level2/094_batchnorm_relu_maxpool.py \
     suite/level3/004_vgg_block.py suite/level3/005_resnet_basic_block.py \
+    suite/level1/089_cumsum.py suite/level1/091_reverse_cumsum.py suite/level1/094_cross_entropy.py \
+    suite/level1/101_triplet_margin_loss.py suite/level2/083_linear_cross_entropy.py \
     -o "$W/suite" --batch 8 --budget "${BUDGET:-200}" > "$W/suite_bench.log" 2>&1
   tail -30 "$W/bench_rows.log"
   tail -40 "$W/suite_bench.log"

@@ -207,3 +207,15 @@ def test_accuracy_gate_against_cublas_float32(monkeypatch):
         err_ours = float((a.double() - e).abs().max()) / scale
         err_cublas = float((b.double() - e).abs().max()) / scale
         assert err_ours <= 2 * err_cublas, (k, err_ours, err_cublas)
+
+
+def test_cli_option_takes_the_gemm(tmp_path, monkeypatch):
+    """`--gemm all` reaches the planner (through FUSEFORGE_GEMM): the written ModelNew runs the
+    product as a generated GEMM with its epilogue, and verifies against the reference on the CPU."""
+    from fuseforge.cli import main
+    monkeypatch.delenv("FUSEFORGE_GEMM")
+    out = tmp_path / "linear_new.py"
+    assert main(["optimize", "suite/level2/056_linear_relu_bias_add.py", "--small", "--gemm", "all",
+                 "--no-bench", "--device", "cpu", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "ffgemm::launch<fused_linear_relu_add_gemm>" in text, text[:2000]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def main(argv=None) -> int:
         p.add_argument("--json", help="write the report as JSON to this file")
         p.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="override a module-level name of the problem (e.g. batch_size=2)")
+        from .plan_gemm import add_gemm_option
+        add_gemm_option(p)
 
     opt = sub.add_parser("optimize", help="problem file → verified ModelNew file")
     opt.add_argument("problem", help="a KernelBench-format problem file")
@@ -80,6 +83,8 @@ def main(argv=None) -> int:
     add_check_parser(sub)
 
     args = parser.parse_args(argv)
+    if getattr(args, "gemm", None):
+        os.environ["FUSEFORGE_GEMM"] = args.gemm
     console = Console()
     try:
         if args.command == "bench":

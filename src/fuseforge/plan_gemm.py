@@ -50,6 +50,14 @@ class GemmKernel(FusedOps):
     outputs: list[Value]
 
 
+def add_gemm_option(parser) -> None:
+    """The command-line spelling of FUSEFORGE_GEMM (cli.py sets the variable, so worker
+    processes see it too)."""
+    parser.add_argument("--gemm", choices=["off", "auto", "all"], default=None,
+                        help="generated 3xTF32 GEMMs: off (default; cuBLAS), auto (where the fused "
+                             "epilogue pays), all (every product); same as FUSEFORGE_GEMM")
+
+
 def mode() -> str:
     """FUSEFORGE_GEMM: "off" (the default, also "0"), "auto" (where it pays, also "1"), "all"."""
     m = os.environ.get("FUSEFORGE_GEMM", "") or DEFAULT_MODE

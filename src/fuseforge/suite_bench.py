@@ -890,6 +890,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="re-run problems already in results.jsonl")
     p.add_argument("--retry-failed", action="store_true", help="re-run problems whose record failed")
     p.add_argument("--small", action="store_true", help="use each problem's SMALL sizes")
+    from .plan_gemm import add_gemm_option
+    add_gemm_option(p)
     p.add_argument("--trials", type=int, default=100, help="most timed calls per version (default 100)")
     p.add_argument("--min-trials", type=int, default=30, help="fewest timed calls per version (default 30)")
     p.add_argument("--verify-trials", type=int, default=5, help="fresh-input checks of ModelNew (default 5)")

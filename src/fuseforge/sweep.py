@@ -279,6 +279,8 @@ def add_sweep_parser(sub) -> None:
                                      "report what failed")
     p.add_argument("paths", nargs="*", help="problem files or directories (default: the suite/ directory)")
     p.add_argument("--small", action="store_true", help="use each problem's SMALL sizes")
+    from .plan_gemm import add_gemm_option
+    add_gemm_option(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto (cuda if available), cuda or cpu")
     p.add_argument("--trials", type=int, default=5, help="verification trials per problem")

@@ -30,7 +30,8 @@ class GemmZoo(nn.Module):
         s = torch.addmm(self.nan_bias, x[1], self.fc.weight.t(), beta=0.0)  # beta = 0: NaN ignored
         q = torch.matmul(d, d.transpose(-1, -2)) + 1.0            # 4-d batch, both operands the same tensor
         p = torch.mm(x[2], self.fc.weight.t()).abs()              # mm, B transposed (n-major)
-        return y, z, u, v, w, s, q, p
+        c = torch.addmm(torch.tensor(0.25), x[2], self.fc.weight.t())   # a one-element constant bias
+        return y, z, u, v, w, s, q, p, c
 
 
 def zoo_inputs(seed, device="cpu"):
@@ -58,7 +59,7 @@ def test_off_by_default(monkeypatch):
 def test_plan_takes_every_form():
     p = plan(capture(GemmZoo(), zoo_inputs(0)))
     gemms = [k for k in p.kernels if isinstance(k, GemmKernel)]
-    assert len(gemms) == 8, p.decisions
+    assert len(gemms) == 9, p.decisions
     assert {k.node.target for k in gemms} == set(CASES)       # every GEMM registry entry
     assert not [e for e in p.externs if "mm" in e.node.target or "linear" in e.node.target], p.decisions
     fused = {k.name for k in gemms}

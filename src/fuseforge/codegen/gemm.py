@@ -26,7 +26,8 @@ import math
 from ..ops.gemm import Gemm
 from ..plan_gemm import SMS, GemmKernel
 from .cpp import literal
-from .pointwise import KernelSource, _broadcast_strides, _render_node, arg_fields, kernel_operands, load_inputs, \
+from ..plan import inline_constant
+from .pointwise import KernelSource, _broadcast_strides, _const_literal, _render_node, arg_fields, kernel_operands, load_inputs, \
     storage_offset
 
 
@@ -67,8 +68,10 @@ def render(k: GemmKernel) -> KernelSource:
     body = []
     value = "acc" if g.alpha == 1 else f"{literal(g.alpha, y.type.dtype)} * acc"
     if g.bias is not None and g.beta != 0:   # beta = 0: eager ignores the bias (NaN included)
-        at = storage_offset(_broadcast_strides(g.bias.type, shape), shape, "i", itype)
-        bias = f"a.{var[g.bias]}[{at}]"
+        if inline_constant(g.bias):          # a one-element constant is a literal, not an operand
+            bias = _const_literal(g.bias, y.type.dtype)
+        else:
+            bias = f"a.{var[g.bias]}[{storage_offset(_broadcast_strides(g.bias.type, shape), shape, 'i', itype)}]"
         value += f" + {bias}" if g.beta == 1 else f" + {literal(g.beta, y.type.dtype)} * {bias}"
     body.append(f"const float {y.name} = {value};")
     names = {y: y.name}

@@ -95,6 +95,13 @@ def test_large_products_only_where_the_epilogue_pays(monkeypatch):
     assert len(chosen()) == 3
 
 
+def test_unknown_setting_is_a_clear_error(monkeypatch):
+    from fuseforge.errors import ConfigError
+    monkeypatch.setenv("FUSEFORGE_GEMM", "fast")
+    with pytest.raises(ConfigError, match="expected off, auto or all"):
+        plan(capture(GemmZoo(), zoo_inputs(0)))
+
+
 def test_switch_off(monkeypatch):
     monkeypatch.setenv("FUSEFORGE_GEMM", "0")
     p = plan(capture(GemmZoo(), zoo_inputs(0)))

@@ -5,6 +5,10 @@ class FuseforgeError(Exception):
     """Base class: a failure with a message meant for the user, not a traceback."""
 
 
+class ConfigError(FuseforgeError):
+    """A setting (an environment variable such as FUSEFORGE_GEMM) has a value fuseforge does not know."""
+
+
 class ProblemError(FuseforgeError):
     """The problem file or module cannot be used (missing names, import error, model fails)."""
 

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 
 from . import ops
+from .errors import ConfigError
 from .graph import Node, Value
 from .ops.gemm import Gemm
 from .plan_fusion import FusedOps, each_spec, entry_spec, external_inputs, find_epilogue, needed_outside
@@ -63,7 +64,7 @@ def mode() -> str:
     m = os.environ.get("FUSEFORGE_GEMM", "") or DEFAULT_MODE
     m = {"0": "off", "1": "auto"}.get(m, m)
     if m not in ("off", "auto", "all"):
-        raise ValueError(f"FUSEFORGE_GEMM={m!r}: expected off, auto or all")
+        raise ConfigError(f"FUSEFORGE_GEMM={m!r}: expected off, auto or all")
     return m
 
 

@@ -16,8 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -27,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fuseforge.bench import environment, time_cuda  # noqa: E402
-from fuseforge.build import build_dir, load_generated, prepare_environment  # noqa: E402
+from fuseforge.build import build_dir, prepare_environment  # noqa: E402
 from fuseforge.capture import capture  # noqa: E402
 from fuseforge.emit import generate  # noqa: E402
 from fuseforge.plan import plan  # noqa: E402
 from fuseforge.plan_gemm import GemmKernel  # noqa: E402
 
-from bench_rows import Fn, r  # noqa: E402  (the benchmarks' module wrapper and random inputs)
+from bench_rows import Fn, build_all, r  # noqa: E402  (the benchmarks' module wrapper and random inputs)
 
 
 class Depths(nn.Module):
@@ -113,14 +111,7 @@ def main():
                                                       for k in DEPTHS for i in range(2)])), name="gemm_depths")}
     for name, (model, inputs, _) in todo.items():
         gen[name] = generate(plan(capture(model, inputs)), name=name)
-    paths = {}
-    for name, g in gen.items():
-        paths[name] = tmp / f"{g.ext_name}.py"
-        paths[name].write_text(g.text)
-    t0 = time.time()
-    with ThreadPoolExecutor(8) as pool:
-        loaded = dict(zip(gen, pool.map(lambda n: load_generated(paths[n], gen[n].ext_name), gen)))
-    print(f"built {len(gen)} extensions in {time.time() - t0:.0f} s", flush=True)
+    loaded = build_all(gen, tmp)
 
     acc = accuracy(loaded["depths"])
     results = []

@@ -95,6 +95,19 @@ def cases():
     }
 
 
+def build_all(gen: dict, tmp: Path) -> dict:
+    """Write each generated module into tmp and build them all, 8 at a time: name -> loaded."""
+    paths = {}
+    for name, g in gen.items():
+        paths[name] = tmp / f"{g.ext_name}.py"
+        paths[name].write_text(g.text)
+    t0 = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        loaded = dict(zip(gen, pool.map(lambda n: load_generated(paths[n], gen[n].ext_name), gen)))
+    print(f"built {len(gen)} extensions in {time.time() - t0:.0f} s", flush=True)
+    return loaded
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "bench"))
@@ -116,18 +129,11 @@ def main():
             todo[name + "[nchw]"] = (model, inputs, standalone)
             gen[name + "[nchw]"] = generate(plan(capture(model, inputs)), name=name + "_nchw")
             del os.environ["FUSEFORGE_CHANNELS_LAST"]
-    for name, g in gen.items():
-        path = tmp / f"{g.ext_name}.py"
-        path.write_text(g.text)
-        gen[name] = (g, path)
-    t0 = time.time()
-    with ThreadPoolExecutor(8) as pool:
-        loaded = dict(zip(gen, pool.map(lambda n: load_generated(gen[n][1], gen[n][0].ext_name), gen)))
-    print(f"built {len(gen)} extensions in {time.time() - t0:.0f} s", flush=True)
+    loaded = build_all(gen, tmp)
     bw = copy_bandwidth()
     results = []
     for name, (model, inputs, standalone) in todo.items():
-        g = gen[name][0]
+        g = gen[name]
         model = model.cuda()
         xs = [x.cuda() for x in inputs]
         new = loaded[name].module.Compiled(model)

@@ -362,9 +362,7 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
         if placed:
             continue
         rg = RowGroup(recipe)
-        if prologue is not None and prologue in groups and \
-                all(n.outputs[0].type.shape == rg.frame for n in prologue.nodes) and \
-                join(rg, prologue.nodes + [node], {node: recipe}):
+        if before and join(rg, before + [node], {node: recipe}):
             groups.remove(prologue)
         elif not join(rg, [node], {node: recipe}):
             why_extern[node] = "its inputs' layout does not fit a row kernel"

@@ -26,7 +26,7 @@ from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ctype, literal
-from .pointwise import KernelSource, Operand, _index_expr, _render_node, arg_fields
+from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
 
@@ -57,13 +57,8 @@ def _offset(strides, space, dims, itype, var) -> str:
 def render(k: RowKernel) -> KernelSource:
     name = k.name
     kept, red, schedule = schedule_of(k)
-    extents = [math.prod(k.space)] + [v.type.extent() for v in k.inputs + k.outputs]
-    itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
+    itype, suffix, ins, outs, _ = kernel_operands(k, [k.space])
     rows, length = k.rows, k.length
-    suffix = "u" if itype == "uint32_t" else "ull"
-
-    ins = [Operand(v, f"in{j}", v.type.strides, "", False) for j, v in enumerate(k.inputs)]
-    outs = [Operand(v, f"out{j}", v.type.strides, "", False) for j, v in enumerate(k.outputs)]
 
     def outer(v: Value) -> str:
         return _offset(k.strides[v], k.space, kept, itype, "o")

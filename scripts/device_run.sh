@@ -14,6 +14,10 @@
 #                                      rest in another), then the GEMM benchmark
 #   bash scripts/device_run.sh final   the GPU tests a GEMM change touches, and three GEMM cases
 #   SHARD=i/n bash scripts/device_run.sh suite   one shard of the whole suite through fuseforge bench
+#   bash scripts/device_run.sh suite-all  the whole suite on a machine of n GPUs: shard i/n on GPU i-1
+#                                      and its own 1/n of the cores (no process of one shard shares a
+#                                      GPU or a core with another's timing); TESTS=1 then runs the GPU
+#                                      tests spread over the GPUs. A later call resumes (same n).
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -134,6 +138,31 @@ suite)
   ff bench suite --shard "$SHARD" -o "$D" --batch 16 --budget "${BUDGET:-500}" > "$W/suite_bench.log" 2>&1
   cp -r "$D" "$W/"
   tail -30 "$W/suite_bench.log"
+  ;;
+suite-all)
+  NG=$(nvidia-smi -L | wc -l)
+  NC=$(( $(nproc) / NG ))
+  for g in $(seq 0 $((NG - 1))); do
+    i=$((g + 1)); D="bench/suite_full/shard_${i}_${NG}"
+    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 -m fuseforge.cli bench suite \
+       --shard "$i/$NG" -o "$D" --batch 16 --budget "${BUDGET:-500}" > "$W/suite_bench_$i.log" 2>&1
+     mkdir -p "$W/suite_full" && cp -r "$D" "$W/suite_full/") &
+  done
+  wait
+  save
+  for g in $(seq 1 "$NG"); do tail -n 4 "$W/suite_bench_$g.log"; done
+  if [ "${TESTS:-0}" = 1 ]; then
+    GROUPS_=("tests/test_gemm.py tests/test_scans.py" "tests/test_check.py"
+             "tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py"
+             "tests/test_rows.py tests/test_windows.py tests/test_layout.py")
+    for k in 0 1 2 3; do
+      g=$((k % NG))
+      (CUDA_VISIBLE_DEVICES=$g python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/gpu-test-$k.log" 2>&1
+       echo "exit $?" >> "$W/gpu-test-$k.log") &
+    done
+    wait
+    for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
+  fi
   ;;
 esac
 tar czf "$OUT/results.tgz" -C "$W" .

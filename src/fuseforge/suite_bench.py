@@ -439,6 +439,14 @@ def prepare_problem(problem_path, new_path, *, compile_modes=("default",), small
 _ACTIVE: set = set()
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask; taskset narrows it), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _write_json(path, data) -> None:
     tmp = Path(f"{path}.tmp")
     tmp.write_text(json.dumps(data, default=_json_default))
@@ -600,13 +608,16 @@ def kill_children() -> None:
 def run_info(config: dict, *, shard_text: str | None, device: str, ceilings: dict | None) -> dict:
     from .bench import environment
     env = environment() if device != "cpu" else {"torch": __import__("torch").__version__, "cuda": None}
-    env.update(python=platform.python_version(), host=socket.gethostname(), cpus=os.cpu_count())
+    env.update(python=platform.python_version(), host=socket.gethostname(), cpus=usable_cpus(),
+               visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=SRC.parent, timeout=10)
         env["fuseforge_commit"] = commit.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         env["fuseforge_commit"] = None
+    # an exported tree has no .git: whoever exported it can name the commit
+    env["fuseforge_commit"] = env["fuseforge_commit"] or os.environ.get("FUSEFORGE_COMMIT")
     # the checkout's HEAD can lag the files that ran (a copied working tree): name the sources too
     digest = hashlib.sha1()
     for f in sorted((SRC / "fuseforge").rglob("*.py")):
@@ -662,7 +673,7 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
     console = console or Console()
     start = time.monotonic()
     deadline = start + budget if budget else None
-    jobs = jobs or min(8, os.cpu_count() or 1)
+    jobs = jobs or min(8, usable_cpus())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     problems = find_problems(paths)
@@ -685,8 +696,8 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
                 console.print(f"ceilings: {describe(ceilings)}")
             info = run_info(config, shard_text=shard_text, device=device, ceilings=ceilings)
             append_jsonl(out / RUNS, info)
-            child_env = {"MAX_JOBS": str(max(1, (os.cpu_count() or 1) // jobs)),
-                         "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+            per_job = str(max(1, usable_cpus() // jobs))
+            child_env = {"MAX_JOBS": per_job, "TORCHINDUCTOR_COMPILE_THREADS": per_job}
             for k, v in child_env.items():
                 os.environ.setdefault(k, v)
             progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

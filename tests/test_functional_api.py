@@ -67,3 +67,21 @@ def test_matches_eager_on_cuda(compiled):
         for k, (a, b) in enumerate(zip(fast(*inputs), model(*inputs))):
             assert a.dtype == b.dtype and a.shape == b.shape, k
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"output {k}")
+
+
+class ReshapeThenMatmul(torch.nn.Module):
+    def forward(self, x, w):
+        return torch.mm(x.reshape(4, -1), w) * 2
+
+
+def test_view_of_other_strides_runs_as_reshape():
+    """torch.export records a reshape of a contiguous tensor as a view; at run time the tensor can
+    arrive with other strides (an extern's output on the GPU, here a permuted input), where a view
+    fails and eager's reshape copies."""
+    g = torch.Generator().manual_seed(3)
+    model = ReshapeThenMatmul()
+    w = torch.randn(15, 6, generator=g)
+    fast = fuseforge.compile(model, [torch.randn(4, 3, 5, generator=g), w])
+    x = torch.randn(5, 3, 4, generator=g).permute(2, 1, 0)      # sizes (4, 3, 5), not viewable as (4, 15)
+    assert not x.is_contiguous()
+    torch.testing.assert_close(fast(x, w), model(x, w), rtol=1e-5, atol=1e-5)

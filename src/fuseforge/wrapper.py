@@ -70,6 +70,12 @@ def ivalue(v, jit_type, where: str) -> str:
     raise CaptureError(f"{where}: cannot pass an argument of type {typ} ({v!r}) to ATen yet")
 
 
+# A view in the captured graph only names a shape. The strides an extern returns on the GPU can
+# differ from the traced ones (SDPA's backends lay out their output differently), and a view of
+# such a tensor fails where a reshape copies; the graph is functional, so the values are equal.
+RUN_AS = {"aten::view": "aten::reshape", "aten::_unsafe_view": "aten::reshape"}
+
+
 def _handle(node) -> str:
     return "op_" + str(node.op).replace(".", "_")
 
@@ -81,7 +87,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     handles = {}
     for step in plan.externs:
         s = step.node.schema
-        handles.setdefault(_handle(step.node), (s.name, s.overload_name))
+        handles.setdefault(_handle(step.node), (RUN_AS[s.name], "") if s.name in RUN_AS else
+                           (s.name, s.overload_name))
 
     user_inputs = g.user_inputs()
     state = g.state() + plan.constants()
@@ -131,7 +138,8 @@ def _render_extern(step: Extern, emit) -> None:
     where = f"{node.name} ({node.target})"
     args = [ivalue(v, a.type, where) for a, v in zip(node.schema.arguments, node.args)]
     shown = ", ".join(repr(v) if not isinstance(v, Value) else v.name for v in node.args)
-    emit(f"  // {node.name}: extern {node.target}({shown})")
+    as_ = f" as {RUN_AS[node.schema.name]}" if node.schema.name in RUN_AS else ""
+    emit(f"  // {node.name}: extern {node.target}({shown}){as_}")
     if step.channels_last:   # cuDNN then writes a channels-last output too (layout.py)
         fmt = "at::MemoryFormat::ChannelsLast" + ("3d" if node.outputs[0].type.ndim == 5 else "")
         for k, a in enumerate(node.schema.arguments):

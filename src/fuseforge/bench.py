@@ -61,7 +61,8 @@ def environment() -> dict:
         import subprocess
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True)
-        info["driver"] = out.stdout.strip() if out.returncode == 0 else "unknown"
+        # one line per GPU of the host (CUDA_VISIBLE_DEVICES does not narrow nvidia-smi): one driver
+        info["driver"] = out.stdout.split("\n")[0].strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
     return info
 
 

@@ -139,7 +139,7 @@ def _gpus(runs) -> list[str]:
 
 
 def _env_line(env: dict) -> str:
-    return (f"{env.get('gpu', 'unknown GPU')} (sm {env.get('capability', '?')}), driver {env.get('driver', '?')}, "
+    return (f"{env.get('gpu', 'unknown GPU')} (sm {env.get('capability', '?')}), driver {str(env.get('driver', '?')).splitlines()[0]}, "
             f"torch {env.get('torch', '?')}, CUDA {env.get('cuda', '?')}, host {env.get('host', '?')}, "
             f"fuseforge {env.get('fuseforge_commit') or '?'} (sources {env.get('fuseforge_sources') or '?'})")
 

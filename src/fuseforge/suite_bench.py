@@ -610,14 +610,15 @@ def run_info(config: dict, *, shard_text: str | None, device: str, ceilings: dic
     env = environment() if device != "cpu" else {"torch": __import__("torch").__version__, "cuda": None}
     env.update(python=platform.python_version(), host=socket.gethostname(), cpus=usable_cpus(),
                visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+    # an exported tree (git archive) has no .git of its own, and git would find an enclosing
+    # checkout's HEAD: whoever exported it names the commit
+    env["fuseforge_commit"] = os.environ.get("FUSEFORGE_COMMIT")
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=SRC.parent, timeout=10)
-        env["fuseforge_commit"] = commit.stdout.strip() or None
+        env["fuseforge_commit"] = env["fuseforge_commit"] or commit.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
-        env["fuseforge_commit"] = None
-    # an exported tree has no .git: whoever exported it can name the commit
-    env["fuseforge_commit"] = env["fuseforge_commit"] or os.environ.get("FUSEFORGE_COMMIT")
+        pass
     # the checkout's HEAD can lag the files that ran (a copied working tree): name the sources too
     digest = hashlib.sha1()
     for f in sorted((SRC / "fuseforge").rglob("*.py")):

@@ -18,6 +18,8 @@
 #                                      and its own 1/n of the cores (no process of one shard shares a
 #                                      GPU or a core with another's timing); TESTS=1 then runs the GPU
 #                                      tests spread over the GPUs. A later call resumes (same n).
+#                                      LIST=file: only the problems it names (one path a line), into
+#                                      OUTDIR (default bench/suite_full)/shard_i_n.
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -143,8 +145,9 @@ suite-all)
   NG=$(nvidia-smi -L | wc -l)
   NC=$(( $(nproc) / NG ))
   for g in $(seq 0 $((NG - 1))); do
-    i=$((g + 1)); D="bench/suite_full/shard_${i}_${NG}"
-    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 -m fuseforge.cli bench suite \
+    i=$((g + 1)); D="${OUTDIR:-bench/suite_full}/shard_${i}_${NG}"
+    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 -m fuseforge.cli bench \
+       $(if [ -n "${LIST:-}" ]; then cat "$LIST"; else echo suite; fi) \
        --shard "$i/$NG" -o "$D" --batch 16 --budget "${BUDGET:-500}" > "$W/suite_bench_$i.log" 2>&1
      mkdir -p "$W/suite_full" && cp -r "$D" "$W/suite_full/") &
   done

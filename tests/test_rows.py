@@ -1,4 +1,6 @@
 """Row ops (reductions, norms) and the chains around them, generated and compared with eager."""
+import re
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from fuseforge.plan import plan
 
 from . import zoo
 from .outputs import assert_all_close
-from .zoo_rows import CASES, CHAINS, SPLIT, RowZoo, row_inputs
+from .zoo_rows import CASES, CHAINS, SPLIT, VECTOR, RowZoo, row_inputs
 
 # float32 sums in another order than eager's: a few ulps of the largest partial sum
 RTOL, ATOL = 1e-4, 1e-5
@@ -17,7 +19,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 @pytest.fixture(scope="module")
 def rows():
-    model = RowZoo({**CASES, **CHAINS, **SPLIT})
+    model = RowZoo({**CASES, **CHAINS, **SPLIT, **VECTOR})
     return model, fuseforge.compile(model, row_inputs(0))
 
 
@@ -55,6 +57,23 @@ def test_few_long_rows_are_split(case):
     assert not the_plan.externs, [e.node.target for e in the_plan.externs]
     assert len(the_plan.kernels) == 1 and the_plan.kernels[0].splits > 1, \
         [(k.name, getattr(k, "splits", None)) for k in the_plan.kernels]
+
+
+def test_vector_path_and_row_cache_are_taken():
+    """The VECTOR cases render 4-element accesses, the multi-pass ones a row cache, and a
+    broadcast operand one value per pack (what test_rows_match_eager_* then checks)."""
+    from fuseforge.codegen import rows as render_rows
+    from fuseforge.plan_rows import RowKernel
+    the_plan = plan(capture(RowZoo(VECTOR), row_inputs(0)))
+    sources = {k.nodes[0].target + "/" + k.name: render_rows.render(k).shared
+               for k in the_plan.kernels if isinstance(k, RowKernel)}
+    # siblings over the same rows share a kernel: xv's last dim, xv's last two, xw's rows, xl's split rows
+    assert len(sources) == 4, sorted(sources)
+    assert all("elements per access" in s for s in sources.values()), sorted(sources)
+    cached = [n for n, s in sources.items() if "cached in registers" in s]
+    assert len(cached) == 3, cached          # not the split rows (a launch per pass)
+    assert any(re.search(r"^\s*float in\d+_c\[PER\];", s, re.M) for s in sources.values()), \
+        "no broadcast operand cached as one value per pack"
 
 
 def _check(new, ref):

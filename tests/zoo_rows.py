@@ -106,14 +106,30 @@ SPLIT = {
 }
 
 
+# rows whose inner dim 4 divides: the vector path (4 elements per access) and the row cache
+# (inputs two passes read, kept in registers); `sv` has stride 0 along the inner reduced dim
+# (one value for a pack)
+VECTOR = {
+    "vec_softmax": lambda t: torch.softmax(t["xv"], -1),
+    "vec_layer_norm_affine": lambda t: F.layer_norm(t["xv"], [64], t["wv"], t["bv"]),
+    "vec_broadcast_logsumexp": lambda t: torch.logsumexp(t["xv"] * t["sv"], dim=(1, 2)),
+    "vec_argmax": lambda t: A.argmax.default(t["xv"] * 2, -1),
+    "vec_long_rows_log_softmax": lambda t: F.log_softmax(t["xw"] - 0.5, -1),
+    "vec_long_rows_mean": lambda t: (t["xw"] * 3).mean(-1),
+    "vec_split_rms": lambda t: t["xl"] * torch.rsqrt((t["xl"] * t["xl"]).mean(-1, keepdim=True) + 1e-6),
+}
+
+
 class RowZoo(torch.nn.Module):
     def __init__(self, cases):
         super().__init__()
         self.cases = cases
 
-    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3):
+    def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3,
+                xv, wv, bv, sv, xw):
         t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
-                 xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3)
+                 xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3,
+                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -139,5 +155,8 @@ def row_inputs(seed: int, device="cpu"):
     tg = torch.randint(0, 11, (6,), generator=g)
     tg[4] = -100                                                   # ignore_index
     tg3 = torch.randint(0, 7, (5, 9), generator=g)                 # targets of x as (N=5, C=7, d=9)
+    xv, wv, bv = torch.randn(6, 8, 64, generator=g) * 3, torch.randn(64, generator=g), torch.randn(64, generator=g)
+    sv = torch.randn(8, 1, generator=g)                            # varies along dim 1 of xv only
+    xw = torch.randn(300, 1024, generator=g) * 2                   # many rows of 1024: a block each
     return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3,
-                                   x2, tg, tg3)]
+                                   x2, tg, tg3, xv, wv, bv, sv, xw)]

@@ -295,6 +295,26 @@ struct ff_team_cpu {
   static constexpr int t = 0, n = 1;
   template <class A> A reduce(const A& a) const { return a; }
 };
+
+// Four consecutive elements moved with one access (16 bytes for float) by the row kernels'
+// vector path; the start must be aligned to the pack (the wrapper aligns the base pointers).
+template <class T> struct alignas(4 * sizeof(T) < 16 ? 4 * sizeof(T) : 16) ff_pack4 { T v[4]; };
+template <class T> FF_HD ff_pack4<T> ff_load_pack(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const ff_pack4<T>*>(p);
+#else
+  ff_pack4<T> x;
+  __builtin_memcpy(x.v, p, sizeof(x.v));
+  return x;
+#endif
+}
+template <class T> FF_HD void ff_store_pack(T* p, const ff_pack4<T>& x) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<ff_pack4<T>*>(p) = x;
+#else
+  __builtin_memcpy(p, x.v, sizeof(x.v));
+#endif
+}
 """
 
 

@@ -10,6 +10,14 @@ the CUDA text defines K_kernel and its launcher K_cuda. A row is read once per s
 (softmax: max, then sum, then the output pass); element ops are recomputed in each pass
 rather than stored.
 
+Vector path (inner schedule): where every element operand moves along the innermost reduced
+dim with stride 1 (or 0: one value for 4 elements) and 4 divides that dim and every other
+stride, a thread takes 4 consecutive elements per step with one access (16 bytes for float).
+Row cache (unsplit rows): where a row is read by two passes or more and a thread's share of it
+fits in 32 registers, the first thing the row does is load the inputs those passes read; the
+passes then read registers instead of memory (PER, a template argument, is a thread's share
+in steps: the GPU's and the CPU twin's teams differ).
+
 Schedules (by the layout of the first reduced tensor): "inner" when its innermost dim is
 reduced (a warp per row for short rows, a block per row for long ones: consecutive threads
 read consecutive elements); "outer" when a kept dim is innermost (consecutive threads take
@@ -18,6 +26,7 @@ consecutive rows and walk them in step, a row's elements split over threadIdx.y)
 from __future__ import annotations
 
 import math
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -29,6 +38,8 @@ from .cpp import ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
+VEC = 4                  # elements per access on the vector path
+CACHE_REGS = 32          # 4-byte registers per thread the row cache may take
 
 
 @dataclass
@@ -59,12 +70,21 @@ def render(k: RowKernel) -> KernelSource:
     kept, red, schedule = schedule_of(k)
     itype, suffix, ins, outs, _ = kernel_operands(k, [k.space])
     rows, length = k.rows, k.length
+    S = k.splits
+    elem_ops = [op for op in ins + outs if k.phase[op.value] == ELEM]
+    vec = _vector_width(k, red, elem_ops, ins) if schedule == "inner" else 1
+    chunk = -(-length // S)
+    if vec > 1:
+        chunk = -(-chunk // vec) * vec          # splits start on a pack
+        for op in elem_ops:
+            op.align16 = True
+    launch = _launch(schedule, rows, chunk, S, vec)
 
     def outer(v: Value) -> str:
         return _offset(k.strides[v], k.space, kept, itype, "o")
 
-    def inner(v: Value) -> str:
-        return _offset(k.strides[v], k.space, red, itype, "r")
+    def inner(v: Value, var: str = "r") -> str:
+        return _offset(k.strides[v], k.space, red, itype, var)
 
     items: dict[str, Item] = {}
     names: dict[Value, str] = {}
@@ -146,7 +166,7 @@ def render(k: RowKernel) -> KernelSource:
 
     emitted: set[str] = set()
     body: list[str] = []
-    S = k.splits
+    in_ops = {op.var: op for op in ins if k.phase[op.value] == ELEM}
 
     def need_rows(name, seen=None):
         """Emit the row items `name` needs (looking through element items), then `name` if a row item."""
@@ -160,40 +180,112 @@ def render(k: RowKernel) -> KernelSource:
             body.extend(items[name].code)
             emitted.add(name)
 
-    def elem_pass(targets, tail) -> list[str]:
-        loop_emitted = set()
-        code = []
+    def elem_items(targets) -> list[str]:
+        """The element items a pass over `targets` computes, in dependency order."""
+        order: list[str] = []
 
         def need_elem(n):
-            if n in loop_emitted or items[n].phase != ELEM:
+            if n in order or items[n].phase != ELEM:
                 return
             for d in items[n].deps:
                 need_elem(d)
-            code.extend(items[n].code)
-            loop_emitted.add(n)
+            order.append(n)
 
         for t in targets:
             need_elem(t)
             for d in items[t].deps:
                 need_elem(d)
-        code.extend(tail)
-        lines = ["#pragma unroll 4",  # 4 independent loads in flight per thread
-                 f"for ({itype} r = r0 + team.t; active && r < r1; r += team.n) {{"]
-        if "ridx" in "".join(tail):
-            lines.append(f"  const int64_t ridx = {ridx};")
-        return lines + ["  " + line for line in code] + ["}"]
+        return order
+
+    def one(op) -> bool:          # the same value for the 4 elements of a pack
+        return vec > 1 and k.strides[op.value][red[-1]] == 0
+
+    def elem_pass(targets, adds, stores) -> list[str]:
+        order = elem_items(targets)
+        pre, post, code = [], [], []
+        for n in order:
+            op = in_ops.get(n)
+            if op is None:
+                code.extend(items[n].code)
+                continue
+            t = ctype(op.value.type.dtype)
+            if n in cached:
+                src = f"{n}_c[k]" + (".v[j]" if vec > 1 and not one(op) else "")
+            elif vec == 1:
+                src = f"a.{n}[o_{n} + {inner(op.value)}]"
+            elif one(op):
+                pre.append(f"const {t} {n}_1 = a.{n}[o_{n} + {inner(op.value, 'rb')}];")
+                src = f"{n}_1"
+            else:
+                pre.append(f"const ff_pack4<{t}> {n}_p = ff_load_pack(a.{n} + o_{n} + {inner(op.value, 'rb')});")
+                src = f"{n}_p.v[j]"
+            code.append(f"const {t} {n} = {src};")
+        code.extend(adds)
+        for op, value in stores:
+            if vec == 1:
+                code.append(f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {value};")
+            else:
+                pre.append(f"ff_pack4<{ctype(op.value.type.dtype)}> {op.var}_p;")
+                code.append(f"{op.var}_p.v[j] = {value};")
+                post.append(f"ff_store_pack(a.{op.var} + o_{op.var} + {inner(op.value, 'rb')}, {op.var}_p);")
+        if "ridx" in "".join(adds):
+            code.insert(0, f"const int64_t ridx = {ridx};")
+        uses_r = any(re.search(r"\br\b", line) for line in code)
+        if vec > 1:
+            code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \
+                ([f"  const {itype} r = rb + j;"] if uses_r else []) + ["  " + line for line in code] + ["}"] + post
+        if cached:
+            head = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
+                    "  if (!active || rb >= r1) continue;"]
+            if vec == 1 and uses_r:
+                head.append(f"  const {itype} r = rb;")
+        elif vec > 1:
+            head = ["#pragma unroll 2",
+                    f"for ({itype} rb = r0 + {itype}(team.t) * {vec}{suffix}; active && rb < r1; "
+                    f"rb += {itype}(team.n) * {vec}{suffix}) {{"]
+        else:
+            head = ["#pragma unroll 4",  # 4 independent loads in flight per thread
+                    f"for ({itype} r = r0 + team.t; active && r < r1; r += team.n) {{"]
+        return head + ["  " + line for line in code] + ["}"]
+
+    # the row cache: the element inputs that two passes or more read (unsplit rows only)
+    levels = sorted({st.level for st in stages})
+    elem_outs = [op for op in outs if k.phase[op.value] == ELEM]
+    passes = [[st.name for st in stages if st.level == lv] for lv in levels]
+    if elem_outs:
+        passes.append([names[op.value] for op in elem_outs])
+    reads = [n for p in passes for n in elem_items(p) if n in in_ops]
+    cached = sorted({n for n in reads if reads.count(n) > 1}) if S == 1 else []
+    per_gpu = -(-chunk // (vec * launch["threads_per_row"]))
+    regs = sum(per_gpu * (1 if one(in_ops[n]) else vec) * max(1, in_ops[n].value.type.dtype.itemsize // 4)
+               for n in cached)
+    if regs > CACHE_REGS:
+        cached = []
+    step_start = (f"r0 + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else ""))
+    if cached:
+        for n in cached:
+            op = in_ops[n]
+            t = ctype(op.value.type.dtype)
+            pack = vec > 1 and not one(op)
+            body.append(f"{'ff_pack4<' + t + '>' if pack else t} {n}_c[PER];  // this thread's share of the row")
+        body += ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
+                 "  if (!active || rb >= r1) continue;"]
+        for n in cached:
+            op = in_ops[n]
+            at = f"a.{n} + o_{n} + {inner(op.value, 'rb')}"
+            body.append(f"  {n}_c[k] = " + (f"ff_load_pack({at});" if vec > 1 and not one(op) else f"*({at});"))
+        body.append("}")
 
     # Split rows: phase p < levels folds this block's chunk into level p's partial
     # accumulators and stores them (ws, one per row and split); every later phase merges a
-    # row's partials in split order (the same bits in every block). The last phase writes.
+    # row's partials (the same bits in every block). The last phase writes.
     ws_end, ws_decls = "0", []
-    levels = sorted({st.level for st in stages})
     for phase, level in enumerate(levels):
         group = [st for st in stages if st.level == level]
         for st in group:
             need_rows(st.name)
         body.extend(line for st in group for line in st.code)
-        fold = elem_pass([st.name for st in group], [st.add for st in group]) + \
+        fold = elem_pass([st.name for st in group], [st.add for st in group], []) + \
             [line for st in group for line in st.finish]
         if S == 1:
             body.extend(fold)
@@ -210,26 +302,26 @@ def render(k: RowKernel) -> KernelSource:
             body.append("  }")
             body.append("  return;")
             body.append("}")
-            body.append(f"for (int k = 0; active && k < {S}; ++k) {{")
+            # the team merges the partials (each thread every team.n-th, then reduce): every
+            # block of the row gets the same bits
+            body.append(f"for (int k = team.t; active && k < {S}; k += team.n) {{")
             body.extend(f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group)
             body.append("}")
+            body.extend(f"{st.name} = team.reduce({st.name});" for st in group)
         emitted.update(st.name for st in group)
 
-    elem_outs = [op for op in outs if k.phase[op.value] == ELEM]
     row_outs = [op for op in outs if k.phase[op.value] == ROW]
     for op in outs:
         need_rows(names[op.value])
     if elem_outs:
-        body.extend(elem_pass([names[op.value] for op in elem_outs],
-                              [f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {names[op.value]};"
-                               for op in elem_outs]))
+        body.extend(elem_pass([names[op.value] for op in elem_outs], [],
+                              [(op, names[op.value]) for op in elem_outs]))
     if row_outs:
         body.append(f"if (active && team.t == 0{' && split == 0' if S > 1 else ''}) {{")
         body.extend(f"  a.{op.var}[o_{op.var}] = {names[op.value]};" for op in row_outs)
         body.append("}")
 
     offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
-    chunk = -(-length // S)
     if S == 1:
         bounds = [f"constexpr {itype} r0 = 0, r1 = {length}{suffix};"]
     else:
@@ -240,11 +332,16 @@ def render(k: RowKernel) -> KernelSource:
         fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
     phases = len(levels) + 1
-    cpu_call = (f"{name}_row(a, i, true, team, 0, 0);" if S == 1 else
+    per = {"gpu": f"<{per_gpu}>" if cached else "", "cpu": f"<{-(-chunk // vec)}>" if cached else ""}
+    cpu_call = (f"{name}_row{per['cpu']}(a, i, true, team, 0, 0);" if S == 1 else
                 f"for (int phase = 0; phase < {phases}; ++phase)\n"
                 f"    for (int split = 0; split < {S}; ++split) {name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
+    if vec > 1:
+        split_note += f", {vec} elements per access"
+    if cached:
+        split_note += f", rows of {', '.join(cached)} cached in registers"
     shared = f"""
 // ---- {name}: {ops_list}
 //      space {list(k.space)}, reducing axes {list(k.axes)}: {rows} rows of {length}, schedule {schedule}{split_note}
@@ -257,7 +354,7 @@ constexpr {itype} {name}_n = {rows}{suffix};  // rows
 #if defined(__CUDACC__)
 #pragma nv_exec_check_disable
 #endif
-template <class Team>
+template <{'int PER, ' if cached else ''}class Team>
 FF_HD void {name}_row(const {name}_args& a, const {itype} o, const bool active, const Team& team,
                       const int phase, const int split) {{
 {chr(10).join('  ' + line for line in offsets + bounds)}
@@ -271,36 +368,59 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    cuda = _render_cuda(name, itype, schedule, rows, chunk, S, phases, bool(elem_outs))
+    cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"])
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
 
 
-def _render_cuda(name, itype, schedule, rows, length, splits, phases, elem_outputs=True) -> str:
-    """`length`: the elements one team walks (a split row's chunk). Without element outputs
-    the last phase only writes row results: one block per row (split 0) does it."""
-    if schedule == "inner" and length <= 256:
+def _vector_width(k, red, elem_ops, ins) -> int:
+    """VEC when every element operand reads or writes a pack of VEC consecutive row elements
+    with one aligned access (stride 1 along the innermost reduced dim, VEC dividing that dim
+    and every other stride) or reads one value for the pack (an input with stride 0 there)."""
+    d = red[-1]
+    if not elem_ops or k.space[d] % VEC:
+        return 1
+    packed = False
+    for op in elem_ops:
+        st = k.strides[op.value]
+        if st[d] == 0 and op in ins:
+            continue
+        if st[d] != 1 or any(st[e] % VEC for e in range(len(k.space)) if e != d and k.space[e] > 1):
+            return 1
+        packed = True
+    return VEC if packed else 1
+
+
+def _launch(schedule, rows, length, splits, vec=1) -> dict:
+    """Threads, team and grid of a row kernel; `length`: the elements one team walks. Rows a
+    warp covers in a few steps get a warp each: a block of 256 threads per short row would
+    keep few bytes in flight per SM."""
+    if schedule == "inner" and length <= 256 * vec:
         threads, per_block = 256, 8
-        team = "const ff_team_warp team{static_cast<int>(threadIdx.x & 31)};"
-        row = f"tile * {per_block}u + threadIdx.x / 32"
-        smem, block, grid = "", f"{threads}", f"({rows}u + {per_block - 1}u) / {per_block}u"
-    elif schedule == "inner":
+        return dict(threads=threads, threads_per_row=32, smem="", block=f"{threads}",
+                    team="const ff_team_warp team{static_cast<int>(threadIdx.x & 31)};",
+                    row=f"tile * {per_block}u + threadIdx.x / 32", grid=f"({rows}u + {per_block - 1}u) / {per_block}u")
+    if schedule == "inner":
         threads = 256 if length <= 4096 else (512 if length <= 32768 else 1024)
-        team = "const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};"
-        row = "tile"
-        smem = f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];"
-        block, grid = f"{threads}", f"{rows}u"
-    else:
-        # a row's elements split over 8 threads (a block's rows stay few, so that the passes
-        # after the first find them in L1), more while the GPU would hold too few threads
-        ty = 1
-        while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
-            ty *= 2
-        tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
-        threads = tx * ty
-        team = f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};"
-        row = f"tile * {tx}u + threadIdx.x"
-        smem = f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];"
-        block, grid = f"dim3({tx}, {ty})", f"({rows}u + {tx - 1}u) / {tx}u"
+        return dict(threads=threads, threads_per_row=threads, block=f"{threads}", row="tile", grid=f"{rows}u",
+                    team="const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};",
+                    smem=f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];")
+    # a row's elements split over 8 threads (a block's rows stay few, so that the passes
+    # after the first find them in L1), more while the GPU would hold too few threads
+    ty = 1
+    while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
+        ty *= 2
+    tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
+    threads = tx * ty
+    return dict(threads=threads, threads_per_row=ty, block=f"dim3({tx}, {ty})", row=f"tile * {tx}u + threadIdx.x",
+                grid=f"({rows}u + {tx - 1}u) / {tx}u",
+                team=f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};",
+                smem=f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];")
+
+
+def _render_cuda(name, itype, launch, rows, splits, phases, elem_outputs=True, per="") -> str:
+    """Without element outputs the last phase only writes row results: one block per row
+    (split 0) does it. `per`: the row function's template argument (the row cache's size)."""
+    threads, team, row, smem, block, grid = (launch[f] for f in ("threads", "team", "row", "smem", "block", "grid"))
     if splits == 1:
         return f"""
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a) {{
@@ -308,7 +428,7 @@ __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a) 
   {team}
   const {itype} tile = blockIdx.x;
   const {itype} o = {row};
-  {name}_row(a, o, o < {name}_n, team, 0, 0);
+  {name}_row{per}(a, o, o < {name}_n, team, 0, 0);
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{

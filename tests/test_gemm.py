@@ -30,7 +30,7 @@ class GemmZoo(nn.Module):
         s = torch.addmm(self.nan_bias, x[1], self.fc.weight.t(), beta=0.0)  # beta = 0: NaN ignored
         q = torch.matmul(d, d.transpose(-1, -2)) + 1.0            # 4-d batch, both operands the same tensor
         p = torch.mm(x[2], self.fc.weight.t()).abs()              # mm, B transposed (n-major)
-        c = torch.addmm(torch.tensor(0.25, device=x.device), x[2], self.fc.weight.t())  # one-element constant bias
+        c = torch.addmm(torch.tensor(0.25, dtype=x.dtype, device=x.device), x[2], self.fc.weight.t())  # one-element constant bias
         return y, z, u, v, w, s, q, p, c
 
 

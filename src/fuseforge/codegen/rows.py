@@ -255,12 +255,21 @@ def render(k: RowKernel) -> KernelSource:
     if elem_outs:
         passes.append([names[op.value] for op in elem_outs])
     reads = [n for p in passes for n in elem_items(p) if n in in_ops]
-    cached = sorted({n for n in reads if reads.count(n) > 1}) if S == 1 else []
-    per_gpu = -(-chunk // (vec * launch["threads_per_row"]))
-    regs = sum(per_gpu * (1 if one(in_ops[n]) else vec) * max(1, in_ops[n].value.type.dtype.itemsize // 4)
-               for n in cached)
-    if regs > CACHE_REGS:
-        cached = []
+    reread = sorted({n for n in reads if reads.count(n) > 1}) if S == 1 else []
+
+    def cache_for(launch) -> tuple[list[str], int]:
+        per = -(-chunk // (vec * launch["threads_per_row"]))
+        regs = sum(per * (1 if one(in_ops[n]) else vec) * max(1, in_ops[n].value.type.dtype.itemsize // 4)
+                   for n in reread)
+        return (reread if regs <= CACHE_REGS else []), per
+
+    cached, per_gpu = cache_for(launch)
+    if reread and not cached and launch["threads_per_row"] == 32 < chunk:
+        # rows re-read from memory: a block per row keeps few rows in flight, so that the second
+        # pass finds its row in L2 (a warp per row held 67 MB in flight on suite level2/092),
+        # and a thread's share is smaller, so the cache may fit
+        launch = _launch(schedule, rows, chunk, S)
+        cached, per_gpu = cache_for(launch)
     step_start = (f"r0 + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else ""))
     if cached:
         for n in cached:

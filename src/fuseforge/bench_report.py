@@ -20,6 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 FAST_P = (0, 1, 1.5, 2)
+# below this, "slower than eager" can be timing noise: problems whose forward is the very call
+# eager makes (an extern alone) measured 0.99-1.01x in the H100 suite runs
+NOISE = 0.02
 EAGER, FF = "eager", "fuseforge"
 
 
@@ -105,6 +108,8 @@ def level_summary(recs: list[dict], compiles: list[str]) -> dict:
         "compile_correct": {},
         "fuseforge_faster_than_compile": {},
         "slower_than_eager": sorted(r["problem"] for r in recs if (sp_eager[r["problem"]] or 2) < 1),
+        "slower_than_eager_beyond_noise": sorted(r["problem"] for r in recs
+                                                 if (sp_eager[r["problem"]] or 2) < 1 - NOISE),
         "time_over_floor": {},
     }
     for p in FAST_P:
@@ -217,7 +222,8 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
                  _pct(fp["1"]), _pct(fp["1.5"]), _pct(fp["2"]),
                  _fmt(s["geomean_speedup_vs_eager"])] + \
                 [_fmt(s["geomean_speedup_vs_compile"].get(c)) for c in compiles] + \
-                [str(len(s["slower_than_eager"])), str(s["failed_runs"]), floor]
+                [f"{len(s['slower_than_eager'])} ({len(s['slower_than_eager_beyond_noise'])})",
+                 str(s["failed_runs"]), floor]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for c in compiles:
@@ -227,8 +233,10 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
                  for lvl, s in summary["levels"].items()]
         lines.append(f"- {label(c)} vs eager, geomean: " + "; ".join(parts))
     lines += ["", "fast_p: share of the level's problems where fuseforge is correct and more than p× "
-              "faster than eager (failed problems count as misses). time / floor: geomean over the "
-              "problems with that version timed; 1.0 would be at the roofline floor.", ""]
+              "faster than eager (failed problems count as misses). slower than eager: all below 1.00×, "
+              f"in brackets those more than {NOISE:.0%} below (a forward that is eager's own call "
+              "alone measures 0.99-1.01×). time / floor: geomean over the problems with that version "
+              "timed; 1.0 would be at the roofline floor.", ""]
     for title, fname in plots.items():
         lines.append(f"![{title}]({fname})")
         lines.append("")

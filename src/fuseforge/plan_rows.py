@@ -18,6 +18,7 @@ Placement rules, checked op by op:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +68,8 @@ EAGER_FASTER_ALONE = {
     "aten.std.correction", "aten.prod.dim_int", "aten.prod.default", "aten.layer_norm.default",
     "aten.log_softmax.int", "aten._log_softmax.default",
 }
+# FUSEFORGE_ROWS_ALONE=generate generates them anyway: the switch that re-measures this list.
+ROWS_ALONE_ENV = "FUSEFORGE_ROWS_ALONE"
 # ... except with few long rows, which eager's layer norm gives one block each while the
 # generated kernel splits them (suite level1/058 on the H100: eager 4.10 ms, torch.compile 0.20 ms)
 EAGER_SLOW_FEW_ROWS = {"aten.layer_norm.default"}
@@ -389,7 +392,7 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
         strided_rows = main is not None and schedule_for(rg.space, rg.axes, main)[2] == "outer" and \
             all(rg.phase.get(v) == ROW for v in node.outputs) and recipe is not None and \
             sum(isinstance(step, Stage) for step in recipe.steps) == 1
-        if len(rg.nodes) == 1 and (faster or strided_rows):
+        if len(rg.nodes) == 1 and (faster or strided_rows) and os.environ.get(ROWS_ALONE_ENV) != "generate":
             why_extern[node] = ("nothing to fuse with it, and eager's kernel was measured faster alone" if faster else
                                 "nothing to fuse with it, and eager's reduction reads strided rows 4 at a time")
             decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")

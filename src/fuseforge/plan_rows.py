@@ -59,20 +59,12 @@ def schedule_for(space, axes, st) -> tuple[list, list, str]:
     return kept, red, ("inner" if inner else "outer")
 
 
-# Ops whose eager kernel beat the generated row kernel when run alone (bench/rows_h100*.md):
-# generated only when something is fused with them.
-EAGER_FASTER_ALONE = {
-    "aten.sum.dim_IntList", "aten.sum.default", "aten.mean.dim", "aten.mean.default",
-    "aten.amax.default", "aten.amin.default", "aten.argmax.default", "aten.argmin.default",
-    "aten.max.dim", "aten.min.dim", "aten.var.dim", "aten.var.correction", "aten.std.dim",
-    "aten.std.correction", "aten.prod.dim_int", "aten.prod.default", "aten.layer_norm.default",
-    "aten.log_softmax.int", "aten._log_softmax.default",
-}
-# FUSEFORGE_ROWS_ALONE=generate generates them anyway: the switch that re-measures this list.
+# A row op with nothing fused to it is generated where the rows are contiguous (the vector path
+# beat eager on every such suite problem: bench/rows_alone_h100), but a one-pass reduction over
+# strided rows stays eager's, which reads 4 neighbouring rows per access where the generated
+# kernel takes a row per thread (level1/076: 0.82x eager). FUSEFORGE_ROWS_ALONE=generate
+# generates those too: the switch that re-measures this rule.
 ROWS_ALONE_ENV = "FUSEFORGE_ROWS_ALONE"
-# ... except with few long rows, which eager's layer norm gives one block each while the
-# generated kernel splits them (suite level1/058 on the H100: eager 4.10 ms, torch.compile 0.20 ms)
-EAGER_SLOW_FEW_ROWS = {"aten.layer_norm.default"}
 
 
 @dataclass(eq=False)
@@ -381,20 +373,13 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
     kept = []
     for rg in rows:
         node = rg.nodes[0]
-        few_long = splits_for(math.prod(n for d, n in enumerate(rg.space) if d not in rg.axes),
-                              math.prod(rg.space[d] for d in rg.axes)) > 1
-        faster = node.target in EAGER_FASTER_ALONE and not (few_long and node.target in EAGER_SLOW_FEW_ROWS)
-        # a one-pass reduction to one value per row over rows that lie side by side in memory:
-        # eager's reduction reads 4 neighbouring rows per access, the generated one a row per
-        # thread (suite level1/076, a norm over dim 1 of [64, 2048, 512]: 0.82x eager on the H100)
         main = rg.strides.get(rg.main) or rg._to_space(rg.main, tuple(range(len(rg.frame))))
         recipe = rg.recipes.get(node)
-        strided_rows = main is not None and schedule_for(rg.space, rg.axes, main)[2] == "outer" and \
+        strided_one_pass = main is not None and schedule_for(rg.space, rg.axes, main)[2] == "outer" and \
             all(rg.phase.get(v) == ROW for v in node.outputs) and recipe is not None and \
             sum(isinstance(step, Stage) for step in recipe.steps) == 1
-        if len(rg.nodes) == 1 and (faster or strided_rows) and os.environ.get(ROWS_ALONE_ENV) != "generate":
-            why_extern[node] = ("nothing to fuse with it, and eager's kernel was measured faster alone" if faster else
-                                "nothing to fuse with it, and eager's reduction reads strided rows 4 at a time")
+        if len(rg.nodes) == 1 and strided_one_pass and os.environ.get(ROWS_ALONE_ENV) != "generate":
+            why_extern[node] = "nothing to fuse with it, and eager's reduction reads strided rows 4 at a time"
             decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             row_of.pop(node, None)
         else:

@@ -273,6 +273,10 @@ class RowGroup:
         tx["trivial"][node] = recipe
         return True
 
+    def main_strides(self) -> tuple | None:
+        """The main tensor's strides over the space: the layout that picks the schedule."""
+        return self.strides.get(self.main) or self._to_space(self.main, tuple(range(len(self.frame))))
+
     # --- the kernel ------------------------------------------------------------------------
     def kernel(self, users, live) -> RowKernel:
         members = set(self.nodes)
@@ -283,7 +287,7 @@ class RowGroup:
                     inputs.append(v)
         strides = dict(self.strides)
         # the layout the main tensor has (or would have): it picks the schedule
-        strides.setdefault(self.main, self._to_space(self.main, tuple(range(len(self.frame)))))
+        strides.setdefault(self.main, self.main_strides())
         for node in self.nodes:
             for v in node.outputs:
                 if v in live or any(u not in members for u in users.get(v, [])):
@@ -373,7 +377,7 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
     kept = []
     for rg in rows:
         node = rg.nodes[0]
-        main = rg.strides.get(rg.main) or rg._to_space(rg.main, tuple(range(len(rg.frame))))
+        main = rg.main_strides()
         recipe = rg.recipes.get(node)
         strided_one_pass = main is not None and schedule_for(rg.space, rg.axes, main)[2] == "outer" and \
             all(rg.phase.get(v) == ROW for v in node.outputs) and recipe is not None and \

@@ -249,8 +249,11 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
         lines.append("")
     slower = sorted((speedup(r, EAGER), r) for r in records if (speedup(r, EAGER) or 2) < 1)
     if slower:
-        lines += ["## Slower than eager", "",
-                  ", ".join(f"{r['level']}/{r['name']} ({s:.2f}×)" for s, r in slower), ""]
+        lines += ["## Slower than eager", ""]
+        for title, part in ((f"More than {NOISE:.0%} slower", [x for x in slower if x[0] < 1 - NOISE]),
+                            ("Within the noise", [x for x in slower if x[0] >= 1 - NOISE])):
+            if part:
+                lines += [f"{title}: " + ", ".join(f"{r['level']}/{r['name']} ({s:.2f}×)" for s, r in part), ""]
     by_level = defaultdict(list)
     for r in records:
         by_level[r.get("level", "?")].append(r)

@@ -14,3 +14,11 @@ def assert_all_close(new, ref, rtol: float, atol: float) -> None:
         if not ok:
             bad.append((k, float((a.double() - b.double()).abs().nan_to_num().max())))
     assert not bad, f"outputs that differ from eager (index, max abs error): {bad}"
+
+
+def assert_zoo_matches(zoo, make_inputs, seed: int, rtol: float, atol: float, device: str = "cpu") -> None:
+    """A zoo's compiled module against its eager model on fresh inputs `make_inputs(seed, device)`."""
+    model, compiled = zoo
+    if device != "cpu":
+        model, compiled = model.to(device), compiled.to(device)
+    assert_all_close(compiled(*make_inputs(seed, device)), model(*make_inputs(seed, device)), rtol, atol)

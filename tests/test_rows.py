@@ -2,7 +2,6 @@
 import re
 
 import pytest
-import torch
 
 import fuseforge
 from fuseforge import ops
@@ -10,7 +9,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 
 from . import zoo
-from .outputs import assert_all_close
+from .outputs import assert_zoo_matches
 from .zoo_rows import CASES, CHAINS, SPLIT, VECTOR, RowZoo, row_inputs
 
 # float32 sums in another order than eager's: a few ulps of the largest partial sum
@@ -76,19 +75,12 @@ def test_vector_path_and_row_cache_are_taken():
         "no broadcast operand cached as one value per pack"
 
 
-def _check(new, ref):
-    assert_all_close(new, ref, RTOL, ATOL)
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rows_match_eager_on_cpu(rows, seed):
-    model, compiled = rows
-    _check(compiled(*row_inputs(seed)), model(*row_inputs(seed)))
+    assert_zoo_matches(rows, row_inputs, seed, RTOL, ATOL)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rows_match_eager_on_cuda(rows, seed):
-    model, compiled = rows
-    inputs = row_inputs(seed, "cuda")
-    _check(compiled.cuda()(*inputs), model.cuda()(*inputs))
+    assert_zoo_matches(rows, row_inputs, seed, RTOL, ATOL, "cuda")

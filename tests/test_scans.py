@@ -10,7 +10,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_scans import ScanKernel
 
-from .outputs import assert_all_close
+from .outputs import assert_zoo_matches
 
 A = torch.ops.aten
 # float32 sums in another order than eager's CPU kernel (which accumulates in double)
@@ -114,22 +114,15 @@ def test_scan_entries_have_a_kind():
     assert ops.lookup("aten.flip.default").kind == ops.VIEW
 
 
-def _check(new, ref):
-    assert_all_close(new, ref, RTOL, ATOL)
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_scans_match_eager_on_cpu(scans, seed):
-    model, compiled = scans
-    _check(compiled(*scan_inputs(seed)), model(*scan_inputs(seed)))
+    assert_zoo_matches(scans, scan_inputs, seed, RTOL, ATOL)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("seed", [1, 2])
 def test_scans_match_eager_on_cuda(scans, seed):
-    model, compiled = scans
-    inputs = scan_inputs(seed, "cuda")
-    _check(compiled.cuda()(*inputs), model.cuda()(*inputs))
+    assert_zoo_matches(scans, scan_inputs, seed, RTOL, ATOL, "cuda")
 
 
 @pytest.mark.gpu

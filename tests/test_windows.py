@@ -10,7 +10,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_windows import WindowKernel
 
-from .outputs import assert_all_close
+from .outputs import assert_zoo_matches
 
 A = torch.ops.aten
 RTOL, ATOL = 1e-5, 1e-6
@@ -112,19 +112,12 @@ def test_prologue_needed_elsewhere_is_not_fused():
     assert len(pools) == 1 and not pools[0].prologue
 
 
-def _check(new, ref):
-    assert_all_close(new, ref, RTOL, ATOL)
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_windows_match_eager_on_cpu(windows, seed):
-    model, compiled = windows
-    _check(compiled(*window_inputs(seed)), model(*window_inputs(seed)))
+    assert_zoo_matches(windows, window_inputs, seed, RTOL, ATOL)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("seed", [1, 2])
 def test_windows_match_eager_on_cuda(windows, seed):
-    model, compiled = windows
-    inputs = window_inputs(seed, "cuda")
-    _check(compiled.cuda()(*inputs), model.cuda()(*inputs))
+    assert_zoo_matches(windows, window_inputs, seed, RTOL, ATOL, "cuda")

@@ -20,6 +20,8 @@
 #                                      tests spread over the GPUs. A later call resumes (same n).
 #                                      LIST=file: only the problems it names (one path a line), into
 #                                      OUTDIR (default bench/suite_full)/shard_i_n.
+#   bash scripts/device_run.sh profile P...  scripts/profile_kernels.py over the problems P, spread
+#                                      over the GPUs (problem j on GPU j mod n); the logs print last.
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -166,6 +168,22 @@ suite-all)
     wait
     for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
   fi
+  ;;
+profile)
+  shift
+  NG=$(nvidia-smi -L | wc -l)
+  NC=$(( $(nproc) / NG ))
+  PROBS=("$@")
+  for g in $(seq 0 $((NG - 1))); do
+    MINE=()
+    for j in "${!PROBS[@]}"; do [ $((j % NG)) = "$g" ] && MINE+=("${PROBS[$j]}"); done
+    [ ${#MINE[@]} = 0 ] && continue
+    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 scripts/profile_kernels.py \
+       "${MINE[@]}" --out "$W/profile_$g" > "$W/profile_$g.log" 2>&1) &
+  done
+  wait
+  save
+  cat "$W"/profile_*.log | grep -v "^\s*$" | cut -c1-160
   ;;
 esac
 tar czf "$OUT/results.tgz" -C "$W" .

@@ -1,0 +1,91 @@
+"""Where the time goes: the GPU kernels of eager, torch.compile and fuseforge, per problem.
+
+For each problem file: build the reference, torch.compile (default mode) and fuseforge's ModelNew
+(optimized into a temporary folder), run each 20 times under torch.profiler after a warm-up,
+and print every kernel's mean device time per forward call, the sum, and the plan's decisions.
+Use it to find which kernel makes one version slower than another; the speed itself comes from
+`fuseforge bench`. Writes profile.json into --out when given.
+
+    python3 scripts/profile_kernels.py suite/level2/003_conv2d_min_softmax.py [...] [--out DIR]
+"""
+import argparse
+import collections
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from fuseforge.pipeline import optimize  # noqa: E402
+from fuseforge.problem import load_problem  # noqa: E402
+
+ITERS = 20
+
+
+def kernels(fn, args) -> dict[str, float]:
+    """Mean device ms per call of each kernel name (summed over its launches in one call)."""
+    from torch.profiler import ProfilerActivity, profile
+    with torch.no_grad():
+        for _ in range(3):
+            fn(*args)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(ITERS):
+                fn(*args)
+            torch.cuda.synchronize()
+    per = collections.defaultdict(float)
+    for e in prof.events():
+        t = getattr(e, "device_time", None) or getattr(e, "cuda_time", 0)
+        if e.device_type == torch.autograd.DeviceType.CUDA and t:
+            per[e.name] += t / 1e3 / ITERS
+    return dict(sorted(per.items(), key=lambda kv: -kv[1]))
+
+
+def profile_problem(path: str, tmp: Path) -> dict:
+    problem = load_problem(path)
+    report = optimize(path, tmp / f"{problem.name}_new.py", device="cuda", trials=1, bench=False)
+    inputs = problem.inputs(1, "cuda")
+    ref = problem.build(0).cuda()
+    torch.manual_seed(0)
+    new = report.loaded.module.ModelNew(*problem.init_args()).cuda()
+    versions = {"eager": kernels(ref, inputs), "compile": kernels(torch.compile(ref), inputs),
+                "fuseforge": kernels(new, inputs)}
+    return {"problem": path, "versions": versions, "decisions": list(report.plan.decisions)}
+
+
+def show(result: dict) -> None:
+    print(f"\n== {result['problem']}")
+    for d in result["decisions"]:
+        print(f"   plan: {d}")
+    for version, ks in result["versions"].items():
+        print(f"  {version}: {sum(ks.values()):.3f} ms in kernels")
+        for name, ms in ks.items():
+            print(f"    {ms:8.3f}  {name[:150]}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("problems", nargs="+")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in args.problems:
+            try:
+                results.append(profile_problem(path, Path(tmp)))
+            except Exception as e:  # one problem's failure must not hide the others' profiles
+                results.append({"problem": path, "error": f"{type(e).__name__}: {e}"})
+                print(f"\n== {path}: {results[-1]['error']}")
+                continue
+            show(results[-1])
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

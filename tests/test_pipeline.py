@@ -27,10 +27,13 @@ def example(tmp_path_factory):
 
 
 def test_example_is_one_extern_conv_and_one_fused_kernel(example):
-    assert [e.node.target for e in example.plan.externs] == ["aten.conv2d.default"]
+    # the convolution runs without its bias, which the kernel adds (a view of it as [C, 1, 1])
+    assert [e.node.target for e in example.plan.externs] == ["aten.conv2d.default", "aten.view.default"]
+    assert example.plan.externs[0].node.arg("bias") is None
     [kernel] = example.plan.kernels
-    assert [n.target for n in kernel.nodes] == ["aten.min.other", "aten.add.Tensor", "aten.mul.Tensor"]
-    assert kernel.name == "fused_min_add_mul"
+    assert [n.target for n in kernel.nodes] == ["aten.add.Tensor", "aten.min.other", "aten.add.Tensor",
+                                                "aten.mul.Tensor"]
+    assert kernel.name == "fused_add_min_add_mul"
 
 
 def test_example_verifies_on_cpu(example):
@@ -51,7 +54,7 @@ def test_emitted_file_is_kernelbench_clean(example):
             imported.add(n.module.split(".")[0])
     assert imported <= {"torch"} | set(sys.stdlib_module_names), imported
     assert "load_inline(" in text and "cuda_sources=" in text
-    assert "__global__ void __launch_bounds__(256) fused_min_add_mul_kernel" in text
+    assert "__global__ void __launch_bounds__(256) fused_add_min_add_mul_kernel" in text
 
 
 def test_same_seed_same_state_dict(example):

@@ -8,7 +8,7 @@ from fuseforge.plan import plan
 class ConvResidual(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False)
 
     def forward(self, x):
         y = torch.relu(x) * 2          # kernel A
@@ -23,6 +23,19 @@ def test_no_fusion_through_an_extern():
     assert [n.target for n in first.nodes] == ["aten.relu.default", "aten.mul.Tensor"]
     assert first.outputs == [first.nodes[-1].outputs[0]]       # y is written once, read twice
     assert last.inputs[0].producer is p.steps[1].node or last.inputs[1].producer is p.steps[1].node
+
+
+def test_conv_bias_is_added_by_the_kernel_after_it():
+    """cuDNN adds a convolution's bias with a separate pass over the output: lowered to the
+    convolution without bias and an add that fuses into the reader (ops/convs.py)."""
+    model = ConvResidual()
+    model.conv.bias = torch.nn.Parameter(torch.randn(4))
+    p = plan(capture(model, [torch.randn(2, 4, 5, 5)]))
+    conv = next(s.node for s in p.externs if s.node.target == "aten.conv2d.default")
+    assert conv.arg("bias") is None
+    last = p.steps[-1]
+    assert [n.target for n in last.nodes][0] == "aten.add.Tensor", last.nodes
+    assert any(v.producer is not None and v.producer.target == "aten.view.default" for v in last.inputs)
 
 
 class Chain(torch.nn.Module):

@@ -111,6 +111,8 @@ CASES = {
     "aten.where.ScalarOther": lambda t: A.where.ScalarOther(t["x"] > 0, t["x"], 0.1),
     "aten.where.ScalarSelf": lambda t: A.where.ScalarSelf(t["x"] > 0, -1.0, t["xt"]),
     "aten.where.Scalar": lambda t: A.where.Scalar(t["x"] > 0, 2.0, 3.0),
+    "aten.masked_fill.Scalar": lambda t: A.masked_fill.Scalar(t["x"], t["xt"] > 0.5, float("-inf")),
+    "aten.masked_fill.Tensor": lambda t: A.masked_fill.Tensor(t["xt"], t["x"] < 0, torch.tensor(-2.5)),
     "aten.clone.default": lambda t: A.clone.default(t["xt"]),
     "aten._to_copy.default": lambda t: A._to_copy.default(t["x"] * 10, dtype=torch.int64)
     + A._to_copy.default(t["i"], dtype=torch.float64).to(torch.int64),

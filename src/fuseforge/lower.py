@@ -56,6 +56,7 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
     """Lower every node whose entry lowers it (repeatedly: a lowering may build lowered ops)."""
     taken = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} | \
         {v.name for n in graph.nodes for v in n.outputs}
+    built: set[Node] = set()                   # nodes a lowering made: their "not lowered" is no news
     for _ in range(4):                         # lowerings nest at most this deep
         changed = False
         nodes: list[Node] = []
@@ -70,7 +71,7 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
             b = Builder(node, taken)
             outs = entry.lower(node, b)
             if isinstance(outs, str):
-                if decisions is not None:
+                if decisions is not None and node not in built:
                     decisions.append(f"{node.name} ({node.target}): not lowered, {outs}")
                 nodes.append(node)
                 continue
@@ -78,6 +79,7 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
             for old, new in zip(node.outputs, outs):
                 replace[old] = _retyped(new, old)
             nodes.extend(b.nodes)
+            built.update(b.nodes)
             changed = True
             if decisions is not None:
                 decisions.append(f"{node.name} ({node.target}): lowered to "
@@ -88,6 +90,84 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
         if not changed:
             break
     return graph
+
+
+def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """permute(f(x, b)) -> f(permute(x), permute(b)) for a pointwise f whose only reader is the
+    permute (a ConvNeXt block: conv, its bias add, permute to channels-last, layer norm). The
+    permute then reads x itself, which layout.py can lay out so that the permuted tensor is
+    contiguous, and f fuses into the kernel after the permute. Same values: f is elementwise."""
+    taken = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} | \
+        {v.name for n in graph.nodes for v in n.outputs}
+    A = torch.ops.aten
+    while True:
+        users, live = graph.users(), graph.live_out()
+        for node in graph.nodes:
+            x = node.args[0] if node.target == "aten.permute.default" else None
+            q = x.producer if isinstance(x, Value) else None
+            if q is None or x in live or users.get(x) != [node] or not _pointwise_after_extern(q, users, live):
+                continue
+            dims, nd = list(node.arg("dims")), x.type.ndim
+            b = Builder(node, taken)
+            args, kwargs = [], {}
+            for a, v in zip(q.schema.arguments, q.args):
+                if isinstance(v, Value) and v.type.ndim < nd and v.type.ndim > 0:
+                    # broadcast from the right: one view to its permuted shape (of the tensor under
+                    # a view: a conv bias viewed as [C, 1, 1] becomes [1, 1, 1, C] in one step)
+                    shape = [1] * (nd - v.type.ndim) + list(v.type.shape)
+                    src = v.producer.args[0] if v.producer is not None and v.producer.target == "aten.view.default" else v
+                    v = b(A.view.default, src, [shape[d] for d in dims]) if \
+                        [d for d in dims if shape[d] > 1] == sorted(d for d in dims if shape[d] > 1) else \
+                        b(A.permute.default, b(A.view.default, src, shape), dims)
+                elif isinstance(v, Value) and v.type.ndim == nd:
+                    v = b(A.permute.default, v, dims)
+                if a.kwarg_only:
+                    kwargs[a.name] = v
+                else:
+                    args.append(v)
+            out = b(q.op, *args, **kwargs)
+            at = graph.nodes.index(node)
+            graph.nodes[at:at + 1] = b.nodes
+            graph.nodes.remove(q)
+            _replace_uses(graph, node.outputs[0], _retyped(out, node.outputs[0]))
+            if decisions is not None:
+                decisions.append(f"{q.name} ({q.target}): moved after {node.name} (permute), so that the "
+                                 "permute reads its input and it fuses into the kernel after the permute")
+            break
+        else:
+            break
+    users = graph.users()   # views the moves left unread (a bias viewed for the add that moved)
+    graph.nodes = [n for n in graph.nodes if n.target not in ("aten.view.default", "aten.permute.default")
+                   or any(users.get(v) for v in n.outputs) or any(v in graph.live_out() for v in n.outputs)]
+    return graph
+
+
+def _pointwise_after_extern(q: Node, users, live) -> bool:
+    """q is a pointwise op of a chain of them, each read only by the next, over the result of an
+    op that is not generated (a convolution): moved after a permute, the chain joins the kernel
+    after it. A chain over a generated kernel's result stays where it is (it is fused there)."""
+    while True:
+        entry = ops.lookup(q.target)
+        if entry is None or entry.kind != ops.POINTWISE or entry.align or len(q.outputs) != 1:
+            return False
+        full = [v for v in q.tensor_inputs() if v.type.shape == q.outputs[0].type.shape]
+        if len(full) != 1 or full[0].producer is None:
+            return False
+        nxt = full[0].producer
+        after = ops.lookup(nxt.target)
+        if after is None or after.kind == ops.LOWER:
+            return True
+        if full[0] in live or len(users.get(full[0], [])) != 1:
+            return False
+        q = nxt
+
+
+def _replace_uses(graph: Graph, old: Value, new: Value) -> None:
+    replace = {old: new}
+    for n in graph.nodes:
+        n.args = [_substitute(a, replace) for a in n.args]
+    graph.outputs = [_substitute(v, replace) for v in graph.outputs]
+    graph.mutations = [(_substitute(a, replace), o) for a, o in graph.mutations]
 
 
 def _retyped(new: Value, old: Value) -> Value:

@@ -90,6 +90,8 @@ def fusible(node: Node, users=None, live=()) -> tuple[bool, str]:
     entry = ops.lookup(node.target)
     if entry is None:
         return False, "no registry entry: runs as an ATen extern"
+    if entry.kind == ops.LOWER:
+        return False, "not lowered: runs as an ATen extern"
     if entry.kind != ops.POINTWISE:
         return False, f"a {entry.kind} op that no row kernel could take"
     if entry.when is not None and not entry.when(node):
@@ -129,9 +131,9 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .layout import plan_with_layouts
-    from .lower import lower
+    from .lower import lower, sink_past_permutes
     lowered: list[str] = []
-    result = plan_with_layouts(lower(graph, lowered), _plan)
+    result = plan_with_layouts(sink_past_permutes(lower(graph, lowered), lowered), _plan)
     result.decisions[:0] = lowered
     return result
 

@@ -144,7 +144,7 @@ def _render_extern(step: Extern, emit) -> None:
         fmt = "at::MemoryFormat::ChannelsLast" + ("3d" if node.outputs[0].type.ndim == 5 else "")
         for k, a in enumerate(node.schema.arguments):
             if a.name == "input":
-                emit(f"  const at::Tensor {node.name}_input = {args[k]}.contiguous({fmt});")
+                emit(f"  const at::Tensor {node.name}_input = ff::to_channels_last({args[k]}, {fmt});")
             elif a.name == "weight":
                 emit(f"  static ff::FormatCache {node.name}_weight_cache;  // converted on the first call")
                 emit(f"  const at::Tensor {node.name}_weight = ff::converted_once({args[k]}, {fmt}, "

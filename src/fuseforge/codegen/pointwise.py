@@ -341,7 +341,7 @@ def _render_node(node: Node, names: dict) -> str:
     rendered, raw = {}, {}
     for a, v in zip(node.schema.arguments, node.args):
         raw[a.name] = v
-        if entry.operands == "where" and a.name == "condition":
+        if entry.operands == "where" and a.name in ("condition", "mask"):
             rendered[a.name] = _value(v, names, torch.bool)
         elif entry.operands == "own" and isinstance(v, Value):
             rendered[a.name] = names[v] if not inline_constant(v) else _const_literal(v, v.type.dtype)

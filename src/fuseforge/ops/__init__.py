@@ -1,5 +1,5 @@
 """The op registry (see registry.py); importing this package registers every entry."""
-from . import gemm, losses, pointwise, rows, scans, windows  # noqa: F401  (register the entries)
+from . import convs, gemm, losses, pointwise, rows, scans, windows  # noqa: F401  (register the entries)
 from .registry import (FLOAT_DTYPES, GEMM, KERNEL_DTYPES, LOWER, POINTWISE, REGISTRY, ROW, SCAN, VIEW, WINDOW, Args,
                        OpDef, lookup, operand_dims)
 

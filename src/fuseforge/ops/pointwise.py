@@ -112,6 +112,8 @@ register("aten.logical_xor.default", "{a.self} != {a.other}", operands="bool")
 register("aten.isnan.default", "{a.self} != {a.self}", operands="own")
 register(["aten.where.self", "aten.where.ScalarOther", "aten.where.ScalarSelf", "aten.where.Scalar"],
          "({a.condition} ? {a.self} : {a.other})", operands="where")
+register(["aten.masked_fill.Scalar", "aten.masked_fill.Tensor"], "({a.mask} ? {a.value} : {a.self})",
+         operands="where", when=lambda node: node.arg("mask").type.dtype == torch.bool)
 
 # --- copies and casts -----------------------------------------------------------------------
 register("aten.clone.default", "{a.self}")

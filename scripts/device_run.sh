@@ -20,6 +20,7 @@
 #                                      tests spread over the GPUs. A later call resumes (same n).
 #                                      LIST=file: only the problems it names (one path a line), into
 #                                      OUTDIR (default bench/suite_full)/shard_i_n.
+#   bash scripts/device_run.sh gpu-tests  every GPU test, four groups spread over the GPUs
 #   bash scripts/device_run.sh profile P...  scripts/profile_kernels.py over the problems P, spread
 #                                      over the GPUs (problem j on GPU j mod n); the logs print last.
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
@@ -31,6 +32,19 @@ mkdir -p "$OUT" "$W"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$W/gpu.txt"
 ff() { python3 -m fuseforge.cli "$@"; }
 save() { tar czf "$OUT/results.tgz" -C "$W" .; }   # after every stage: a call cut short keeps what ran
+
+# Every GPU test, in four groups spread over the machine's GPUs (TEST_GROUPS="a b|c|..." overrides).
+gpu_tests() {
+  local NG; NG=$(nvidia-smi -L | wc -l)
+  IFS='|' read -r -a GROUPS_ <<< "${TEST_GROUPS:-tests/test_gemm.py tests/test_scans.py tests/test_convs.py|tests/test_check.py|tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py|tests/test_rows.py tests/test_windows.py tests/test_layout.py}"
+  for k in "${!GROUPS_[@]}"; do
+    (CUDA_VISIBLE_DEVICES=$((k % NG)) python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/gpu-test-$k.log" 2>&1
+     echo "exit $?" >> "$W/gpu-test-$k.log") &
+  done
+  wait
+  save
+  for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
+}
 
 case "$1" in
 tests)
@@ -156,18 +170,10 @@ suite-all)
   wait
   save
   for g in $(seq 1 "$NG"); do tail -n 4 "$W/suite_bench_$g.log"; done
-  if [ "${TESTS:-0}" = 1 ]; then
-    GROUPS_=("tests/test_gemm.py tests/test_scans.py" "tests/test_check.py"
-             "tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py"
-             "tests/test_rows.py tests/test_windows.py tests/test_layout.py")
-    for k in 0 1 2 3; do
-      g=$((k % NG))
-      (CUDA_VISIBLE_DEVICES=$g python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/gpu-test-$k.log" 2>&1
-       echo "exit $?" >> "$W/gpu-test-$k.log") &
-    done
-    wait
-    for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
-  fi
+  if [ "${TESTS:-0}" = 1 ]; then gpu_tests; fi
+  ;;
+gpu-tests)
+  gpu_tests
   ;;
 profile)
   shift

@@ -23,11 +23,12 @@ def rows():
 
 
 def test_every_registry_entry_has_a_case():
+    from .test_convs import CASES as CONV_CASES
     from .test_gemm import CASES as GEMM_CASES
     from .test_scans import CASES as SCAN_CASES
     from .test_windows import CASES as WINDOW_CASES
     missing = sorted(set(ops.REGISTRY) - set(zoo.CASES) - set(CASES) - set(WINDOW_CASES) - set(SCAN_CASES) -
-                     set(GEMM_CASES))
+                     set(GEMM_CASES) - set(CONV_CASES))
     assert not missing, f"registry ops without a numerical test case: {missing}"
 
 

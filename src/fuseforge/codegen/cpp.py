@@ -195,10 +195,11 @@ template <typename T> FF_HD T ff_selu(T x) {
   return ff_elu(x, T(1.6732632423543772848170429916717), T(1.0507009873554804934193349852946), T(1));
 }
 // Accumulators of the row kernels: init(), add(element, index), merge(partial). Plain structs,
-// so that they can live in shared memory; shfl_down/lane0 move them between CUDA lanes.
+// so that they can live in shared memory; shfl_down/lane0 move them between CUDA lanes, within
+// groups of w lanes (a power of two; every lane of the warp takes part).
 #if defined(__CUDACC__)
-#define FF_SHFL_DOWN(x) __shfl_down_sync(0xffffffffu, x, d)
-#define FF_SHFL_0(x) __shfl_sync(0xffffffffu, x, 0)
+#define FF_SHFL_DOWN(x) __shfl_down_sync(0xffffffffu, x, d, w)
+#define FF_SHFL_0(x) __shfl_sync(0xffffffffu, x, 0, w)
 #endif
 template <typename T> struct ff_acc_sum {
   T v;
@@ -206,8 +207,8 @@ template <typename T> struct ff_acc_sum {
   FF_HD void add(T x, int64_t) { v += x; }
   FF_HD void merge(const ff_acc_sum& o) { v += o.v; }
 #if defined(__CUDACC__)
-  __device__ ff_acc_sum shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
-  __device__ ff_acc_sum lane0() const { return {FF_SHFL_0(v)}; }
+  __device__ ff_acc_sum shfl_down(int d, int w) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_sum lane0(int w) const { return {FF_SHFL_0(v)}; }
 #endif
 };
 template <typename T> struct ff_acc_prod {
@@ -216,8 +217,8 @@ template <typename T> struct ff_acc_prod {
   FF_HD void add(T x, int64_t) { v *= x; }
   FF_HD void merge(const ff_acc_prod& o) { v *= o.v; }
 #if defined(__CUDACC__)
-  __device__ ff_acc_prod shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
-  __device__ ff_acc_prod lane0() const { return {FF_SHFL_0(v)}; }
+  __device__ ff_acc_prod shfl_down(int d, int w) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_prod lane0(int w) const { return {FF_SHFL_0(v)}; }
 #endif
 };
 template <typename T> struct ff_acc_max {   // NaN wins, as in torch.amax
@@ -226,8 +227,8 @@ template <typename T> struct ff_acc_max {   // NaN wins, as in torch.amax
   FF_HD void add(T x, int64_t) { v = ff_max(v, x); }
   FF_HD void merge(const ff_acc_max& o) { v = ff_max(v, o.v); }
 #if defined(__CUDACC__)
-  __device__ ff_acc_max shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
-  __device__ ff_acc_max lane0() const { return {FF_SHFL_0(v)}; }
+  __device__ ff_acc_max shfl_down(int d, int w) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_max lane0(int w) const { return {FF_SHFL_0(v)}; }
 #endif
 };
 template <typename T> struct ff_acc_min {
@@ -236,8 +237,8 @@ template <typename T> struct ff_acc_min {
   FF_HD void add(T x, int64_t) { v = ff_min(v, x); }
   FF_HD void merge(const ff_acc_min& o) { v = ff_min(v, o.v); }
 #if defined(__CUDACC__)
-  __device__ ff_acc_min shfl_down(int d) const { return {FF_SHFL_DOWN(v)}; }
-  __device__ ff_acc_min lane0() const { return {FF_SHFL_0(v)}; }
+  __device__ ff_acc_min shfl_down(int d, int w) const { return {FF_SHFL_DOWN(v)}; }
+  __device__ ff_acc_min lane0(int w) const { return {FF_SHFL_0(v)}; }
 #endif
 };
 // Value and index of the extreme element; NaN is the extreme, ties go to the first index
@@ -255,8 +256,8 @@ template <typename T, bool Greater> struct ff_acc_arg {
   }
   FF_HD void add(T x, int64_t idx) { merge({x, idx}); }
 #if defined(__CUDACC__)
-  __device__ ff_acc_arg shfl_down(int d) const { return {FF_SHFL_DOWN(v), FF_SHFL_DOWN(i)}; }
-  __device__ ff_acc_arg lane0() const { return {FF_SHFL_0(v), FF_SHFL_0(i)}; }
+  __device__ ff_acc_arg shfl_down(int d, int w) const { return {FF_SHFL_DOWN(v), FF_SHFL_DOWN(i)}; }
+  __device__ ff_acc_arg lane0(int w) const { return {FF_SHFL_0(v), FF_SHFL_0(i)}; }
 #endif
 };
 template <typename T> using ff_acc_argmax = ff_acc_arg<T, true>;
@@ -280,10 +281,10 @@ template <typename T> struct ff_acc_welford {
     n = nn;
   }
 #if defined(__CUDACC__)
-  __device__ ff_acc_welford shfl_down(int d) const {
+  __device__ ff_acc_welford shfl_down(int d, int w) const {
     return {FF_SHFL_DOWN(mean), FF_SHFL_DOWN(m2), FF_SHFL_DOWN(n)};
   }
-  __device__ ff_acc_welford lane0() const { return {FF_SHFL_0(mean), FF_SHFL_0(m2), FF_SHFL_0(n)}; }
+  __device__ ff_acc_welford lane0(int w) const { return {FF_SHFL_0(mean), FF_SHFL_0(m2), FF_SHFL_0(n)}; }
 #endif
 };
 
@@ -336,15 +337,16 @@ static inline unsigned ff_blocks(unsigned long long work, unsigned threads) {
 }
 // Row-kernel teams: the threads that share one row. reduce() returns the row's total to
 // every thread of the team, in the same merge order for all (so all see the same bits).
-template <class A> __device__ __forceinline__ A ff_warp_reduce(A a) {
+template <int W, class A> __device__ __forceinline__ A ff_lanes_reduce(A a) {
 #pragma unroll
-  for (int d = 16; d > 0; d >>= 1) a.merge(a.shfl_down(d));
-  return a.lane0();
+  for (int d = W / 2; d > 0; d >>= 1) a.merge(a.shfl_down(d, W));
+  return a.lane0(W);
 }
-struct ff_team_warp {   // a warp per row
+template <class A> __device__ __forceinline__ A ff_warp_reduce(A a) { return ff_lanes_reduce<32>(a); }
+template <int W> struct ff_team_lanes {   // W lanes of a warp per row (short rows: 32 / W rows a warp)
   int t;
-  static constexpr int n = 32;
-  template <class A> __device__ A reduce(const A& a) const { return ff_warp_reduce(a); }
+  static constexpr int n = W;
+  template <class A> __device__ A reduce(const A& a) const { return ff_lanes_reduce<W>(a); }
 };
 struct ff_team_block {  // the whole block per row
   int t, n;

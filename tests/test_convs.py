@@ -1,0 +1,83 @@
+"""Convolutions with a bias (ops/convs.py): run without it, the kernel after them adds it.
+Every convolution target in one model, compared with eager on fresh random inputs."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fuseforge
+from fuseforge.capture import capture
+from fuseforge.plan import plan
+
+# target -> (input shape, weight shape, fn(x, w, b))
+CASES = {
+    "aten.conv1d.default": ((2, 5, 19), (6, 5, 3), lambda x, w, b: F.conv1d(x, w, b, stride=2)),
+    "aten.conv2d.default": ((2, 5, 9, 11), (6, 5, 3, 3), lambda x, w, b: F.conv2d(x, w, b, padding=1)),
+    "aten.conv3d.default": ((2, 5, 5, 6, 7), (6, 5, 3, 3, 3), lambda x, w, b: F.conv3d(x, w, b)),
+    "aten.conv1d.padding": ((2, 5, 19), (6, 5, 4), lambda x, w, b: F.conv1d(x, w, b, padding="same")),
+    "aten.conv2d.padding": ((2, 6, 9, 11), (4, 3, 3, 2), lambda x, w, b: F.conv2d(x, w, b, padding="same", groups=2)),
+    "aten.conv3d.padding": ((2, 5, 5, 6, 7), (6, 5, 2, 3, 3), lambda x, w, b: F.conv3d(x, w, b, padding="valid")),
+    "aten.conv_transpose1d.default": ((2, 5, 9), (5, 6, 3), lambda x, w, b: F.conv_transpose1d(x, w, b, stride=2)),
+    "aten.conv_transpose2d.input": ((2, 5, 7, 8), (5, 6, 3, 3),
+                                    lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, output_padding=1)),
+    "aten.conv_transpose3d.input": ((2, 5, 4, 5, 6), (5, 6, 3, 3, 3), lambda x, w, b: F.conv_transpose3d(x, w, b)),
+}
+
+
+class Convs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.weights = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.randn(w, generator=g) * 0.2) for _, w, _ in CASES.values()])
+        # the bias has one value per output channel: dim 0 of a conv weight, dim 1 x groups of a
+        # transposed one (groups are 1 there)
+        self.biases = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.randn(w[1] if "transpose" in t else w[0], generator=g))
+             for t, (_, w, _) in CASES.items()])
+
+    def forward(self, *xs):
+        return tuple(torch.relu(fn(x, w, b)) for x, w, b, (_, _, fn) in
+                     zip(xs, self.weights, self.biases, CASES.values()))
+
+
+def conv_inputs(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=g).to(device) for shape, _, _ in CASES.values()]
+
+
+def test_each_convolution_runs_without_its_bias():
+    p = plan(capture(Convs(), conv_inputs(0)))
+    convs = [e.node for e in p.externs if "conv" in e.node.target]
+    assert sorted(n.target for n in convs) == sorted(CASES), [n.target for n in convs]
+    assert all(n.arg("bias") is None for n in convs)
+    fused = [k for k in p.kernels if [n.target for n in k.nodes] == ["aten.add.Tensor", "aten.relu.default"]]
+    assert len(fused) == len(CASES), [k.summary() for k in p.kernels]
+
+
+@pytest.fixture(scope="module")
+def convs():
+    model = Convs()
+    return model, fuseforge.compile(model, conv_inputs(0))
+
+
+def _check(new, ref):
+    assert len(new) == len(ref) == len(CASES)
+    for name, a, b in zip(CASES, new, ref):
+        assert a.shape == b.shape and a.stride() == b.stride(), name
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_matches_eager_on_cpu(convs):
+    model, fast = convs
+    with torch.no_grad():
+        _check(fast(*conv_inputs(1)), model(*conv_inputs(1)))
+
+
+@pytest.mark.gpu
+def test_matches_eager_on_cuda(convs):
+    """Small convolutions: cuDNN picks full-float32 algorithms for them (TF32 differences would
+    show in the 1e-4 tolerance; the layout tests cover the TF32 case)."""
+    model, fast = convs
+    x = conv_inputs(2, "cuda")
+    with torch.no_grad():
+        _check(fast.cuda()(*x), model.cuda()(*x))

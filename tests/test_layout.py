@@ -33,15 +33,15 @@ class ConvEpilogues(nn.Module):
 
 
 class ConvRows(nn.Module):
-    """Row and window kernels reading a convolution: measured slower on channels-last input,
-    so these convolutions stay NCHW."""
+    """Row kernels over pixels and window kernels reading a convolution: measured slower on
+    channels-last input, so these convolutions stay NCHW."""
     def __init__(self):
         super().__init__()
         self.a, self.b, self.c = nn.Conv2d(16, 8, 3, padding=1), nn.Conv2d(16, 8, 3), nn.Conv2d(16, 8, 3)
         self.bn = nn.BatchNorm2d(8)
 
     def forward(self, x):
-        return torch.relu(self.bn(self.a(x))), torch.softmax(self.b(x), 1), F.max_pool2d(self.c(x), 2)
+        return torch.relu(self.bn(self.a(x))), torch.tanh(self.b(x).mean((2, 3))), F.max_pool2d(self.c(x), 2)
 
 
 def row_inputs(seed, device="cpu"):
@@ -56,26 +56,28 @@ def test_row_and_window_readers_keep_nchw():
 
 class ConvChannelRows(nn.Module):
     """Row kernels over the channels of a convolution: a ConvNeXt layer norm through permutes
-    (the bias add moves after the permute) and a min over channels. Channels-last makes their
-    rows contiguous, so these convolutions run channels-last."""
+    (the bias add moves after the permute), a min over channels, a softmax over channels (its
+    full-size result written NCHW). Channels-last makes their rows contiguous, so these
+    convolutions run channels-last."""
     def __init__(self):
         super().__init__()
-        self.a, self.b = nn.Conv2d(16, 24, 3, padding=1), nn.Conv2d(16, 8, 3)
+        self.a, self.b, self.c = nn.Conv2d(16, 24, 3, padding=1), nn.Conv2d(16, 8, 3), nn.Conv2d(16, 12, 3)
         self.ln = nn.LayerNorm(24)
 
     def forward(self, x):
         y = F.gelu(self.ln(self.a(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
         m = torch.amin(self.b(x), dim=1, keepdim=True)
-        return y, torch.softmax(m, -1)
+        return y, torch.softmax(m, -1), torch.sigmoid(torch.softmax(self.c(x), 1) * 2)
 
 
 def test_row_readers_over_channels_take_channels_last():
     from fuseforge.plan_rows import RowKernel
     p = plan(capture(ConvChannelRows(), row_inputs(0)))
-    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True, True], p.decisions
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 3, p.decisions
     rows = [[n.target.split(".")[1] for n in k.nodes] for k in p.kernels if isinstance(k, RowKernel)]
     assert ["add", "layer_norm", "gelu"] in rows and ["add", "amin"] in rows, rows
-    assert len(p.kernels) == 3, p.decisions
+    assert ["add", "softmax", "mul", "sigmoid"] in rows, rows
+    assert len(p.kernels) == 4, p.decisions
 
 
 @pytest.fixture(scope="module")

@@ -67,11 +67,12 @@ def test_vector_path_and_row_cache_are_taken():
     the_plan = plan(capture(RowZoo(VECTOR), row_inputs(0)))
     sources = {k.nodes[0].target + "/" + k.name: render_rows.render(k).shared
                for k in the_plan.kernels if isinstance(k, RowKernel)}
-    # siblings over the same rows share a kernel: xv's last dim, xv's last two, xw's rows, xl's split rows
-    assert len(sources) == 4, sorted(sources)
+    # siblings over the same rows share a kernel: xv's last dim, xv's last two, xw's rows, xl's split
+    # rows, xg's groups, xg's pixels
+    assert len(sources) == 6, sorted(sources)
     assert all("elements per access" in s for s in sources.values()), sorted(sources)
     cached = [n for n, s in sources.items() if "cached in registers" in s]
-    assert len(cached) == 3, cached          # not the split rows (a launch per pass)
+    assert len(cached) == 4, cached          # not the split rows (a launch per pass), not a one-pass mean
     assert any(re.search(r"^\s*float in\d+_c\[PER\];", s, re.M) for s in sources.values()), \
         "no broadcast operand cached as one value per pack"
 

@@ -117,6 +117,9 @@ VECTOR = {
     "vec_long_rows_log_softmax": lambda t: F.log_softmax(t["xw"] - 0.5, -1),
     "vec_long_rows_mean": lambda t: (t["xw"] * 3).mean(-1),
     "vec_split_rms": lambda t: t["xl"] * torch.rsqrt((t["xl"] * t["xl"]).mean(-1, keepdim=True) + 1e-6),
+    # rows over pixels whose width 4 does not divide: (height, width) walked as one run
+    "vec_merged_group_norm": lambda t: F.group_norm(t["xg"], 3, t["w6"], t["b6"]),
+    "vec_merged_scaled_mean": lambda t: (t["xg"] * t["sg"]).mean((2, 3)),
 }
 
 
@@ -126,10 +129,10 @@ class RowZoo(torch.nn.Module):
         self.cases = cases
 
     def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3,
-                xv, wv, bv, sv, xw):
+                xv, wv, bv, sv, xw, xg, sg):
         t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
                  xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3,
-                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw)
+                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -158,5 +161,7 @@ def row_inputs(seed: int, device="cpu"):
     xv, wv, bv = torch.randn(6, 8, 64, generator=g) * 3, torch.randn(64, generator=g), torch.randn(64, generator=g)
     sv = torch.randn(8, 1, generator=g)                            # varies along dim 1 of xv only
     xw = torch.randn(300, 1024, generator=g) * 2                   # many rows of 1024: a block each
+    xg = torch.randn(2, 6, 6, 10, generator=g) * 2 + 1             # 6 x 10 pixels: a run of 60
+    sg = torch.randn(6, 1, 1, generator=g)                         # one value per channel (and pack)
     return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3,
-                                   x2, tg, tg3, xv, wv, bv, sv, xw)]
+                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg)]

@@ -4,16 +4,21 @@ Measured on an H100 (bench/conv_layouts_h100.md, every conv of the suite alone):
 a k×k 2D convolution (k > 1) with 16 or more input channels in 0.39-0.68× of its NCHW time
 when input, weight and output are channels-last (transposed 2D/3D convolutions 0.64-0.70×,
 depthwise 0.34×), a 3D convolution in 0.85× (about what converting its input costs, so 3D
-convolutions stay NCHW); 1×1 convolutions gain nothing and convolutions with 1 or 6 input
-channels lose up to 19 %; cudnn.benchmark changes nothing. Converting the input costs about
-half a copy, the weight is converted once. The output must not be converted back (a plain
-.contiguous() of it costs 5.8 copies): it goes only to a generated pointwise kernel that
-reads it through a transposing tile and writes the graph's own layout (conv → BN(eval) →
-ReLU 0.75 ms against 0.88 NCHW; the example 3.12 against 3.51). Row and window kernels
-reading a channels-last tensor measured slower than the NCHW plan (group norm 3.3×, batch
-norm 2.0×, softmax 1.3×, pooling 1.02×), so such readers keep the convolution NCHW. The
-plan is made, such convolutions are switched to channels-last, the plan is made again, and
-a switch whose readers did not stay pointwise kernels is undone.
+convolutions stay NCHW; FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
+convolutions gain nothing and convolutions with 1 or 6 input channels lose up to 19 %;
+cudnn.benchmark changes nothing. The input is converted by a tiled transpose (ff::to_channels_last,
+0.07 ms for 134 MB on an H200, ATen's copy 0.14), the weight once. The output must not be
+converted back (a plain .contiguous() of it costs 5.8 copies): its readers must be generated
+kernels that read it in place:
+- pointwise kernels read it through a transposing tile and write the graph's own layout;
+- row kernels whose rows of it are contiguous channels-last (a reduction over the channels:
+  min, softmax, layer norm over the channels, in NCHW rows strided by the pixels);
+- permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
+  pointwise ops between the convolution and the permute move after it: lower.py).
+Row kernels over the pixels and window kernels measured slower reading a channels-last tensor
+(bench/conv_cl_rows, on an H200: 1.2-3.4x), so their convolutions keep NCHW. The plan is made,
+such convolutions are switched to channels-last, the plan is made again, and a switch whose
+readers did not stay kernels that read it well is undone.
 FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
 """
 from __future__ import annotations
@@ -71,22 +76,18 @@ def _contiguous_rows(k, v) -> bool:
 
 
 def _row_reader_why_not(k, v, tentative: bool) -> str | None:
-    """A row kernel reads a channels-last convolution well where its rows of it are contiguous
-    (a reduction over the channels: in NCHW the same rows are strided by the pixels) and it writes
-    full-size results along contiguous rows too (not into an NCHW tensor the graph keeps, which
-    would be strided). Other row and window readers measured slower on channels-last input
-    (bench/rows_h100.md, the [nchw] rows). FUSEFORGE_CL_ROWS=all lets every row and window reader
-    take it, to measure that again. `tentative`: v's strides are still the NCHW ones."""
-    from .plan_rows import ROW
-    if os.environ.get("FUSEFORGE_CL_ROWS") == "all":
+    """A row kernel reads a channels-last convolution well where its rows of it are contiguous:
+    a reduction over the channels (in NCHW the same rows are strided by the pixels). Measured on
+    an H200 (bench/conv_cl_rows, FUSEFORGE_CL_ROWS=all, against bench/conv_bias_h200): softmax
+    over the channels 0.85x of the NCHW plan's time even though it writes its NCHW result across
+    the rows; row kernels over the pixels (batch, group and instance norm, means) 1.2-3.4x slower,
+    window kernels (pooling) 1.25-1.35x slower. FUSEFORGE_CL_ROWS=all lets every row and window
+    reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW
+    (the rows are checked in the plan made with channels-last strides)."""
+    if os.environ.get("FUSEFORGE_CL_ROWS") == "all" or tentative or _contiguous_rows(k, v):
         return None
-    if not all(k.phase.get(o) == ROW or _contiguous_rows(k, o) for o in k.outputs):
-        return f"{k.name} is a row kernel writing a full-size result across its rows (measured " \
-               "slower on a channels-last input)"
-    if not tentative and not _contiguous_rows(k, v):
-        return f"{k.name} is a row kernel whose rows are not the channels (measured slower on a " \
-               "channels-last input)"
-    return None
+    return f"{k.name} is a row kernel whose rows are not the channels (measured slower on a " \
+           "channels-last input)"
 
 
 def _views(graph, v) -> list:
@@ -119,7 +120,7 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
             continue
         if isinstance(k, WindowKernel) and os.environ.get("FUSEFORGE_CL_ROWS") != "all":
             return f"{k.name} is a window kernel (measured slower on a channels-last input: " \
-                   "bench/rows_h100.md, the [nchw] rows)"
+                   "bench/conv_cl_rows)"
         if isinstance(k, WindowKernel):
             continue
         if type(k) is not Kernel:
@@ -157,8 +158,9 @@ def plan_with_layouts(graph, make_plan):
         plan.decisions.append("layouts: FUSEFORGE_CHANNELS_LAST=0, every convolution NCHW")
         return plan
     notes, chosen = [], []
+    convs = CONVS | ({"aten.conv3d.default"} if os.environ.get("FUSEFORGE_CL_CONV3D") == "1" else set())
     for step in plan.externs:
-        if step.node.target not in CONVS:
+        if step.node.target not in convs:
             continue
         why = _why_not(step.node) or _readers_why_not(plan, step.node.outputs[0], tentative=True)
         if why:

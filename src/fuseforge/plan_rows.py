@@ -274,8 +274,17 @@ class RowGroup:
         return True
 
     def main_strides(self) -> tuple | None:
-        """The main tensor's strides over the space: the layout that picks the schedule."""
-        return self.strides.get(self.main) or self._to_space(self.main, tuple(range(len(self.frame))))
+        """The layout that picks the schedule: the main tensor's strides over the space where the
+        kernel reads it; where pointwise ops here compute it, the strides of a full-size tensor
+        they read (a channels-last convolution's output under its bias add: its type, made
+        before the layout was chosen, says NCHW), else those of its own type."""
+        if self.main in self.strides:
+            return self.strides[self.main]
+        for v, st in self.strides.items():
+            if self.phase.get(v) == ELEM and st is not None and \
+                    all(st[d] != 0 for d in range(len(self.space)) if self.space[d] > 1):
+                return st
+        return self._to_space(self.main, tuple(range(len(self.frame))))
 
     # --- the kernel ------------------------------------------------------------------------
     def kernel(self, users, live) -> RowKernel:

@@ -393,17 +393,27 @@ int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 
 def _vector_width(k, red, elem_ops, ins) -> int:
     """VEC when every element operand reads or writes a pack of VEC consecutive row elements
-    with one aligned access (stride 1 along the innermost reduced dim, VEC dividing that dim
-    and every other stride) or reads one value for the pack (an input with stride 0 there)."""
-    d = red[-1]
-    if not elem_ops or k.space[d] % VEC:
+    with one aligned access, or reads one value for the pack (an input with stride 0 along the
+    run). The run: the innermost reduced dims that every operand walks as one (each next stride
+    = the run so far; an image of 126 x 126 pixels is one run of 15876, though 4 does not divide
+    126), holding a multiple of VEC elements, with VEC dividing every other stride."""
+    if not elem_ops:
+        return 1
+    d0 = red[-1]
+    run, size = [d0], k.space[d0]
+    for d in reversed(red[:-1]):
+        if any(k.strides[op.value][d] != k.strides[op.value][d0] * size for op in elem_ops):
+            break
+        run.append(d)
+        size *= k.space[d]
+    if size % VEC:
         return 1
     packed = False
     for op in elem_ops:
         st = k.strides[op.value]
-        if st[d] == 0 and op in ins:
+        if st[d0] == 0 and op in ins:
             continue
-        if st[d] != 1 or any(st[e] % VEC for e in range(len(k.space)) if e != d and k.space[e] > 1):
+        if st[d0] != 1 or any(st[e] % VEC for e in range(len(k.space)) if e not in run and k.space[e] > 1):
             return 1
         packed = True
     return VEC if packed else 1

@@ -200,3 +200,21 @@ def test_input_conversion_tiles_have_tails():
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True], p.decisions
     fast = fuseforge.compile(model, x)
     _no_looser_than_eager(model.cuda(), fast.cuda(), [t.cuda() for t in x])
+
+
+class Grouped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.g2 = nn.Conv2d(16, 16, 3, groups=4)                    # grouped: stays NCHW
+        self.dw = nn.Conv2d(16, 16, 3, groups=16)                   # depthwise: channels-last
+        self.gt2 = nn.ConvTranspose2d(16, 8, 3, stride=2, groups=2)  # grouped transposed 2D: channels-last
+
+    def forward(self, x):
+        return torch.relu(self.g2(x)), torch.relu(self.dw(x)), torch.relu(self.gt2(x))
+
+
+def test_grouped_convolutions_measured_slower_keep_nchw():
+    p = plan(capture(Grouped(), row_inputs(0)))
+    chosen = [e.channels_last for e in p.externs if "conv" in e.node.target]
+    assert chosen == [False, True, True], p.decisions
+    assert any("a grouped 2D convolution (measured slower" in d for d in p.decisions), p.decisions

@@ -32,6 +32,9 @@ from .graph import TensorType
 
 CONVS = {"aten.conv2d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
 MIN_IN_CHANNELS = 16
+# grouped (not depthwise) convolutions measured slower channels-last; grouped transposed 2D
+# ones measured faster (level1/034: 1.17x eager)
+GROUPED_SLOWER = {"aten.conv2d.default": "2D convolution", "aten.conv_transpose3d.input": "3D transposed convolution"}
 
 
 def channels_last_strides(shape) -> tuple[int, ...]:
@@ -57,6 +60,10 @@ def _why_not(node) -> str | None:
         return "an output without both channels and pixels"
     if y.type.strides != contiguous_strides(y.type.shape):
         return "an output that is not contiguous NCHW in the graph"
+    groups = node.arg("groups")
+    if node.target in GROUPED_SLOWER and 1 < groups < x.type.shape[1]:
+        return f"a grouped {GROUPED_SLOWER[node.target]} (measured slower channels-last: bench/conv_final, " \
+               "level1/025 0.98x and level1/037 0.91x eager with it)"
     return None
 
 

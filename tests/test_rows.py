@@ -73,6 +73,9 @@ def test_vector_path_and_row_cache_are_taken():
     assert all("elements per access" in s for s in sources.values()), sorted(sources)
     cached = [n for n, s in sources.items() if "cached in registers" in s]
     assert len(cached) == 4, cached          # not the split rows (a launch per pass), not a one-pass mean
+    # xw's rows with the mask: the 1024 floats of a row fill the 32 registers, the mask is read again
+    [masked] = [s for s in sources.values() if "masked_fill" in s]
+    assert re.search(r"rows of in\d+ cached in registers", masked), masked[:400]
     assert any(re.search(r"^\s*float in\d+_c\[PER\];", s, re.M) for s in sources.values()), \
         "no broadcast operand cached as one value per pack"
 

@@ -120,6 +120,8 @@ VECTOR = {
     # rows over pixels whose width 4 does not divide: (height, width) walked as one run
     "vec_merged_group_norm": lambda t: F.group_norm(t["xg"], 3, t["w6"], t["b6"]),
     "vec_merged_scaled_mean": lambda t: (t["xg"] * t["sg"]).mean((2, 3)),
+    # a causal-mask softmax: xw's rows cached in registers, the small bool mask read again per pass
+    "vec_masked_softmax": lambda t: torch.softmax(t["xw"].masked_fill(t["mw"], float("-inf")), -1),
 }
 
 
@@ -129,10 +131,10 @@ class RowZoo(torch.nn.Module):
         self.cases = cases
 
     def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3,
-                xv, wv, bv, sv, xw, xg, sg):
+                xv, wv, bv, sv, xw, xg, sg, mw):
         t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
                  xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3,
-                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg)
+                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg, mw=mw)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -163,5 +165,6 @@ def row_inputs(seed: int, device="cpu"):
     xw = torch.randn(300, 1024, generator=g) * 2                   # many rows of 1024: a block each
     xg = torch.randn(2, 6, 6, 10, generator=g) * 2 + 1             # 6 x 10 pixels: a run of 60
     sg = torch.randn(6, 1, 1, generator=g)                         # one value per channel (and pack)
+    mw = torch.rand(1024, generator=g) < 0.3                       # masked columns of xw's rows
     return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3,
-                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg)]
+                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg, mw)]

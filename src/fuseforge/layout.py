@@ -141,12 +141,8 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
     return None
 
 
-def _set_channels_last(graph, y, on: bool, old: dict) -> None:
-    """y's type channels-last (or back), and the permutes of it with it."""
-    if not on:
-        for v, t in old.items():
-            v.type = t
-        return
+def _set_channels_last(graph, y, old: dict) -> None:
+    """y's type channels-last, and the permutes of it with it (`old` keeps the types they had)."""
     old[y] = y.type
     y.type = TensorType(y.type.shape, channels_last_strides(y.type.shape), y.type.dtype)
     stack = [y]
@@ -177,7 +173,7 @@ def plan_with_layouts(graph, make_plan):
     old: dict = {}
     while chosen:
         for n in chosen:
-            _set_channels_last(graph, n.outputs[0], True, old)
+            _set_channels_last(graph, n.outputs[0], old)
         plan = make_plan(graph)
         undone = [(n, why) for n in chosen if (why := _readers_why_not(plan, n.outputs[0]))]
         if not undone:
@@ -185,7 +181,8 @@ def plan_with_layouts(graph, make_plan):
         for n, why in undone:
             notes.append(f"{n.name} ({n.target}): NCHW, channels-last would make {why}")
             chosen.remove(n)
-        _set_channels_last(graph, None, False, old)
+        for v, t in old.items():
+            v.type = t
         old = {}
         if not chosen:
             plan = make_plan(graph)

@@ -16,7 +16,7 @@ kernels that read it in place:
 - permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
   pointwise ops between the convolution and the permute move after it: lower.py).
 Row kernels over the pixels and window kernels measured slower reading a channels-last tensor
-(bench/conv_cl_rows, on an H200: 1.2-3.4x), so their convolutions keep NCHW. The plan is made,
+(bench/conv_cl_rows, on an H200: 1.1-3.4x), so their convolutions keep NCHW. The plan is made,
 such convolutions are switched to channels-last, the plan is made again, and a switch whose
 readers did not stay kernels that read it well is undone.
 FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
@@ -87,7 +87,7 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     a reduction over the channels (in NCHW the same rows are strided by the pixels). Measured on
     an H200 (bench/conv_cl_rows, FUSEFORGE_CL_ROWS=all, against bench/conv_bias_h200): softmax
     over the channels 0.85x of the NCHW plan's time even though it writes its NCHW result across
-    the rows; row kernels over the pixels (batch, group and instance norm, means) 1.2-3.4x slower,
+    the rows; row kernels over the pixels (batch, group and instance norm, means) 1.1-3.4x slower,
     window kernels (pooling) 1.25-1.35x slower. FUSEFORGE_CL_ROWS=all lets every row and window
     reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW
     (the rows are checked in the plan made with channels-last strides)."""

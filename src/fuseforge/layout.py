@@ -86,7 +86,7 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     """A row kernel reads a channels-last convolution well where its rows of it are contiguous:
     a reduction over the channels (in NCHW the same rows are strided by the pixels). Measured on
     an H200 (bench/conv_cl_rows, FUSEFORGE_CL_ROWS=all, against bench/conv_bias_h200): softmax
-    over the channels 0.85x of the NCHW plan's time even though it writes its NCHW result across
+    over the channels 0.84-0.89x of the NCHW plan's time even though it writes its NCHW result across
     the rows; row kernels over the pixels (batch, group and instance norm, means) 1.1-3.4x slower,
     window kernels (pooling) 1.25-1.35x slower. FUSEFORGE_CL_ROWS=all lets every row and window
     reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW

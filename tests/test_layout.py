@@ -65,7 +65,7 @@ class ConvChannelRows(nn.Module):
         self.ln = nn.LayerNorm(24)
 
     def forward(self, x):
-        y = F.gelu(self.ln(self.a(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        y = F.gelu(self.ln(self.a(x).permute(0, -2, -1, 1))).permute(0, 3, 1, 2)   # dims from the end too
         m = torch.amin(self.b(x), dim=1, keepdim=True)
         return y, torch.softmax(m, -1), torch.sigmoid(torch.softmax(self.c(x), 1) * 2)
 

@@ -59,3 +59,29 @@ def test_broadcast_producer_is_recomputed_not_materialised():
     assert [k.nodes[0].target for k in p.kernels if isinstance(k, RowKernel)] == ["aten.mean.default"]
     assert not p.externs
     assert len(kernels[0].outputs) == 1
+
+
+class AddThenPermute(torch.nn.Module):
+    """A pointwise op before a permute moves after it (lower.sink_past_permutes), its operands
+    permuted too: `p` varies along two dims, so it needs a real permute, not a view; the dims
+    are named from the end."""
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+        self.p = torch.nn.Parameter(torch.randn(6, 5, 1))
+
+    def forward(self, x):
+        return torch.relu((self.conv(x) + self.p).permute(0, -2, -1, 1) * 2)
+
+
+def test_pointwise_moved_after_a_permute_matches_eager():
+    import fuseforge
+    torch.manual_seed(0)
+    model = AddThenPermute()
+    x = torch.randn(2, 4, 5, 7)
+    p = plan(capture(model, [x]))
+    assert sum("moved after" in d for d in p.decisions) == 2, p.decisions   # the bias add, then + p
+    fast = fuseforge.compile(model, [x])
+    with torch.no_grad():
+        x = torch.randn(2, 4, 5, 7)
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-5)

@@ -151,7 +151,8 @@ def _set_channels_last(graph, y, old: dict) -> None:
         for u in _views(graph, v):
             w = u.outputs[0]
             old.setdefault(w, w.type)
-            w.type = TensorType(w.type.shape, tuple(v.type.strides[d] for d in u.arg("dims")), w.type.dtype)
+            w.type = TensorType(w.type.shape, tuple(v.type.strides[d % v.type.ndim] for d in u.arg("dims")),
+                                w.type.dtype)
             stack.append(w)
 
 

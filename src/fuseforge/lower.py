@@ -107,7 +107,8 @@ def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Grap
             q = x.producer if isinstance(x, Value) else None
             if q is None or x in live or users.get(x) != [node] or not _pointwise_after_extern(q, users, live):
                 continue
-            dims, nd = list(node.arg("dims")), x.type.ndim
+            nd = x.type.ndim
+            dims = [d % nd for d in node.arg("dims")]     # permute(0, -1, 1, 2) names dims from the end
             b = Builder(node, taken)
             args, kwargs = [], {}
             for a, v in zip(q.schema.arguments, q.args):

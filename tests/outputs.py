@@ -1,4 +1,4 @@
-"""One comparison of a tuple of outputs with eager's, for the op zoos' tests."""
+"""Comparisons of a tuple of outputs with eager's, for the op zoos' and the layout tests."""
 import torch
 
 
@@ -22,3 +22,13 @@ def assert_zoo_matches(zoo, make_inputs, seed: int, rtol: float, atol: float, de
     if device != "cpu":
         model, compiled = model.to(device), compiled.to(device)
     assert_all_close(compiled(*make_inputs(seed, device)), model(*make_inputs(seed, device)), rtol, atol)
+
+
+def assert_same_layout_and_close(new, ref, rtol: float = 1e-4, atol: float = 1e-5, names=None) -> None:
+    """Same count, shapes and strides (a layout choice must not show in the results); values
+    within rtol/atol. `names` labels the outputs in a failure."""
+    assert len(new) == len(ref), (len(new), len(ref))
+    for k, (a, b) in enumerate(zip(new, ref)):
+        name = names[k] if names else k
+        assert a.shape == b.shape and a.stride() == b.stride(), (name, a.shape, a.stride(), b.stride())
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}")

@@ -8,6 +8,8 @@ import fuseforge
 from fuseforge.capture import capture
 from fuseforge.plan import plan
 
+from .outputs import assert_same_layout_and_close
+
 # target -> (input shape, weight shape, fn(x, w, b))
 CASES = {
     "aten.conv1d.default": ((2, 5, 19), (6, 5, 3), lambda x, w, b: F.conv1d(x, w, b, stride=2)),
@@ -61,10 +63,8 @@ def convs():
 
 
 def _check(new, ref):
-    assert len(new) == len(ref) == len(CASES)
-    for name, a, b in zip(CASES, new, ref):
-        assert a.shape == b.shape and a.stride() == b.stride(), name
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    assert len(new) == len(CASES)
+    assert_same_layout_and_close(new, ref, 1e-4, 1e-5, names=list(CASES))
 
 
 def test_matches_eager_on_cpu(convs):

@@ -30,7 +30,8 @@ import torch
 
 from .graph import TensorType
 
-CONVS = {"aten.conv2d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
+# the convolutions that measured faster channels-last (ops/convs.py lists every conv target)
+CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
 MIN_IN_CHANNELS = 16
 # grouped (not depthwise) convolutions measured slower channels-last; grouped transposed 2D
 # ones measured faster (level1/034: 1.17x eager)
@@ -91,15 +92,29 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     window kernels (pooling) 1.25-1.35x slower. FUSEFORGE_CL_ROWS=all lets every row and window
     reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW
     (the rows are checked in the plan made with channels-last strides)."""
-    if os.environ.get("FUSEFORGE_CL_ROWS") == "all" or tentative or _contiguous_rows(k, v):
+    if _all_readers() or tentative or _contiguous_rows(k, v):
         return None
     return f"{k.name} is a row kernel whose rows are not the channels (measured slower on a " \
            "channels-last input)"
 
 
+def _all_readers() -> bool:
+    """FUSEFORGE_CL_ROWS=all: every row and window reader takes channels-last (to measure)."""
+    return os.environ.get("FUSEFORGE_CL_ROWS") == "all"
+
+
 def _views(graph, v) -> list:
     """The permutes of v that externs compute (views: their strides follow v's)."""
     return [u for u in graph.users().get(v, []) if u.target == "aten.permute.default"]
+
+
+def _with_views(graph, y):
+    """y, then each permute of it (and of those) with the permute node: (value, permute or None)."""
+    stack = [(y, None)]
+    while stack:
+        v, u = stack.pop()
+        yield v, u
+        stack += [(w.outputs[0], w) for w in _views(graph, v)]
 
 
 def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str | None:
@@ -125,10 +140,10 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
             if why:
                 return why
             continue
-        if isinstance(k, WindowKernel) and os.environ.get("FUSEFORGE_CL_ROWS") != "all":
-            return f"{k.name} is a window kernel (measured slower on a channels-last input: " \
-                   "bench/conv_cl_rows)"
         if isinstance(k, WindowKernel):
+            if not _all_readers():
+                return f"{k.name} is a window kernel (measured slower on a channels-last input: " \
+                       "bench/conv_cl_rows)"
             continue
         if type(k) is not Kernel:
             return f"{k.name} is not a pointwise kernel"
@@ -143,17 +158,12 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
 
 def _set_channels_last(graph, y, old: dict) -> None:
     """y's type channels-last, and the permutes of it with it (`old` keeps the types they had)."""
-    old[y] = y.type
-    y.type = TensorType(y.type.shape, channels_last_strides(y.type.shape), y.type.dtype)
-    stack = [y]
-    while stack:
-        v = stack.pop()
-        for u in _views(graph, v):
-            w = u.outputs[0]
-            old.setdefault(w, w.type)
-            w.type = TensorType(w.type.shape, tuple(v.type.strides[d % v.type.ndim] for d in u.arg("dims")),
-                                w.type.dtype)
-            stack.append(w)
+    for v, u in _with_views(graph, y):
+        old.setdefault(v, v.type)
+        src = u.args[0].type if u is not None else None
+        strides = channels_last_strides(v.type.shape) if u is None else \
+            tuple(src.strides[d % src.ndim] for d in u.arg("dims"))
+        v.type = TensorType(v.type.shape, strides, v.type.dtype)
 
 
 def plan_with_layouts(graph, make_plan):
@@ -162,7 +172,7 @@ def plan_with_layouts(graph, make_plan):
         plan.decisions.append("layouts: FUSEFORGE_CHANNELS_LAST=0, every convolution NCHW")
         return plan
     notes, chosen = [], []
-    convs = CONVS | ({"aten.conv3d.default"} if os.environ.get("FUSEFORGE_CL_CONV3D") == "1" else set())
+    convs = CHANNELS_LAST_CONVS | ({"aten.conv3d.default"} if os.environ.get("FUSEFORGE_CL_CONV3D") == "1" else set())
     for step in plan.externs:
         if step.node.target not in convs:
             continue
@@ -190,11 +200,8 @@ def plan_with_layouts(graph, make_plan):
     for step in plan.externs:
         if step.node in chosen:
             step.channels_last = True
-            values, readers = [step.node.outputs[0]], set()
-            while values:
-                v = values.pop()
-                values += [u.outputs[0] for u in _views(graph, v)]
-                readers |= {s.name for s in plan.kernels if set(s.nodes) & set(graph.users().get(v, []))}
+            readers = {s.name for v, _ in _with_views(graph, step.node.outputs[0])
+                       for s in plan.kernels if set(s.nodes) & set(graph.users().get(v, []))}
             notes.append(f"{step.node.name} ({step.node.target}): channels-last (input converted, weight once), "
                          f"read in place by {', '.join(sorted(readers))}")
     plan.decisions.extend(notes)

@@ -54,8 +54,7 @@ class Builder:
 
 def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
     """Lower every node whose entry lowers it (repeatedly: a lowering may build lowered ops)."""
-    taken = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} | \
-        {v.name for n in graph.nodes for v in n.outputs}
+    taken = _taken(graph)
     built: set[Node] = set()                   # nodes a lowering made: their "not lowered" is no news
     for _ in range(4):                         # lowerings nest at most this deep
         changed = False
@@ -85,8 +84,7 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
                 decisions.append(f"{node.name} ({node.target}): lowered to "
                                  f"{', '.join(n.target.removeprefix('aten.') for n in b.nodes)}")
         graph.nodes = nodes
-        graph.outputs = [_substitute(v, replace) for v in graph.outputs]
-        graph.mutations = [(_substitute(new, replace), old) for new, old in graph.mutations]
+        _replace_uses(graph, replace)
         if not changed:
             break
     return graph
@@ -97,8 +95,7 @@ def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Grap
     permute (a ConvNeXt block: conv, its bias add, permute to channels-last, layer norm). The
     permute then reads x itself, which layout.py can lay out so that the permuted tensor is
     contiguous, and f fuses into the kernel after the permute. Same values: f is elementwise."""
-    taken = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} | \
-        {v.name for n in graph.nodes for v in n.outputs}
+    taken = _taken(graph)
     A = torch.ops.aten
     while True:
         users, live = graph.users(), graph.live_out()
@@ -130,7 +127,7 @@ def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Grap
             at = graph.nodes.index(node)
             graph.nodes[at:at + 1] = b.nodes
             graph.nodes.remove(q)
-            _replace_uses(graph, node.outputs[0], _retyped(out, node.outputs[0]))
+            _replace_uses(graph, {node.outputs[0]: _retyped(out, node.outputs[0])})
             if decisions is not None:
                 decisions.append(f"{q.name} ({q.target}): moved after {node.name} (permute), so that the "
                                  "permute reads its input and it fuses into the kernel after the permute")
@@ -163,8 +160,16 @@ def _pointwise_after_extern(q: Node, users, live) -> bool:
         q = nxt
 
 
-def _replace_uses(graph: Graph, old: Value, new: Value) -> None:
-    replace = {old: new}
+def _taken(graph: Graph) -> set[str]:
+    """The names in use: new nodes and values are named around them."""
+    return {n.name for n in graph.nodes} | {v.name for v in graph.inputs} | \
+        {v.name for n in graph.nodes for v in n.outputs}
+
+
+def _replace_uses(graph: Graph, replace: dict[Value, Value]) -> None:
+    """Every use of a key (node arguments, graph outputs, mutation sources) reads its value."""
+    if not replace:
+        return
     for n in graph.nodes:
         n.args = [_substitute(a, replace) for a in n.args]
     graph.outputs = [_substitute(v, replace) for v in graph.outputs]

@@ -10,8 +10,8 @@ the CUDA text defines K_kernel and its launcher K_cuda. A row is read once per s
 (softmax: max, then sum, then the output pass); element ops are recomputed in each pass
 rather than stored.
 
-Vector path (inner schedule): where every element operand moves along the innermost reduced
-dim with stride 1 (or 0: one value for 4 elements) and 4 divides that dim and every other
+Vector path (inner schedule): where every element operand walks the innermost reduced dims as
+one run with stride 1 (or 0: one value for 4 elements) and 4 divides the run and every other
 stride, a thread takes 4 consecutive elements per step with one access (16 bytes for float).
 Row cache (unsplit rows): where a row is read by two passes or more and a thread's share of it
 fits in 32 registers, the first thing the row does is load the inputs those passes read; the
@@ -19,8 +19,8 @@ passes then read registers instead of memory (PER, a template argument, is a thr
 in steps: the GPU's and the CPU twin's teams differ).
 
 Schedules (by the layout of the first reduced tensor): "inner" when its innermost dim is
-reduced (a warp per row for short rows, a block per row for long ones: consecutive threads
-read consecutive elements); "outer" when a kept dim is innermost (consecutive threads take
+reduced (lanes of a warp per short row, a block per long one: consecutive threads read
+consecutive elements); "outer" when a kept dim is innermost (consecutive threads take
 consecutive rows and walk them in step, a row's elements split over threadIdx.y).
 """
 from __future__ import annotations
@@ -236,8 +236,7 @@ def render(k: RowKernel) -> KernelSource:
             code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \
                 ([f"  const {itype} r = rb + j;"] if uses_r else []) + ["  " + line for line in code] + ["}"] + post
         if cached:
-            head = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
-                    "  if (!active || rb >= r1) continue;"]
+            head = list(per_loop)
             if vec == 1 and uses_r:
                 head.append(f"  const {itype} r = rb;")
         elif vec > 1:
@@ -281,14 +280,16 @@ def render(k: RowKernel) -> KernelSource:
         launch = _launch(schedule, rows, chunk, S, block_per_row=True)
         cached, per_gpu = cache_for(launch)
     step_start = (f"r0 + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else ""))
+    # a thread's PER steps of the row: the loop that fills the cache and every pass over it
+    per_loop = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
+                "  if (!active || rb >= r1) continue;"]
     if cached:
         for n in cached:
             op = in_ops[n]
             t = ctype(op.value.type.dtype)
             pack = vec > 1 and not one(op)
             body.append(f"{'ff_pack4<' + t + '>' if pack else t} {n}_c[PER];  // this thread's share of the row")
-        body += ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
-                 "  if (!active || rb >= r1) continue;"]
+        body += per_loop
         for n in cached:
             op = in_ops[n]
             at = f"a.{n} + o_{n} + {inner(op.value, 'rb')}"

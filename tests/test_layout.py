@@ -34,26 +34,75 @@ class ConvEpilogues(nn.Module):
         return a, b, c, d, e
 
 
-class ConvRows(nn.Module):
-    """Row kernels over pixels and window kernels reading a convolution: measured slower on
-    channels-last input, so these convolutions stay NCHW."""
+class ConvPools(nn.Module):
+    """A window kernel reading a convolution: measured slower on channels-last input, so the
+    convolution stays NCHW."""
     def __init__(self):
         super().__init__()
-        self.a, self.b, self.c = nn.Conv2d(16, 8, 3, padding=1), nn.Conv2d(16, 8, 3), nn.Conv2d(16, 8, 3)
-        self.bn = nn.BatchNorm2d(8)
+        self.c = nn.Conv2d(16, 8, 3)
 
     def forward(self, x):
-        return torch.relu(self.bn(self.a(x))), torch.tanh(self.b(x).mean((2, 3))), F.max_pool2d(self.c(x), 2)
+        return F.max_pool2d(self.c(x), 2)
 
 
 def row_inputs(seed, device="cpu"):
     return [torch.randn(2, 16, 64, 64, generator=torch.Generator().manual_seed(seed)).to(device)]
 
 
-def test_row_and_window_readers_keep_nchw():
-    p = plan(capture(ConvRows(), row_inputs(0)))
+def test_window_readers_keep_nchw():
+    p = plan(capture(ConvPools(), row_inputs(0)))
     assert not any(e.channels_last for e in p.externs)
-    assert sum("measured slower on a channels-last input" in d for d in p.decisions) == 3, p.decisions
+    assert sum("measured slower on a channels-last input" in d for d in p.decisions) == 1, p.decisions
+
+
+class ConvPixelRows(nn.Module):
+    """Row kernels over the pixels of a convolution: batch norm in training (40 channels: a
+    block's 32 rows and a partial tile; rows split over blocks), group norm, instance norm of a
+    13 x 13 image (rows cached), a mean. The convolutions run channels-last; the norms' rows are
+    taken on the outer schedule and their NCHW results written through the shared-memory tile."""
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(16, 40, 3, padding=1), nn.Conv2d(16, 16, 3)
+        self.c, self.d = nn.Conv2d(16, 24, 3, stride=5), nn.Conv2d(16, 8, 3)
+        self.bn, self.gn, self.inorm = nn.BatchNorm2d(40), nn.GroupNorm(4, 16), nn.InstanceNorm2d(24)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.a(x))), self.gn(F.gelu(self.b(x))), self.inorm(self.c(x)) / 2, \
+            torch.tanh(self.d(x).mean((2, 3)))
+
+
+def test_row_readers_over_pixels_take_channels_last():
+    from fuseforge.plan_rows import RowKernel
+    from fuseforge.codegen.rows import render
+    p = plan(capture(ConvPixelRows(), row_inputs(0)))
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
+    rows = {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}
+    assert sorted(rows) == ["_native_batch_norm_legit_functional", "group_norm", "instance_norm", "mean"], rows
+    for name in ("_native_batch_norm_legit_functional", "instance_norm"):
+        k = rows[name]
+        k.name = "k"
+        source = render(k).shared
+        assert "schedule outer" in source and "__shared__ float t_out" in source, source
+    assert rows["instance_norm"].splits == 1 and rows["_native_batch_norm_legit_functional"].splits > 1
+
+
+@pytest.fixture(scope="module")
+def pixel_rows():
+    torch.manual_seed(0)
+    model = ConvPixelRows()
+    return model, fuseforge.compile(model, row_inputs(0))
+
+
+def test_pixel_rows_match_eager_on_cpu(pixel_rows):
+    model, fast = pixel_rows
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*row_inputs(1)), model(*row_inputs(1)))
+
+
+@pytest.mark.gpu
+def test_pixel_rows_match_eager_on_cuda(pixel_rows):
+    model, fast = pixel_rows
+    _no_looser_than_eager(model.cuda(), fast.cuda(), row_inputs(2, "cuda"))
 
 
 class ConvChannelRows(nn.Module):

@@ -84,18 +84,18 @@ def _contiguous_rows(k, v) -> bool:
 
 
 def _row_reader_why_not(k, v, tentative: bool) -> str | None:
-    """A row kernel reads a channels-last convolution well where its rows of it are contiguous:
-    a reduction over the channels (in NCHW the same rows are strided by the pixels). Measured on
-    an H200 (bench/conv_cl_rows, FUSEFORGE_CL_ROWS=all, against bench/conv_bias_h200): softmax
-    over the channels 0.84-0.89x of the NCHW plan's time even though it writes its NCHW result across
-    the rows; row kernels over the pixels (batch, group and instance norm, means) 1.1-3.4x slower,
-    window kernels (pooling) 1.25-1.35x slower. FUSEFORGE_CL_ROWS=all lets every row and window
-    reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW
-    (the rows are checked in the plan made with channels-last strides)."""
-    if _all_readers() or tentative or _contiguous_rows(k, v):
+    """A row kernel reads a channels-last convolution well where its rows of it are contiguous
+    (a reduction over the channels), or where it takes them on the outer schedule (rows over the
+    pixels: the channels side by side in a block, the elements it writes NCHW through a tile).
+    Measured on an H200 (bench/conv_cl_rows, FUSEFORGE_CL_ROWS=all, against bench/conv_bias_h200):
+    softmax over the channels 0.84-0.89x of the NCHW plan's time even though it writes its NCHW
+    result across the rows; row kernels over the pixels 1.1-3.4x slower while their schedule
+    followed the NCHW layout they write, <TBD> since. FUSEFORGE_CL_ROWS=channels keeps the
+    convolutions of pixel-row readers NCHW (to measure that again). `tentative`: v's strides
+    are still NCHW (the rows are checked in the plan made with channels-last strides)."""
+    if os.environ.get("FUSEFORGE_CL_ROWS") != "channels" or tentative or _contiguous_rows(k, v):
         return None
-    return f"{k.name} is a row kernel whose rows are not the channels (measured slower on a " \
-           "channels-last input)"
+    return f"{k.name} is a row kernel whose rows are not the channels (FUSEFORGE_CL_ROWS=channels)"
 
 
 def _all_readers() -> bool:

@@ -278,19 +278,23 @@ class RowGroup:
 
     def main_strides(self, written=()) -> tuple | None:
         """The layout that picks the schedule: the main tensor's strides over the space where the
-        kernel reads it. Where pointwise ops here compute it: the strides of a full-size tensor
-        the kernel writes (`written`: rows along which it is written coalesced), else of one it
-        reads (a channels-last convolution's output under its bias add: the sum's type, made
-        before the layout was chosen, says NCHW), else those of its own type. Measured on an
-        H100 (suite level2/022, a softmax over the channels of a channels-last conv written
-        NCHW): its kernel took 0.53 ms on the input's schedule (rows along the channels, the
-        writes strided); on the output's, the whole model takes 0.62 ms (bench/conv_final)."""
+        kernel reads it. Where pointwise ops here compute it, from a full-size tensor read in one
+        layout and written in another (`written`: the full-size outputs' strides), the outer
+        schedule when either layout gives it, else the layout it is read in, else its own type's.
+        The outer schedule covers rows x elements in a block: the side that runs along the rows is
+        coalesced as it is, the other goes through a shared-memory tile (codegen/rows.py). Both
+        inner: a norm reads its input twice and writes once. Measured on an H100: suite level2/022,
+        a softmax over the channels of a channels-last conv written NCHW, took 0.53 ms on the
+        input's (inner) schedule, its whole model 0.62 ms on the output's (outer) one
+        (bench/conv_final); level2/002, a group norm of a channels-last conv written NCHW, <TBD>."""
         if self.main in self.strides:
             return self.strides[self.main]
-        for st in list(written) + [st for v, st in self.strides.items() if self.phase.get(v) == ELEM]:
-            if self._full(st):
+        read = [st for v, st in self.strides.items() if self.phase.get(v) == ELEM and self._full(st)]
+        found = read + [st for st in written if self._full(st)]
+        for st in found:
+            if schedule_for(self.space, self.axes, st)[2] == "outer":
                 return st
-        return self._to_space(self.main, tuple(range(len(self.frame))))
+        return found[0] if found else self._to_space(self.main, tuple(range(len(self.frame))))
 
     # --- the kernel ------------------------------------------------------------------------
     def kernel(self, users, live) -> RowKernel:

@@ -201,7 +201,10 @@ def render(k: RowKernel) -> KernelSource:
     def one(op) -> bool:          # the same value for the 4 elements of a pack
         return vec > 1 and k.strides[op.value][red[-1]] == 0
 
-    def elem_pass(targets, adds, stores) -> list[str]:
+    def elem_code(targets, adds, stores, tile=()):
+        """The code of one step of a pass over `targets` (its element r, or pack rb on the vector
+        path): (before the step's elements, per element, after them). The outputs in `tile` are
+        stored to their shared-memory tile."""
         order = elem_items(targets)
         pre, post, code = [], [], []
         for n in order:
@@ -223,7 +226,9 @@ def render(k: RowKernel) -> KernelSource:
             code.append(f"const {t} {n} = {src};")
         code.extend(adds)
         for op, value in stores:
-            if vec == 1:
+            if op in tile:
+                code.append(f"t_{op.var}[team.t][threadIdx.x] = {value};")
+            elif vec == 1:
                 code.append(f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {value};")
             else:
                 pre.append(f"ff_pack4<{ctype(op.value.type.dtype)}> {op.var}_p;")
@@ -231,6 +236,10 @@ def render(k: RowKernel) -> KernelSource:
                 post.append(f"ff_store_pack(a.{op.var} + o_{op.var} + {inner(op.value, 'rb')}, {op.var}_p);")
         if "ridx" in "".join(adds):
             code.insert(0, f"const int64_t ridx = {ridx};")
+        return pre, code, post
+
+    def elem_pass(targets, adds, stores) -> list[str]:
+        pre, code, post = elem_code(targets, adds, stores)
         uses_r = any(re.search(r"\br\b", line) for line in code)
         if vec > 1:
             code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \
@@ -247,6 +256,31 @@ def render(k: RowKernel) -> KernelSource:
             head = ["#pragma unroll 4",  # 4 independent loads in flight per thread
                     f"for ({itype} r = r0 + team.t; active && r < r1; r += team.n) {{"]
         return head + ["  " + line for line in code] + ["}"]
+
+    def tiled_pass(targets, stores) -> list[str]:
+        """The element outputs of the outer schedule whose memory runs along the elements: the
+        block's rows x team.n elements of a step go through shared memory and are written a
+        row's team.n consecutive elements at a time (written directly, consecutive threads
+        would write consecutive rows: one 4-byte piece of a different line each). Every thread
+        of the block takes part in each step (the steps hold __syncthreads)."""
+        _, code, _ = elem_code(targets, [], stores, tile=tiled)
+        tx, ty = launch["tx"], launch["ty"]
+        if cached:
+            head = ["for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = r0 + {itype}(k) * team.n;",
+                    "  if (rb >= r1) break;"]
+        else:
+            head = [f"for ({itype} rb = r0; rb < r1; rb += team.n) {{"]
+        write = [f"a.{op.var}[{_offset(k.strides[op.value], k.space, kept, itype, 'ow')} + "
+                 f"{inner(op.value, 'rw')}] = t_{op.var}[l % {ty}][l / {ty}];" for op in tiled]
+        return ["#ifdef __CUDA_ARCH__"] + \
+            [f"__shared__ {ctype(op.value.type.dtype)} t_{op.var}[{ty}][{tx + 1}];  // [element][row]"
+             for op in tiled] + head + \
+            [f"  const {itype} r = rb + team.t;", "  if (active && r < r1) {"] + \
+            ["    " + line for line in code] + ["  }", "  __syncthreads();",
+             f"  const int l = threadIdx.y * {tx} + threadIdx.x;  // thread l writes element l % {ty} of row l / {ty}",
+             f"  const {itype} ow = o - threadIdx.x + l / {ty}, rw = rb + l % {ty};",
+             f"  if (ow < {name}_n && rw < r1) {{"] + ["    " + w for w in write] + \
+            ["  }", "  __syncthreads();", "}", "#else"] + elem_pass(targets, [], stores) + ["#endif"]
 
     # the row cache: the element inputs that two passes or more read (unsplit rows only)
     levels = sorted({st.level for st in stages})
@@ -273,6 +307,7 @@ def render(k: RowKernel) -> KernelSource:
         return sorted(chosen), per
 
     cached, per_gpu = cache_for(launch)
+    tiled = [op for op in elem_outs if schedule == "outer" and _runs_along_elements(k, op.value)]
     if any(nbytes(n) > L2_RESIDENT for n in reread if n not in cached) and launch.get("lanes") and chunk > 256:
         # rows re-read from memory: a block per row keeps few rows in flight, so that the second
         # pass finds its row in L2 (a warp per row held 67 MB in flight on suite level2/092),
@@ -334,8 +369,12 @@ def render(k: RowKernel) -> KernelSource:
     for op in outs:
         need_rows(names[op.value])
     if elem_outs:
-        body.extend(elem_pass([names[op.value] for op in elem_outs], [],
-                              [(op, names[op.value]) for op in elem_outs]))
+        stores = [(op, names[op.value]) for op in elem_outs]
+        targets = [names[op.value] for op in elem_outs]
+        if tiled:
+            body.extend(tiled_pass(targets, stores))
+        else:
+            body.extend(elem_pass(targets, [], stores))
     if row_outs:
         body.append(f"if (active && team.t == 0{' && split == 0' if S > 1 else ''}) {{")
         body.extend(f"  a.{op.var}[o_{op.var}] = {names[op.value]};" for op in row_outs)
@@ -420,6 +459,13 @@ def _vector_width(k, red, elem_ops, ins) -> int:
     return VEC if packed else 1
 
 
+def _runs_along_elements(k, v) -> bool:
+    """Whether v's innermost moving dim is a reduced one (the outer schedule writes it strided)."""
+    st = k.strides[v]
+    moving = [d for d in range(len(k.space)) if k.space[d] > 1 and st[d] != 0]
+    return bool(moving) and min(moving, key=lambda d: (st[d], -d)) in k.axes
+
+
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
 
 
@@ -449,7 +495,7 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False) -> dict:
         ty *= 2
     tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
     threads = tx * ty
-    return dict(threads=threads, threads_per_row=ty, block=f"dim3({tx}, {ty})", row=f"tile * {tx}u + threadIdx.x",
+    return dict(threads=threads, threads_per_row=ty, tx=tx, ty=ty, block=f"dim3({tx}, {ty})", row=f"tile * {tx}u + threadIdx.x",
                 grid=f"({rows}u + {tx - 1}u) / {tx}u",
                 team=f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};",
                 smem=f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];")

@@ -58,8 +58,7 @@ def test_window_readers_keep_nchw():
 class ConvPixelRows(nn.Module):
     """Row kernels over the pixels of a convolution: batch norm in training (40 channels: a
     block's 32 rows and a partial tile; rows split over blocks), group norm, instance norm of a
-    13 x 13 image (rows cached), a mean. The convolutions run channels-last; the norms' rows are
-    taken on the outer schedule and their NCHW results written through the shared-memory tile."""
+    13 x 13 image (rows cached), a mean."""
     def __init__(self):
         super().__init__()
         self.a, self.b = nn.Conv2d(16, 40, 3, padding=1), nn.Conv2d(16, 16, 3)
@@ -71,37 +70,50 @@ class ConvPixelRows(nn.Module):
             torch.tanh(self.d(x).mean((2, 3)))
 
 
-def test_row_readers_over_pixels_take_channels_last():
+def test_pixel_rows_take_channels_last_only_to_reduce():
+    """The mean reads its convolution channels-last; the norms, which write NCHW results,
+    measured slower so and keep NCHW."""
+    p = plan(capture(ConvPixelRows(), row_inputs(0)))
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [False] * 3 + [True], p.decisions
+    assert sum("writes an NCHW result" in d for d in p.decisions) == 3, p.decisions
+
+
+@pytest.fixture(scope="module")
+def pixel_rows_all():
+    """Every pixel-row reader channels-last (FUSEFORGE_CL_ROWS=all): the norms' rows on the outer
+    schedule, their NCHW results written through the shared-memory tile."""
+    torch.manual_seed(0)
+    model = ConvPixelRows()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CL_ROWS", "all")
+        p = plan(capture(model, row_inputs(0)))
+        fast = fuseforge.compile(model, row_inputs(0))
+    return model, fast, p
+
+
+def test_pixel_rows_all_take_the_tile(pixel_rows_all):
     from fuseforge.plan_rows import RowKernel
     from fuseforge.codegen.rows import render
-    p = plan(capture(ConvPixelRows(), row_inputs(0)))
+    _, _, p = pixel_rows_all
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
     rows = {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}
     assert sorted(rows) == ["_native_batch_norm_legit_functional", "group_norm", "instance_norm", "mean"], rows
     for name in ("_native_batch_norm_legit_functional", "instance_norm"):
-        k = rows[name]
-        k.name = "k"
-        source = render(k).shared
+        source = render(rows[name]).shared
         assert "schedule outer" in source and "__shared__ float t_out" in source, source
     assert rows["instance_norm"].splits == 1 and rows["_native_batch_norm_legit_functional"].splits > 1
+    assert "cached in registers" in render(rows["instance_norm"]).shared
 
 
-@pytest.fixture(scope="module")
-def pixel_rows():
-    torch.manual_seed(0)
-    model = ConvPixelRows()
-    return model, fuseforge.compile(model, row_inputs(0))
-
-
-def test_pixel_rows_match_eager_on_cpu(pixel_rows):
-    model, fast = pixel_rows
+def test_pixel_rows_all_match_eager_on_cpu(pixel_rows_all):
+    model, fast, _ = pixel_rows_all
     with torch.no_grad():
         assert_same_layout_and_close(fast(*row_inputs(1)), model(*row_inputs(1)))
 
 
 @pytest.mark.gpu
-def test_pixel_rows_match_eager_on_cuda(pixel_rows):
-    model, fast = pixel_rows
+def test_pixel_rows_all_match_eager_on_cuda(pixel_rows_all):
+    model, fast, _ = pixel_rows_all
     _no_looser_than_eager(model.cuda(), fast.cuda(), row_inputs(2, "cuda"))
 
 

@@ -4,7 +4,9 @@ Measured on an H100 (bench/conv_layouts_h100.md, every conv of the suite alone):
 a k×k 2D convolution (k > 1) with 16 or more input channels in 0.39-0.68× of its NCHW time
 when input, weight and output are channels-last (transposed 2D/3D convolutions 0.64-0.70×,
 depthwise 0.34×), a 3D convolution in 0.85× (about what converting its input costs, so 3D
-convolutions stay NCHW; FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
+convolutions stay NCHW: with the tiled conversion, the suite's 12 conv3d problems measured
+0.94-1.04x of their NCHW plans' times, with norms after them up to 1.2x slower, bench/conv3d_cl;
+FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
 convolutions gain nothing and convolutions with 1 or 6 input channels lose up to 19 %;
 cudnn.benchmark changes nothing. The input is converted by a tiled transpose (ff::to_channels_last,
 0.07 ms for 134 MB on an H200, ATen's copy 0.14), the weight once. The output must not be
@@ -85,17 +87,21 @@ def _contiguous_rows(k, v) -> bool:
 
 def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     """A row kernel reads a channels-last convolution well where its rows of it are contiguous
-    (a reduction over the channels), or where it takes them on the outer schedule (rows over the
-    pixels: the channels side by side in a block, the elements it writes NCHW through a tile).
-    Measured on an H200 (bench/conv_cl_rows, FUSEFORGE_CL_ROWS=all, against bench/conv_bias_h200):
-    softmax over the channels 0.84-0.89x of the NCHW plan's time even though it writes its NCHW
-    result across the rows; row kernels over the pixels 1.1-3.4x slower while their schedule
-    followed the NCHW layout they write, <TBD> since. FUSEFORGE_CL_ROWS=channels keeps the
-    convolutions of pixel-row readers NCHW (to measure that again). `tentative`: v's strides
-    are still NCHW (the rows are checked in the plan made with channels-last strides)."""
-    if os.environ.get("FUSEFORGE_CL_ROWS") != "channels" or tentative or _contiguous_rows(k, v):
+    (a reduction over the channels), or where it only reduces (a mean over the pixels: the
+    channels side by side in a block, on the outer schedule). Measured on an H100
+    (bench/pixel_rows against bench/conv_final): means over the pixels 1.3x faster end to end
+    (level2/016 0.62 -> 0.46 ms, 021 0.62 -> 0.46); norms over the pixels that write their NCHW
+    result (batch, group, instance norm) 1.0-1.5x slower, written through the outer schedule's
+    tile or, for group norm, along channel runs. FUSEFORGE_CL_ROWS=all lets every row and window
+    reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW
+    (the rows are checked in the plan made with channels-last strides)."""
+    if _all_readers() or tentative or _contiguous_rows(k, v):
         return None
-    return f"{k.name} is a row kernel whose rows are not the channels (FUSEFORGE_CL_ROWS=channels)"
+    from .plan_rows import ELEM, runs_along_elements
+    if any(k.phase.get(o) == ELEM and runs_along_elements(k, o) for o in k.outputs):
+        return f"{k.name} is a row kernel over the pixels that writes an NCHW result (measured slower " \
+               "on a channels-last input: bench/pixel_rows)"
+    return None
 
 
 def _all_readers() -> bool:

@@ -59,6 +59,13 @@ def schedule_for(space, axes, st) -> tuple[list, list, str]:
     return kept, red, ("inner" if inner else "outer")
 
 
+def runs_along_elements(k, v) -> bool:
+    """Whether v's innermost moving dim is a reduced one (NCHW written by rows over the pixels)."""
+    st = k.strides[v]
+    moving = [d for d in range(len(k.space)) if k.space[d] > 1 and st[d] != 0]
+    return bool(moving) and min(moving, key=lambda d: (st[d], -d)) in k.axes
+
+
 # A row op with nothing fused to it is generated where the rows are contiguous (the vector path
 # beat eager on every such suite problem: bench/rows_alone_h100), but a one-pass reduction over
 # strided rows stays eager's, which reads 4 neighbouring rows per access where the generated

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..graph import Value
 from ..plan import inline_constant
-from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, schedule_of
+from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
@@ -40,6 +40,8 @@ from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kern
 ACC_BYTES = 24           # the largest accumulator: welford<double>
 VEC = 4                  # elements per access on the vector path
 CACHE_REGS = 32          # 4-byte registers per thread the row cache may take
+BATCH = 4                # outer schedule: loads a thread issues before it uses the first
+SMEM_BYTES = 48 << 10    # static shared memory of a block
 L2_RESIDENT = 8 << 20    # bytes of a re-read input that stays in the H100's 50 MB L2 between passes
 
 
@@ -201,10 +203,11 @@ def render(k: RowKernel) -> KernelSource:
     def one(op) -> bool:          # the same value for the 4 elements of a pack
         return vec > 1 and k.strides[op.value][red[-1]] == 0
 
-    def elem_code(targets, adds, stores, tile=()):
+    def elem_code(targets, adds, stores, tile=False):
         """The code of one step of a pass over `targets` (its element r, or pack rb on the vector
-        path): (before the step's elements, per element, after them). The outputs in `tile` are
-        stored to their shared-memory tile."""
+        path): (before the step's elements, per element, after them). On the batched path the
+        loads come before, into {n}_u[u] (BATCH steps, u), and with `tile` the element outputs
+        that run along the elements go to their shared-memory tile."""
         order = elem_items(targets)
         pre, post, code = [], [], []
         for n in order:
@@ -215,6 +218,9 @@ def render(k: RowKernel) -> KernelSource:
             t = ctype(op.value.type.dtype)
             if n in cached:
                 src = f"{n}_c[k]" + (".v[j]" if vec > 1 and not one(op) else "")
+            elif batch > 1:
+                pre.append(f"{n}_u[u] = a.{n}[o_{n} + {inner(op.value)}];")
+                src = f"{n}_u[u]"
             elif vec == 1:
                 src = f"a.{n}[o_{n} + {inner(op.value)}]"
             elif one(op):
@@ -226,8 +232,8 @@ def render(k: RowKernel) -> KernelSource:
             code.append(f"const {t} {n} = {src};")
         code.extend(adds)
         for op, value in stores:
-            if op in tile:
-                code.append(f"t_{op.var}[team.t][threadIdx.x] = {value};")
+            if tile and op in tiled:
+                code.append(f"t_{op.var}[team.t + u * {launch['ty']}][threadIdx.x] = {value};")
             elif vec == 1:
                 code.append(f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {value};")
             else:
@@ -238,7 +244,23 @@ def render(k: RowKernel) -> KernelSource:
             code.insert(0, f"const int64_t ridx = {ridx};")
         return pre, code, post
 
+    def batched(targets, adds, stores, tile=False) -> list[str]:
+        """A step of BATCH elements r = rb + u * team.n: every load first (BATCH loads in flight
+        per thread on the outer schedule's 4-byte accesses), then the elements."""
+        loads, code, _ = elem_code(targets, adds, stores, tile)
+        decl = [f"{ctype(in_ops[n].value.type.dtype)} {n}_u[{batch}];" for n in elem_items(targets)
+                if n in in_ops and n not in cached]
+
+        def each(lines):
+            return ["#pragma unroll", f"for (int u = 0; u < {batch}; ++u) {{",
+                    f"  const {itype} r = rb + {itype}(u) * team.n;", "  if (active && r < r1) {"] + \
+                ["    " + line for line in lines] + ["  }", "}"]
+        return decl + (each(loads) if loads else []) + each(code)
+
     def elem_pass(targets, adds, stores) -> list[str]:
+        if batch > 1:
+            return [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
+                ["  " + line for line in batched(targets, adds, stores)] + ["}"]
         pre, code, post = elem_code(targets, adds, stores)
         uses_r = any(re.search(r"\br\b", line) for line in code)
         if vec > 1:
@@ -258,29 +280,30 @@ def render(k: RowKernel) -> KernelSource:
         return head + ["  " + line for line in code] + ["}"]
 
     def tiled_pass(targets, stores) -> list[str]:
-        """The element outputs of the outer schedule whose memory runs along the elements: the
-        block's rows x team.n elements of a step go through shared memory and are written a
-        row's team.n consecutive elements at a time (written directly, consecutive threads
-        would write consecutive rows: one 4-byte piece of a different line each). Every thread
-        of the block takes part in each step (the steps hold __syncthreads)."""
-        _, code, _ = elem_code(targets, [], stores, tile=tiled)
+        """The element outputs of the outer schedule whose memory runs along the elements: a
+        step's BATCH x team.n elements of the block's rows go through shared memory and are
+        written a row's consecutive elements per warp (written directly, consecutive threads
+        would write consecutive rows: a 4-byte piece of a different line each). Every thread of
+        the block takes part in each step (the steps hold __syncthreads)."""
         tx, ty = launch["tx"], launch["ty"]
-        if cached:
-            head = ["for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = r0 + {itype}(k) * team.n;",
-                    "  if (rb >= r1) break;"]
+        span = batch * ty
+        if cached:     # batch 1; the cache is indexed by the step k
+            head = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} r0b = r0 + {itype}(k) * {span};",
+                    "  if (r0b >= r1) break;"]
         else:
-            head = [f"for ({itype} rb = r0; rb < r1; rb += team.n) {{"]
+            head = [f"for ({itype} r0b = r0; r0b < r1; r0b += {span}) {{"]
         write = [f"a.{op.var}[{_offset(k.strides[op.value], k.space, kept, itype, 'ow')} + "
-                 f"{inner(op.value, 'rw')}] = t_{op.var}[l % {ty}][l / {ty}];" for op in tiled]
+                 f"{inner(op.value, 'rw')}] = t_{op.var}[l % {span}][l / {span}];" for op in tiled]
         return ["#ifdef __CUDA_ARCH__"] + \
-            [f"__shared__ {ctype(op.value.type.dtype)} t_{op.var}[{ty}][{tx + 1}];  // [element][row]"
-             for op in tiled] + head + \
-            [f"  const {itype} r = rb + team.t;", "  if (active && r < r1) {"] + \
-            ["    " + line for line in code] + ["  }", "  __syncthreads();",
-             f"  const int l = threadIdx.y * {tx} + threadIdx.x;  // thread l writes element l % {ty} of row l / {ty}",
-             f"  const {itype} ow = o - threadIdx.x + l / {ty}, rw = rb + l % {ty};",
-             f"  if (ow < {name}_n && rw < r1) {{"] + ["    " + w for w in write] + \
-            ["  }", "  __syncthreads();", "}", "#else"] + elem_pass(targets, [], stores) + ["#endif"]
+            [f"__shared__ {ctype(op.value.type.dtype)} t_{op.var}[{span}][{tx + 1}];  // [element][row]"
+             for op in tiled] + \
+            head + [f"  const {itype} rb = r0b + team.t;"] + \
+            ["  " + line for line in batched(targets, [], stores, tile=True)] + \
+            ["  __syncthreads();", "  #pragma unroll", f"  for (int u = 0; u < {batch}; ++u) {{",
+             f"    const int l = (threadIdx.y * {tx} + threadIdx.x) + u * {tx * ty};  // element l % {span} of row l / {span}",
+             f"    const {itype} ow = o - threadIdx.x + l / {span}, rw = r0b + l % {span};",
+             f"    if (ow < {name}_n && rw < r1) {{"] + ["      " + w for w in write] + \
+            ["    }", "  }", "  __syncthreads();", "}", "#else"] + elem_pass(targets, [], stores) + ["#endif"]
 
     # the row cache: the element inputs that two passes or more read (unsplit rows only)
     levels = sorted({st.level for st in stages})
@@ -307,7 +330,13 @@ def render(k: RowKernel) -> KernelSource:
         return sorted(chosen), per
 
     cached, per_gpu = cache_for(launch)
-    tiled = [op for op in elem_outs if schedule == "outer" and _runs_along_elements(k, op.value)]
+    tiled = [op for op in elem_outs if schedule == "outer" and runs_along_elements(k, op.value)]
+    batch = 1
+    if schedule == "outer" and not cached:
+        batch = BATCH
+        while batch > 1 and launch["threads"] * ACC_BYTES + sum(
+                batch * launch["ty"] * (launch["tx"] + 1) * op.value.type.dtype.itemsize for op in tiled) > SMEM_BYTES:
+            batch //= 2
     if any(nbytes(n) > L2_RESIDENT for n in reread if n not in cached) and launch.get("lanes") and chunk > 256:
         # rows re-read from memory: a block per row keeps few rows in flight, so that the second
         # pass finds its row in L2 (a warp per row held 67 MB in flight on suite level2/092),
@@ -457,13 +486,6 @@ def _vector_width(k, red, elem_ops, ins) -> int:
             return 1
         packed = True
     return VEC if packed else 1
-
-
-def _runs_along_elements(k, v) -> bool:
-    """Whether v's innermost moving dim is a reduced one (the outer schedule writes it strided)."""
-    st = k.strides[v]
-    moving = [d for d in range(len(k.space)) if k.space[d] > 1 and st[d] != 0]
-    return bool(moving) and min(moving, key=lambda d: (st[d], -d)) in k.axes
 
 
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps

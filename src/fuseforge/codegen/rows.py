@@ -360,11 +360,14 @@ def render(k: RowKernel) -> KernelSource:
             body.append(f"  {n}_c[k] = " + (f"ff_load_pack({at});" if vec > 1 and not one(op) else f"*({at});"))
         body.append("}")
 
-    # Split rows: phase p < levels folds this block's chunk into level p's partial
-    # accumulators and stores them (ws, one per row and split); every later phase merges a
-    # row's partials (the same bits in every block). The last phase writes.
-    ws_end, ws_decls = "0", []
-    for phase, level in enumerate(levels):
+    # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
+    # accumulators and stores them (ws, one per row and split). Then every block of a row merges
+    # the row's partials (the same bits in every block), or, on the outer schedule (hundreds of
+    # splits), one launch of a block per row tile merges them into the first partial, which the
+    # later launches read. The last launch writes.
+    merged = S > 1 and schedule == "outer"
+    ws_end, ws_decls, phase = "0", [], 0
+    for level in levels:
         group = [st for st in stages if st.level == level]
         for st in group:
             need_rows(st.name)
@@ -386,12 +389,35 @@ def render(k: RowKernel) -> KernelSource:
             body.append("  }")
             body.append("  return;")
             body.append("}")
-            # the team merges the partials (each thread every team.n-th, then reduce): every
-            # block of the row gets the same bits
-            body.append(f"for (int k = team.t; active && k < {S}; k += team.n) {{")
-            body.extend(f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group)
-            body.append("}")
-            body.extend(f"{st.name} = team.reduce({st.name});" for st in group)
+            phase += 1
+            # the team merges the partials (each thread every team.n-th, then reduce)
+            merge = [f"for (int k = team.t; active && k < {S}; k += team.n) {{"] + \
+                [f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group] + ["}"] + \
+                [f"{st.name} = team.reduce({st.name});" for st in group]
+            if merged:
+                # hundreds of partials per row: BATCH x 2 loads in flight per thread
+                many = 2 * BATCH
+                body.append(f"if (phase == {phase}) {{  // a block per row tile")
+                body.append(f"  for (int k0 = team.t; k0 < {S}; k0 += {many} * team.n) {{")
+                for st in group:
+                    body.append(f"    {st.atype} {st.name}_m[{many}];")
+                body += ["    #pragma unroll", f"    for (int u = 0; u < {many}; ++u) {{",
+                         "      const int k = k0 + u * team.n;"]
+                body.extend(f"      {st.name}_m[u] = active && k < {S} ? {parts[st.name]}[o * {S} + k] : "
+                            f"{st.atype}::init();" for st in group)
+                body += ["    }", "    #pragma unroll", f"    for (int u = 0; u < {many}; ++u) {{"]
+                body.extend(f"      {st.name}.merge({st.name}_m[u]);" for st in group)
+                body += ["    }", "  }"]
+                body.extend(f"  {st.name} = team.reduce({st.name});" for st in group)
+                body.append("  if (active && team.t == 0) {")
+                body.extend(f"    {parts[st.name]}[o * {S}] = {st.name};" for st in group)
+                body.append("  }")
+                body.append("  return;")
+                body.append("}")
+                body.extend(f"if (active) {st.name} = {parts[st.name]}[o * {S}];" for st in group)
+                phase += 1
+            else:
+                body.extend(merge)
         emitted.update(st.name for st in group)
 
     row_outs = [op for op in outs if k.phase[op.value] == ROW]
@@ -419,11 +445,12 @@ def render(k: RowKernel) -> KernelSource:
     if S > 1:
         fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
-    phases = len(levels) + 1
+    phases = phase + 1
     per = {"gpu": f"<{per_gpu}>" if cached else "", "cpu": f"<{-(-chunk // vec)}>" if cached else ""}
     cpu_call = (f"{name}_row{per['cpu']}(a, i, true, team, 0, 0);" if S == 1 else
                 f"for (int phase = 0; phase < {phases}; ++phase)\n"
-                f"    for (int split = 0; split < {S}; ++split) {name}_row(a, i, true, team, phase, split);")
+                f"    for (int split = 0; split < {_splits_of('phase', phases, S, merged)}; ++split) "
+                f"{name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
     if vec > 1:
@@ -456,7 +483,7 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"])
+    cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"], merged)
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
 
 
@@ -523,7 +550,12 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False) -> dict:
                 smem=f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];")
 
 
-def _render_cuda(name, itype, launch, rows, splits, phases, elem_outputs=True, per="") -> str:
+def _splits_of(phase: str, phases: int, splits: int, merged: bool, u: str = "") -> str:
+    """The blocks per row of a launch: a merge launch (odd, before the last) takes one."""
+    return f"({phase} % 2 == 1 && {phase} < {phases - 1} ? 1{u} : {splits}{u})" if merged else f"{splits}{u}"
+
+
+def _render_cuda(name, itype, launch, rows, splits, phases, elem_outputs=True, per="", merged=False) -> str:
     """Without element outputs the last phase only writes row results: one block per row
     (split 0) does it. `per`: the row function's template argument (the row cache's size)."""
     threads, team, row, smem, block, grid = (launch[f] for f in ("threads", "team", "row", "smem", "block", "grid"))
@@ -555,7 +587,7 @@ __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, 
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
   for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
-    const unsigned splits = phase < {phases - 1} ? {splits}u : {splits if elem_outputs else 1}u;
+    const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
     {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
   }}
   return static_cast<int>(cudaGetLastError());

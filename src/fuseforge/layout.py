@@ -15,10 +15,13 @@ kernels that read it in place:
 - pointwise kernels read it through a transposing tile and write the graph's own layout;
 - row kernels whose rows of it are contiguous channels-last (a reduction over the channels:
   min, softmax, layer norm over the channels, in NCHW rows strided by the pixels);
+- row kernels over the pixels that only reduce (means: the channels side by side, the outer
+  schedule);
 - permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
   pointwise ops between the convolution and the permute move after it: lower.py).
-Row kernels over the pixels and window kernels measured slower reading a channels-last tensor
-(bench/conv_cl_rows, on an H200: 1.1-3.4x), so their convolutions keep NCHW. The plan is made,
+Norms over the pixels (their NCHW results written across the rows) and window kernels measured
+slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so their
+convolutions keep NCHW. The plan is made,
 such convolutions are switched to channels-last, the plan is made again, and a switch whose
 readers did not stay kernels that read it well is undone.
 FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
@@ -89,12 +92,15 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     """A row kernel reads a channels-last convolution well where its rows of it are contiguous
     (a reduction over the channels), or where it only reduces (a mean over the pixels: the
     channels side by side in a block, on the outer schedule). Measured on an H100
-    (bench/pixel_rows against bench/conv_final): means over the pixels 1.3x faster end to end
-    (level2/016 0.62 -> 0.46 ms, 021 0.62 -> 0.46); norms over the pixels that write their NCHW
-    result (batch, group, instance norm) 1.0-1.5x slower, written through the outer schedule's
-    tile or, for group norm, along channel runs. FUSEFORGE_CL_ROWS=all lets every row and window
-    reader take channels-last, to measure that again. `tentative`: v's strides are still NCHW
-    (the rows are checked in the plan made with channels-last strides)."""
+    (bench/pixel_rows/a6f7499 against bench/conv_final): means over the pixels 1.3x faster end to
+    end (level2/016 0.62 -> 0.46 ms, 021 0.62 -> 0.46). Norms over the pixels that write their
+    NCHW result (batch, group, instance norm) keep NCHW: with their result written through the
+    outer schedule's tile they measured 0.87-1.20x of their NCHW plans' times on H200s
+    (bench/pixel_rows/689356b_h200/cl_rows_all against bench/conv_bias_h200: level2/001 and
+    level3/007, 008 faster; the level3 ResNet block (1.20x), U-Net and level2/043 slower), and
+    group norm, whose rows are runs of channels there, 1.15x slower (a6f7499). FUSEFORGE_CL_ROWS=all lets
+    every row and window reader take channels-last, to measure that again. `tentative`: v's
+    strides are still NCHW (the rows are checked in the plan made with channels-last strides)."""
     if _all_readers() or tentative or _contiguous_rows(k, v):
         return None
     from .plan_rows import ELEM, runs_along_elements

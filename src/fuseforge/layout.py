@@ -5,8 +5,8 @@ a k×k 2D convolution (k > 1) with 16 or more input channels in 0.39-0.68× of i
 when input, weight and output are channels-last (transposed 2D/3D convolutions 0.64-0.70×,
 depthwise 0.34×), a 3D convolution in 0.85× (about what converting its input costs, so 3D
 convolutions stay NCHW: with the tiled conversion, the suite's 12 conv3d problems measured
-0.94-1.04x of their NCHW plans' times, with norms after them up to 1.2x slower, bench/conv3d_cl;
-FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
+0.95-1.07x of their NCHW plans' times, the norms after them up to 1.21x slower (bench/conv3d_cl
+against bench/conv_final); FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
 convolutions gain nothing and convolutions with 1 or 6 input channels lose up to 19 %;
 cudnn.benchmark changes nothing. The input is converted by a tiled transpose (ff::to_channels_last,
 0.07 ms for 134 MB on an H200, ATen's copy 0.14), the weight once. The output must not be
@@ -21,9 +21,8 @@ kernels that read it in place:
   pointwise ops between the convolution and the permute move after it: lower.py).
 Norms over the pixels (their NCHW results written across the rows) and window kernels measured
 slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so their
-convolutions keep NCHW. The plan is made,
-such convolutions are switched to channels-last, the plan is made again, and a switch whose
-readers did not stay kernels that read it well is undone.
+convolutions keep NCHW. The plan is made, such convolutions are switched to channels-last, the
+plan is made again, and a switch whose readers did not stay kernels that read it well is undone.
 FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
 """
 from __future__ import annotations
@@ -98,9 +97,10 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     outer schedule's tile they measured 0.87-1.20x of their NCHW plans' times on H200s
     (bench/pixel_rows/689356b_h200/cl_rows_all against bench/conv_bias_h200: level2/001 and
     level3/007, 008 faster; the level3 ResNet block (1.20x), U-Net and level2/043 slower), and
-    group norm, whose rows are runs of channels there, 1.15x slower (a6f7499). FUSEFORGE_CL_ROWS=all lets
-    every row and window reader take channels-last, to measure that again. `tentative`: v's
-    strides are still NCHW (the rows are checked in the plan made with channels-last strides)."""
+    group norm, whose rows are runs of channels there, 1.15x slower (a6f7499).
+    FUSEFORGE_CL_ROWS=all lets every row and window reader take channels-last, to measure that
+    again. `tentative`: v's strides are still NCHW (the rows are checked in the plan made with
+    channels-last strides)."""
     if _all_readers() or tentative or _contiguous_rows(k, v):
         return None
     from .plan_rows import ELEM, runs_along_elements

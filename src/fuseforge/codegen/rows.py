@@ -21,7 +21,11 @@ in steps: the GPU's and the CPU twin's teams differ).
 Schedules (by the layout of the first reduced tensor): "inner" when its innermost dim is
 reduced (lanes of a warp per short row, a block per long one: consecutive threads read
 consecutive elements); "outer" when a kept dim is innermost (consecutive threads take
-consecutive rows and walk them in step, a row's elements split over threadIdx.y).
+consecutive rows and walk them in step, a row's elements split over threadIdx.y). On the outer
+schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes), an
+element output whose memory runs along the elements (NCHW written by rows over the pixels of a
+channels-last tensor) goes through a shared-memory tile, and split rows merge their partials in
+one launch of a block per row tile.
 """
 from __future__ import annotations
 

@@ -103,8 +103,10 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     channels-last strides)."""
     if _all_readers() or tentative or _contiguous_rows(k, v):
         return None
-    from .plan_rows import ELEM, runs_along_elements
-    if any(k.phase.get(o) == ELEM and runs_along_elements(k, o) for o in k.outputs):
+    from .codegen.rows import vector_width
+    from .plan_rows import ELEM, runs_along_elements, schedule_of
+    if any(k.phase.get(o) == ELEM and runs_along_elements(k, o) for o in k.outputs) and \
+            (schedule_of(k)[2] == "outer" or vector_width(k) == 1):
         return f"{k.name} is a row kernel over the pixels that writes an NCHW result (measured slower " \
                "on a channels-last input: bench/pixel_rows)"
     return None

@@ -79,12 +79,12 @@ def render(k: RowKernel) -> KernelSource:
     rows, length = k.rows, k.length
     S = k.splits
     elem_ops = [op for op in ins + outs if k.phase[op.value] == ELEM]
-    vec = _vector_width(k, red, elem_ops, ins) if schedule == "inner" else 1
+    vec = _vector_width(k, red, [op.value for op in elem_ops]) if schedule == "inner" else 1
     chunk = -(-length // S)
     if vec > 1:
         chunk = -(-chunk // vec) * vec          # splits start on a pack
         for op in elem_ops:
-            op.align16 = True
+            op.align16 = not _scattered(k, red, op.value)
     launch = _launch(schedule, rows, chunk, S, vec)
 
     def outer(v: Value) -> str:
@@ -238,7 +238,7 @@ def render(k: RowKernel) -> KernelSource:
         for op, value in stores:
             if tile and op in tiled:
                 code.append(f"t_{op.var}[team.t + u * {launch['ty']}][threadIdx.x] = {value};")
-            elif vec == 1:
+            elif vec == 1 or _scattered(k, red, op.value):
                 code.append(f"a.{op.var}[o_{op.var} + {inner(op.value)}] = {value};")
             else:
                 pre.append(f"ff_pack4<{ctype(op.value.type.dtype)}> {op.var}_p;")
@@ -491,27 +491,43 @@ int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
 
 
-def _vector_width(k, red, elem_ops, ins) -> int:
+def _scattered(k, red, v: Value) -> bool:
+    """An element output that does not run along the row's innermost dim (NCHW written by rows
+    of a channels-last tensor's channel runs): on the vector path it is written element by
+    element."""
+    return v in k.outputs and k.strides[v][red[-1]] != 1
+
+
+def vector_width(k) -> int:
+    """The elements per access of the row kernel's passes (1: scalar)."""
+    kept, red, schedule = schedule_of(k)
+    values = [v for v in k.inputs + k.outputs if k.phase[v] == ELEM]
+    return _vector_width(k, red, values) if schedule == "inner" else 1
+
+
+def _vector_width(k, red, values) -> int:
     """VEC when every element operand reads or writes a pack of VEC consecutive row elements
     with one aligned access, or reads one value for the pack (an input with stride 0 along the
-    run). The run: the innermost reduced dims that every operand walks as one (each next stride
-    = the run so far; an image of 126 x 126 pixels is one run of 15876, though 4 does not divide
-    126), holding a multiple of VEC elements, with VEC dividing every other stride."""
-    if not elem_ops:
+    run), but for scattered outputs. The run: the innermost reduced dims that every operand walks
+    as one (each next stride = the run so far; an image of 126 x 126 pixels is one run of 15876,
+    though 4 does not divide 126), holding a multiple of VEC elements, with VEC dividing every
+    other stride."""
+    values = [v for v in values if not _scattered(k, red, v)]
+    if not values:
         return 1
     d0 = red[-1]
     run, size = [d0], k.space[d0]
     for d in reversed(red[:-1]):
-        if any(k.strides[op.value][d] != k.strides[op.value][d0] * size for op in elem_ops):
+        if any(k.strides[v][d] != k.strides[v][d0] * size for v in values):
             break
         run.append(d)
         size *= k.space[d]
     if size % VEC:
         return 1
     packed = False
-    for op in elem_ops:
-        st = k.strides[op.value]
-        if st[d0] == 0 and op in ins:
+    for v in values:
+        st = k.strides[v]
+        if st[d0] == 0 and v not in k.outputs:
             continue
         if st[d0] != 1 or any(st[e] % VEC for e in range(len(k.space)) if e not in run and k.space[e] > 1):
             return 1

@@ -16,10 +16,10 @@ kernels that read it in place:
 - row kernels whose rows of it are contiguous channels-last (a reduction over the channels:
   min, softmax, layer norm over the channels, in NCHW rows strided by the pixels);
 - row kernels over the pixels that only reduce (means: the channels side by side, the outer
-  schedule);
+  schedule), or whose rows are runs of channels read 4 at a time (group norm);
 - permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
   pointwise ops between the convolution and the permute move after it: lower.py).
-Norms over the pixels (their NCHW results written across the rows) and window kernels measured
+Batch and instance norms (their NCHW results written across the rows) and window kernels measured
 slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so their
 convolutions keep NCHW. The plan is made, such convolutions are switched to channels-last, the
 plan is made again, and a switch whose readers did not stay kernels that read it well is undone.
@@ -89,15 +89,17 @@ def _contiguous_rows(k, v) -> bool:
 
 def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     """A row kernel reads a channels-last convolution well where its rows of it are contiguous
-    (a reduction over the channels), or where it only reduces (a mean over the pixels: the
-    channels side by side in a block, on the outer schedule). Measured on an H100
-    (bench/pixel_rows/a6f7499 against bench/conv_final): means over the pixels 1.3x faster end to
-    end (level2/016 0.62 -> 0.46 ms, 021 0.62 -> 0.46). Norms over the pixels that write their
-    NCHW result (batch, group, instance norm) keep NCHW: with their result written through the
-    outer schedule's tile they measured 0.87-1.20x of their NCHW plans' times on H200s
-    (bench/pixel_rows/689356b_h200/cl_rows_all against bench/conv_bias_h200: level2/001 and
-    level3/007, 008 faster; the level3 ResNet block (1.20x), U-Net and level2/043 slower), and
-    group norm, whose rows are runs of channels there, 1.15x slower (a6f7499).
+    (a reduction over the channels), where it only reduces (a mean over the pixels: the channels
+    side by side in a block, on the outer schedule), or where its rows are runs of channels read
+    4 at a time (group norm: its NCHW result written element by element). Measured on an H100:
+    means over the pixels 1.5x faster end to end (level2/016 0.62 -> 0.42 ms, 021 0.62 -> 0.42;
+    bench/session5/changed against bench/conv_final), group norms 1.1-1.5x (002 1.05 -> 0.72 ms,
+    014 1.15 -> 0.85, 028 0.26 -> 0.23; bench/session5/group_norm). Batch and instance norm keep
+    NCHW: with their result written through the outer schedule's tile they measured 0.87-1.20x
+    of their NCHW plans' times on H200s (bench/pixel_rows/689356b_h200/cl_rows_all against
+    bench/conv_bias_h200: level2/001 and level3/007, 008 faster; the level3 ResNet block (1.20x),
+    U-Net and level2/043 slower), and so does a group norm whose runs do not take the vector path
+    (read one element at a time it measured 1.15x slower: bench/pixel_rows/a6f7499).
     FUSEFORGE_CL_ROWS=all lets every row and window reader take channels-last, to measure that
     again. `tentative`: v's strides are still NCHW (the rows are checked in the plan made with
     channels-last strides)."""

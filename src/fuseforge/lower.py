@@ -46,8 +46,10 @@ class Builder:
         from .capture import _tensor_type
         result = op(*[meta(v) for v in args], **{key: meta(v) for key, v in kwargs.items()})
         results = result if isinstance(result, (tuple, list)) else (result,)
+        listed = len(op._schema.returns) == 1 and isinstance(result, list)   # one Tensor[] result
         node.outputs = [Value(name if len(results) == 1 else f"{name}_{i}", _tensor_type(r, name),
-                              producer=node, index=i) for i, r in enumerate(results)]
+                              producer=node, index=0 if listed else i, list_index=i if listed else None)
+                        for i, r in enumerate(results)]
         self.nodes.append(node)
         return node.outputs[0] if len(results) == 1 else tuple(node.outputs)
 
@@ -138,6 +140,59 @@ def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Grap
     graph.nodes = [n for n in graph.nodes if n.target not in ("aten.view.default", "aten.permute.default")
                    or any(users.get(v) for v in n.outputs) or any(v in graph.live_out() for v in n.outputs)]
     return graph
+
+
+SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default")
+
+
+def sink_past_splits(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """split(f(x, b)) -> f(x_i, b_i) for each piece i, for a pointwise f whose only reader is
+    the split (WaveNet's gated conv: conv, its bias add, chunk into halves, tanh(a) * sigmoid(b)).
+    The split's pieces are views of x, and each piece's f fuses into the kernel that reads the
+    piece, where before f was a pass of its own over the whole tensor. An operand that varies
+    along the split dim is sliced the same way. Same values: f is elementwise."""
+    taken = _taken(graph)
+    A = torch.ops.aten
+    while True:
+        users, live = graph.users(), graph.live_out()
+        for node in graph.nodes:
+            x = node.args[0] if node.target in SPLITS else None
+            q = x.producer if isinstance(x, Value) else None
+            if q is None or x in live or users.get(x) != [node] or not _pointwise_after_extern(q, users, live):
+                continue
+            nd = x.type.ndim
+            dim = node.arg("dim") % nd
+            sizes = [v.type.shape[dim] for v in node.outputs]
+            b = Builder(node, taken)
+            full = next(v for v in q.tensor_inputs() if v.type.shape == x.type.shape)
+            pieces = b(node.op, full, *node.args[1:])
+            pieces = pieces if isinstance(pieces, tuple) else (pieces,)
+            replace, start = {}, 0
+            for old, piece, size in zip(node.outputs, pieces, sizes):
+                args, kwargs = [], {}
+                for a, v in zip(q.schema.arguments, q.args):
+                    if v is full:
+                        v = piece
+                    elif isinstance(v, Value) and v.type.ndim > 0:
+                        dv = dim - (nd - v.type.ndim)        # broadcast from the right
+                        if dv >= 0 and v.type.shape[dv] > 1:
+                            v = b(A.slice.Tensor, v, dv, start, start + size)
+                    if a.kwarg_only:
+                        kwargs[a.name] = v
+                    else:
+                        args.append(v)
+                replace[old] = _retyped(b(q.op, *args, **kwargs), old)
+                start += size
+            at = graph.nodes.index(node)
+            graph.nodes[at:at + 1] = b.nodes
+            graph.nodes.remove(q)
+            _replace_uses(graph, replace)
+            if decisions is not None:
+                decisions.append(f"{q.name} ({q.target}): moved after {node.name} (split), so that the "
+                                 "split reads its input and each piece fuses into the kernel that reads it")
+            break
+        else:
+            return graph
 
 
 def _pointwise_after_extern(q: Node, users, live) -> bool:

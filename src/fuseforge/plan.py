@@ -131,9 +131,9 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .layout import plan_with_layouts
-    from .lower import lower, sink_past_permutes
+    from .lower import lower, sink_past_permutes, sink_past_splits
     lowered: list[str] = []
-    result = plan_with_layouts(sink_past_permutes(lower(graph, lowered), lowered), _plan)
+    result = plan_with_layouts(sink_past_splits(sink_past_permutes(lower(graph, lowered), lowered), lowered), _plan)
     result.decisions[:0] = lowered
     return result
 

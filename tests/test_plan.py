@@ -114,3 +114,22 @@ def test_pointwise_moved_after_a_split_matches_eager():
         x = torch.randn(2, 4, 9)
         for got, want in zip(fast(x), model(x)):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+class Normalize(torch.nn.Module):
+    """F.normalize divides by its norm expanded to the input's shape: the expand is dropped
+    (lower.drop_expands), so that the division joins the norm's row kernel."""
+    def forward(self, x):
+        return torch.nn.functional.normalize(x, p=2.0, dim=2) * 3
+
+
+def test_expand_read_by_pointwise_ops_is_dropped_and_matches_eager():
+    import fuseforge
+    from fuseforge.plan_rows import RowKernel
+    x = torch.randn(2, 3, 40)
+    p = plan(capture(Normalize(), [x]))
+    assert any("dropped" in d for d in p.decisions), p.decisions
+    assert [type(k) for k in p.kernels] == [RowKernel], p.decisions
+    fast = fuseforge.compile(Normalize(), [x])
+    x = torch.randn(2, 3, 40)
+    torch.testing.assert_close(fast(x), Normalize()(x), rtol=1e-6, atol=1e-6)

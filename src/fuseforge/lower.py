@@ -142,6 +142,39 @@ def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Grap
     return graph
 
 
+def drop_expands(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """expand(v) read only by pointwise ops whose results have the expanded shape: they read v
+    itself and broadcast it the same way (F.normalize divides by its norm expanded to the input's
+    shape). The expand was an extern between the norm's row kernel and the division, which then
+    took a pass of its own; now the division joins the row kernel. Same values: broadcasting
+    reads v's element where the expanded view would."""
+    users, live = graph.users(), graph.live_out()
+    replace = {}
+    for node in graph.nodes:
+        if node.target != "aten.expand.default" or node.outputs[0] in live:
+            continue
+        e = node.outputs[0]
+        readers = users.get(e, [])
+        if not readers or not all(_broadcasts(u, e) for u in readers):
+            continue
+        replace[e] = node.args[0]
+        if decisions is not None:
+            decisions.append(f"{node.name} ({node.target}): dropped, its pointwise readers broadcast "
+                             f"{node.args[0].name} themselves")
+    if replace:
+        _replace_uses(graph, replace)
+        graph.nodes = [n for n in graph.nodes if n.outputs[0] not in replace]
+    return graph
+
+
+def _broadcasts(u: Node, e: Value) -> bool:
+    """u is a pointwise op whose result already has e's shape without e (another operand has it)."""
+    entry = ops.lookup(u.target)
+    return entry is not None and entry.kind == ops.POINTWISE and len(u.outputs) == 1 and \
+        u.outputs[0].type.shape == e.type.shape and \
+        any(v is not e and v.type.shape == e.type.shape for v in u.tensor_inputs())
+
+
 SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default")
 
 

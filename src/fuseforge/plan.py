@@ -131,9 +131,10 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .layout import plan_with_layouts
-    from .lower import lower, sink_past_permutes, sink_past_splits
+    from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits
     lowered: list[str] = []
-    result = plan_with_layouts(sink_past_splits(sink_past_permutes(lower(graph, lowered), lowered), lowered), _plan)
+    graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
+    result = plan_with_layouts(graph, _plan)
     result.decisions[:0] = lowered
     return result
 

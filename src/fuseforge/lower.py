@@ -155,7 +155,7 @@ def drop_expands(graph: Graph, decisions: list[str] | None = None) -> Graph:
             continue
         e = node.outputs[0]
         readers = users.get(e, [])
-        if not readers or not all(_broadcasts(u, e) for u in readers):
+        if not readers or not all(_broadcasts(u, e, node.args[0]) for u in readers):
             continue
         replace[e] = node.args[0]
         if decisions is not None:
@@ -167,12 +167,26 @@ def drop_expands(graph: Graph, decisions: list[str] | None = None) -> Graph:
     return graph
 
 
-def _broadcasts(u: Node, e: Value) -> bool:
-    """u is a pointwise op whose result already has e's shape without e (another operand has it)."""
+def _broadcasts(u: Node, e: Value, v: Value) -> bool:
+    """u is a pointwise op that, reading v where it reads e, gives a result of the same shape
+    (checked by running it on meta tensors: ops that do not broadcast every operand fail)."""
     entry = ops.lookup(u.target)
-    return entry is not None and entry.kind == ops.POINTWISE and len(u.outputs) == 1 and \
-        u.outputs[0].type.shape == e.type.shape and \
-        any(v is not e and v.type.shape == e.type.shape for v in u.tensor_inputs())
+    if entry is None or entry.kind != ops.POINTWISE or len(u.outputs) != 1:
+        return False
+
+    def meta(a):
+        if isinstance(a, Value):
+            t = (v if a is e else a).type
+            return torch.empty_strided(t.shape, t.strides, dtype=t.dtype, device="meta")
+        return [meta(x) for x in a] if isinstance(a, (list, tuple)) else a
+
+    args = {a.name: meta(x) for a, x in zip(u.schema.arguments, u.args)}
+    try:
+        out = u.op(*[args[a.name] for a in u.schema.arguments if not a.kwarg_only],
+                   **{a.name: args[a.name] for a in u.schema.arguments if a.kwarg_only})
+    except RuntimeError:
+        return False
+    return isinstance(out, torch.Tensor) and tuple(out.shape) == u.outputs[0].type.shape
 
 
 SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default")

@@ -34,17 +34,8 @@ class Builder:
             name = f"{base}_{k}"
         self.taken.add(name)
         node = Node(name, op, bound)
-
-        def meta(v):
-            if isinstance(v, Value):
-                t = v.type
-                return torch.empty_strided(t.shape, t.strides, dtype=t.dtype, device="meta")
-            if isinstance(v, (list, tuple)):
-                return [meta(x) for x in v]
-            return v
-
         from .capture import _tensor_type
-        result = op(*[meta(v) for v in args], **{key: meta(v) for key, v in kwargs.items()})
+        result = op(*[_meta(v) for v in args], **{key: _meta(v) for key, v in kwargs.items()})
         results = result if isinstance(result, (tuple, list)) else (result,)
         listed = len(op._schema.returns) == 1 and isinstance(result, list)   # one Tensor[] result
         node.outputs = [Value(name if len(results) == 1 else f"{name}_{i}", _tensor_type(r, name),
@@ -52,6 +43,27 @@ class Builder:
                         for i, r in enumerate(results)]
         self.nodes.append(node)
         return node.outputs[0] if len(results) == 1 else tuple(node.outputs)
+
+
+def _meta(v, swap: dict | None = None):
+    """A meta tensor for each Value in v (lists too), read through `swap` first."""
+    if isinstance(v, Value):
+        t = (swap or {}).get(v, v).type
+        return torch.empty_strided(t.shape, t.strides, dtype=t.dtype, device="meta")
+    if isinstance(v, (list, tuple)):
+        return [_meta(x, swap) for x in v]
+    return v
+
+
+def _call_args(node: Node, values: list) -> tuple[list, dict]:
+    """The node's arguments, one value each in schema order, as (positional, keyword-only)."""
+    args, kwargs = [], {}
+    for a, v in zip(node.schema.arguments, values):
+        if a.kwarg_only:
+            kwargs[a.name] = v
+        else:
+            args.append(v)
+    return args, kwargs
 
 
 def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
@@ -92,50 +104,60 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
     return graph
 
 
-def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Graph:
-    """permute(f(x, b)) -> f(permute(x), permute(b)) for a pointwise f whose only reader is the
-    permute (a ConvNeXt block: conv, its bias add, permute to channels-last, layer norm). The
-    permute then reads x itself, which layout.py can lay out so that the permuted tensor is
-    contiguous, and f fuses into the kernel after the permute. Same values: f is elementwise."""
+def _sink(graph: Graph, targets, move, why: str, decisions: list[str] | None) -> None:
+    """view(f(x, ...)) -> f'(view(x), ...) for a node of `targets` (a permute, a split) over a
+    pointwise f whose only reader it is, where f's chain sits on an extern's result: the view
+    then reads x itself, and f fuses into the kernel after the view. `move(node, q, b)` builds
+    the replacement with Builder b and returns {old output: new value}. Same values: f is
+    elementwise."""
     taken = _taken(graph)
-    A = torch.ops.aten
     while True:
         users, live = graph.users(), graph.live_out()
         for node in graph.nodes:
-            x = node.args[0] if node.target == "aten.permute.default" else None
+            x = node.args[0] if node.target in targets else None
             q = x.producer if isinstance(x, Value) else None
             if q is None or x in live or users.get(x) != [node] or not _pointwise_after_extern(q, users, live):
                 continue
-            nd = x.type.ndim
-            dims = [d % nd for d in node.arg("dims")]     # permute(0, -1, 1, 2) names dims from the end
             b = Builder(node, taken)
-            args, kwargs = [], {}
-            for a, v in zip(q.schema.arguments, q.args):
-                if isinstance(v, Value) and v.type.ndim < nd and v.type.ndim > 0:
-                    # broadcast from the right: one view to its permuted shape (of the tensor under
-                    # a view: a conv bias viewed as [C, 1, 1] becomes [1, 1, 1, C] in one step)
-                    shape = [1] * (nd - v.type.ndim) + list(v.type.shape)
-                    src = v.producer.args[0] if v.producer is not None and v.producer.target == "aten.view.default" else v
-                    v = b(A.view.default, src, [shape[d] for d in dims]) if \
-                        [d for d in dims if shape[d] > 1] == sorted(d for d in dims if shape[d] > 1) else \
-                        b(A.permute.default, b(A.view.default, src, shape), dims)
-                elif isinstance(v, Value) and v.type.ndim == nd:
-                    v = b(A.permute.default, v, dims)
-                if a.kwarg_only:
-                    kwargs[a.name] = v
-                else:
-                    args.append(v)
-            out = b(q.op, *args, **kwargs)
+            replace = {old: _retyped(new, old) for old, new in move(node, q, b).items()}
             at = graph.nodes.index(node)
             graph.nodes[at:at + 1] = b.nodes
             graph.nodes.remove(q)
-            _replace_uses(graph, {node.outputs[0]: _retyped(out, node.outputs[0])})
+            _replace_uses(graph, replace)
             if decisions is not None:
-                decisions.append(f"{q.name} ({q.target}): moved after {node.name} (permute), so that the "
-                                 "permute reads its input and it fuses into the kernel after the permute")
+                decisions.append(f"{q.name} ({q.target}): moved after {node.name} ({why})")
             break
         else:
-            break
+            return
+
+
+def sink_past_permutes(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """permute(f(x, b)) -> f(permute(x), permute(b)) (a ConvNeXt block: conv, its bias add,
+    permute to channels-last, layer norm): layout.py can then lay x out so that the permuted
+    tensor is contiguous."""
+    A = torch.ops.aten
+
+    def move(node, q, b):
+        nd = node.args[0].type.ndim
+        dims = [d % nd for d in node.arg("dims")]     # permute(0, -1, 1, 2) names dims from the end
+        values = []
+        for v in q.args:
+            if isinstance(v, Value) and v.type.ndim < nd and v.type.ndim > 0:
+                # broadcast from the right: one view to its permuted shape (of the tensor under
+                # a view: a conv bias viewed as [C, 1, 1] becomes [1, 1, 1, C] in one step)
+                shape = [1] * (nd - v.type.ndim) + list(v.type.shape)
+                src = v.producer.args[0] if v.producer is not None and v.producer.target == "aten.view.default" else v
+                v = b(A.view.default, src, [shape[d] for d in dims]) if \
+                    [d for d in dims if shape[d] > 1] == sorted(d for d in dims if shape[d] > 1) else \
+                    b(A.permute.default, b(A.view.default, src, shape), dims)
+            elif isinstance(v, Value) and v.type.ndim == nd:
+                v = b(A.permute.default, v, dims)
+            values.append(v)
+        args, kwargs = _call_args(q, values)
+        return {node.outputs[0]: b(q.op, *args, **kwargs)}
+
+    _sink(graph, ("aten.permute.default",), move, "permute, so that the permute reads its input and it fuses "
+          "into the kernel after the permute", decisions)
     users = graph.users()   # views the moves left unread (a bias viewed for the add that moved)
     graph.nodes = [n for n in graph.nodes if n.target not in ("aten.view.default", "aten.permute.default")
                    or any(users.get(v) for v in n.outputs) or any(v in graph.live_out() for v in n.outputs)]
@@ -173,17 +195,9 @@ def _broadcasts(u: Node, e: Value, v: Value) -> bool:
     entry = ops.lookup(u.target)
     if entry is None or entry.kind != ops.POINTWISE or len(u.outputs) != 1:
         return False
-
-    def meta(a):
-        if isinstance(a, Value):
-            t = (v if a is e else a).type
-            return torch.empty_strided(t.shape, t.strides, dtype=t.dtype, device="meta")
-        return [meta(x) for x in a] if isinstance(a, (list, tuple)) else a
-
-    args = {a.name: meta(x) for a, x in zip(u.schema.arguments, u.args)}
+    args, kwargs = _call_args(u, [_meta(a, {e: v}) for a in u.args])
     try:
-        out = u.op(*[args[a.name] for a in u.schema.arguments if not a.kwarg_only],
-                   **{a.name: args[a.name] for a in u.schema.arguments if a.kwarg_only})
+        out = u.op(*args, **kwargs)
     except RuntimeError:
         return False
     return isinstance(out, torch.Tensor) and tuple(out.shape) == u.outputs[0].type.shape
@@ -193,53 +207,39 @@ SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default")
 
 
 def sink_past_splits(graph: Graph, decisions: list[str] | None = None) -> Graph:
-    """split(f(x, b)) -> f(x_i, b_i) for each piece i, for a pointwise f whose only reader is
-    the split (WaveNet's gated conv: conv, its bias add, chunk into halves, tanh(a) * sigmoid(b)).
-    The split's pieces are views of x, and each piece's f fuses into the kernel that reads the
+    """split(f(x, b)) -> f(x_i, b_i) for each piece i (WaveNet's gated conv: conv, its bias add,
+    chunk into halves, tanh(a) * sigmoid(b)): each piece's f fuses into the kernel that reads the
     piece, where before f was a pass of its own over the whole tensor. An operand that varies
-    along the split dim is sliced the same way. Same values: f is elementwise."""
-    taken = _taken(graph)
+    along the split dim is sliced the same way."""
     A = torch.ops.aten
-    while True:
-        users, live = graph.users(), graph.live_out()
-        for node in graph.nodes:
-            x = node.args[0] if node.target in SPLITS else None
-            q = x.producer if isinstance(x, Value) else None
-            if q is None or x in live or users.get(x) != [node] or not _pointwise_after_extern(q, users, live):
-                continue
-            nd = x.type.ndim
-            dim = node.arg("dim") % nd
-            sizes = [v.type.shape[dim] for v in node.outputs]
-            b = Builder(node, taken)
-            full = next(v for v in q.tensor_inputs() if v.type.shape == x.type.shape)
-            pieces = b(node.op, full, *node.args[1:])
-            pieces = pieces if isinstance(pieces, tuple) else (pieces,)
-            replace, start = {}, 0
-            for old, piece, size in zip(node.outputs, pieces, sizes):
-                args, kwargs = [], {}
-                for a, v in zip(q.schema.arguments, q.args):
-                    if v is full:
-                        v = piece
-                    elif isinstance(v, Value) and v.type.ndim > 0:
-                        dv = dim - (nd - v.type.ndim)        # broadcast from the right
-                        if dv >= 0 and v.type.shape[dv] > 1:
-                            v = b(A.slice.Tensor, v, dv, start, start + size)
-                    if a.kwarg_only:
-                        kwargs[a.name] = v
-                    else:
-                        args.append(v)
-                replace[old] = _retyped(b(q.op, *args, **kwargs), old)
-                start += size
-            at = graph.nodes.index(node)
-            graph.nodes[at:at + 1] = b.nodes
-            graph.nodes.remove(q)
-            _replace_uses(graph, replace)
-            if decisions is not None:
-                decisions.append(f"{q.name} ({q.target}): moved after {node.name} (split), so that the "
-                                 "split reads its input and each piece fuses into the kernel that reads it")
-            break
-        else:
-            return graph
+
+    def move(node, q, b):
+        x = node.args[0]
+        nd = x.type.ndim
+        dim = node.arg("dim") % nd
+        full = next(v for v in q.tensor_inputs() if v.type.shape == x.type.shape)
+        pieces = b(node.op, full, *node.args[1:])
+        pieces = pieces if isinstance(pieces, tuple) else (pieces,)
+        replace, start = {}, 0
+        for old, piece in zip(node.outputs, pieces):
+            size = old.type.shape[dim]
+            values = []
+            for v in q.args:
+                if v is full:
+                    v = piece
+                elif isinstance(v, Value) and v.type.ndim > 0:
+                    dv = dim - (nd - v.type.ndim)        # broadcast from the right
+                    if dv >= 0 and v.type.shape[dv] > 1:
+                        v = b(A.slice.Tensor, v, dv, start, start + size)
+                values.append(v)
+            args, kwargs = _call_args(q, values)
+            replace[old] = b(q.op, *args, **kwargs)
+            start += size
+        return replace
+
+    _sink(graph, SPLITS, move, "split, so that the split reads its input and each piece fuses into the "
+          "kernel that reads it", decisions)
+    return graph
 
 
 def _pointwise_after_extern(q: Node, users, live) -> bool:

@@ -44,18 +44,11 @@ OUTER_TARGET_BLOCKS = 1056
 OUTER_MIN_CHUNK = 512
 
 
-def splits_for(blocks: int, length: int) -> int:
+def splits_for(blocks: int, length: int, target: int = SPLIT_TARGET_BLOCKS, min_chunk: int = SPLIT_MIN_CHUNK) -> int:
     """How many blocks share one row (`blocks`: the blocks the rows need unsplit)."""
     if blocks >= SPLIT_BELOW_ROWS or length < SPLIT_MIN_LENGTH:
         return 1
-    return max(1, min(-(-SPLIT_TARGET_BLOCKS // blocks), length // SPLIT_MIN_CHUNK))
-
-
-def outer_splits_for(tiles: int, length: int) -> int:
-    """splits_for on the outer schedule (`tiles`: blocks of 32 rows)."""
-    if tiles >= SPLIT_BELOW_ROWS or length < SPLIT_MIN_LENGTH:
-        return 1
-    return max(1, min(-(-OUTER_TARGET_BLOCKS // tiles), length // OUTER_MIN_CHUNK))
+    return max(1, min(-(-target // blocks), length // min_chunk))
 
 
 def schedule_of(k) -> tuple[list, list, str]:
@@ -340,7 +333,7 @@ class RowGroup:
                       dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
         inner = schedule_of(k)[2] == "inner"
         k.splits = splits_for(k.rows, k.length) if inner else \
-            outer_splits_for(-(-k.rows // OUTER_ROWS_PER_BLOCK), k.length)
+            splits_for(-(-k.rows // OUTER_ROWS_PER_BLOCK), k.length, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK)
         return k
 
 

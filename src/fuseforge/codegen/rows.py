@@ -394,10 +394,6 @@ def render(k: RowKernel) -> KernelSource:
             body.append("  return;")
             body.append("}")
             phase += 1
-            # the team merges the partials (each thread every team.n-th, then reduce)
-            merge = [f"for (int k = team.t; active && k < {S}; k += team.n) {{"] + \
-                [f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group] + ["}"] + \
-                [f"{st.name} = team.reduce({st.name});" for st in group]
             if merged:
                 # hundreds of partials per row: BATCH x 2 loads in flight per thread
                 many = 2 * BATCH
@@ -421,7 +417,11 @@ def render(k: RowKernel) -> KernelSource:
                 body.extend(f"if (active) {st.name} = {parts[st.name]}[o * {S}];" for st in group)
                 phase += 1
             else:
-                body.extend(merge)
+                # the team merges the partials (each thread every team.n-th, then reduce)
+                body.append(f"for (int k = team.t; active && k < {S}; k += team.n) {{")
+                body.extend(f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group)
+                body.append("}")
+                body.extend(f"{st.name} = team.reduce({st.name});" for st in group)
         emitted.update(st.name for st in group)
 
     row_outs = [op for op in outs if k.phase[op.value] == ROW]

@@ -188,25 +188,28 @@ class Depths(nn.Module):
 DEPTHS = [64, 256, 1024, 4096, 16384]
 
 
-def depth_inputs(seed, device):
+def depth_inputs(seed, device, side=640, uniform=False):
     g = torch.Generator().manual_seed(seed)
+    draw = torch.rand if uniform else torch.randn
     xs = []
     for k in DEPTHS:
-        xs += [torch.randn(640, k, generator=g), torch.randn(k, 640, generator=g)]
+        xs += [draw(side, k, generator=g), draw(k, side, generator=g)]
     return [x.to(device) for x in xs]
 
 
 @pytest.mark.gpu
-def test_accuracy_gate_against_cublas_float32(monkeypatch):
+@pytest.mark.parametrize("side,uniform", [(640, False), (1536, False), (1536, True)])
+def test_accuracy_gate_against_cublas_float32(monkeypatch, side, uniform):
     """Issue 7's gate: max error against float64, relative to the largest exact value, no more
-    than 2x cuBLAS float32's on the same inputs, for every K."""
+    than 2x cuBLAS float32's on the same inputs, for every K. 640: the small tiles (mma.sync);
+    1536: the large ones (wgmma on an H100), also on inputs of one sign."""
     monkeypatch.setenv("FUSEFORGE_GEMM", "all")
     assert not torch.backends.cuda.matmul.allow_tf32   # eager's default: full float32
     model = Depths()
-    assert len([k for k in plan(capture(model, depth_inputs(0, "cpu"))).kernels
+    assert len([k for k in plan(capture(model, depth_inputs(0, "cpu", side))).kernels
                 if isinstance(k, GemmKernel)]) == len(DEPTHS)
-    fast = fuseforge.compile(model, depth_inputs(0, "cpu"))
-    xs = depth_inputs(1, "cuda")
+    fast = fuseforge.compile(model, depth_inputs(0, "cpu", side))
+    xs = depth_inputs(1, "cuda", side, uniform)
     with torch.no_grad():
         ours, ref = fast(*xs), model(*xs)
         exact = model(*[x.double() for x in xs])

@@ -29,6 +29,9 @@ FORMAT_VERSION = "1"
 MAX_EMBEDDED_CONSTANT = 4096
 HOST_FLAGS = ["-O3"]
 CUDA_FLAGS = ["-O3"]
+# With a generated GEMM: the H100's own machine code (sm_90a: wgmma), and PTX that other GPUs
+# (sm_80 on) compile when they load it. Naming an arch replaces the one torch would pick.
+GEMM_CUDA_FLAGS = ["-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=compute_80"]
 
 
 @dataclass
@@ -157,11 +160,13 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
                  ScanKernel: scan.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
     element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
-    library = gemm.GEMM_LIBRARY if any(isinstance(k, GemmKernel) for k in plan.kernels) else ""
+    has_gemm = any(isinstance(k, GemmKernel) for k in plan.kernels)
+    library = gemm.GEMM_LIBRARY if has_gemm else ""
+    cuda_flags = CUDA_FLAGS + (GEMM_CUDA_FLAGS if has_gemm else [])
     cuda = cpp.CUDA_PRELUDE + library + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME
     forward = render_forward(plan, sources)
-    digest = hashlib.sha256("\0".join([FORMAT_VERSION, element, cuda, host, forward, *HOST_FLAGS, *CUDA_FLAGS])
+    digest = hashlib.sha256("\0".join([FORMAT_VERSION, element, cuda, host, forward, *HOST_FLAGS, *cuda_flags])
                             .encode()).hexdigest()[:16]
     ext_name = f"ff_{_slug(name)}_{digest}"
 
@@ -213,7 +218,7 @@ def _build():
         cpp_sources=[_HOST_SOURCE, _ELEMENT_SOURCE, _FORWARD_SOURCE],
         cuda_sources=[_ELEMENT_SOURCE, _CUDA_SOURCE] if with_cuda else None,
         extra_cflags={HOST_FLAGS!r} + (["-DFF_WITH_CUDA"] if with_cuda else []),
-        extra_cuda_cflags={CUDA_FLAGS!r},
+        extra_cuda_cflags={cuda_flags!r},
         verbose=False,
         **options,
     )

@@ -138,12 +138,23 @@ int {name}_cuda(const {name}_args& a, void* stream) {{ return ffgemm::launch<{na
     return KernelSource(k, shared, cuda, ins, outs)
 
 
+def _wgmma_asm() -> str:
+    """The operands of one wgmma m64n128k8 (TF32 in, float32 accumulators d0..d63 of this thread),
+    written out: inline asm takes no arrays."""
+    regs = ", ".join(f"%{i}" for i in range(64))
+    outs = [f'"+f"(d[{i}])' for i in range(64)]
+    wrapped = ",\n        ".join(", ".join(outs[i:i + 8]) for i in range(0, 64, 8))
+    return ('\n      "{\\n.reg .pred p;\\nsetp.ne.b32 p, %68, 0;\\n"\n'
+            f'      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {{{regs}}}, {{%64, %65, %66, %67}}, %69, p, 1, 1;\\n}}\\n"\n'
+            f'      : {wrapped}\n'
+            '      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(bd)')
+
+
 GEMM_LIBRARY = r"""
 // ---- fuseforge GEMM: float32 products on TF32 tensor cores with float32 accuracy (3xTF32)
 namespace ffgemm {
 
-constexpr int PAD_K_INNER = 4;   // shared-memory row padding: fragment reads free of bank conflicts
-constexpr int PAD_K_OUTER = 8;
+constexpr int PAD_K_OUTER = 8;   // shared-memory row padding of m- or n-inner tiles: no bank conflicts
 constexpr int GROUP_M = 8;       // tile rows that sweep the tile columns together (L2 reuse)
 
 // x = hi + lo, both TF32; a*b ~ a_hi*b_hi + a_hi*b_lo + a_lo*b_hi. Inf/NaN go whole into hi.
@@ -176,66 +187,212 @@ __device__ __forceinline__ void copy4(float* dst, const float* src, bool ok) {
 __device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
 
-// Copy rows r0.. (R of them) and k0.. (BK) of an operand into shared memory: xs[r][k] when
-// K_INNER, else xs[k][r]; W floats per copy along the inner dim, which is the one contiguous
-// in global memory.
+// Shared-memory tiles of an operand: K_INNER tiles are R rows of BK = 32 floats (128 bytes),
+// their 16-byte chunks swizzled (chunk c of row r at c ^ r % 8): fragment reads and 16-byte
+// writes are free of bank conflicts, and it is the layout of wgmma's 128-byte swizzle. Other
+// tiles are BK rows of R floats, padded.
+template <bool K_INNER, int R, int BK>
+__device__ __forceinline__ int tile_index(int r, int k) {
+  static_assert(!K_INNER || BK == 32, "the swizzle is for rows of 128 bytes");
+  return K_INNER ? r * BK + (((k >> 2) ^ (r & 7)) << 2) + (k & 3) : k * (R + PAD_K_OUTER) + r;
+}
+template <bool K_INNER, int R, int BK>
+constexpr int tile_floats() { return K_INNER ? R * BK : BK * (R + PAD_K_OUTER); }
+
+// Copy rows r0.. (R of them) and k0.. (BK) of an operand into its shared-memory tile; W floats
+// per copy along the dim that is contiguous in global memory.
 template <int R, int BK, int THREADS, bool K_INNER, bool VEC, int64_t ROWS, int64_t KS, int64_t SR, int64_t SK>
 __device__ __forceinline__ void load_tile(float* xs, const float* x, int64_t r0, int64_t k0, int tid) {
-  constexpr int LD = K_INNER ? BK + PAD_K_INNER : R + PAD_K_OUTER;
   constexpr int W = VEC ? 4 : 1;
   constexpr int ALONG = (K_INNER ? BK : R) / W;
 #pragma unroll
   for (int c = tid; c < R * BK / W; c += THREADS) {
     const int outer = c / ALONG, inner = c % ALONG * W;
-    const int64_t gr = r0 + (K_INNER ? outer : inner), gk = k0 + (K_INNER ? inner : outer);
+    const int r = K_INNER ? outer : inner, k = K_INNER ? inner : outer;
+    const int64_t gr = r0 + r, gk = k0 + k;
     const bool ok = gr < ROWS && gk < KS;
     const float* src = ok ? x + gr * SR + gk * SK : x;
-    if constexpr (VEC) copy16(xs + outer * LD + inner, src, ok);
-    else copy4(xs + outer * LD + inner, src, ok);
+    if constexpr (VEC) copy16(xs + tile_index<K_INNER, R, BK>(r, k), src, ok);
+    else copy4(xs + tile_index<K_INNER, R, BK>(r, k), src, ok);
   }
 }
 
-template <bool K_INNER, int LD, class V>
-__device__ __forceinline__ V at(const V* xs, int r, int k) { return K_INNER ? xs[r * LD + k] : xs[k * LD + r]; }
-
-
 template <class T>
 constexpr int smem_bytes() {
-  constexpr int a = T::A_K_INNER ? T::BM * (T::BK + PAD_K_INNER) : T::BK * (T::BM + PAD_K_OUTER);
-  constexpr int b = T::B_K_INNER ? T::BN * (T::BK + PAD_K_INNER) : T::BK * (T::BN + PAD_K_OUTER);
-  return T::STAGES * (a + b) * 4;
+  return T::STAGES * (tile_floats<T::A_K_INNER, T::BM, T::BK>() + tile_floats<T::B_K_INNER, T::BN, T::BK>()) * 4;
 }
 
 template <class T>
-__global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xtf32(const typename T::Args a) {
-  constexpr int BM = T::BM, BN = T::BN, BK = T::BK, S = T::STAGES;
-  constexpr int MI = T::WM / 16, NI = T::WN / 8, WARPS_N = BN / T::WN;
-  constexpr int THREADS = BM / T::WM * WARPS_N * 32;
-  constexpr int A_LD = T::A_K_INNER ? BK + PAD_K_INNER : BM + PAD_K_OUTER;
-  constexpr int B_LD = T::B_K_INNER ? BK + PAD_K_INNER : BN + PAD_K_OUTER;
-  constexpr int A_TILE = (T::A_K_INNER ? BM : BK) * A_LD, B_TILE = (T::B_K_INNER ? BN : BK) * B_LD;
-  constexpr int TM = (T::M + BM - 1) / BM, TN = (T::N + BN - 1) / BN;
-  constexpr int KT = (T::K + BK - 1) / BK;
-  extern __shared__ float4 ffgemm_smem[];
-  float* const As = reinterpret_cast<float*>(ffgemm_smem);
-  float* const Bs = As + S * A_TILE;
+constexpr int threads() { return T::BM / T::WM * (T::BN / T::WN) * 32; }
 
-  // this block's output tile: GROUP_M tile rows at a time sweep all tile columns
-  const int pid = blockIdx.x, in_group = pid % (GROUP_M * TN);
-  const int first = pid / (GROUP_M * TN) * GROUP_M;
-  const int rows = TM - first < GROUP_M ? TM - first : GROUP_M;
-  const int64_t m0 = int64_t(first + in_group % rows) * BM, n0 = int64_t(in_group / rows) * BN;
-  const float* A = T::a_ptr(a) + blockIdx.y * T::A_BATCH;
-  const float* B = T::b_ptr(a) + blockIdx.y * T::B_BATCH;
+// This block's output tile (GROUP_M tile rows at a time sweep all tile columns: L2 reuse) and
+// its batch's operands.
+template <class T>
+struct Tile {
+  int64_t m0, n0;
+  const float* A;
+  const float* B;
+  __device__ __forceinline__ explicit Tile(const typename T::Args& a) {
+    constexpr int TM = (T::M + T::BM - 1) / T::BM, TN = (T::N + T::BN - 1) / T::BN;
+    const int pid = blockIdx.x, in_group = pid % (GROUP_M * TN);
+    const int first = pid / (GROUP_M * TN) * GROUP_M;
+    const int rows = TM - first < GROUP_M ? TM - first : GROUP_M;
+    m0 = int64_t(first + in_group % rows) * T::BM;
+    n0 = int64_t(in_group / rows) * T::BN;
+    A = T::a_ptr(a) + blockIdx.y * T::A_BATCH;
+    B = T::b_ptr(a) + blockIdx.y * T::B_BATCH;
+  }
+  // slice k0.. of both operands into shared-memory stage tiles as, bs
+  __device__ __forceinline__ void load(float* as, float* bs, int64_t k0, int tid) const {
+    constexpr int THREADS = threads<T>();
+    load_tile<T::BM, T::BK, THREADS, T::A_K_INNER, T::A_VEC, T::M, T::K, T::A_ROW, T::A_K>(as, A, m0, k0, tid);
+    load_tile<T::BN, T::BK, THREADS, T::B_K_INNER, T::B_VEC, T::N, T::K, T::B_COL, T::B_K>(bs, B, n0, k0, tid);
+  }
+  // the epilogue of output element (row, col) of the tile, if it is in the product
+  __device__ __forceinline__ void store(const typename T::Args& a, int row, int col, float v) const {
+    const int64_t r = m0 + row, c = n0 + col;
+    if (r < T::M && c < T::N) T::store(a, (int64_t(blockIdx.y) * T::M + r) * T::N + c, v);
+  }
+};
+
+// wgmma (sm_90a, the H100's own instructions): 128 x 128 tiles, each of the two warpgroups
+// 64 rows of it. A comes from registers, split as it is read; B from shared memory as a hi and
+// a lo tile (K-major, 128-byte swizzle), split once per slice by the whole block while the
+// tensor cores multiply the slice before.
+namespace hopper {
+
+constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
+
+template <class T>
+constexpr bool fits() { return T::BM == BM && T::BN == BN && T::BK == BK && threads<T>() == 256; }
+
+template <class T>
+constexpr int smem_bytes() {   // split B tiles (2 buffers of hi and lo), the stages, alignment
+  return (4 * BN * BK + STAGES * (tile_floats<T::A_K_INNER, BM, BK>() + tile_floats<T::B_K_INNER, BN, BK>())) * 4 + 1024;
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// shared-memory matrix descriptor: rows of 128 bytes (8 k), 128-byte swizzle, 8-row groups 1024 bytes apart
+__device__ __forceinline__ uint64_t desc(const float* p) {
+  const uint64_t addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// keep the compiler from moving register reads and writes across the asynchronous multiply
+__device__ __forceinline__ void pin(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
+}
+
+// d = a * b (+ d when accumulate): a 64 x 8 (this thread's fragment), b 8 x 128 (descriptor bd)
+__device__ __forceinline__ void mma(float (&d)[64], const uint32_t (&a)[4], uint64_t bd, int accumulate) {
+  asm volatile(WGMMA_ASM);
+}
+
+template <class T>
+__device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
+  constexpr int S = STAGES;
+  constexpr int A_TILE = tile_floats<T::A_K_INNER, BM, BK>(), B_TILE = tile_floats<T::B_K_INNER, BN, BK>();
+  constexpr int KT = (T::K + BK - 1) / BK;
+  float* const split_b = smem;                 // [buffer][hi, lo][BN x BK], 1024-byte aligned
+  float* const As = split_b + 4 * BN * BK;
+  float* const Bs = As + S * A_TILE;
+  const Tile<T> tile(a);
+  const int tid = threadIdx.x, warp = tid >> 5, g = (tid & 31) >> 2, t = tid & 3;
+  const int row0 = warp * 16;                  // warpgroup warp / 4 has rows 64 * (warp / 4).., this warp 16 of them
+
+  auto load = [&](int s) { tile.load(As + s % S * A_TILE, Bs + s % S * B_TILE, int64_t(s) * BK, tid); };
+  // slice s of B (in its stage) -> its hi and lo tiles (buffer s % 2), 4 k of one column per chunk
+  auto split_slice = [&](int s) {
+    const float* bs = Bs + s % S * B_TILE;
+    float* const hi = split_b + (s & 1) * 2 * BN * BK;
+    float* const lo = hi + BN * BK;
+#pragma unroll
+    for (int c = tid; c < BN * BK / 4; c += 256) {
+      const int n = T::B_K_INNER ? c / (BK / 4) : c % BN, k = (T::B_K_INNER ? c % (BK / 4) : c / BN) * 4;
+      float4 v;
+      if constexpr (T::B_K_INNER) v = *reinterpret_cast<const float4*>(bs + tile_index<true, BN, BK>(n, k));
+      else v = make_float4(bs[tile_index<false, BN, BK>(n, k)], bs[tile_index<false, BN, BK>(n, k + 1)],
+                           bs[tile_index<false, BN, BK>(n, k + 2)], bs[tile_index<false, BN, BK>(n, k + 3)]);
+      uint4 h, l;
+      split(v.x, h.x, l.x);
+      split(v.y, h.y, l.y);
+      split(v.z, h.z, l.z);
+      split(v.w, h.w, l.w);
+      const int at = tile_index<true, BN, BK>(n, k);
+      *reinterpret_cast<uint4*>(hi + at) = h;
+      *reinterpret_cast<uint4*>(lo + at) = l;
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to the tensor cores
+  };
+
+  float acc[64], part[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load(s);
+    ffgemm::commit();
+  }
+  wait<S - 2>();
+  __syncthreads();
+  split_slice(0);
+  for (int kt = 0; kt < KT; ++kt) {
+    wait<S - 3>();      // slice kt + 1 has landed
+    __syncthreads();    // ... for every thread; slice kt's split tiles are complete; slice kt - 1's buffers are free
+    if (kt + S - 1 < KT) load(kt + S - 1);
+    ffgemm::commit();
+    const float* as = As + kt % S * A_TILE;
+    uint32_t ah[4][4], al[4][4];   // fragments: rows g, g + 8 and k t, t + 4 of each 8-deep step
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        split(as[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], ah[kk][e], al[kk][e]);
+    // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32
+    const float* hi = split_b + (kt & 1) * 2 * BN * BK;
+    const float* lo = hi + BN * BK;
+    pin(part);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {   // small terms first
+      mma(part, al[kk], desc(hi + kk * 8), kk > 0);
+      mma(part, ah[kk], desc(lo + kk * 8), 1);
+      mma(part, ah[kk], desc(hi + kk * 8), 1);
+    }
+    commit();
+    if (kt + 1 < KT) split_slice(kt + 1);   // while the tensor cores work
+    wait_all();
+    pin(part);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] += part[i];
+  }
+  // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
+#pragma unroll
+  for (int i = 0; i < 64; ++i) tile.store(a, row0 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
+}
+#endif
+
+}  // namespace hopper
+
+// mma.sync (sm_80 on): warps of WM x WN, fragments split as they are read from shared memory
+template <class T>
+__device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem) {
+  constexpr int BK = T::BK, S = T::STAGES;
+  constexpr int MI = T::WM / 16, NI = T::WN / 8, WARPS_N = T::BN / T::WN;
+  constexpr int A_TILE = tile_floats<T::A_K_INNER, T::BM, BK>(), B_TILE = tile_floats<T::B_K_INNER, T::BN, BK>();
+  constexpr int KT = (T::K + BK - 1) / BK;
+  float* const As = smem;
+  float* const Bs = As + S * A_TILE;
+  const Tile<T> tile(a);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int wm = warp / WARPS_N * T::WM, wn = warp % WARPS_N * T::WN;
 
-  auto load = [&](int stage, int64_t k0) {
-    load_tile<BM, BK, THREADS, T::A_K_INNER, T::A_VEC, T::M, T::K, T::A_ROW, T::A_K>(As + stage * A_TILE, A, m0, k0, tid);
-    load_tile<BN, BK, THREADS, T::B_K_INNER, T::B_VEC, T::N, T::K, T::B_COL, T::B_K>(Bs + stage * B_TILE, B, n0, k0, tid);
-  };
+  auto load = [&](int stage, int64_t k0) { tile.load(As + stage * A_TILE, Bs + stage * B_TILE, k0, tid); };
 
   float acc[MI][NI][4];
 #pragma unroll
@@ -275,8 +432,8 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
     for (int kk = 0; kk < BK; kk += 8) {
       uint32_t ah[MI][4], al[MI][4], bh[NI][2], bl[NI][2];
       // fragments: A rows g, g + 8 and k t, t + 4 of each 16 x 8 tile; B k t, t + 4 of column g
-      auto fragment_a = [&](uint32_t& h, uint32_t& l, int r, int k) { split(at<T::A_K_INNER, A_LD>(as, r, k), h, l); };
-      auto fragment_b = [&](uint32_t& h, uint32_t& l, int c, int k) { split(at<T::B_K_INNER, B_LD>(bs, c, k), h, l); };
+      auto fragment_a = [&](uint32_t& h, uint32_t& l, int r, int k) { split(as[tile_index<T::A_K_INNER, T::BM, BK>(r, k)], h, l); };
+      auto fragment_b = [&](uint32_t& h, uint32_t& l, int c, int k) { split(bs[tile_index<T::B_K_INNER, T::BN, BK>(c, k)], h, l); };
 #pragma unroll
       for (int i = 0; i < MI; ++i) {
         const int r = wm + i * 16 + g;
@@ -314,17 +471,29 @@ __global__ void __launch_bounds__(T::BM / T::WM * (T::BN / T::WN) * 32) gemm_3xt
 #pragma unroll
     for (int j = 0; j < NI; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t row = m0 + wm + i * 16 + g + (e >> 1) * 8, col = n0 + wn + j * 8 + 2 * t + (e & 1);
-        if (row < T::M && col < T::N) T::store(a, (int64_t(blockIdx.y) * T::M + row) * T::N + col, acc[i][j][e]);
-      }
+      for (int e = 0; e < 4; ++e) tile.store(a, wm + i * 16 + g + (e >> 1) * 8, wn + j * 8 + 2 * t + (e & 1), acc[i][j][e]);
+}
+
+// The kernel: on sm_90a (the H100's own instructions) the 128 x 128 tiles take wgmma, all else mma.sync.
+template <class T>
+__global__ void __launch_bounds__(threads<T>()) gemm_3xtf32(const typename T::Args a) {
+  extern __shared__ float4 ffgemm_smem[];
+  float* const smem = reinterpret_cast<float*>(ffgemm_smem);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  if constexpr (hopper::fits<T>()) {
+    // wgmma's 128-byte swizzle wants its tiles 1024-byte aligned
+    const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    hopper::gemm<T>(a, smem + ((1024 - (base & 1023)) & 1023) / 4);
+  } else
+#endif
+  mma_gemm<T>(a, smem);
 }
 
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
   constexpr int TM = (T::M + T::BM - 1) / T::BM, TN = (T::N + T::BN - 1) / T::BN;
-  constexpr int threads = T::BM / T::WM * (T::BN / T::WN) * 32;
-  constexpr int smem = smem_bytes<T>();
+  constexpr int threads = ffgemm::threads<T>();
+  constexpr int smem = hopper::fits<T>() && hopper::smem_bytes<T>() > smem_bytes<T>() ? hopper::smem_bytes<T>() : smem_bytes<T>();
   const cudaError_t set = cudaFuncSetAttribute(gemm_3xtf32<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (set != cudaSuccess) return set;
   gemm_3xtf32<T><<<dim3(TM * TN, T::BATCH), threads, smem, static_cast<cudaStream_t>(stream)>>>(a);
@@ -332,4 +501,4 @@ int launch(const typename T::Args& a, void* stream) {
 }
 
 }  // namespace ffgemm
-"""
+""".replace("WGMMA_ASM", _wgmma_asm())

@@ -328,29 +328,27 @@ __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to the tensor cores
   };
 
-  float acc[64], part[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (s < KT) load(s);
-    ffgemm::commit();
-  }
-  wait<S - 2>();
-  __syncthreads();
-  split_slice(0);
-  for (int kt = 0; kt < KT; ++kt) {
-    wait<S - 3>();      // slice kt + 1 has landed
-    __syncthreads();    // ... for every thread; slice kt's split tiles are complete; slice kt - 1's buffers are free
-    if (kt + S - 1 < KT) load(kt + S - 1);
-    ffgemm::commit();
-    const float* as = As + kt % S * A_TILE;
-    uint32_t ah[4][4], al[4][4];   // fragments: rows g, g + 8 and k t, t + 4 of each 8-deep step
+  // this thread's A fragments of slice s, split: rows g, g + 8 and k t, t + 4 of each 8-deep step
+  using Fragments = uint32_t[4][4];
+  auto fragments = [&](int s, Fragments& h, Fragments& l) {
+    const float* as = As + s % S * A_TILE;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        split(as[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], ah[kk][e], al[kk][e]);
+        split(as[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], h[kk][e], l[kk][e]);
+  };
+
+  float acc[64], part[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
+  // slice kt: multiply (its A fragments ah, al are split already); split slice kt + 1 (B into
+  // shared memory, A into nh, nl) while the tensor cores work
+  auto step = [&](int kt, const Fragments& ah, const Fragments& al, Fragments& nh, Fragments& nl) {
+    wait<S - 3>();      // slice kt + 1 has landed
+    __syncthreads();    // ... for every thread; slice kt's split tiles are complete; slice kt - 1's buffers are free
+    if (kt + S - 1 < KT) load(kt + S - 1);
+    ffgemm::commit();
     // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32
     const float* hi = split_b + (kt & 1) * 2 * BN * BK;
     const float* lo = hi + BN * BK;
@@ -363,11 +361,29 @@ __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
       mma(part, ah[kk], desc(hi + kk * 8), 1);
     }
     commit();
-    if (kt + 1 < KT) split_slice(kt + 1);   // while the tensor cores work
+    if (kt + 1 < KT) {
+      split_slice(kt + 1);
+      fragments(kt + 1, nh, nl);
+    }
     wait_all();
     pin(part);
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] += part[i];
+  };
+
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load(s);
+    ffgemm::commit();
+  }
+  wait<S - 2>();
+  __syncthreads();
+  Fragments h0, l0, h1, l1;   // two sets, in turn: registers are indexed by constants only
+  split_slice(0);
+  fragments(0, h0, l0);
+  for (int kt = 0; kt < KT; kt += 2) {
+    step(kt, h0, l0, h1, l1);
+    if (kt + 1 < KT) step(kt + 1, h1, l1, h0, l0);
   }
   // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
 #pragma unroll

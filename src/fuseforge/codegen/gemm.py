@@ -242,9 +242,9 @@ struct Tile {
     A = T::a_ptr(a) + blockIdx.y * T::A_BATCH;
     B = T::b_ptr(a) + blockIdx.y * T::B_BATCH;
   }
-  // slice k0.. of both operands into shared-memory stage tiles as, bs, by THREADS threads
-  template <int THREADS = threads<T>()>
+  // slice k0.. of both operands into shared-memory stage tiles as, bs
   __device__ __forceinline__ void load(float* as, float* bs, int64_t k0, int tid) const {
+    constexpr int THREADS = threads<T>();
     load_tile<T::BM, T::BK, THREADS, T::A_K_INNER, T::A_VEC, T::M, T::K, T::A_ROW, T::A_K>(as, A, m0, k0, tid);
     load_tile<T::BN, T::BK, THREADS, T::B_K_INNER, T::B_VEC, T::N, T::K, T::B_COL, T::B_K>(bs, B, n0, k0, tid);
   }
@@ -255,27 +255,21 @@ struct Tile {
   }
 };
 
-// wgmma (sm_90a, the H100's own instructions): 128 x 128 tiles, three warpgroups. The producer
-// (warpgroup 2) copies each 32-deep slice of A and B into a stage and splits B there into a hi
-// and a lo tile (K-major, 128-byte swizzle: what wgmma reads); the two consumers (64 rows of
-// the tile each) split their A fragments in registers and multiply. Stages pass between them
-// through mbarriers (full: the producer is done; empty: both consumers are), so the consumers
-// run out of step with each other and with the producer, and the tensor cores stay busy while
-// one warpgroup splits or adds.
+// wgmma (sm_90a, the H100's own instructions): 128 x 128 tiles, each of the two warpgroups
+// 64 rows of it. A comes from registers, split as it is read; B from shared memory as a hi and
+// a lo tile (K-major, 128-byte swizzle), split once per slice by the whole block while the
+// tensor cores multiply the slice before.
 namespace hopper {
 
-constexpr int BM = 128, BN = 128, BK = 32, STAGES = 3, THREADS = 384;
-constexpr int PRODUCER_REGS = 72, CONSUMER_REGS = 216;   // of 64K registers: 128 x 72 + 256 x 216 (the producer spills at 56)
+constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
 
 template <class T>
-constexpr bool fits() { return T::BM == BM && T::BN == BN && T::BK == BK; }
-
-// one stage: B hi, B lo (1024-byte aligned for the swizzle), then the copied A and B slices
-template <class T>
-constexpr int stage_floats() { return 2 * BN * BK + tile_floats<T::A_K_INNER, BM, BK>() + tile_floats<T::B_K_INNER, BN, BK>(); }
+constexpr bool fits() { return T::BM == BM && T::BN == BN && T::BK == BK && threads<T>() == 256; }
 
 template <class T>
-constexpr int smem_bytes() { return STAGES * stage_floats<T>() * 4 + 2 * STAGES * 8 + 1024; }   // stages, barriers, alignment
+constexpr int smem_bytes() {   // split B tiles (2 buffers of hi and lo), the stages, alignment
+  return (4 * BN * BK + STAGES * (tile_floats<T::A_K_INNER, BM, BK>() + tile_floats<T::B_K_INNER, BN, BK>())) * 4 + 1024;
+}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // shared-memory matrix descriptor: rows of 128 bytes (8 k), 128-byte swizzle, 8-row groups 1024 bytes apart
@@ -297,143 +291,89 @@ __device__ __forceinline__ void mma(float (&d)[64], const uint32_t (&a)[4], uint
   asm volatile(WGMMA_ASM);
 }
 
-// mbarriers (shared-memory addresses)
-__device__ __forceinline__ void bar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void bar_arrive(unsigned bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(bar) : "memory");
-}
-__device__ __forceinline__ void bar_wait(unsigned bar, unsigned parity) {   // until phase `parity` completes
-  asm volatile("{\n.reg .pred done;\nWAIT:\n"
-               "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-               "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
-}
-
 template <class T>
 __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
-  constexpr int S = STAGES, KT = (T::K + BK - 1) / BK;
-  constexpr int A_TILE = tile_floats<T::A_K_INNER, BM, BK>();
-  const unsigned bars = static_cast<unsigned>(__cvta_generic_to_shared(smem + S * stage_floats<T>()));
-  auto full = [&](int st) { return bars + st * 8; };          // slice copied and split: 128 producer arrivals
-  auto empty = [&](int st) { return bars + (S + st) * 8; };   // slice consumed: 256 consumer arrivals
-  auto hi = [&](int st) { return smem + st * stage_floats<T>(); };
-  auto as = [&](int st) { return hi(st) + 2 * BN * BK; };
-  auto bs = [&](int st) { return as(st) + A_TILE; };
+  constexpr int S = STAGES;
+  constexpr int A_TILE = tile_floats<T::A_K_INNER, BM, BK>(), B_TILE = tile_floats<T::B_K_INNER, BN, BK>();
+  constexpr int KT = (T::K + BK - 1) / BK;
+  float* const split_b = smem;                 // [buffer][hi, lo][BN x BK], 1024-byte aligned
+  float* const As = split_b + 4 * BN * BK;
+  float* const Bs = As + S * A_TILE;
   const Tile<T> tile(a);
-  const int tid = threadIdx.x;
-  if (tid == 0) {
-    for (int st = 0; st < S; ++st) {
-      bar_init(full(st), 128);
-      bar_init(empty(st), 256);
+  const int tid = threadIdx.x, warp = tid >> 5, g = (tid & 31) >> 2, t = tid & 3;
+  const int row0 = warp * 16;                  // warpgroup warp / 4 has rows 64 * (warp / 4).., this warp 16 of them
+
+  auto load = [&](int s) { tile.load(As + s % S * A_TILE, Bs + s % S * B_TILE, int64_t(s) * BK, tid); };
+  // slice s of B (in its stage) -> its hi and lo tiles (buffer s % 2), 4 k of one column per chunk
+  auto split_slice = [&](int s) {
+    const float* bs = Bs + s % S * B_TILE;
+    float* const hi = split_b + (s & 1) * 2 * BN * BK;
+    float* const lo = hi + BN * BK;
+#pragma unroll
+    for (int c = tid; c < BN * BK / 4; c += 256) {
+      const int n = T::B_K_INNER ? c / (BK / 4) : c % BN, k = (T::B_K_INNER ? c % (BK / 4) : c / BN) * 4;
+      float4 v;
+      if constexpr (T::B_K_INNER) v = *reinterpret_cast<const float4*>(bs + tile_index<true, BN, BK>(n, k));
+      else v = make_float4(bs[tile_index<false, BN, BK>(n, k)], bs[tile_index<false, BN, BK>(n, k + 1)],
+                           bs[tile_index<false, BN, BK>(n, k + 2)], bs[tile_index<false, BN, BK>(n, k + 3)]);
+      uint4 h, l;
+      split(v.x, h.x, l.x);
+      split(v.y, h.y, l.y);
+      split(v.z, h.z, l.z);
+      split(v.w, h.w, l.w);
+      const int at = tile_index<true, BN, BK>(n, k);
+      *reinterpret_cast<uint4*>(hi + at) = h;
+      *reinterpret_cast<uint4*>(lo + at) = l;
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to the tensor cores
+  };
+
+  float acc[64], part[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load(s);
+    ffgemm::commit();
   }
+  wait<S - 2>();
   __syncthreads();
-
-  if (tid >= 256) {   // ---- the producer
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(PRODUCER_REGS));
-    const int p = tid - 256;
-    // slice s: copies issued one slice ahead; then split the slice before into its hi and lo tiles
-    for (int s = 0; s <= KT; ++s) {
-      if (s < KT) {
-        const int st = s % S;
-        if (s >= S) bar_wait(empty(st), (s / S + 1) & 1);
-        tile.template load<128>(as(st), bs(st), int64_t(s) * BK, p);
-      }
-      ffgemm::commit();
-      if (s == 0) continue;
-      const int st = (s - 1) % S;
-      wait<1>();
-      asm volatile("bar.sync 1, 128;\n" ::: "memory");   // every producer thread's copies of slice s - 1 have landed
-      const float* b = bs(st);
-      float* const h = hi(st);
-      float* const l = h + BN * BK;
+  split_slice(0);
+  for (int kt = 0; kt < KT; ++kt) {
+    wait<S - 3>();      // slice kt + 1 has landed
+    __syncthreads();    // ... for every thread; slice kt's split tiles are complete; slice kt - 1's buffers are free
+    if (kt + S - 1 < KT) load(kt + S - 1);
+    ffgemm::commit();
+    const float* as = As + kt % S * A_TILE;
+    uint32_t ah[4][4], al[4][4];   // fragments: rows g, g + 8 and k t, t + 4 of each 8-deep step
 #pragma unroll
-      for (int c = p; c < BN * BK / 4; c += 128) {   // 4 k of one column of B per chunk
-        const int n = T::B_K_INNER ? c / (BK / 4) : c % BN, k = (T::B_K_INNER ? c % (BK / 4) : c / BN) * 4;
-        float4 v;
-        if constexpr (T::B_K_INNER) v = *reinterpret_cast<const float4*>(b + tile_index<true, BN, BK>(n, k));
-        else v = make_float4(b[tile_index<false, BN, BK>(n, k)], b[tile_index<false, BN, BK>(n, k + 1)],
-                             b[tile_index<false, BN, BK>(n, k + 2)], b[tile_index<false, BN, BK>(n, k + 3)]);
-        uint4 vh, vl;
-        split(v.x, vh.x, vl.x);
-        split(v.y, vh.y, vl.y);
-        split(v.z, vh.z, vl.z);
-        split(v.w, vh.w, vl.w);
-        const int at = tile_index<true, BN, BK>(n, k);
-        *reinterpret_cast<uint4*>(h + at) = vh;
-        *reinterpret_cast<uint4*>(l + at) = vl;
-      }
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to the tensor cores
-      bar_arrive(full(st));
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        split(as[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], ah[kk][e], al[kk][e]);
+    // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32
+    const float* hi = split_b + (kt & 1) * 2 * BN * BK;
+    const float* lo = hi + BN * BK;
+    pin(part);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {   // small terms first
+      mma(part, al[kk], desc(hi + kk * 8), kk > 0);
+      mma(part, ah[kk], desc(lo + kk * 8), 1);
+      mma(part, ah[kk], desc(hi + kk * 8), 1);
     }
-  } else {            // ---- the consumers: warpgroup tid / 128 has rows 64 * (tid / 128).., each warp 16 of them
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS));
-    const int row0 = (tid >> 5) * 16, g = (tid & 31) >> 2, t = tid & 3;
-    float acc[64], part[64];
+    commit();
+    if (kt + 1 < KT) split_slice(kt + 1);   // while the tensor cores work
+    wait_all();
+    pin(part);
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
-    for (int kt = 0; kt < KT; ++kt) {
-      const int st = kt % S;
-      bar_wait(full(st), (kt / S) & 1);
-      // this thread's A fragments, split: rows g, g + 8 and k t, t + 4 of each 8-deep step
-      const float* x = as(st);
-      uint32_t ah[4][4], al[4][4];
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          split(x[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], ah[kk][e], al[kk][e]);
-      // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32
-      const float* h = hi(st);
-      const float* l = h + BN * BK;
-      pin(part);
-      fence();
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {   // small terms first
-        mma(part, al[kk], desc(h + kk * 8), kk > 0);
-        mma(part, ah[kk], desc(l + kk * 8), 1);
-        mma(part, ah[kk], desc(h + kk * 8), 1);
-      }
-      commit();
-      wait_all();
-      bar_arrive(empty(st));
-      pin(part);
-#pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] += part[i];
-    }
-    // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
-#pragma unroll
-    for (int i = 0; i < 64; ++i) tile.store(a, row0 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
+    for (int i = 0; i < 64; ++i) acc[i] += part[i];
   }
+  // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
+#pragma unroll
+  for (int i = 0; i < 64; ++i) tile.store(a, row0 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
 }
 #endif
-
-// The kernel for the 128 x 128 tiles on an H100 (sm_90a); launched only there.
-template <class T>
-__global__ void __launch_bounds__(THREADS, 1) kernel(const typename T::Args a) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  extern __shared__ float4 ffgemm_smem[];
-  float* const smem = reinterpret_cast<float*>(ffgemm_smem);
-  const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  gemm<T>(a, smem + ((1024 - (base & 1023)) & 1023) / 4);   // the swizzle wants 1024-byte aligned tiles
-#else
-  __trap();
-#endif
-}
-
-// whether this process's GPU runs the sm_90a machine code built into the extension
-inline bool available() {
-  static const bool yes = [] {
-    int device = 0, major = 0, minor = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-    return major == 9 && minor == 0;
-  }();
-  return yes;
-}
 
 }  // namespace hopper
 
@@ -534,31 +474,29 @@ __device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem)
       for (int e = 0; e < 4; ++e) tile.store(a, wm + i * 16 + g + (e >> 1) * 8, wn + j * 8 + 2 * t + (e & 1), acc[i][j][e]);
 }
 
-// The kernel on GPUs other than the H100, and for the small tiles.
+// The kernel: on sm_90a (the H100's own instructions) the 128 x 128 tiles take wgmma, all else mma.sync.
 template <class T>
 __global__ void __launch_bounds__(threads<T>()) gemm_3xtf32(const typename T::Args a) {
   extern __shared__ float4 ffgemm_smem[];
-  mma_gemm<T>(a, reinterpret_cast<float*>(ffgemm_smem));
+  float* const smem = reinterpret_cast<float*>(ffgemm_smem);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  if constexpr (hopper::fits<T>()) {
+    // wgmma's 128-byte swizzle wants its tiles 1024-byte aligned
+    const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    hopper::gemm<T>(a, smem + ((1024 - (base & 1023)) & 1023) / 4);
+  } else
+#endif
+  mma_gemm<T>(a, smem);
 }
 
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
   constexpr int TM = (T::M + T::BM - 1) / T::BM, TN = (T::N + T::BN - 1) / T::BN;
-  const dim3 grid(TM * TN, T::BATCH);
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if constexpr (hopper::fits<T>()) {
-    if (hopper::available()) {
-      constexpr int smem = hopper::smem_bytes<T>();
-      const cudaError_t set = cudaFuncSetAttribute(hopper::kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-      if (set != cudaSuccess) return set;
-      hopper::kernel<T><<<grid, hopper::THREADS, smem, s>>>(a);
-      return cudaGetLastError();
-    }
-  }
-  constexpr int smem = smem_bytes<T>();
+  constexpr int threads = ffgemm::threads<T>();
+  constexpr int smem = hopper::fits<T>() && hopper::smem_bytes<T>() > smem_bytes<T>() ? hopper::smem_bytes<T>() : smem_bytes<T>();
   const cudaError_t set = cudaFuncSetAttribute(gemm_3xtf32<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (set != cudaSuccess) return set;
-  gemm_3xtf32<T><<<grid, threads<T>(), smem, s>>>(a);
+  gemm_3xtf32<T><<<dim3(TM * TN, T::BATCH), threads, smem, static_cast<cudaStream_t>(stream)>>>(a);
   return cudaGetLastError();
 }
 

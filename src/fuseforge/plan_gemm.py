@@ -7,8 +7,8 @@ transformed. The group is taken when it spans the product's shape, nothing outsi
 value of it that is smaller than that shape, and the fused set reads nothing that depends
 on itself. Products the generated kernel would run slower stay cuBLAS externs (the decision
 log says why): matrix-vector shapes, large products with too few output tiles to fill the
-GPU (no split-K yet), and, since the kernel is still slower than cuBLAS float32 on large
-products, those where the fused epilogue saves too little (see `pays`).
+GPU (no split-K yet), short ones (K < MIN_K: accuracy), and those where the kernel form is
+slower than cuBLAS float32 and the fused epilogue saves too little (see `pays`).
 """
 from __future__ import annotations
 
@@ -24,20 +24,52 @@ from .ops.gemm import Gemm
 from .plan_fusion import FusedOps, each_spec, entry_spec, external_inputs, find_epilogue, needed_outside
 
 SMS = 132                  # H100 SXM: output tiles below this leave multiprocessors idle
-SMALL_TILE = 64            # the smaller of the two tile configurations (codegen/gemm.py)
 TINY_FLOPS = 2e8           # below this a product is launch-bound: fusing always pays
 MAX_BATCH = 65535          # the batch runs on gridDim.y
-# Measured on the H100 (bench/gemm_h100.md): the generated GEMM runs at 0.86-0.95x cuBLAS
-# float32 on large products, and its error reaches 4.8x cuBLAS float32's where two TF32 terms'
-# 22 mantissa bits show (short K, terms of one sign). So by default no product uses it
-# (FUSEFORGE_GEMM=off). FUSEFORGE_GEMM=auto takes a product when it is launch-bound (tiny) or
-# when the epilogue pass it removes (one read and one write of the product at the copy rate)
-# costs more than GEMM_DEFICIT of its cuBLAS time (measured 1.22x eager on level2/090);
-# FUSEFORGE_GEMM=all takes every product it can compute.
-DEFAULT_MODE = "off"
+# Tile configurations (codegen/gemm.py): (BM, BN, WM, WN). The large one when it still gives
+# every multiprocessor a tile (on an H100 it runs on wgmma), the small one (mma.sync) else.
+LARGE = (128, 128, 64, 32)
+SMALL = (64, 64, 32, 32)
+# FUSEFORGE_GEMM: "auto" (the default) takes a product where it is measured to pay, "all"
+# every product it can compute, "off" none. Measured on the H100 (bench/gemm_h100.md):
+# - the wgmma kernel (large tiles, A read along k, 16-byte copies of both operands) runs at
+#   1.14-1.25x cuBLAS float32; other forms of the large tiles (A read along m: 0.72x on
+#   level1/008; 4-byte copies: 0.89x on level1/006) and the mma.sync kernel at 0.86-0.95x,
+#   where only the epilogue pass the fusion removes (one read and one write of the product at
+#   the copy rate) can pay for them: when it costs more than GEMM_DEFICIT of the product's
+#   cuBLAS time (measured 1.22x eager on level2/090), or the product is launch-bound (tiny);
+# - accuracy (max error against float64 / cuBLAS float32's, 1536 x K x 1536): 0.42-1.07x on
+#   normal inputs, 0.42-1.66x on uniform [0, 1) ones for K = 64..16384. Below MIN_K the split
+#   operands' 22 mantissa bits show where terms have one sign (d @ d.T at K = 12: 4.8x), so
+#   auto leaves shorter products to cuBLAS.
+DEFAULT_MODE = "auto"
+MIN_K = 64
 GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
 COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
+
+
+def config(g: Gemm) -> tuple[int, int, int, int]:
+    """The tile configuration of a product."""
+    bm, bn = LARGE[:2]
+    return LARGE if g.batch * math.ceil(g.m / bm) * math.ceil(g.n / bn) >= SMS else SMALL
+
+
+def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
+    """(k inner in shared memory, 16-byte copies) for operand "a" or "b": shared memory keeps
+    the dim that is contiguous in global memory inner, and 4-float copies run along it when
+    every chunk of 4 is in bounds together and 16-byte aligned (the wrapper aligns the base)."""
+    op, rows = (g.a, g.m) if which == "a" else (g.b, g.n)
+    k_inner = op.k == 1 or op.rows != 1
+    if k_inner:
+        return True, op.k == 1 and g.k % 4 == 0 and op.rows % 4 == 0 and op.batch % 4 == 0
+    return False, rows % 4 == 0 and op.k % 4 == 0 and op.batch % 4 == 0
+
+
+def on_wgmma(g: Gemm) -> bool:
+    """Whether the product takes the fast form of the H100 kernel (see DEFAULT_MODE)."""
+    a_inner, a_vec = operand_layout(g, "a")
+    return config(g) == LARGE and a_inner and a_vec and operand_layout(g, "b")[1]
 
 
 @dataclass(eq=False)
@@ -55,12 +87,12 @@ def add_gemm_option(parser) -> None:
     """The command-line spelling of FUSEFORGE_GEMM (cli.py sets the variable, so worker
     processes see it too)."""
     parser.add_argument("--gemm", choices=["off", "auto", "all"], default=None,
-                        help="generated 3xTF32 GEMMs: off (default; cuBLAS), auto (where the fused "
-                             "epilogue pays), all (every product); same as FUSEFORGE_GEMM")
+                        help="generated 3xTF32 GEMMs: auto (default: where measured to pay), all "
+                             "(every product), off (cuBLAS); same as FUSEFORGE_GEMM")
 
 
 def mode() -> str:
-    """FUSEFORGE_GEMM: "off" (the default, also "0"), "auto" (where it pays, also "1"), "all"."""
+    """FUSEFORGE_GEMM: "auto" (the default, also "1": where it pays), "all", "off" (also "0")."""
     m = os.environ.get("FUSEFORGE_GEMM", "") or DEFAULT_MODE
     m = {"0": "off", "1": "auto"}.get(m, m)
     if m not in ("off", "auto", "all"):
@@ -74,13 +106,12 @@ def gemm_of(node: Node) -> Gemm | str:
     if isinstance(spec, str):
         return spec
     if mode() == "off":
-        return ("cuBLAS float32 (generated 3xTF32 GEMMs are opt-in, FUSEFORGE_GEMM=auto or all: "
-                "slower than cuBLAS on large products and up to 4.8x its error on short ones)")
+        return "cuBLAS float32 (generated GEMMs switched off: FUSEFORGE_GEMM=off)"
     if spec.batch > MAX_BATCH:
         return f"a batch of {spec.batch} (the generated GEMM takes up to {MAX_BATCH})"
     if min(spec.m, spec.n) == 1:
         return "a matrix-vector product (cuBLAS gemv)"
-    tiles = spec.batch * math.ceil(spec.m / SMALL_TILE) * math.ceil(spec.n / SMALL_TILE)
+    tiles = spec.batch * math.ceil(spec.m / SMALL[0]) * math.ceil(spec.n / SMALL[1])
     if tiles < SMS // 2 and spec.flops > TINY_FLOPS:
         return f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU without split-K"
     return spec
@@ -88,13 +119,18 @@ def gemm_of(node: Node) -> Gemm | str:
 
 def pays(spec: Gemm, node: Node, epilogue) -> str | None:
     """None when the generated GEMM should run this product, else why cuBLAS does."""
-    if mode() == "all" or spec.flops <= TINY_FLOPS:
+    if mode() == "all":
+        return None
+    if spec.k < MIN_K:
+        return (f"cuBLAS float32 (K = {spec.k} < {MIN_K}: the split operands' error can reach 4.8x "
+                f"cuBLAS float32's on short products)")
+    if on_wgmma(spec) or spec.flops <= TINY_FLOPS:
         return None
     gemm_s = spec.flops / CUBLAS_FP32_FLOPS
     saved_s = 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
     if saved_s > GEMM_DEFICIT * gemm_s:
         return None
-    return (f"cuBLAS float32 (the generated GEMM runs 0.86-0.95x its speed on large products, and the "
+    return (f"cuBLAS float32 (this form of the generated GEMM runs 0.72-0.95x its speed, and the "
             f"epilogue pass it would save is {100 * saved_s / gemm_s:.0f}% of the product's time)")
 
 

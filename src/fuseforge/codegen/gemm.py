@@ -2,14 +2,18 @@
 its epilogue applied to each output element before the one store.
 
 Accuracy: each float32 operand is split as x = hi + lo, both TF32 (10-bit mantissa), and
-a·b is accumulated as a_lo·b_hi + a_hi·b_lo + a_hi·b_hi (mma.sync m16n8k8); the dropped
+a·b is accumulated as a_lo·b_hi + a_hi·b_lo + a_hi·b_hi on the tensor cores; the dropped
 a_lo·b_lo term is below float32's rounding. The tensor cores accumulate with truncation, which
 makes the error grow linearly with K (measured: 160x cuBLAS float32's at K = 16384), so each
 32-deep slice of k is summed in the tensor cores from zero and the slices are added in float32
 with round-to-nearest. Two TF32 terms hold 22 of float32's 24 mantissa bits: where the
 representation error dominates (short K, all terms of one sign: x @ x.T at K = 12) the
-error measured 4.8x cuBLAS float32's, which is why the planner does not use this kernel by
-default yet (plan_gemm.py). tests/test_gemm.py checks the error against cuBLAS float32's and float64.
+error measured 4.8x cuBLAS float32's, which is why the planner leaves short products to cuBLAS
+(plan_gemm.MIN_K). tests/test_gemm.py checks the error against cuBLAS float32's and float64.
+
+Two main loops, one template each in GEMM_LIBRARY: on an H100 (sm_90a) the large tiles run on
+wgmma (hopper::gemm: A split in registers, B split once per slice into hi and lo tiles in shared
+memory), everything else on mma.sync (mma_gemm); both lay out their shared-memory tiles alike.
 
 For kernel K the shared text (CUDA and the CPU twin) defines
   K_args      the pointers,
@@ -23,37 +27,14 @@ from __future__ import annotations
 
 import math
 
-from ..ops.gemm import Gemm
-from ..plan_gemm import SMS, GemmKernel
+from ..plan_gemm import GemmKernel, config, operand_layout
 from .cpp import literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, _render_node, arg_fields, kernel_operands, load_inputs, \
     storage_offset
 
 
-# Tile configurations: (BM, BN, WM, WN); BK = 32 floats of k per stage, 3 stages. The large one
-# when it still gives every multiprocessor a tile, the small one for small products.
-LARGE = (128, 128, 64, 32)   # 8 warps, warp tile 64 x 32
-SMALL = (64, 64, 32, 32)     # 4 warps, warp tile 32 x 32
-BK, STAGES = 32, 3
-
-
-
-def config(g: Gemm) -> tuple[int, int, int, int]:
-    bm, bn = LARGE[:2]
-    return LARGE if g.batch * math.ceil(g.m / bm) * math.ceil(g.n / bn) >= SMS else SMALL
-
-
-def _layout(rows: int, k: int, row_stride: int, k_stride: int, batch_stride: int) -> tuple[bool, bool]:
-    """(k inner in shared memory, 16-byte copies) for an operand: shared memory keeps the
-    dim that is contiguous in global memory inner, and 4-float copies run along it when every
-    chunk of 4 is in bounds together and 16-byte aligned (the wrapper aligns the base)."""
-    k_inner = k_stride == 1 or row_stride != 1
-    if k_inner:
-        vec = k_stride == 1 and k % 4 == 0 and row_stride % 4 == 0 and batch_stride % 4 == 0
-    else:
-        vec = rows % 4 == 0 and k_stride % 4 == 0 and batch_stride % 4 == 0
-    return k_inner, vec
+BK, STAGES = 32, 3   # floats of k per stage, stages of the mma.sync kernel (wgmma: hopper::STAGES)
 
 
 def render(k: GemmKernel) -> KernelSource:
@@ -113,8 +94,8 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
     bm, bn, wm, wn = config(g)
-    a_inner, a_vec = _layout(g.m, g.k, g.a.rows, g.a.k, g.a.batch)
-    b_inner, b_vec = _layout(g.n, g.k, g.b.rows, g.b.k, g.b.batch)
+    a_inner, a_vec = operand_layout(g, "a")
+    b_inner, b_vec = operand_layout(g, "b")
     flag = lambda b: "true" if b else "false"  # noqa: E731
     cuda = f"""
 // ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn}

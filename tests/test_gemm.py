@@ -68,6 +68,22 @@ def test_auto_by_default(monkeypatch):
     assert "0.72-0.95x its speed" in text and "K = 32 < 64" in text, text
 
 
+class Heavy(nn.Module):
+    def forward(self, a, b, tall, narrow):
+        return nn.functional.mish(nn.functional.mish(a @ b)), torch.relu(tall @ narrow)
+
+
+def test_auto_leaves_heavy_epilogues_and_narrow_products_to_cublas(monkeypatch):
+    """Two mish per element run slower inside the GEMM than in a pass of their own; N = 64 leaves
+    half of each wgmma tile idle (plan_gemm.DEFAULT_MODE's measurements)."""
+    monkeypatch.setenv("FUSEFORGE_GEMM", "auto")
+    p = plan(capture(Heavy(), [torch.empty(2048, 1024), torch.empty(1024, 4096), torch.empty(32768, 1024),
+                               torch.empty(1024, 64)]))
+    assert not [k for k in p.kernels if isinstance(k, GemmKernel)], p.decisions
+    text = "\n".join(p.decisions)
+    assert "6 transcendental functions per element" in text and "0.72-0.95x its speed" in text, text
+
+
 def test_plan_takes_every_form():
     p = plan(capture(GemmZoo(), zoo_inputs(0)))
     gemms = [k for k in p.kernels if isinstance(k, GemmKernel)]

@@ -42,8 +42,18 @@ SMALL = (64, 64, 32, 32)
 #   normal inputs, 0.42-1.66x on uniform [0, 1) ones for K = 64..16384. Below MIN_K the split
 #   operands' 22 mantissa bits show where terms have one sign (d @ d.T at K = 12: 4.8x), so
 #   auto leaves shorter products to cuBLAS.
+#   The wgmma kernel also wants whole tiles and depth: with N = 64 (half of each tile idle) or
+#   K = 64 (the product bound by its stores) it lost to cuBLAS (level1/103: 0.82x torch.compile).
+#   Its epilogue runs after the main loop at 8 warps per multiprocessor: two mish per element
+#   (level2/063) made it 0.96x eager, where a pass of its own is cheaper; EPILOGUE_MATH counts
+#   such ops (softplus + tanh + tanh + exp in one, measured 1.11x, is under the limit).
 DEFAULT_MODE = "auto"
 MIN_K = 64
+WGMMA_MIN_SIDE, WGMMA_MIN_K = 128, 256
+EPILOGUE_MATH = {"aten.mish.default": 3, "aten.softplus.default": 2, "aten.tanh.default": 1, "aten.exp.default": 1,
+                 "aten.log.default": 1, "aten.sigmoid.default": 1, "aten.gelu.default": 1, "aten.silu.default": 1,
+                 "aten.elu.default": 1, "aten.erf.default": 1, "aten.pow.Tensor_Scalar": 1}
+MAX_EPILOGUE_MATH = 4
 GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
 COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
@@ -69,7 +79,13 @@ def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
 def on_wgmma(g: Gemm) -> bool:
     """Whether the product takes the fast form of the H100 kernel (see DEFAULT_MODE)."""
     a_inner, a_vec = operand_layout(g, "a")
-    return config(g) == LARGE and a_inner and a_vec and operand_layout(g, "b")[1]
+    return (config(g) == LARGE and a_inner and a_vec and operand_layout(g, "b")[1]
+            and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= WGMMA_MIN_K)
+
+
+def epilogue_math(epilogue) -> int:
+    """Transcendental functions per element in a fused epilogue (EPILOGUE_MATH)."""
+    return sum(EPILOGUE_MATH.get(n.target, 0) for n in epilogue.nodes) if epilogue else 0
 
 
 @dataclass(eq=False)
@@ -124,8 +140,13 @@ def pays(spec: Gemm, node: Node, epilogue) -> str | None:
     if spec.k < MIN_K:
         return (f"cuBLAS float32 (K = {spec.k} < {MIN_K}: the split operands' error can reach 4.8x "
                 f"cuBLAS float32's on short products)")
-    if on_wgmma(spec) or spec.flops <= TINY_FLOPS:
+    if spec.flops <= TINY_FLOPS:
         return None
+    if on_wgmma(spec):
+        if epilogue_math(epilogue) <= MAX_EPILOGUE_MATH:
+            return None
+        return (f"cuBLAS float32 and a pass of its own for the epilogue ({epilogue_math(epilogue)} "
+                f"transcendental functions per element, more than {MAX_EPILOGUE_MATH}: slower inside the GEMM)")
     gemm_s = spec.flops / CUBLAS_FP32_FLOPS
     saved_s = 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
     if saved_s > GEMM_DEFICIT * gemm_s:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_gemm import LARGE, GemmKernel, config, operand_layout
+from ..plan_gemm import GemmKernel, config, operand_layout
 from .cpp import literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, _render_node, arg_fields, kernel_operands, load_inputs, \
@@ -73,13 +73,6 @@ def render(k: GemmKernel) -> KernelSource:
             f"{name}_epilogue(a, i, acc);"]
 
     fields = arg_fields(ins, outs)
-    bm, bn, wm, wn = config(g)
-    split_b = (bm, bn) == LARGE[:2]   # on an H100, B split into hi and lo once, into a workspace
-    ws_bytes = (1 if g.b.batch == 0 else g.batch) * 2 * g.n * -(-g.k // 4) * 4 * 4
-    ws_line = ""
-    if split_b:
-        fields.append("  unsigned char* __restrict__ ws;  // on an H100: B split into hi and lo, K-major")
-        ws_line = f"constexpr size_t {name}_ws_bytes = {ws_bytes};\n"
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     shared = f"""
 // ---- {name}: {ops_list}
@@ -88,7 +81,7 @@ struct {name}_args {{
 {chr(10).join(fields)}
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
-{ws_line}
+
 FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc) {{
 {chr(10).join('  ' + line for line in body)}
 }}
@@ -100,10 +93,10 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
+    bm, bn, wm, wn = config(g)
     a_inner, a_vec = operand_layout(g, "a")
     b_inner, b_vec = operand_layout(g, "b")
     flag = lambda b: "true" if b else "false"  # noqa: E731
-    ws_accessor = "\n  static __device__ __forceinline__ unsigned char* ws(const Args& a) { return a.ws; }" if split_b else ""
     cuda = f"""
 // ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn}
 struct {name}_gemm {{
@@ -118,12 +111,12 @@ struct {name}_gemm {{
   static __device__ __forceinline__ const float* b_ptr(const Args& a) {{ return a.{var[g.b.value]}; }}
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
     {name}_epilogue(a, static_cast<{itype}>(i), v);
-  }}{ws_accessor}
+  }}
 }};
 
 int {name}_cuda(const {name}_args& a, void* stream) {{ return ffgemm::launch<{name}_gemm>(a, stream); }}
 """
-    return KernelSource(k, shared, cuda, ins, outs, workspace=split_b)
+    return KernelSource(k, shared, cuda, ins, outs)
 
 
 def _wgmma_asm() -> str:
@@ -244,11 +237,9 @@ struct Tile {
 };
 
 // wgmma (sm_90a, the H100's own instructions): 128 x 128 tiles, each of the two warpgroups
-// 64 rows of it. B is split once per call, before the product, into hi and lo copies laid out
-// K-major in the workspace (split_b): each block then copies them straight into shared
-// memory, in the 128-byte swizzle wgmma reads. A comes from registers, split as it is read.
-// Measured on the H100 (4096^3): splitting B in shared memory per slice instead, overlapped
-// with the tensor cores, 2.27 ms; in a producer warpgroup, 2.74 ms.
+// 64 rows of it. A comes from registers, split as it is read; B from shared memory as a hi and
+// a lo tile (K-major, 128-byte swizzle), split once per slice by the whole block while the
+// tensor cores multiply the slice before.
 namespace hopper {
 
 constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
@@ -256,37 +247,9 @@ constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
 template <class T>
 constexpr bool fits() { return T::BM == BM && T::BN == BN && T::BK == BK && threads<T>() == 256; }
 
-// the split copy of B: [batch of B][hi, lo][N][KP], KP = K rounded up to 4 (16-byte rows)
 template <class T>
-struct SplitB {
-  static constexpr int64_t KP = (T::K + 3) / 4 * 4, BATCH = T::B_BATCH == 0 ? 1 : T::BATCH;
-  static constexpr int64_t COPY = T::N * KP, BYTES = BATCH * 2 * COPY * 4;
-};
-
-template <class T>
-constexpr int smem_bytes() { return STAGES * (2 * BN * BK + tile_floats<T::A_K_INNER, BM, BK>()) * 4 + 1024; }
-
-// one thread: 4 k of one column of B, split; threads run along B's contiguous dim
-template <class T>
-__global__ void __launch_bounds__(256) split_b(const typename T::Args a) {
-  using W = SplitB<T>;
-  constexpr int64_t KC = W::KP / 4, TOTAL = W::BATCH * T::N * KC;
-  constexpr bool N_INNER = T::B_COL == 1 && T::B_K != 1;
-  const int64_t i = int64_t(blockIdx.x) * 256 + threadIdx.x;
-  if (i >= TOTAL) return;
-  const int64_t b = i / (T::N * KC), n = N_INNER ? i % T::N : i / KC % T::N, kc = N_INNER ? i / T::N % KC : i % KC;
-  const float* src = T::b_ptr(a) + b * T::B_BATCH + n * T::B_COL;
-  float v[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) v[j] = kc * 4 + j < T::K ? src[(kc * 4 + j) * T::B_K] : 0.0f;
-  uint4 h, l;
-  split(v[0], h.x, l.x);
-  split(v[1], h.y, l.y);
-  split(v[2], h.z, l.z);
-  split(v[3], h.w, l.w);
-  float* const hi = reinterpret_cast<float*>(T::ws(a)) + b * 2 * W::COPY + n * W::KP + kc * 4;
-  *reinterpret_cast<uint4*>(hi) = h;
-  *reinterpret_cast<uint4*>(hi + W::COPY) = l;
+constexpr int smem_bytes() {   // split B tiles (2 buffers of hi and lo), the stages, alignment
+  return (4 * BN * BK + STAGES * (tile_floats<T::A_K_INNER, BM, BK>() + tile_floats<T::B_K_INNER, BN, BK>())) * 4 + 1024;
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -311,21 +274,39 @@ __device__ __forceinline__ void mma(float (&d)[64], const uint32_t (&a)[4], uint
 
 template <class T>
 __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
-  using W = SplitB<T>;
-  constexpr int S = STAGES, STAGE = 2 * BN * BK + tile_floats<T::A_K_INNER, BM, BK>();
+  constexpr int S = STAGES;
+  constexpr int A_TILE = tile_floats<T::A_K_INNER, BM, BK>(), B_TILE = tile_floats<T::B_K_INNER, BN, BK>();
   constexpr int KT = (T::K + BK - 1) / BK;
+  float* const split_b = smem;                 // [buffer][hi, lo][BN x BK], 1024-byte aligned
+  float* const As = split_b + 4 * BN * BK;
+  float* const Bs = As + S * A_TILE;
   const Tile<T> tile(a);
-  const float* const halves = reinterpret_cast<const float*>(T::ws(a)) + (T::B_BATCH == 0 ? 0 : blockIdx.y * 2 * W::COPY);
   const int tid = threadIdx.x, warp = tid >> 5, g = (tid & 31) >> 2, t = tid & 3;
   const int row0 = warp * 16;                  // warpgroup warp / 4 has rows 64 * (warp / 4).., this warp 16 of them
 
-  // stage: B hi, B lo (1024-byte aligned, the swizzle), then the slice of A
-  auto load = [&](int s) {
-    float* const hi = smem + s % S * STAGE;
-    const int64_t k0 = int64_t(s) * BK;
-    load_tile<BN, BK, 256, true, true, T::N, W::KP, W::KP, 1>(hi, halves, tile.n0, k0, tid);
-    load_tile<BN, BK, 256, true, true, T::N, W::KP, W::KP, 1>(hi + BN * BK, halves + W::COPY, tile.n0, k0, tid);
-    load_tile<BM, BK, 256, T::A_K_INNER, T::A_VEC, T::M, T::K, T::A_ROW, T::A_K>(hi + 2 * BN * BK, tile.A, tile.m0, k0, tid);
+  auto load = [&](int s) { tile.load(As + s % S * A_TILE, Bs + s % S * B_TILE, int64_t(s) * BK, tid); };
+  // slice s of B (in its stage) -> its hi and lo tiles (buffer s % 2), 4 k of one column per chunk
+  auto split_slice = [&](int s) {
+    const float* bs = Bs + s % S * B_TILE;
+    float* const hi = split_b + (s & 1) * 2 * BN * BK;
+    float* const lo = hi + BN * BK;
+#pragma unroll
+    for (int c = tid; c < BN * BK / 4; c += 256) {
+      const int n = T::B_K_INNER ? c / (BK / 4) : c % BN, k = (T::B_K_INNER ? c % (BK / 4) : c / BN) * 4;
+      float4 v;
+      if constexpr (T::B_K_INNER) v = *reinterpret_cast<const float4*>(bs + tile_index<true, BN, BK>(n, k));
+      else v = make_float4(bs[tile_index<false, BN, BK>(n, k)], bs[tile_index<false, BN, BK>(n, k + 1)],
+                           bs[tile_index<false, BN, BK>(n, k + 2)], bs[tile_index<false, BN, BK>(n, k + 3)]);
+      uint4 h, l;
+      split(v.x, h.x, l.x);
+      split(v.y, h.y, l.y);
+      split(v.z, h.z, l.z);
+      split(v.w, h.w, l.w);
+      const int at = tile_index<true, BN, BK>(n, k);
+      *reinterpret_cast<uint4*>(hi + at) = h;
+      *reinterpret_cast<uint4*>(lo + at) = l;
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to the tensor cores
   };
 
   float acc[64], part[64];
@@ -336,15 +317,15 @@ __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
     if (s < KT) load(s);
     ffgemm::commit();
   }
+  wait<S - 2>();
+  __syncthreads();
+  split_slice(0);
   for (int kt = 0; kt < KT; ++kt) {
-    wait<S - 2>();      // slice kt has landed
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to the tensor cores
-    __syncthreads();    // ... for every thread; slice kt - 1's stage is free
+    wait<S - 3>();      // slice kt + 1 has landed
+    __syncthreads();    // ... for every thread; slice kt's split tiles are complete; slice kt - 1's buffers are free
     if (kt + S - 1 < KT) load(kt + S - 1);
     ffgemm::commit();
-    const float* hi = smem + kt % S * STAGE;
-    const float* lo = hi + BN * BK;
-    const float* as = lo + BN * BK;
+    const float* as = As + kt % S * A_TILE;
     uint32_t ah[4][4], al[4][4];   // fragments: rows g, g + 8 and k t, t + 4 of each 8-deep step
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
@@ -352,6 +333,8 @@ __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
       for (int e = 0; e < 4; ++e)
         split(as[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], ah[kk][e], al[kk][e]);
     // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32
+    const float* hi = split_b + (kt & 1) * 2 * BN * BK;
+    const float* lo = hi + BN * BK;
     pin(part);
     fence();
 #pragma unroll
@@ -361,6 +344,7 @@ __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
       mma(part, ah[kk], desc(hi + kk * 8), 1);
     }
     commit();
+    if (kt + 1 < KT) split_slice(kt + 1);   // while the tensor cores work
     wait_all();
     pin(part);
 #pragma unroll
@@ -371,31 +355,6 @@ __device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
   for (int i = 0; i < 64; ++i) tile.store(a, row0 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
 }
 #endif
-
-// The kernel of the 128 x 128 tiles on an H100; launched only there.
-template <class T>
-__global__ void __launch_bounds__(256, 1) kernel(const typename T::Args a) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  extern __shared__ float4 ffgemm_smem[];
-  float* const smem = reinterpret_cast<float*>(ffgemm_smem);
-  const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  gemm<T>(a, smem + ((1024 - (base & 1023)) & 1023) / 4);   // the swizzle wants 1024-byte aligned tiles
-#else
-  __trap();
-#endif
-}
-
-// whether this process's GPU runs the sm_90a machine code built into the extension (an H100)
-inline bool available() {
-  static const bool yes = [] {
-    int device = 0, major = 0, minor = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-    return major == 9 && minor == 0;
-  }();
-  return yes;
-}
 
 }  // namespace hopper
 
@@ -496,33 +455,29 @@ __device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem)
       for (int e = 0; e < 4; ++e) tile.store(a, wm + i * 16 + g + (e >> 1) * 8, wn + j * 8 + 2 * t + (e & 1), acc[i][j][e]);
 }
 
-// The kernel on GPUs other than the H100, and for the small tiles.
+// The kernel: on sm_90a (the H100's own instructions) the 128 x 128 tiles take wgmma, all else mma.sync.
 template <class T>
 __global__ void __launch_bounds__(threads<T>()) gemm_3xtf32(const typename T::Args a) {
   extern __shared__ float4 ffgemm_smem[];
-  mma_gemm<T>(a, reinterpret_cast<float*>(ffgemm_smem));
+  float* const smem = reinterpret_cast<float*>(ffgemm_smem);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  if constexpr (hopper::fits<T>()) {
+    // wgmma's 128-byte swizzle wants its tiles 1024-byte aligned
+    const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    hopper::gemm<T>(a, smem + ((1024 - (base & 1023)) & 1023) / 4);
+  } else
+#endif
+  mma_gemm<T>(a, smem);
 }
 
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
   constexpr int TM = (T::M + T::BM - 1) / T::BM, TN = (T::N + T::BN - 1) / T::BN;
-  const dim3 grid(TM * TN, T::BATCH);
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if constexpr (hopper::fits<T>()) {
-    if (hopper::available()) {   // split B into the workspace, then the product on wgmma
-      constexpr int64_t splits = hopper::SplitB<T>::BATCH * T::N * (hopper::SplitB<T>::KP / 4);
-      hopper::split_b<T><<<static_cast<unsigned>((splits + 255) / 256), 256, 0, s>>>(a);
-      constexpr int smem = hopper::smem_bytes<T>();
-      const cudaError_t set = cudaFuncSetAttribute(hopper::kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-      if (set != cudaSuccess) return set;
-      hopper::kernel<T><<<grid, threads<T>(), smem, s>>>(a);
-      return cudaGetLastError();
-    }
-  }
-  constexpr int smem = smem_bytes<T>();
+  constexpr int threads = ffgemm::threads<T>();
+  constexpr int smem = hopper::fits<T>() && hopper::smem_bytes<T>() > smem_bytes<T>() ? hopper::smem_bytes<T>() : smem_bytes<T>();
   const cudaError_t set = cudaFuncSetAttribute(gemm_3xtf32<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (set != cudaSuccess) return set;
-  gemm_3xtf32<T><<<grid, threads<T>(), smem, s>>>(a);
+  gemm_3xtf32<T><<<dim3(TM * TN, T::BATCH), threads, smem, static_cast<cudaStream_t>(stream)>>>(a);
   return cudaGetLastError();
 }
 

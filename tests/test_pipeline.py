@@ -117,7 +117,7 @@ def test_multi_output_problem(tmp_path):
     assert report.verify.passed, report.verify.failures
     kernels = report.plan.kernels
     # relu*sigmoid(scale)*2 before the linear, tanh+add after it, and y.sum (a row kernel alone:
-    # contiguous rows are generated, plan_rows.ROWS_ALONE_ENV)
+    # generated too)
     assert len(kernels) == 3, [k.name for k in kernels]
     assert any(n.target == "aten.sigmoid.default" for n in kernels[0].nodes)
 

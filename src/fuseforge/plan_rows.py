@@ -18,14 +18,13 @@ Placement rules, checked op by op:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 
 from . import ops
 from .graph import Node, Value
-from .ops.rows import Recipe, Stage
+from .ops.rows import Recipe
 
 ELEM, ROW = "elem", "row"
 # A row is one team of threads (at most a block). When there are too few rows to fill the GPU
@@ -71,14 +70,6 @@ def runs_along_elements(k, v) -> bool:
     st = k.strides[v]
     moving = [d for d in range(len(k.space)) if k.space[d] > 1 and st[d] != 0]
     return bool(moving) and min(moving, key=lambda d: (st[d], -d)) in k.axes
-
-
-# A row op with nothing fused to it is generated where the rows are contiguous (the vector path
-# beat eager on every such suite problem: bench/rows_alone_h100), but a one-pass reduction over
-# strided rows stays eager's, which reads 4 neighbouring rows per access where the generated
-# kernel takes a row per thread (level1/076: 0.82x eager). FUSEFORGE_ROWS_ALONE=generate
-# generates those too: the switch that re-measures this rule.
-ROWS_ALONE_ENV = "FUSEFORGE_ROWS_ALONE"
 
 
 @dataclass(eq=False)
@@ -411,18 +402,4 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
             decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             continue
         rows.append(rg)
-    kept = []
-    for rg in rows:
-        node = rg.nodes[0]
-        main = rg.main_strides()
-        recipe = rg.recipes.get(node)
-        strided_one_pass = main is not None and schedule_for(rg.space, rg.axes, main)[2] == "outer" and \
-            all(rg.phase.get(v) == ROW for v in node.outputs) and recipe is not None and \
-            sum(isinstance(step, Stage) for step in recipe.steps) == 1
-        if len(rg.nodes) == 1 and strided_one_pass and os.environ.get(ROWS_ALONE_ENV) != "generate":
-            why_extern[node] = "nothing to fuse with it, and eager's reduction reads strided rows 4 at a time"
-            decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
-            row_of.pop(node, None)
-        else:
-            kept.append(rg)
-    return kept
+    return rows

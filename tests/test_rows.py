@@ -2,6 +2,8 @@
 import re
 
 import pytest
+import torch
+import torch.nn as nn
 
 import fuseforge
 from fuseforge import ops
@@ -89,3 +91,18 @@ def test_rows_match_eager_on_cpu(rows, seed):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rows_match_eager_on_cuda(rows, seed):
     assert_zoo_matches(rows, row_inputs, seed, RTOL, ATOL, "cuda")
+
+
+class SumOverDim1(nn.Module):
+    def forward(self, x):
+        return x.sum(dim=1)
+
+
+def test_lone_strided_reduction_generated_on_long_rows():
+    """A reduction over strided rows with nothing fused to it is generated (the outer schedule)
+    where rows are long, and left to eager below plan_rows.ALONE_MIN_LENGTH."""
+    from fuseforge.plan_rows import ALONE_MIN_LENGTH, RowKernel
+    long = plan(capture(SumOverDim1(), [torch.empty(4, ALONE_MIN_LENGTH, 64)]))
+    assert [type(k) for k in long.kernels] == [RowKernel], long.decisions
+    short = plan(capture(SumOverDim1(), [torch.empty(4, ALONE_MIN_LENGTH - 1, 64)]))
+    assert not short.kernels and any("strided rows of" in d for d in short.decisions), short.decisions

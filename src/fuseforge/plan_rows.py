@@ -24,7 +24,7 @@ import torch
 
 from . import ops
 from .graph import Node, Value
-from .ops.rows import Recipe
+from .ops.rows import Recipe, Stage
 
 ELEM, ROW = "elem", "row"
 # A row is one team of threads (at most a block). When there are too few rows to fill the GPU
@@ -70,6 +70,12 @@ def runs_along_elements(k, v) -> bool:
     st = k.strides[v]
     moving = [d for d in range(len(k.space)) if k.space[d] > 1 and st[d] != 0]
     return bool(moving) and min(moving, key=lambda d: (st[d], -d)) in k.axes
+
+
+# A one-pass reduction over strided rows with nothing fused to it: the outer schedule beat eager
+# on rows of 2048 (level1/065-076: 1.08-1.30x, bench/session6/rows_strided), but a mean over rows
+# of 256 (level2/055) took 70 us more than eager's; below ALONE_MIN_LENGTH it stays eager's.
+ALONE_MIN_LENGTH = 512
 
 
 @dataclass(eq=False)
@@ -402,4 +408,16 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
             decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             continue
         rows.append(rg)
-    return rows
+    kept = []
+    for rg in rows:
+        node, main = rg.nodes[0], rg.main_strides()
+        recipe, length = rg.recipes.get(node), math.prod(rg.space[a] for a in rg.axes)
+        if len(rg.nodes) == 1 and main is not None and schedule_for(rg.space, rg.axes, main)[2] == "outer" and \
+                all(rg.phase.get(v) == ROW for v in node.outputs) and length < ALONE_MIN_LENGTH and \
+                recipe is not None and sum(isinstance(step, Stage) for step in recipe.steps) == 1:
+            why_extern[node] = f"nothing to fuse with it, and eager's is faster on strided rows of {length}"
+            decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
+            row_of.pop(node, None)
+        else:
+            kept.append(rg)
+    return kept

@@ -21,7 +21,7 @@ def _reverse(x, d):
     return torch.cumsum(x.flip(d), d).flip(d)
 
 
-def _exclusive_cat(x):                      # as suite/level1/092: cat, slices and zeros stay extern
+def _exclusive_cat(x):                      # as suite/level1/092: the loads read one position back
     return torch.cumsum(torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1), dim=1)
 
 
@@ -46,11 +46,14 @@ CHAINS = {
     "prologue_epilogue": lambda t: torch.relu(torch.cumsum(torch.tanh(t["x"]) * 2 - 0.5, -1)) * 0.5 + t["x"],
     "reverse_with_epilogue": lambda t: torch.sigmoid(_reverse(t["x"] * t["m"], 2)) * t["x"],
     "suffix_product": lambda t: torch.cumprod((t["xs"] * 0.1 + 1).flip(1), 1).flip(1) - 1,
+    "exclusive_cat": lambda t: _exclusive_cat(t["xl"]),
+    "exclusive_cat_prologue": lambda t: _exclusive_cat(torch.tanh(t["xl"]) * 2) + 1,
 }
 
 OTHER = {
     "flip_before_pointwise": lambda t: torch.cumprod(t["x"].flip(1) * 0.1 + 1, 1),   # that flip: an extern
-    "exclusive_cat": lambda t: _exclusive_cat(t["xl"]),
+    "exclusive_cat_used": lambda t: (_exclusive_cat(t["x"]), torch.cat([torch.zeros_like(t["x"][:, :1]),
+                                                                         t["x"][:, :-1]], dim=1)),
     "scan_used_twice": lambda t: (torch.cumsum(t["x"], 2), torch.cumsum(t["x"], 2) * 2),
 }
 
@@ -107,6 +110,14 @@ def test_flip_reads_reversed_indices():
     k = the_plan.kernels[0]
     assert k.name == "fused_flip_cumsum_flip" and k.in_flip == (1,) and k.out_flip == (1,)
     assert "(3000u - k)" in scan.render(k).shared
+
+
+def test_exclusive_cat_reads_one_position_back():
+    """cat([zeros, x[:, :-1]]) → cumsum is one kernel: the loads read k - 1, the identity at 0."""
+    from fuseforge.codegen import scan
+    the_plan = plan(capture(ScanZoo({"e": CHAINS["exclusive_cat"]}), scan_inputs(0)))
+    text = scan.render(the_plan.kernels[0]).shared
+    assert "if (k == 0) return float(0);" in text and "(k - 1)" in text, text
 
 
 def test_scan_entries_have_a_kind():

@@ -76,28 +76,30 @@ def render(k: ScanKernel) -> KernelSource:
             c = f"({c}) % {shape[d]}{suffix}"
         coords.append((d, f"const {itype} c{d} = {c};"))
 
-    def offset(strides, flipped) -> str:
+    def offset(strides, flipped, back=False) -> str:
         terms = []
         for d, st in enumerate(strides):
             if st == 0 or shape[d] == 1:
                 continue
-            c = "k" if d == dim else f"c{d}"
+            c = ("(k - 1)" if back else "k") if d == dim else f"c{d}"
             if d in flipped:
                 c = f"({shape[d] - 1}{suffix} - {c})"
             terms.append(c if st == 1 else f"{c} * {st}{suffix}")
         return " + ".join(terms) or "0"
 
-    def loads(nodes, flipped) -> tuple[list[str], dict]:
-        return load_inputs(k.inputs, var, nodes, shape, name, lambda st: offset(st, flipped))
+    def loads(nodes, flipped, back=False) -> tuple[list[str], dict]:
+        return load_inputs(k.inputs, var, nodes, shape, name, lambda st: offset(st, flipped, back))
 
-    # --- K_load: the scanned input at (o, k)
+    # --- K_load: the scanned input at (o, k); shifted (exclusive): at (o, k - 1), the identity at 0
     if k.prologue:
-        load, names = loads(k.prologue, k.in_flip)
+        load, names = loads(k.prologue, k.in_flip, k.shifted)
         load += [_render_node(n, names) for n in k.prologue]
         load.append(f"return {names[k.source]};")
     else:
         x = k.source
-        load = [f"return a.{var[x]}[{offset(_broadcast_strides(x.type, shape), k.in_flip)}];"]
+        load = [f"return a.{var[x]}[{offset(_broadcast_strides(x.type, shape), k.in_flip, k.shifted)}];"]
+    if k.shifted:
+        load.insert(0, f"if (k == 0) return {T}({spec.identity});")
 
     # --- K_store: the scan's value y at (o, k): the epilogue and every store
     names = {y: y.name, k.result: y.name}

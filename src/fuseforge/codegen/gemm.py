@@ -14,6 +14,13 @@ error measured 4.8x cuBLAS float32's, which is why the planner leaves short prod
 Two main loops, one template each in GEMM_LIBRARY: on an H100 (sm_90a) the large tiles run on
 wgmma (hopper::gemm: A split in registers, B split once per slice into hi and lo tiles in shared
 memory), everything else on mma.sync (mma_gemm); both lay out their shared-memory tiles alike.
+Measured on the H100 at 4096^3 (bench/gemm_h100.md, scripts in the 6th session's note): this
+wgmma loop 2.27-2.31 ms (60 TFLOP/s, 1.15-1.20x cuBLAS float32); splitting the next slice's A
+during the multiply too 2.27 (254 registers); a producer warpgroup splitting B for two consumer
+warpgroups 2.74; B split once per call into a workspace 2.78 (twice B's traffic; reverted,
+bench/gemm_h100_runs/4_presplit_b); integer rounding in place of cvt.rna 2.31. Without the B
+split the loop ran 1.53 ms and with a third of the products 1.50: the split and the multiply
+contend for shared memory, which the next kernel must relieve.
 
 For kernel K the shared text (CUDA and the CPU twin) defines
   K_args      the pointers,

@@ -31,22 +31,24 @@ MAX_BATCH = 65535          # the batch runs on gridDim.y
 LARGE = (128, 128, 64, 32)
 SMALL = (64, 64, 32, 32)
 # FUSEFORGE_GEMM: "auto" (the default) takes a product where it is measured to pay, "all"
-# every product it can compute, "off" none. Measured on the H100 (bench/gemm_h100.md):
+# every product it can compute, "off" none. Measured on the H100:
 # - the wgmma kernel (large tiles, A read along k, 16-byte copies of both operands) runs at
-#   1.14-1.25x cuBLAS float32; other forms of the large tiles (A read along m: 0.72x on
-#   level1/008; 4-byte copies: 0.89x on level1/006) and the mma.sync kernel at 0.86-0.95x,
-#   where only the epilogue pass the fusion removes (one read and one write of the product at
-#   the copy rate) can pay for them: when it costs more than GEMM_DEFICIT of the product's
-#   cuBLAS time (measured 1.22x eager on level2/090), or the product is launch-bound (tiny);
+#   1.15-1.20x cuBLAS float32 on large products (bench/gemm_h100.md), 1.02-1.20x on the suite's
+#   (bench/session6/gemm). It wants whole tiles and depth: with N = 64 (half of each tile idle)
+#   or K = 64 (the product bound by its stores) it lost to cuBLAS (level1/103: 0.82x
+#   torch.compile). Its epilogue runs after the main loop at 8 warps per multiprocessor: two
+#   mish per element (level2/063) made it 0.96x eager, where a pass of its own is cheaper;
+#   EPILOGUE_MATH counts such functions (level2/079's softplus and tanh, 3, measured 1.11x
+#   torch.compile, is under the limit);
+# - other forms of the large tiles (A read along m: 0.72x on level1/008; 4-byte copies: 0.89x
+#   on level1/006) and the mma.sync kernel run at 0.86-0.95x, where only the epilogue pass the
+#   fusion removes (one read and one write of the product at the copy rate) can pay for them:
+#   when it costs more than GEMM_DEFICIT of the product's cuBLAS time (measured 1.22x eager on
+#   level2/090), or the product is launch-bound (tiny);
 # - accuracy (max error against float64 / cuBLAS float32's, 1536 x K x 1536): 0.42-1.07x on
 #   normal inputs, 0.42-1.66x on uniform [0, 1) ones for K = 64..16384. Below MIN_K the split
 #   operands' 22 mantissa bits show where terms have one sign (d @ d.T at K = 12: 4.8x), so
 #   auto leaves shorter products to cuBLAS.
-#   The wgmma kernel also wants whole tiles and depth: with N = 64 (half of each tile idle) or
-#   K = 64 (the product bound by its stores) it lost to cuBLAS (level1/103: 0.82x torch.compile).
-#   Its epilogue runs after the main loop at 8 warps per multiprocessor: two mish per element
-#   (level2/063) made it 0.96x eager, where a pass of its own is cheaper; EPILOGUE_MATH counts
-#   such ops (softplus + tanh + tanh + exp in one, measured 1.11x, is under the limit).
 DEFAULT_MODE = "auto"
 MIN_K = 64
 WGMMA_MIN_SIDE, WGMMA_MIN_K = 128, 256

@@ -38,8 +38,8 @@ SMALL = (64, 64, 32, 32)
 #   or K = 64 (the product bound by its stores) it lost to cuBLAS (level1/103: 0.82x
 #   torch.compile). Its epilogue runs after the main loop at 8 warps per multiprocessor: two
 #   mish per element (level2/063) made it 0.96x eager, where a pass of its own is cheaper;
-#   EPILOGUE_MATH counts such functions (level2/079's softplus and tanh, 3, measured 1.11x
-#   torch.compile, is under the limit);
+#   the registry's `transcendentals` counts such functions (level2/079's softplus and tanh, 3,
+#   measured 1.11x torch.compile, is under the limit);
 # - other forms of the large tiles (A read along m: 0.72x on level1/008; 4-byte copies: 0.89x
 #   on level1/006) and the mma.sync kernel run at 0.86-0.95x, where only the epilogue pass the
 #   fusion removes (one read and one write of the product at the copy rate) can pay for them:
@@ -52,9 +52,6 @@ SMALL = (64, 64, 32, 32)
 DEFAULT_MODE = "auto"
 MIN_K = 64
 WGMMA_MIN_SIDE, WGMMA_MIN_K = 128, 256
-EPILOGUE_MATH = {"aten.mish.default": 3, "aten.softplus.default": 2, "aten.tanh.default": 1, "aten.exp.default": 1,
-                 "aten.log.default": 1, "aten.sigmoid.default": 1, "aten.gelu.default": 1, "aten.silu.default": 1,
-                 "aten.elu.default": 1, "aten.erf.default": 1, "aten.pow.Tensor_Scalar": 1}
 MAX_EPILOGUE_MATH = 4
 GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
@@ -86,8 +83,8 @@ def on_wgmma(g: Gemm) -> bool:
 
 
 def epilogue_math(epilogue) -> int:
-    """Transcendental functions per element in a fused epilogue (EPILOGUE_MATH)."""
-    return sum(EPILOGUE_MATH.get(n.target, 0) for n in epilogue.nodes) if epilogue else 0
+    """Transcendental functions per element in a fused epilogue (the registry's `transcendentals`)."""
+    return sum(ops.lookup(n.target).transcendentals for n in epilogue.nodes) if epilogue else 0
 
 
 @dataclass(eq=False)

@@ -48,7 +48,7 @@ def _pow_scalar(a):
     return special.get(e, f"ff_pow({a.self}, {a.exponent})")
 
 
-register("aten.pow.Tensor_Scalar", _pow_scalar, floats_only=True)
+register("aten.pow.Tensor_Scalar", _pow_scalar, floats_only=True, transcendentals=1)
 register("aten.pow.Tensor_Tensor", "ff_pow({a.self}, {a.exponent})", floats_only=True)
 register("aten.pow.Scalar", "ff_pow({a.self}, {a.exponent})", floats_only=True)
 
@@ -78,24 +78,25 @@ register("aten.relu6.default", "ff_min(ff_max({a.self}, {a.ctype}(0)), {a.ctype}
 # --- exponentials, logs, roots, trigonometry -------------------------------------------------
 for _name in ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
               "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "erf", "erfc"]:
-    register(f"aten.{_name}.default", f"ff_{_name}({{a.self}})", floats_only=True)
+    register(f"aten.{_name}.default", f"ff_{_name}({{a.self}})", floats_only=True,
+             transcendentals=int(_name in ("exp", "log", "tanh", "erf")))
 for _name in ["floor", "ceil", "trunc", "round"]:
     register(f"aten.{_name}.default", f"ff_{_name}({{a.self}})")
 register("aten.atan2.default", "ff_atan2({a.self}, {a.other})", floats_only=True)
 register("aten.sign.default", "ff_sign({a.self})")
 
 # --- activations --------------------------------------------------------------------------
-register("aten.sigmoid.default", "ff_sigmoid({a.self})", floats_only=True)
-register("aten.silu.default", "ff_silu({a.self})", floats_only=True)
-register("aten.mish.default", "ff_mish({a.self})", floats_only=True)
+register("aten.sigmoid.default", "ff_sigmoid({a.self})", floats_only=True, transcendentals=1)
+register("aten.silu.default", "ff_silu({a.self})", floats_only=True, transcendentals=1)
+register("aten.mish.default", "ff_mish({a.self})", floats_only=True, transcendentals=3)
 register("aten.gelu.default",
          lambda a: (f"ff_gelu_tanh({a.self})" if a.raw("approximate") == "tanh" else f"ff_gelu({a.self})"),
-         floats_only=True)
-register("aten.softplus.default", "ff_softplus({a.self}, {a.beta}, {a.threshold})", floats_only=True)
+         floats_only=True, transcendentals=1)
+register("aten.softplus.default", "ff_softplus({a.self}, {a.beta}, {a.threshold})", floats_only=True, transcendentals=2)
 register("aten.leaky_relu.default", "ff_leaky_relu({a.self}, {a.negative_slope})", floats_only=True)
 register("aten.hardsigmoid.default", "ff_hardsigmoid({a.self})", floats_only=True)
 register("aten.hardswish.default", "ff_hardswish({a.self})", floats_only=True)
-register("aten.elu.default", "ff_elu({a.self}, {a.alpha}, {a.scale}, {a.input_scale})", floats_only=True)
+register("aten.elu.default", "ff_elu({a.self}, {a.alpha}, {a.scale}, {a.input_scale})", floats_only=True, transcendentals=1)
 register("aten.selu.default", "ff_selu({a.self})", floats_only=True)
 register("aten.celu.default", "ff_elu({a.self}, {a.alpha}, {a.ctype}(1), {a.ctype}(1) / {a.alpha})",
          floats_only=True)

@@ -65,6 +65,8 @@ class OpDef:
     align: dict | None = None       # operands not broadcast from the right: argument name ->
                                     # the output dim of each of the operand's dims (node -> tuple)
     first_result_only: bool = False # the op has more results; generated when only the first is used
+    transcendentals: int = 0        # pointwise: exp/log/tanh-class functions per element (the GEMM
+                                    # planner's cost of an epilogue, plan_gemm.MAX_EPILOGUE_MATH)
     row: Callable | None = None     # window ops that are sometimes plain reductions (global
                                     # pooling): their row recipe, or a reason string
     lower: Callable | None = None   # an equivalent graph of registry ops, built before planning

@@ -70,20 +70,53 @@ class ConvPixelRows(nn.Module):
             torch.tanh(self.d(x).mean((2, 3)))
 
 
-def test_pixel_rows_take_channels_last_to_reduce_or_along_channel_runs():
-    """The mean reads its convolution channels-last, and so does the group norm (its rows are
-    runs of 4 channels there: read 4 at a time, its NCHW result written element by element);
-    batch and instance norm, whose NCHW results the outer schedule writes through a tile,
-    measured slower so and keep NCHW."""
+def test_pixel_rows_take_channels_last():
+    """Every one of these convolutions runs channels-last. The mean reads it on the outer
+    schedule and the group norm along runs of 4 channels (its NCHW result written element by
+    element). Batch and instance norm split: their statistics are a row kernel that only reduces
+    (outer schedule), their application pointwise ops that read the convolution through the
+    transposing tile and write NCHW."""
     from fuseforge.codegen.rows import render
-    from fuseforge.plan_rows import RowKernel
+    from fuseforge.plan_rows import ELEM, RowKernel
     p = plan(capture(ConvPixelRows(), row_inputs(0)))
-    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [False, True, False, True], \
-        p.decisions
-    assert sum("writes an NCHW result" in d for d in p.decisions) == 2, p.decisions
-    gn = next(k for k in p.kernels if isinstance(k, RowKernel) and "group_norm" in k.summary())
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
+    assert sum("statistics, then pointwise ops" in d for d in p.decisions) == 2, p.decisions
+    rows = {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}
+    assert sorted(rows) == ["_native_batch_norm_legit_functional", "group_norm", "mean", "var_mean"], rows
+    for name in ("_native_batch_norm_legit_functional", "var_mean"):
+        k = rows[name]
+        assert not any(k.phase.get(o) == ELEM for o in k.outputs), k.summary()   # statistics only
+        assert "schedule outer" in render(k).shared
+    applied = [k for k in p.kernels if type(k) is not RowKernel and "sub" in k.name]
+    assert len(applied) == 2 and all(k.shape in ((2, 40, 64, 64), (2, 24, 13, 13)) for k in applied), p.decisions
+    gn = rows["group_norm"]
     source = render(gn).shared
     assert "schedule inner" in source and "4 elements per access" in source, source
+
+
+@pytest.fixture(scope="module")
+def pixel_rows():
+    torch.manual_seed(0)
+    model = ConvPixelRows()
+    return model, fuseforge.compile(model, row_inputs(0))
+
+
+def test_pixel_rows_match_eager_on_cpu(pixel_rows):
+    model, fast = pixel_rows
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*row_inputs(1)), model(*row_inputs(1)))
+
+
+@pytest.mark.gpu
+def test_pixel_rows_match_eager_on_cuda(pixel_rows):
+    model, fast = pixel_rows
+    model, fast = model.cuda(), fast.cuda()
+    with torch.no_grad():
+        for name in ("running_mean", "running_var"):
+            getattr(fast.bn, name).copy_(getattr(model.bn, name))
+    _no_looser_than_eager(model, fast, row_inputs(2, "cuda"))
+    for name in ("running_mean", "running_var"):      # then updated by one call of each
+        torch.testing.assert_close(getattr(fast.bn, name), getattr(model.bn, name), rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -247,13 +280,16 @@ def test_matches_eager_on_cuda(compiled, seed):
 
 class WideConv(nn.Module):
     """40 input channels and 33 x 35 pixels: the input conversion's tiles (32 x 32) have tails
-    along both channels and pixels."""
+    along both channels and pixels. The epilogues' tiles (32 channels x 64 pixels, 4 of each
+    per access) too: 8 channels over 31 x 33 pixels (not a multiple of 4), 6 channels (not a
+    multiple of 4) over 32 x 34."""
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(40, 8, 3)
+        self.six = nn.Conv2d(40, 6, 2)
 
     def forward(self, x):
-        return (torch.relu(self.conv(x)),)
+        return torch.relu(self.conv(x)), torch.sigmoid(self.six(x))
 
 
 @pytest.mark.gpu
@@ -262,7 +298,7 @@ def test_input_conversion_tiles_have_tails():
     model = WideConv()
     x = [torch.randn(3, 40, 33, 35)]
     p = plan(capture(model, x))
-    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True], p.decisions
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True, True], p.decisions
     fast = fuseforge.compile(model, x)
     _no_looser_than_eager(model.cuda(), fast.cuda(), [t.cuda() for t in x])
 

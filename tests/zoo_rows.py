@@ -30,6 +30,7 @@ CASES = {
     "aten.logsumexp.default": lambda t: A.logsumexp.default(t["x"] * 3, [1, 2]),
     "aten.var.dim": lambda t: A.var.dim(t["x"], [2], True, False),
     "aten.var.correction": lambda t: A.var.correction(t["xt"], [1], correction=0, keepdim=True),
+    "aten.var_mean.correction": lambda t: tuple(A.var_mean.correction(t["x"], [0, 2], correction=1)),
     "aten.std.dim": lambda t: A.std.dim(t["x"], [0], False, False),
     "aten.std.correction": lambda t: A.std.correction(t["x"], None, correction=1),
     "aten.linalg_vector_norm.default": lambda t: tuple(

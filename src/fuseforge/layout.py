@@ -32,7 +32,8 @@ import os
 
 import torch
 
-from .graph import TensorType
+from . import ops
+from .graph import Node, TensorType, Value
 
 # the convolutions that measured faster channels-last (ops/convs.py lists every conv target)
 CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
@@ -180,6 +181,92 @@ def _set_channels_last(graph, y, old: dict) -> None:
         strides = channels_last_strides(v.type.shape) if u is None else \
             tuple(src.strides[d % src.ndim] for d in u.arg("dims"))
         v.type = TensorType(v.type.shape, strides, v.type.dtype)
+
+
+# norms whose statistics and application split in two where the convolution before them may
+# run channels-last (split_norms)
+SPLIT_NORMS = {"aten._native_batch_norm_legit_functional.default", "aten.instance_norm.default"}
+
+
+def _channels_last_source(v) -> tuple[Node | None, list[Node]]:
+    """The convolution that may run channels-last (its own rules) whose output v is, or from
+    which pointwise ops (a bias add) compute v element by element; and those ops, in order."""
+    chain: list[Node] = []
+    for _ in range(8):
+        p = v.producer
+        if p is None:
+            return None, []
+        if p.target in CHANNELS_LAST_CONVS:
+            return (p if _why_not(p) is None else None), chain[::-1]
+        entry = ops.lookup(p.target)
+        full = [a for a in p.tensor_inputs() if a.type.shape == v.type.shape]
+        if entry is None or entry.kind != ops.POINTWISE or len(full) != 1:
+            return None, []
+        chain.append(p)
+        v = full[0]
+    return None, []
+
+
+def split_norms(graph, decisions: list[str], whole=frozenset()):
+    """A batch norm (training) or instance norm of a convolution that may run channels-last:
+    its statistics stay a row kernel that only reduces (the channels side by side, outer
+    schedule) and its application becomes pointwise ops, which read the convolution through a
+    transposing tile and fuse with what follows. Whole, the norm's kernel writes its NCHW result
+    across the rows, measured slower than cuDNN's NCHW convolution (see _row_reader_why_not),
+    so the convolution kept NCHW: cuDNN then transposes its input and output itself (level2/001:
+    0.106 + 0.181 ms around a 0.208 ms convolution, scripts/profile_kernels.py). The same
+    arithmetic: (x - mean) * rstd, then the weight and the bias. Norms named in `whole` stay
+    whole (split, their convolution still kept NCHW: another reader wants it so). Returns the
+    graph and {split norm: its convolution}."""
+    split: dict[str, str] = {}
+    if _all_readers() or os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
+        return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
+    from .lower import Builder, _call_args, _replace_uses, _substitute, _taken
+    A = torch.ops.aten
+    taken = _taken(graph)
+    users = graph.users()
+    for node in list(graph.nodes):
+        if node.target not in SPLIT_NORMS or not users.get(node.outputs[0]):
+            continue
+        x = node.arg("input")
+        conv, chain = _channels_last_source(x)
+        if conv is None or isinstance(ops.lookup(node.target).expr(node), str):   # the recipe's conditions
+            continue
+        if node.name in whole:
+            decisions.append(f"{node.name} ({node.target}): one row kernel, since {conv.name} stays NCHW "
+                             "even with it split")
+            continue
+        b = Builder(node, taken)
+        # the statistics' kernel reads x; the application computes it again from the convolution
+        # (else x would be written by the one and read by the other)
+        again: dict = {}
+        for p in chain:
+            args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
+            again[p.outputs[0]] = b(p.op, *args, **kwargs)
+        x_again = again.get(x, x)
+        c = x.type.shape[1]
+        per_channel = [c] + [1] * (x.type.ndim - 2)
+        if node.target == "aten.instance_norm.default":
+            dims = list(range(2, x.type.ndim))
+            var, mean = b(A.var_mean.correction, x, dims, correction=0)
+            rstd = b(A.rsqrt.default, b(A.add.Tensor, var, float(node.arg("eps"))))
+            stats = [b(A.view.default, t, list(t.type.shape) + [1] * len(dims)) for t in (mean, rstd)]
+        else:
+            stats = [b(A.view.default, t, per_channel) for t in node.outputs[1:3]]   # mean, rstd
+        y = b(A.mul.Tensor, b(A.sub.Tensor, x_again, stats[0]), stats[1])
+        if isinstance(node.arg("weight"), Value):
+            y = b(A.mul.Tensor, y, b(A.view.default, node.arg("weight"), per_channel))
+        if isinstance(node.arg("bias"), Value):
+            y = b(A.add.Tensor, y, b(A.view.default, node.arg("bias"), per_channel))
+        at = graph.nodes.index(node)
+        graph.nodes[at + 1:at + 1] = b.nodes
+        _replace_uses(graph, {node.outputs[0]: y})
+        if node.target == "aten.instance_norm.default":
+            graph.nodes.remove(node)
+        decisions.append(f"{node.name} ({node.target}): statistics, then pointwise ops, since {conv.name} "
+                         "may run channels-last")
+        split[node.name] = conv.name
+    return graph, split
 
 
 def plan_with_layouts(graph, make_plan):

@@ -10,6 +10,8 @@ Every decision is logged, so the report can say why an op stayed an extern.
 """
 from __future__ import annotations
 
+import copy
+
 import math
 
 from dataclasses import dataclass, field
@@ -130,12 +132,21 @@ class _Group:
 
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
-    from .layout import plan_with_layouts
+    from .layout import plan_with_layouts, split_norms
     from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits
     lowered: list[str] = []
     graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
-    result = plan_with_layouts(graph, _plan)
-    result.decisions[:0] = lowered
+    whole: set[str] = set()          # norms kept whole: their convolution stayed NCHW when split
+    for _ in range(3):
+        notes: list[str] = []
+        split_graph, split = split_norms(copy.deepcopy(graph), notes, whole)
+        result = plan_with_layouts(split_graph, _plan)
+        cl = {e.node.name for e in result.externs if e.channels_last}
+        stayed = {norm for norm, conv in split.items() if conv not in cl}
+        if not stayed:
+            break
+        whole |= stayed
+    result.decisions[:0] = lowered + notes
     return result
 
 

@@ -334,6 +334,20 @@ class RowGroup:
         return k
 
 
+def _read_layout(v: Value) -> tuple:
+    """The strides of the full-size tensor v is read from (through pointwise ops computing it
+    element by element). Siblings read in different layouts stay apart: one kernel has one
+    schedule (a ResNet block's batch norms of a channels-last 3x3 and an NCHW 1x1 convolution)."""
+    for _ in range(8):
+        p = v.producer
+        entry = ops.lookup(p.target) if p is not None else None
+        full = [a for a in p.tensor_inputs() if a.type.shape == v.type.shape] if entry is not None else []
+        if entry is None or entry.kind != ops.POINTWISE or len(full) != 1:
+            break
+        v = full[0]
+    return v.type.strides
+
+
 def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
                     why_extern: dict) -> list[RowGroup]:
     """Turn reductions into row groups and pull the pointwise groups around them in.
@@ -392,6 +406,7 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
             all(n.outputs[0].type.shape == recipe.x.type.shape for n in prologue.nodes) else []
         for rg in rows:
             if (rg.space, rg.axes, rg.frame) == (recipe.space, recipe.axes, recipe.x.type.shape) and \
+                    all(_read_layout(r.x) == _read_layout(recipe.x) for r in rg.recipes.values()) and \
                     join(rg, before + [node], {node: recipe}):
                 if before:
                     groups.remove(prologue)

@@ -224,53 +224,100 @@ def _channels_last_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
             or not all(op.direct for op in outs):
         return []
     cl = channels_last_strides(shape)
-    return [op for op in ins if op.value.type.shape == shape and op.value.type.strides == cl]
+    return [op for op in ins if op.value.type.shape == shape and op.value.type.strides == cl
+            and op.value.type.dtype == torch.float32]
 
 
-TILE = 32      # channels x pixels per tile; 32 x 8 threads, 4 elements each
+TILE_C, TILE_P = 32, 64   # channels x pixels per tile, 256 threads (bench/session7/cl_tile)
 
 
 def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
+    """A tile of 32 channels x 64 pixels per block, in two subtiles of 32 pixels. A thread reads
+    4 channels of a pixel per subtile (one 16-byte load where the channels are a multiple of 4)
+    and writes 4 pixels of a channel (one 16-byte store where the pixels are). Measured on an
+    H100 over [64, 64, 126, 126]: mish 0.297 -> 0.195 ms against 0.180 for a copy; plain bias
+    adds as fast as 32 x 32 scalar tiles (bench/session7/cl_tile)."""
     name = kernel.name
     n, c, pixels = kernel.shape[0], kernel.shape[1], math.prod(kernel.shape[2:])
-    suffix = "u" if itype == "uint32_t" else "ull"
-    tiles = [f"  __shared__ {ctype(op.value.type.dtype)} t_{op.var}[{TILE}][{TILE + 1}];  // [pixel][channel]"
+    u = "u" if itype == "uint32_t" else "ull"
+    sub = TILE_P // 32
+    tiles = [f"  __shared__ float t_{op.var}[{sub}][{TILE_C}][33];  // [subtile][channel][pixel]"
              for op in tiled]
-    loads = [f"      t_{op.var}[py][threadIdx.x] = a.{op.var}[(img * {pixels}{suffix} + p) * {c}{suffix} + ch];"
-             for op in tiled]
-    args = [f"t_{op.var}[threadIdx.x][cy]" if op in tiled else f"a.{op.var}[{op.index()}]" for op in ins]
-    decl = [f"      {ctype(op.value.type.dtype)} {op.var};" for op in outs]
-    stores = [f"      a.{op.var}[i] = {op.var};" for op in outs]
+    loads, spills = [], []
+    for op in tiled:
+        loads.append(f"""    float4 v_{op.var}[{sub}];
+#pragma unroll
+    for (int s = 0; s < {sub}; ++s) {{
+      const {itype} p = p0 + 32u * s + w;
+      const float* src = a.{op.var} + (img * {pixels}{u} + p) * {c}{u} + c0 + cg;
+      v_{op.var}[s] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (p < {pixels}{u}) {{
+        if (VEC) {{
+          if (c0 + cg < {c}{u}) v_{op.var}[s] = *reinterpret_cast<const float4*>(src);
+        }} else {{
+          if (c0 + cg < {c}{u}) v_{op.var}[s].x = src[0];
+          if (c0 + cg + 1u < {c}{u}) v_{op.var}[s].y = src[1];
+          if (c0 + cg + 2u < {c}{u}) v_{op.var}[s].z = src[2];
+          if (c0 + cg + 3u < {c}{u}) v_{op.var}[s].w = src[3];
+        }}
+      }}
+    }}""")
+        spills.append(f"""#pragma unroll
+    for (int s = 0; s < {sub}; ++s) {{
+      t_{op.var}[s][cg][w] = v_{op.var}[s].x;
+      t_{op.var}[s][cg + 1][w] = v_{op.var}[s].y;
+      t_{op.var}[s][cg + 2][w] = v_{op.var}[s].z;
+      t_{op.var}[s][cg + 3][w] = v_{op.var}[s].w;
+    }}""")
+    args = [f"t_{op.var}[s][cc][pg + k]" if op in tiled else f"a.{op.var}[{op.index('(i + k)')}]" for op in ins]
+    decl = [f"      {ctype(op.value.type.dtype)} {op.var}[4];" for op in outs]
+    stores = []
+    for op in outs:
+        scalar = f"for (int k = 0; k < 4; ++k) if (p + k < {pixels}{u}) a.{op.var}[i + k] = {op.var}[k];"
+        if op.value.type.dtype == torch.float32:
+            stores.append(f"      if (VEC) ff_store4(a.{op.var} + i, {op.var});\n      else {scalar}")
+        else:
+            stores.append(f"      {scalar}")
+    vec_ok = c % 4 == 0 and pixels % 4 == 0
+    aligned = " && ".join(f"ff_aligned16(a.{op.var})" for op in tiled +
+                          [op for op in outs if op.value.type.dtype == torch.float32])
+    launch_vec = aligned if vec_ok else "false"
     return f"""
 // {name}: channels-last input(s) {', '.join(op.value.name for op in tiled)} are read along channels into
-// shared memory, the outputs written along pixels: both sides coalesced.
+// shared memory, the outputs written along pixels: both sides coalesced. VEC: 16-byte accesses.
+template <bool VEC>
 __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 {chr(10).join(tiles)}
   const {itype} img = blockIdx.z;
-  const {itype} c0 = ({itype})blockIdx.y * {TILE}u, p0 = ({itype})blockIdx.x * {TILE}u;
-  for (int k = 0; k < {TILE}; k += 8) {{
-    const int py = threadIdx.y + k;
-    const {itype} p = p0 + py, ch = c0 + threadIdx.x;
-    if (p < {pixels}{suffix} && ch < {c}{suffix}) {{
+  const {itype} c0 = ({itype})blockIdx.y * {TILE_C}u, p0 = ({itype})blockIdx.x * {TILE_P}u;
+  {{  // 4 channels of pixel w per thread and subtile
+    const uint32_t cg = (threadIdx.x & 7u) * 4u, w = threadIdx.x >> 3;
 {chr(10).join(loads)}
-    }}
+{chr(10).join(spills)}
   }}
   __syncthreads();
-  for (int k = 0; k < {TILE}; k += 8) {{
-    const int cy = threadIdx.y + k;
-    const {itype} p = p0 + threadIdx.x, ch = c0 + cy;
-    if (p < {pixels}{suffix} && ch < {c}{suffix}) {{
-      const {itype} i = (img * {c}{suffix} + ch) * {pixels}{suffix} + p;
+  const uint32_t pg = (threadIdx.x & 7u) * 4u, cc = threadIdx.x >> 3;  // 4 pixels of channel cc
+  const {itype} ch = c0 + cc;
+  if (ch >= {c}{u}) return;
+#pragma unroll
+  for (int s = 0; s < {sub}; ++s) {{
+    const {itype} p = p0 + 32u * s + pg;
+    if (p < {pixels}{u}) {{
+      const {itype} i = (img * {c}{u} + ch) * {pixels}{u} + p;
 {chr(10).join(decl)}
-      {name}_compute({', '.join(args + [op.var for op in outs])});
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {{
+        if (VEC || p + k < {pixels}{u}) {name}_compute({', '.join(args + [f'{op.var}[k]' for op in outs])});
+      }}
 {chr(10).join(stores)}
     }}
   }}
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
-  const dim3 grid(({pixels}u + {TILE - 1}u) / {TILE}u, ({c}u + {TILE - 1}u) / {TILE}u, {n}u);
-  {name}_kernel<<<grid, dim3({TILE}, 8), 0, static_cast<cudaStream_t>(stream)>>>(a);
+  const dim3 grid(({pixels}u + {TILE_P - 1}u) / {TILE_P}u, ({c}u + {TILE_C - 1}u) / {TILE_C}u, {n}u);
+  if ({launch_vec}) {name}_kernel<true><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  else {name}_kernel<false><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
   return static_cast<int>(cudaGetLastError());
 }}
 """

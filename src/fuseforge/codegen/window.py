@@ -56,20 +56,19 @@ def render(k: WindowKernel) -> KernelSource:
                      f"const {C} hi{d} = static_cast<{C}>(((int64_t(o{d}) + 1) * {I[d]} + {O[d] - 1}) / {O[d]});"]
             loops.append([f"for ({C} p{d} = lo{d}; p{d} < hi{d}; ++p{d}) {{"])
             counts.append(f"(hi{d} - lo{d})")
-        elif w.reduce == "max":
+        else:
+            # a fixed, unrolled window: its loads issue together (the positions outside the input
+            # skipped, the same elements in the same order as a loop over the clipped bounds)
             K, S, P, D = w.kernel[d], w.stride[d], w.padding[d], w.dilation[d]
             body.append(f"const {C} s{d} = o{d} * {S} - {P};")
             loops.append(["#pragma unroll", f"for (int k{d} = 0; k{d} < {K}; ++k{d}) {{",
                           f"  const {C} p{d} = s{d} + k{d}{f' * {D}' if D != 1 else ''};",
                           f"  if (p{d} < 0 || p{d} >= {I[d]}) continue;"])
-        else:
-            K, S, P = w.kernel[d], w.stride[d], w.padding[d]
-            body += [f"const {C} s{d} = o{d} * {S} - {P};",
-                     f"const {C} e{d} = s{d} + {K} < {I[d] + P} ? s{d} + {K} : {I[d] + P};  // padded border",
-                     f"const {C} lo{d} = s{d} < 0 ? 0 : s{d};",
-                     f"const {C} hi{d} = e{d} < {I[d]} ? e{d} : {I[d]};"]
-            loops.append([f"for ({C} p{d} = lo{d}; p{d} < hi{d}; ++p{d}) {{"])
-            counts.append(f"(e{d} - s{d})" if w.count_include_pad else f"(hi{d} - lo{d})")
+            if w.reduce != "max":
+                body += [f"const {C} e{d} = s{d} + {K} < {I[d] + P} ? s{d} + {K} : {I[d] + P};  // padded border",
+                         f"const {C} lo{d} = s{d} < 0 ? 0 : s{d};",
+                         f"const {C} hi{d} = e{d} < {I[d]} ? e{d} : {I[d]};"]
+                counts.append(f"(e{d} - s{d})" if w.count_include_pad else f"(hi{d} - lo{d})")
     offset = " + ".join(f"p{d}" + (f" * {math.prod(I[d + 1:])}" if d < nd - 1 else "") for d in range(nd))
     fold = "acc = ff_max(acc, v);" if w.reduce == "max" else "acc += v;"
     inner = [f"const {T} v = {name}_source(a, plane + static_cast<{itype}>({offset}));", fold]

@@ -133,7 +133,7 @@ register_row("aten.logsumexp.default", lambda n: _reduction(
         Stage("s1", "sum", "ff_exp({x} - {m})")], "ff_log({s1}.v) + {m}"))
 
 
-def _var(node: Node, root: bool):
+def _var(node: Node, root: bool, with_mean: bool = False):
     names = [a.name for a in node.schema.arguments]
     if "correction" in names:
         c = node.arg("correction")
@@ -141,11 +141,13 @@ def _var(node: Node, root: bool):
     else:
         correction = 1 if node.arg("unbiased") else 0
     v = "({s0}.m2 / ff_max({T}(0), {L} - {T}(%r)))" % float(correction)
-    return _reduction(node, [Stage("s0", "welford", "{x}")], f"ff_sqrt({v})" if root else v)
+    return _reduction(node, [Stage("s0", "welford", "{x}")], f"ff_sqrt({v})" if root else v,
+                      extra={1: "{s0}.mean"} if with_mean else None)
 
 
 register_row(["aten.var.dim", "aten.var.correction"], lambda n: _var(n, False))
 register_row(["aten.std.dim", "aten.std.correction"], lambda n: _var(n, True))
+register_row("aten.var_mean.correction", lambda n: _var(n, False, with_mean=True))
 
 
 def _vector_norm(node: Node):

@@ -19,9 +19,12 @@ kernels that read it in place:
   schedule), or whose rows are runs of channels read 4 at a time (group norm);
 - permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
   pointwise ops between the convolution and the permute move after it: lower.py).
-Batch and instance norms (their NCHW results written across the rows) and window kernels measured
-slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so their
-convolutions keep NCHW. The plan is made, such convolutions are switched to channels-last, the
+Whole batch and instance norms (their NCHW results written across the rows) and window kernels
+measured slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so such
+convolutions keep NCHW; a batch or instance norm after a convolution that may run channels-last
+is therefore split into its statistics and pointwise ops that apply them (split_norms: level2/001
+0.81 -> 0.65 ms end to end, bench/session7/a), and kept whole where the convolution stays NCHW
+for another reader. The plan is made, such convolutions are switched to channels-last, the
 plan is made again, and a switch whose readers did not stay kernels that read it well is undone.
 FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
 """

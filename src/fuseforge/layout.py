@@ -36,7 +36,7 @@ import os
 import torch
 
 from . import ops
-from .graph import Node, TensorType, Value
+from .graph import Node, TensorType
 
 # the convolutions that measured faster channels-last (ops/convs.py lists every conv target)
 CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
@@ -186,28 +186,15 @@ def _set_channels_last(graph, y, old: dict) -> None:
         v.type = TensorType(v.type.shape, strides, v.type.dtype)
 
 
-# norms whose statistics and application split in two where the convolution before them may
-# run channels-last (split_norms)
-SPLIT_NORMS = {"aten._native_batch_norm_legit_functional.default", "aten.instance_norm.default"}
-
-
 def _channels_last_source(v) -> tuple[Node | None, list[Node]]:
     """The convolution that may run channels-last (its own rules) whose output v is, or from
     which pointwise ops (a bias add) compute v element by element; and those ops, in order."""
-    chain: list[Node] = []
-    for _ in range(8):
-        p = v.producer
-        if p is None:
-            return None, []
-        if p.target in CHANNELS_LAST_CONVS:
-            return (p if _why_not(p) is None else None), chain[::-1]
-        entry = ops.lookup(p.target)
-        full = [a for a in p.tensor_inputs() if a.type.shape == v.type.shape]
-        if entry is None or entry.kind != ops.POINTWISE or len(full) != 1:
-            return None, []
-        chain.append(p)
-        v = full[0]
-    return None, []
+    from .lower import elementwise_source
+    src, chain = elementwise_source(v)
+    p = src.producer
+    if p is None or p.target not in CHANNELS_LAST_CONVS or _why_not(p) is not None:
+        return None, []
+    return p, chain
 
 
 def split_norms(graph, decisions: list[str], whole=frozenset()):
@@ -225,15 +212,15 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
     if _all_readers() or os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
     from .lower import Builder, _call_args, _replace_uses, _substitute, _taken
-    A = torch.ops.aten
     taken = _taken(graph)
     users = graph.users()
     for node in list(graph.nodes):
-        if node.target not in SPLIT_NORMS or not users.get(node.outputs[0]):
+        entry = ops.lookup(node.target)
+        if entry is None or entry.split is None or not users.get(node.outputs[0]):
             continue
         x = node.arg("input")
         conv, chain = _channels_last_source(x)
-        if conv is None or isinstance(ops.lookup(node.target).expr(node), str):   # the recipe's conditions
+        if conv is None or isinstance(entry.expr(node), str):   # the recipe's conditions
             continue
         if node.name in whole:
             decisions.append(f"{node.name} ({node.target}): one row kernel, since {conv.name} stays NCHW "
@@ -246,25 +233,12 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
         for p in chain:
             args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
             again[p.outputs[0]] = b(p.op, *args, **kwargs)
-        x_again = again.get(x, x)
-        c = x.type.shape[1]
-        per_channel = [c] + [1] * (x.type.ndim - 2)
-        if node.target == "aten.instance_norm.default":
-            dims = list(range(2, x.type.ndim))
-            var, mean = b(A.var_mean.correction, x, dims, correction=0)
-            rstd = b(A.rsqrt.default, b(A.add.Tensor, var, float(node.arg("eps"))))
-            stats = [b(A.view.default, t, list(t.type.shape) + [1] * len(dims)) for t in (mean, rstd)]
-        else:
-            stats = [b(A.view.default, t, per_channel) for t in node.outputs[1:3]]   # mean, rstd
-        y = b(A.mul.Tensor, b(A.sub.Tensor, x_again, stats[0]), stats[1])
-        if isinstance(node.arg("weight"), Value):
-            y = b(A.mul.Tensor, y, b(A.view.default, node.arg("weight"), per_channel))
-        if isinstance(node.arg("bias"), Value):
-            y = b(A.add.Tensor, y, b(A.view.default, node.arg("bias"), per_channel))
+        y = entry.split(node, b, again.get(x, x))
         at = graph.nodes.index(node)
         graph.nodes[at + 1:at + 1] = b.nodes
         _replace_uses(graph, {node.outputs[0]: y})
-        if node.target == "aten.instance_norm.default":
+        live, users = graph.live_out(), graph.users()
+        if not any(v in live or users.get(v) for v in node.outputs):   # all it computed is now elsewhere
             graph.nodes.remove(node)
         decisions.append(f"{node.name} ({node.target}): statistics, then pointwise ops, since {conv.name} "
                          "may run channels-last")

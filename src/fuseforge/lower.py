@@ -262,6 +262,21 @@ def _pointwise_after_extern(q: Node, users, live) -> bool:
         q = nxt
 
 
+def elementwise_source(v: Value, limit: int = 8) -> tuple[Value, list[Node]]:
+    """The full-size tensor that pointwise ops compute v from element by element (v itself when
+    its producer is not such an op), and those ops, the first one first."""
+    chain: list[Node] = []
+    for _ in range(limit):
+        p = v.producer
+        entry = ops.lookup(p.target) if p is not None else None
+        full = [a for a in p.tensor_inputs() if a.type.shape == v.type.shape] if entry is not None else []
+        if entry is None or entry.kind != ops.POINTWISE or len(full) != 1:
+            break
+        chain.append(p)
+        v = full[0]
+    return v, chain[::-1]
+
+
 def _taken(graph: Graph) -> set[str]:
     """The names in use: new nodes and values are named around them."""
     return {n.name for n in graph.nodes} | {v.name for v in graph.inputs} | \

@@ -338,14 +338,8 @@ def _read_layout(v: Value) -> tuple:
     """The strides of the full-size tensor v is read from (through pointwise ops computing it
     element by element). Siblings read in different layouts stay apart: one kernel has one
     schedule (a ResNet block's batch norms of a channels-last 3x3 and an NCHW 1x1 convolution)."""
-    for _ in range(8):
-        p = v.producer
-        entry = ops.lookup(p.target) if p is not None else None
-        full = [a for a in p.tensor_inputs() if a.type.shape == v.type.shape] if entry is not None else []
-        if entry is None or entry.kind != ops.POINTWISE or len(full) != 1:
-            break
-        v = full[0]
-    return v.type.strides
+    from .lower import elementwise_source
+    return elementwise_source(v)[0].type.strides
 
 
 def form_row_groups(graph, groups, group_of, closed, users, live, decisions,

@@ -295,8 +295,38 @@ def _batch_norm_train(node: Node):
     return Recipe(x, x.type.shape, axes, steps, results, operands)
 
 
+A = torch.ops.aten
+
+
+def _applied(node: Node, b, x: Value, mean: Value, rstd: Value) -> Value:
+    """The recipes' element result as ATen ops: (x - mean) * rstd, then the weight and the
+    bias per channel (mean and rstd already shaped to broadcast)."""
+    per_channel = [x.type.shape[1]] + [1] * (x.type.ndim - 2)
+    y = b(A.mul.Tensor, b(A.sub.Tensor, x, mean), rstd)
+    for name, op in (("weight", A.mul.Tensor), ("bias", A.add.Tensor)):
+        if isinstance(node.arg(name), Value):
+            y = b(op, y, b(A.view.default, node.arg(name), per_channel))
+    return y
+
+
+def _split_batch_norm(node: Node, b, x: Value) -> Value:
+    """The node itself keeps the statistics (mean, rstd, the running statistics)."""
+    per_channel = [x.type.shape[1]] + [1] * (x.type.ndim - 2)
+    mean, rstd = (b(A.view.default, t, per_channel) for t in node.outputs[1:3])
+    return _applied(node, b, x, mean, rstd)
+
+
+def _split_instance_norm(node: Node, b, x: Value) -> Value:
+    """var_mean per (sample, channel), rstd computed per row as the recipe does."""
+    dims = list(range(2, x.type.ndim))
+    var, mean = b(A.var_mean.correction, node.arg("input"), dims, correction=0)
+    rstd = b(A.rsqrt.default, b(A.add.Tensor, var, float(node.arg("eps"))))
+    mean, rstd = (b(A.view.default, t, list(t.type.shape) + [1] * len(dims)) for t in (mean, rstd))
+    return _applied(node, b, x, mean, rstd)
+
+
 register_row("aten.layer_norm.default", _layer_norm)
 register_row("aten.rms_norm.default", _rms_norm)
 register_row("aten.group_norm.default", _group_norm)
-register_row("aten.instance_norm.default", _instance_norm)
-register_row("aten._native_batch_norm_legit_functional.default", _batch_norm_train)
+register("aten.instance_norm.default", _instance_norm, kind=ROW, split=_split_instance_norm)
+register("aten._native_batch_norm_legit_functional.default", _batch_norm_train, kind=ROW, split=_split_batch_norm)

@@ -7,12 +7,13 @@ import torch.nn as nn
 
 import fuseforge
 from fuseforge import ops
+from fuseforge.codegen import rows as render_rows
 from fuseforge.capture import capture
 from fuseforge.plan import plan
 
 from . import zoo
 from .outputs import assert_zoo_matches
-from .zoo_rows import CASES, CHAINS, SPLIT, VECTOR, RowZoo, row_inputs
+from .zoo_rows import CASES, CHAINS, ODD, SPLIT, VECTOR, RowZoo, row_inputs
 
 # float32 sums in another order than eager's: a few ulps of the largest partial sum
 RTOL, ATOL = 1e-4, 1e-5
@@ -22,6 +23,16 @@ RTOL, ATOL = 1e-4, 1e-5
 def rows():
     model = RowZoo({**CASES, **CHAINS, **SPLIT, **VECTOR})
     return model, fuseforge.compile(model, row_inputs(0))
+
+
+@pytest.fixture(scope="module")
+def resident_rows():
+    """The same zoo with every row that two passes read held on chip (codegen.rows' resident
+    layout; its threshold L2_RESIDENT lowered to 0, since rows of test size stay in L2)."""
+    model = RowZoo({**CASES, **CHAINS, **SPLIT, **VECTOR, **ODD})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render_rows, "L2_RESIDENT", 0)
+        return model, fuseforge.compile(model, row_inputs(0))
 
 
 def test_every_registry_entry_has_a_case():
@@ -64,7 +75,6 @@ def test_few_long_rows_are_split(case):
 def test_vector_path_and_row_cache_are_taken():
     """The VECTOR cases render 4-element accesses, the multi-pass ones a row cache, and a
     broadcast operand one value per pack (what test_rows_match_eager_* then checks)."""
-    from fuseforge.codegen import rows as render_rows
     from fuseforge.plan_rows import RowKernel
     the_plan = plan(capture(RowZoo(VECTOR), row_inputs(0)))
     sources = {k.nodes[0].target + "/" + k.name: render_rows.render(k).shared
@@ -91,6 +101,34 @@ def test_rows_match_eager_on_cpu(rows, seed):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rows_match_eager_on_cuda(rows, seed):
     assert_zoo_matches(rows, row_inputs, seed, RTOL, ATOL, "cuda")
+
+
+def test_resident_rows_are_taken(monkeypatch):
+    """Rows read by two passes or more are held on chip when large: long rows split over
+    several blocks that meet between passes (softmax: two statistics passes), rows of one
+    block, and the scalar path (group norm over 3 x 5 pixels)."""
+    from fuseforge.plan_rows import RowKernel
+    monkeypatch.setattr(render_rows, "L2_RESIDENT", 0)
+    cases = {n: {**SPLIT, **ODD}[n] for n in ("split_softmax", "split_group_norm_odd", "split_bn_train")}
+    the_plan = plan(capture(RowZoo(cases), row_inputs(0)))
+    notes = [re.search(r"^//      space.*$", render_rows.render(k).shared, re.M).group(0)
+             for k in the_plan.kernels if isinstance(k, RowKernel)]
+    assert len(notes) == 3 and all("resident:" in n for n in notes), notes
+    softmax, odd, bn = notes
+    assert "3 rows of 20000" in softmax and "resident: 2 blocks" in softmax, softmax
+    assert "resident: 2 blocks" in odd and "elements per access" not in odd, odd
+    assert "resident: 1 blocks" in bn, bn
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_resident_rows_match_eager_on_cpu(resident_rows, seed):
+    assert_zoo_matches(resident_rows, row_inputs, seed, RTOL, ATOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [1, 2])
+def test_resident_rows_match_eager_on_cuda(resident_rows, seed):
+    assert_zoo_matches(resident_rows, row_inputs, seed, RTOL, ATOL, "cuda")
 
 
 class SumOverDim1(nn.Module):

@@ -93,6 +93,9 @@ CHAINS = {
 }
 
 
+# long rows of an odd length, read by two passes: the resident layout's scalar path (test_rows)
+ODD = {"split_group_norm_odd": lambda t: F.group_norm(t["xl"][:, :19998].reshape(3, 2, 9999), 1)}
+
 # few long rows: each row split over several blocks (plan_rows.splits_for)
 SPLIT = {
     "split_sum_all": lambda t: t["xl"].sum(),

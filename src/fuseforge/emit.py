@@ -159,7 +159,8 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render,
                  ScanKernel: scan.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
-    element = cpp.PRELUDE + "".join(s.shared for s in sources.values())
+    helpers = "".join(dict.fromkeys(s.helpers for s in sources.values()))
+    element = cpp.PRELUDE + helpers + "".join(s.shared for s in sources.values())
     has_gemm = any(isinstance(k, GemmKernel) for k in plan.kernels)
     library = gemm.GEMM_LIBRARY if has_gemm else ""
     cuda_flags = CUDA_FLAGS + (GEMM_CUDA_FLAGS if has_gemm else [])

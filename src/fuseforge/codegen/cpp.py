@@ -319,6 +319,84 @@ template <class T> FF_HD void ff_store_pack(T* p, const ff_pack4<T>& x) {
 """
 
 
+# Helpers of the resident row kernels (rows.py), in the element code of a module that has one.
+RESIDENT_PRELUDE = r"""
+// A thread's share of a resident row (rows.py), PER steps: on the GPU the first REG in
+// registers, the others in shared memory (from base + off, steps n apart); the CPU twin keeps
+// its share on the heap.
+template <class P, int REG, int PER> struct ff_row_cache {
+#if defined(__CUDA_ARCH__)
+  P reg[REG > 0 ? REG : 1];
+  P* sm;
+  int n;
+  __device__ __forceinline__ ff_row_cache(unsigned char* base, size_t off, int t, int n_)
+      : sm(reinterpret_cast<P*>(base + off) + t), n(n_) {}
+  __device__ __forceinline__ P& in_reg(int k) { return reg[k]; }
+  __device__ __forceinline__ P& in_shared(int k) { return sm[(k - REG) * n]; }
+  // step k from global memory: into a register, or by an asynchronous copy (no register on the way)
+  __device__ __forceinline__ void fill(int k, const void* src) {
+    if (k < REG) {
+      reg[k] = *static_cast<const P*>(src);
+      return;
+    }
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(sm + (k - REG) * n));
+    const char* from = static_cast<const char*>(src);
+    if constexpr (sizeof(P) % 16 == 0) {
+#pragma unroll
+      for (int b = 0; b < int(sizeof(P)); b += 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst + b), "l"(from + b));
+    } else {
+      static_assert(sizeof(P) == 4 || sizeof(P) == 8, "a step is 4, 8 or a multiple of 16 bytes");
+      asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" :: "r"(dst), "l"(from), "n"(int(sizeof(P))));
+    }
+  }
+  // the copies have landed (each thread reads back only its own steps: no block barrier)
+  __device__ __forceinline__ void ready() const { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+#else
+  P* v;
+  ff_row_cache(unsigned char*, size_t, int, int) : v(new P[PER]) {}
+  void fill(int k, const void* src) { __builtin_memcpy(&v[k], src, sizeof(P)); }
+  void ready() const {}
+  ~ff_row_cache() { delete[] v; }
+  ff_row_cache(const ff_row_cache&) = delete;
+  ff_row_cache& operator=(const ff_row_cache&) = delete;
+  P& in_reg(int k) { return v[k]; }
+  P& in_shared(int k) { return v[k]; }
+#endif
+};
+
+// Another block's partial accumulator, read from L2 (not from this SM's L1).
+template <class A> FF_HD A ff_load_cg(const A* p) {
+#if defined(__CUDA_ARCH__)
+  static_assert(sizeof(A) % 4 == 0, "accumulators are whole 4-byte words");
+  A r;
+#pragma unroll
+  for (int i = 0; i < int(sizeof(A) / 4); ++i)
+    reinterpret_cast<unsigned*>(&r)[i] = __ldcg(reinterpret_cast<const unsigned*>(p) + i);
+  return r;
+#else
+  return *p;
+#endif
+}
+
+#if defined(__CUDA_ARCH__)
+// The `splits` blocks of a resident row meet here after writing their partials. The counter is
+// zeroed before the launch and only grows: each pass adds `splits`, so the target is the next
+// multiple (a block already at the next pass only raises it).
+__device__ __forceinline__ void ff_row_barrier(unsigned* count, unsigned splits) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    const unsigned old = atomicAdd(count, 1u);
+    const unsigned target = old - old % splits + splits;
+    while (static_cast<int>(*reinterpret_cast<volatile unsigned*>(count) - target) < 0) __nanosleep(32);
+    __threadfence();
+  }
+  __syncthreads();
+}
+#endif
+"""
+
 CUDA_PRELUDE = r"""
 // ---- fuseforge CUDA helpers
 #include <stdint.h>

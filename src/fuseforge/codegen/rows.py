@@ -38,7 +38,7 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import ctype, literal
+from .cpp import RESIDENT_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -207,7 +207,11 @@ def render(k: RowKernel) -> KernelSource:
     def one(op) -> bool:          # the same value for the 4 elements of a pack
         return vec > 1 and k.strides[op.value][red[-1]] == 0
 
-    def elem_code(targets, adds, stores, tile=False):
+    def cache_type(op) -> str:    # a cached step of input op: a pack, or one element
+        t = ctype(op.value.type.dtype)
+        return f"ff_pack4<{t}>" if vec > 1 and not one(op) else t
+
+    def elem_code(targets, adds, stores, tile=False, step="[k]"):
         """The code of one step of a pass over `targets` (its element r, or pack rb on the vector
         path): (before the step's elements, per element, after them). On the batched path the
         loads come before, into {n}_u[u] (BATCH steps, u), and with `tile` the element outputs
@@ -221,7 +225,7 @@ def render(k: RowKernel) -> KernelSource:
                 continue
             t = ctype(op.value.type.dtype)
             if n in cached:
-                src = f"{n}_c[k]" + (".v[j]" if vec > 1 and not one(op) else "")
+                src = f"{n}_c{step}" + (".v[j]" if vec > 1 and not one(op) else "")
             elif batch > 1:
                 pre.append(f"{n}_u[u] = a.{n}[o_{n} + {inner(op.value)}];")
                 src = f"{n}_u[u]"
@@ -261,17 +265,26 @@ def render(k: RowKernel) -> KernelSource:
                 ["    " + line for line in lines] + ["  }", "}"]
         return decl + (each(loads) if loads else []) + each(code)
 
-    def elem_pass(targets, adds, stores) -> list[str]:
+    def elem_pass(targets, adds, stores, step="[k]", head=None) -> list[str]:
         if batch > 1:
             return [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
                 ["  " + line for line in batched(targets, adds, stores)] + ["}"]
-        pre, code, post = elem_code(targets, adds, stores)
+        if resident and head is None:
+            # the steps in registers fully unrolled (their index must be a constant), the steps in
+            # shared memory a few at a time (unrolled whole, the loads of the other operands
+            # were hoisted and spilled)
+            loop = per_loop[2:]
+            return elem_pass(targets, adds, stores, ".in_reg(k)",
+                             ["#pragma unroll", f"for (int k = 0; k < {resident.reg}; ++k) {{"] + loop) + \
+                elem_pass(targets, adds, stores, ".in_shared(k)",
+                          ["#pragma unroll 4", f"for (int k = {resident.reg}; k < PER; ++k) {{"] + loop)
+        pre, code, post = elem_code(targets, adds, stores, step=step)
         uses_r = any(re.search(r"\br\b", line) for line in code)
         if vec > 1:
             code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \
                 ([f"  const {itype} r = rb + j;"] if uses_r else []) + ["  " + line for line in code] + ["}"] + post
         if cached:
-            head = list(per_loop)
+            head = list(head or per_loop)
             if vec == 1 and uses_r:
                 head.append(f"  const {itype} r = rb;")
         elif vec > 1:
@@ -316,7 +329,8 @@ def render(k: RowKernel) -> KernelSource:
     if elem_outs:
         passes.append([names[op.value] for op in elem_outs])
     reads = [n for p in passes for n in elem_items(p) if n in in_ops]
-    reread = sorted({n for n in reads if reads.count(n) > 1}) if S == 1 else []
+    rereads = sorted({n for n in reads if reads.count(n) > 1})
+    reread = rereads if S == 1 else []
 
     def nbytes(n) -> int:
         return in_ops[n].value.type.numel * in_ops[n].value.type.dtype.itemsize
@@ -347,22 +361,35 @@ def render(k: RowKernel) -> KernelSource:
         # and a thread's share is smaller, so the cache may fit
         launch = _launch(schedule, rows, chunk, S, block_per_row=True)
         cached, per_gpu = cache_for(launch)
+    step_bytes = {n: (1 if one(in_ops[n]) else vec) * in_ops[n].value.type.dtype.itemsize for n in rereads}
+    resident = _resident(k, schedule, vec, step_bytes, cached if S == 1 else [], bool(elem_outs), nbytes)
+    if resident:
+        S, chunk, launch = resident.splits, resident.chunk, resident.launch
+        cached, per_gpu = resident.cached, resident.steps
     step_start = (f"r0 + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else ""))
     # a thread's PER steps of the row: the loop that fills the cache and every pass over it
     per_loop = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
                 "  if (!active || rb >= r1) continue;"]
+    if resident:   # registers, then shared memory (the block's dynamic shared memory)
+        body += ["#if defined(__CUDA_ARCH__)", "extern __shared__ float4 ff_row_smem[];",
+                 "unsigned char* const cache_smem = reinterpret_cast<unsigned char*>(ff_row_smem);", "#else",
+                 "unsigned char* const cache_smem = nullptr;", "#endif"]
+        body += [f"ff_row_cache<{cache_type(in_ops[n])}, {resident.reg}, PER> {n}_c(cache_smem, {resident.smem_at[n]}, "
+                 "team.t, team.n);  // this thread's share of the chunk" for n in cached]
+    else:
+        body += [f"{cache_type(in_ops[n])} {n}_c[PER];  // this thread's share of the row" for n in cached]
     if cached:
-        for n in cached:
-            op = in_ops[n]
-            t = ctype(op.value.type.dtype)
-            pack = vec > 1 and not one(op)
-            body.append(f"{'ff_pack4<' + t + '>' if pack else t} {n}_c[PER];  // this thread's share of the row")
         body += per_loop
         for n in cached:
             op = in_ops[n]
             at = f"a.{n} + o_{n} + {inner(op.value, 'rb')}"
-            body.append(f"  {n}_c[k] = " + (f"ff_load_pack({at});" if vec > 1 and not one(op) else f"*({at});"))
+            if resident:
+                body.append(f"  {n}_c.fill(k, {at});")
+            else:
+                body.append(f"  {n}_c[k] = " + (f"ff_load_pack({at});" if vec > 1 and not one(op) else f"*({at});"))
         body.append("}")
+        if resident:
+            body += [f"{n}_c.ready();" for n in cached]
 
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges
@@ -380,6 +407,25 @@ def render(k: RowKernel) -> KernelSource:
             [line for st in group for line in st.finish]
         if S == 1:
             body.extend(fold)
+        elif resident:
+            # the row's blocks meet at its counter, then each merges all partials (the same bits
+            # in every block); the CPU twin's team takes the whole row (splits = 1)
+            body.extend(fold)
+            body.append("if (splits > 1) {")
+            for st in group:
+                part = f"reinterpret_cast<{st.atype}*>(a.ws + {name}_ws_{st.name})"
+                ws_decls.append(f"constexpr size_t {name}_ws_{st.name} = {ws_end};")
+                ws_end = f"ff_align16({name}_ws_{st.name} + sizeof({st.atype}) * {rows * S})"
+                body.append(f"  if (team.t == 0) {part}[o * splits + split] = {st.name};")
+            body += ["#if defined(__CUDA_ARCH__)",
+                     f"  ff_row_barrier(reinterpret_cast<unsigned*>(a.ws + {name}_ws_count) + o, splits);", "#endif"]
+            body.extend(f"  {st.name} = {st.atype}::init();" for st in group)
+            body.append("  for (int k = team.t; k < splits; k += team.n) {")
+            body.extend(f"    {st.name}.merge(ff_load_cg(reinterpret_cast<const {st.atype}*>(a.ws + {name}_ws_{st.name}) + "
+                        f"o * splits + k));" for st in group)
+            body.append("  }")
+            body.extend(f"  {st.name} = team.reduce({st.name});" for st in group)
+            body.append("}")
         else:
             parts = {}
             for st in group:
@@ -435,12 +481,16 @@ def render(k: RowKernel) -> KernelSource:
         else:
             body.extend(elem_pass(targets, [], stores))
     if row_outs:
-        body.append(f"if (active && team.t == 0{' && split == 0' if S > 1 else ''}) {{")
+        body.append(f"if (active && team.t == 0{' && split == 0' if S > 1 or resident else ''}) {{")
         body.extend(f"  a.{op.var}[o_{op.var}] = {names[op.value]};" for op in row_outs)
         body.append("}")
 
     offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
-    if S == 1:
+    if resident:   # the GPU's blocks take chunks, the CPU twin's team the whole row
+        bounds = [f"const {itype} chunk = splits > 1 ? {chunk}{suffix} : {length}{suffix};",
+                  f"const {itype} r0 = static_cast<{itype}>(split) * chunk;",
+                  f"const {itype} r1 = r0 + chunk < {length}{suffix} ? r0 + chunk : {length}{suffix};"]
+    elif S == 1:
         bounds = [f"constexpr {itype} r0 = 0, r1 = {length}{suffix};"]
     else:
         bounds = [f"const {itype} r0 = static_cast<{itype}>(split) * {chunk}{suffix};",
@@ -448,18 +498,30 @@ def render(k: RowKernel) -> KernelSource:
     fields = arg_fields(ins, outs, lambda op: f", {k.phase[op.value]}")
     if S > 1:
         fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
+        if resident:
+            ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // a counter per row")
+            ws_end = f"ff_align16({name}_ws_count + 4 * {rows})"
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
     phases = phase + 1
-    per = {"gpu": f"<{per_gpu}>" if cached else "", "cpu": f"<{-(-chunk // vec)}>" if cached else ""}
-    cpu_call = (f"{name}_row{per['cpu']}(a, i, true, team, 0, 0);" if S == 1 else
-                f"for (int phase = 0; phase < {phases}; ++phase)\n"
-                f"    for (int split = 0; split < {_splits_of('phase', phases, S, merged)}; ++split) "
-                f"{name}_row(a, i, true, team, phase, split);")
+    whole = -(-(length if resident else chunk) // vec)   # the CPU twin's steps
+    per = {"gpu": f"<{per_gpu}>" if cached else "", "cpu": f"<{whole}>" if cached else ""}
+    if resident:
+        cpu_call = f"{name}_row{per['cpu']}(a, i, true, team, 0, 1);"
+    elif S == 1:
+        cpu_call = f"{name}_row{per['cpu']}(a, i, true, team, 0, 0);"
+    else:
+        cpu_call = (f"for (int phase = 0; phase < {phases}; ++phase)\n"
+                    f"    for (int split = 0; split < {_splits_of('phase', phases, S, merged)}; ++split) "
+                    f"{name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
-    split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
+    if resident:
+        split_note = (f", resident: {S} blocks of {resident.launch['threads']} threads per row ({chunk} elements each, "
+                      f"one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
+    else:
+        split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
     if vec > 1:
         split_note += f", {vec} elements per access"
-    if cached:
+    if cached and not resident:
         split_note += f", rows of {', '.join(cached)} cached in registers"
     shared = f"""
 // ---- {name}: {ops_list}
@@ -475,7 +537,7 @@ constexpr {itype} {name}_n = {rows}{suffix};  // rows
 #endif
 template <{'int PER, ' if cached else ''}class Team>
 FF_HD void {name}_row(const {name}_args& a, const {itype} o, const bool active, const Team& team,
-                      const int phase, const int split) {{
+                      {'const int split, const int splits' if resident else 'const int phase, const int split'}) {{
 {chr(10).join('  ' + line for line in offsets + bounds)}
 {chr(10).join('  ' + line for line in body)}
 }}
@@ -487,6 +549,9 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
+    if resident:
+        cuda = _render_resident(name, itype, rows, S, resident, per["gpu"])
+        return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=RESIDENT_PRELUDE)
     cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"], merged)
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
 
@@ -533,6 +598,72 @@ def _vector_width(k, red, values) -> int:
             return 1
         packed = True
     return VEC if packed else 1
+
+
+# Resident rows: a long row read by two passes or more (statistics, then the normalized output)
+# is held on chip by the blocks that take it, so that memory is read once. A block of
+# RESIDENT_THREADS takes a chunk of the row; each thread holds RESIDENT_SHARE bytes of each large
+# re-read input, the first RESIDENT_REGS words in registers and the rest in shared memory. The
+# grid is the blocks the GPU holds at once, taking whole rows per round; the blocks of a row
+# meet at a counter between passes. Measured on an H100 (bench/session8/rows_l2), normalizing
+# 1024 rows of 65536 floats: 0.277 ms a block per row (its second pass mostly missed L2), 0.199
+# for the row held on chip (copy: 0.190); a batch norm over 64 rows of 1M: 0.325 ms two
+# launches, 0.229 / 0.216 / 0.211 resident with chunks of 256 / 128 / 64 KB.
+RESIDENT_THREADS = 256
+RESIDENT_SHARE = 256
+RESIDENT_REGS = 16              # (32 spilled: the statistics passes want registers too)
+RESIDENT_MAX_SPLITS = 64          # a round of whole rows on any GPU of 16 SMs or more
+RESIDENT_MAX_SMEM = 160 << 10
+
+
+@dataclass
+class Resident:
+    splits: int                   # blocks per row
+    chunk: int                    # elements a block takes
+    steps: int                    # a thread's steps of its chunk
+    cached: list[str]             # the inputs held on chip
+    reg: int                      # the first steps, held in registers (the others in shared memory)
+    smem_at: dict[str, int]       # byte offset of each one's shared-memory part
+    smem: int                     # dynamic shared memory of a block
+    launch: dict
+
+
+def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, elem_outputs: bool,
+              nbytes) -> Resident | None:
+    """The resident layout of a row kernel, or None. For the inner schedule's rows with element
+    outputs and large re-read inputs (beyond L2_RESIDENT: smaller ones stay in L2) that the
+    register cache does not already hold. `step_bytes`: the bytes of a thread's step of each
+    re-read input (`vec` elements)."""
+    if schedule != "inner" or not elem_outputs:
+        return None
+    big = sorted(n for n in step_bytes if nbytes(n) > L2_RESIDENT)
+    if not big or set(big) <= set(in_registers):
+        return None
+    share = RESIDENT_SHARE
+    while True:   # more per thread where a row would take too many blocks
+        steps = max(1, share // max(step_bytes[n] for n in big))
+        chunk = RESIDENT_THREADS * steps * vec
+        splits = -(-k.length // chunk)
+        if splits <= RESIDENT_MAX_SPLITS:
+            break
+        if share >= 4 * RESIDENT_SHARE:
+            return None
+        share *= 2
+    if splits == 1:      # a shorter row: a team of as many threads as its steps need
+        steps = -(-k.length // (RESIDENT_THREADS * vec))
+        chunk = k.length
+    reg = min(steps, RESIDENT_REGS // sum(-(-step_bytes[n] // 4) for n in big))
+    smem_at, at = {}, 0
+    for n in big:
+        smem_at[n] = at
+        at += -(-(steps - reg) * RESIDENT_THREADS * step_bytes[n] // 16) * 16
+    if at > RESIDENT_MAX_SMEM:
+        return None
+    per_sm = max(1, min(4, (227 << 10) // (at + (1 << 10))))   # blocks an SM holds (1 KB reserved each)
+    launch = dict(threads=RESIDENT_THREADS, threads_per_row=RESIDENT_THREADS, per_sm=per_sm,
+                  team="const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};",
+                  smem=f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];")
+    return Resident(splits, chunk, steps, big, reg, smem_at, at, launch)
 
 
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
@@ -611,5 +742,46 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
     {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
   }}
   return static_cast<int>(cudaGetLastError());
+}}
+"""
+
+
+def _render_resident(name, itype, rows, splits, res: Resident, per: str) -> str:
+    """One launch of the blocks the GPU holds at once, whole rows per round (a row's blocks side by
+    side). It is a cooperative launch: all blocks run at once, or it fails, so no block waits at
+    a row's counter for one that never starts."""
+    threads, smem = res.launch["threads"], res.smem
+    zero = (f"  e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * rows}, s);  // the rows' counters\n"
+            "  if (e != cudaSuccess) return static_cast<int>(e);\n") if splits > 1 else ""
+    return f"""
+__global__ void __launch_bounds__({threads}, {res.launch['per_sm']}) {name}_kernel(const {name}_args a) {{
+{res.launch['smem']}
+  {res.launch['team']}
+  const unsigned per_round = gridDim.x / {splits}u;  // whole rows
+  if (blockIdx.x >= per_round * {splits}u) return;
+  for ({itype} o = blockIdx.x / {splits}u; o < {name}_n; o += per_round)
+    {name}_row{per}(a, o, true, team, static_cast<int>(blockIdx.x % {splits}u), {splits});
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream) {{
+  static int held[64] = {{}};  // blocks a device holds at once
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e == cudaSuccess && dev >= 64) e = cudaErrorInvalidDevice;
+  if (e == cudaSuccess && held[dev] == 0) {{
+    int per_sm = 0, sms = 0;
+    e = cudaFuncSetAttribute({name}_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, {smem});
+    if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, {name}_kernel, {threads}, {smem});
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    held[dev] = per_sm * sms;
+  }}
+  if (e != cudaSuccess) return static_cast<int>(e);
+  const long long all = {rows}LL * {splits};
+  const unsigned blocks = static_cast<unsigned>((held[dev] < all ? held[dev] : all) / {splits} * {splits});
+  if (blocks == 0) return static_cast<int>(cudaErrorCooperativeLaunchTooLarge);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+{zero}  void* args[] = {{const_cast<{name}_args*>(&a)}};
+  return static_cast<int>(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>({name}_kernel), dim3(blocks),
+                                                      dim3({threads}), args, {smem}, s));
 }}
 """

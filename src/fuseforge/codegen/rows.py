@@ -364,7 +364,7 @@ def render(k: RowKernel) -> KernelSource:
     step_bytes = {n: (1 if one(in_ops[n]) else vec) * in_ops[n].value.type.dtype.itemsize for n in rereads}
     resident = _resident(k, schedule, vec, step_bytes, cached if S == 1 else [], bool(elem_outs), nbytes)
     if resident:
-        S, chunk, launch = resident.splits, resident.chunk, resident.launch
+        S, chunk, launch = resident.most, resident.chunk, resident.launch
         cached, per_gpu = resident.cached, resident.steps
     step_start = (f"r0 + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else ""))
     # a thread's PER steps of the row: the loop that fills the cache and every pass over it
@@ -486,8 +486,8 @@ def render(k: RowKernel) -> KernelSource:
         body.append("}")
 
     offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
-    if resident:   # the GPU's blocks take chunks, the CPU twin's team the whole row
-        bounds = [f"const {itype} chunk = splits > 1 ? {chunk}{suffix} : {length}{suffix};",
+    if resident:   # the GPU's blocks take even chunks (of whole packs), the CPU twin's team the whole row
+        bounds = [f"const {itype} chunk = (({length}{suffix} + splits - 1) / splits + {vec - 1}) / {vec} * {vec};",
                   f"const {itype} r0 = static_cast<{itype}>(split) * chunk;",
                   f"const {itype} r1 = r0 + chunk < {length}{suffix} ? r0 + chunk : {length}{suffix};"]
     elif S == 1:
@@ -515,8 +515,9 @@ def render(k: RowKernel) -> KernelSource:
                     f"{name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     if resident:
-        split_note = (f", resident: {S} blocks of {resident.launch['threads']} threads per row ({chunk} elements each, "
-                      f"one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
+        blocks = f"{resident.splits}" + (f"-{S}" if S > resident.splits else "")
+        split_note = (f", resident: {blocks} blocks of {resident.launch['threads']} threads per row (up to {chunk} elements "
+                      f"each, one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
     else:
         split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
     if vec > 1:
@@ -550,7 +551,7 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
     if resident:
-        cuda = _render_resident(name, itype, rows, S, resident, per["gpu"])
+        cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
         return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=RESIDENT_PRELUDE)
     cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"], merged)
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1)
@@ -614,12 +615,17 @@ RESIDENT_SHARE = 256
 RESIDENT_REGS = 16              # (32 spilled: the statistics passes want registers too)
 RESIDENT_MAX_SPLITS = 64          # a round of whole rows on any GPU of 16 SMs or more
 RESIDENT_MAX_SMEM = 160 << 10
+# Rows re-read from tensors below this stay in L2 between the launches of the split schedule
+# enough that holding them wins nothing: measured on the H100, batch norms over 25-51 MB tensors
+# (suite level3/005, 009) ran 3-8 % slower held, those over 110-268 MB 7-25 % faster.
+RESIDENT_MIN_BYTES = 96 << 20
 
 
 @dataclass
 class Resident:
-    splits: int                   # blocks per row
-    chunk: int                    # elements a block takes
+    splits: int                   # blocks per row, at least; the launcher may take up to
+    most: int                     # ... this many, so that the GPU's rounds of whole rows come out even
+    chunk: int                    # elements a block takes, at most
     steps: int                    # a thread's steps of its chunk
     cached: list[str]             # the inputs held on chip
     reg: int                      # the first steps, held in registers (the others in shared memory)
@@ -631,27 +637,23 @@ class Resident:
 def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, elem_outputs: bool,
               nbytes) -> Resident | None:
     """The resident layout of a row kernel, or None. For the inner schedule's rows with element
-    outputs and large re-read inputs (beyond L2_RESIDENT: smaller ones stay in L2) that the
-    register cache does not already hold. `step_bytes`: the bytes of a thread's step of each
-    re-read input (`vec` elements)."""
+    outputs and re-read inputs beyond RESIDENT_MIN_BYTES that the register cache does not already
+    hold. `step_bytes`: the bytes of a thread's step of each re-read input (`vec` elements)."""
     if schedule != "inner" or not elem_outputs:
         return None
-    big = sorted(n for n in step_bytes if nbytes(n) > L2_RESIDENT)
+    big = sorted(n for n in step_bytes if nbytes(n) > RESIDENT_MIN_BYTES)
     if not big or set(big) <= set(in_registers):
         return None
     share = RESIDENT_SHARE
     while True:   # more per thread where a row would take too many blocks
-        steps = max(1, share // max(step_bytes[n] for n in big))
-        chunk = RESIDENT_THREADS * steps * vec
-        splits = -(-k.length // chunk)
+        most = RESIDENT_THREADS * vec * max(1, share // max(step_bytes[n] for n in big))
+        splits = -(-k.length // most)
         if splits <= RESIDENT_MAX_SPLITS:
             break
         if share >= 4 * RESIDENT_SHARE:
             return None
         share *= 2
-    if splits == 1:      # a shorter row: a team of as many threads as its steps need
-        steps = -(-k.length // (RESIDENT_THREADS * vec))
-        chunk = k.length
+    steps = -(-k.length // (splits * RESIDENT_THREADS * vec))   # the chunks as even as the steps allow
     reg = min(steps, RESIDENT_REGS // sum(-(-step_bytes[n] // 4) for n in big))
     smem_at, at = {}, 0
     for n in big:
@@ -663,7 +665,8 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     launch = dict(threads=RESIDENT_THREADS, threads_per_row=RESIDENT_THREADS, per_sm=per_sm,
                   team="const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};",
                   smem=f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];")
-    return Resident(splits, chunk, steps, big, reg, smem_at, at, launch)
+    most = 1 if splits == 1 else min(2 * splits, RESIDENT_MAX_SPLITS)
+    return Resident(splits, most, RESIDENT_THREADS * vec * steps, steps, big, reg, smem_at, at, launch)
 
 
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
@@ -746,21 +749,22 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
 """
 
 
-def _render_resident(name, itype, rows, splits, res: Resident, per: str) -> str:
+def _render_resident(name, itype, rows, length, res: Resident, per: str) -> str:
     """One launch of the blocks the GPU holds at once, whole rows per round (a row's blocks side by
-    side). It is a cooperative launch: all blocks run at once, or it fails, so no block waits at
-    a row's counter for one that never starts."""
+    side), with the blocks per row between res.splits and res.most that make the rounds cheapest.
+    It is a cooperative launch: all blocks run at once, or it fails, so no block waits at a row's
+    counter for one that never starts."""
     threads, smem = res.launch["threads"], res.smem
-    zero = (f"  e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * rows}, s);  // the rows' counters\n"
-            "  if (e != cudaSuccess) return static_cast<int>(e);\n") if splits > 1 else ""
+    zero = (f"  if (splits > 1) e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * rows}, s);  // the rows' counters\n"
+            "  if (e != cudaSuccess) return static_cast<int>(e);\n") if res.most > 1 else ""
     return f"""
-__global__ void __launch_bounds__({threads}, {res.launch['per_sm']}) {name}_kernel(const {name}_args a) {{
+__global__ void __launch_bounds__({threads}, {res.launch['per_sm']}) {name}_kernel(const {name}_args a, const unsigned splits) {{
 {res.launch['smem']}
   {res.launch['team']}
-  const unsigned per_round = gridDim.x / {splits}u;  // whole rows
-  if (blockIdx.x >= per_round * {splits}u) return;
-  for ({itype} o = blockIdx.x / {splits}u; o < {name}_n; o += per_round)
-    {name}_row{per}(a, o, true, team, static_cast<int>(blockIdx.x % {splits}u), {splits});
+  const unsigned per_round = gridDim.x / splits;  // whole rows
+  if (blockIdx.x >= per_round * splits) return;
+  for ({itype} o = blockIdx.x / splits; o < {name}_n; o += per_round)
+    {name}_row{per}(a, o, true, team, static_cast<int>(blockIdx.x % splits), static_cast<int>(splits));
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
@@ -776,11 +780,19 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
     held[dev] = per_sm * sms;
   }}
   if (e != cudaSuccess) return static_cast<int>(e);
-  const long long all = {rows}LL * {splits};
-  const unsigned blocks = static_cast<unsigned>((held[dev] < all ? held[dev] : all) / {splits} * {splits});
-  if (blocks == 0) return static_cast<int>(cudaErrorCooperativeLaunchTooLarge);
+  // the time of a launch ~ its rounds x the chunk
+  unsigned splits = 0;
+  long long best = 0;
+  for (unsigned k = {res.splits}u; k <= {res.most}u && held[dev] / k > 0; ++k) {{
+    const long long per_round = held[dev] / k, rounds = ({rows}LL + per_round - 1) / per_round;
+    const long long cost = rounds * (({length}LL + k - 1) / k);
+    if (splits == 0 || cost < best) splits = k, best = cost;
+  }}
+  if (splits == 0) return static_cast<int>(cudaErrorCooperativeLaunchTooLarge);
+  const long long per_round = held[dev] / splits;
+  const unsigned blocks = static_cast<unsigned>((per_round < {rows}LL ? per_round : {rows}LL) * splits);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-{zero}  void* args[] = {{const_cast<{name}_args*>(&a)}};
+{zero}  void* args[] = {{const_cast<{name}_args*>(&a), &splits}};
   return static_cast<int>(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>({name}_kernel), dim3(blocks),
                                                       dim3({threads}), args, {smem}, s));
 }}

@@ -30,6 +30,7 @@ one launch of a block per row tile.
 from __future__ import annotations
 
 import math
+import os
 import re
 import string
 from dataclasses import dataclass, field
@@ -619,6 +620,8 @@ RESIDENT_MAX_SMEM = 160 << 10
 # enough that holding them wins nothing: measured on the H100, batch norms over 25-51 MB tensors
 # (suite level3/005, 009) ran 3-8 % slower held, those over 110-268 MB 7-25 % faster.
 RESIDENT_MIN_BYTES = 96 << 20
+# Rows of 2M floats in 64 chunks of 32 K (2 blocks an SM) ran slower held (bench/session8/b:
+# level1/058, level2/043): a row takes at most RESIDENT_MAX_SPLITS chunks of 64 KB.
 
 
 @dataclass
@@ -639,20 +642,15 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     """The resident layout of a row kernel, or None. For the inner schedule's rows with element
     outputs and re-read inputs beyond RESIDENT_MIN_BYTES that the register cache does not already
     hold. `step_bytes`: the bytes of a thread's step of each re-read input (`vec` elements)."""
-    if schedule != "inner" or not elem_outputs:
+    if schedule != "inner" or not elem_outputs or os.environ.get("FUSEFORGE_RESIDENT") == "0":   # 0: to measure
         return None
     big = sorted(n for n in step_bytes if nbytes(n) > RESIDENT_MIN_BYTES)
     if not big or set(big) <= set(in_registers):
         return None
-    share = RESIDENT_SHARE
-    while True:   # more per thread where a row would take too many blocks
-        most = RESIDENT_THREADS * vec * max(1, share // max(step_bytes[n] for n in big))
-        splits = -(-k.length // most)
-        if splits <= RESIDENT_MAX_SPLITS:
-            break
-        if share >= 4 * RESIDENT_SHARE:
-            return None
-        share *= 2
+    most = RESIDENT_THREADS * vec * max(1, RESIDENT_SHARE // max(step_bytes[n] for n in big))
+    splits = -(-k.length // most)
+    if splits > RESIDENT_MAX_SPLITS:
+        return None
     steps = -(-k.length // (splits * RESIDENT_THREADS * vec))   # the chunks as even as the steps allow
     reg = min(steps, RESIDENT_REGS // sum(-(-step_bytes[n] // 4) for n in big))
     smem_at, at = {}, 0

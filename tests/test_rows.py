@@ -28,10 +28,11 @@ def rows():
 @pytest.fixture(scope="module")
 def resident_rows():
     """The same zoo with every row that two passes read held on chip (codegen.rows' resident
-    layout; its threshold RESIDENT_MIN_BYTES lowered to 0, since rows of test size stay in L2)."""
+    layout; its thresholds lowered to 0, since rows of test size stay in L2)."""
     model = RowZoo({**CASES, **CHAINS, **SPLIT, **VECTOR, **ODD})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
+        mp.setattr(render_rows, "RESIDENT_MIN_RUN", 0)
         return model, fuseforge.compile(model, row_inputs(0))
 
 
@@ -109,6 +110,7 @@ def test_resident_rows_are_taken(monkeypatch):
     block, and the scalar path (group norm over 3 x 5 pixels)."""
     from fuseforge.plan_rows import RowKernel
     monkeypatch.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
+    monkeypatch.setattr(render_rows, "RESIDENT_MIN_RUN", 0)
     cases = {n: {**SPLIT, **ODD}[n] for n in ("split_softmax", "split_group_norm_odd", "split_bn_train")}
     the_plan = plan(capture(RowZoo(cases), row_inputs(0)))
     notes = [re.search(r"^//      space.*$", render_rows.render(k).shared, re.M).group(0)

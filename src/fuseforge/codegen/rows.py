@@ -616,10 +616,17 @@ RESIDENT_SHARE = 256
 RESIDENT_REGS = 16              # (32 spilled: the statistics passes want registers too)
 RESIDENT_MAX_SPLITS = 64          # a round of whole rows on any GPU of 16 SMs or more
 RESIDENT_MAX_SMEM = 160 << 10
-# Rows re-read from tensors below this stay in L2 between the launches of the split schedule
-# enough that holding them wins nothing: measured on the H100, batch norms over 25-51 MB tensors
-# (suite level3/005, 009) ran 3-8 % slower held, those over 110-268 MB 7-25 % faster.
+# When rows are held, measured on the H100 (bench/session8/a, b, problems of the suite):
+#   faster: the norms over 110-268 MB whose rows lie in runs of 8192 floats or more (level1/059,
+#     060, 061 by 24-32 %; level2/034, 040, 041, 052, 093, 094 by 5-23 %), and the group norms of
+#     level2/002, 014 over channels-last tensors (runs of 8 channels), by 4-7 %;
+#   slower: the batch norms over 25-51 MB (level3/005, 009: their second launch finds most of its
+#     rows in L2) by 3-8 %, and those over 154-192 MB in runs of 3136 (56 x 56 pixels, level3/007
+#     and 008: the norm kernel of 007 0.187 -> 0.224 ms) by 4.5 %.
+# Hence the two conditions; the cost of 007's rounds is not understood yet, and the channels-last
+# group norms are left out with it.
 RESIDENT_MIN_BYTES = 96 << 20
+RESIDENT_MIN_RUN = 8192
 # Rows of 2M floats in 64 chunks of 32 K (2 blocks an SM) ran slower held (bench/session8/b:
 # level1/058, level2/043): a row takes at most RESIDENT_MAX_SPLITS chunks of 64 KB.
 
@@ -647,9 +654,15 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     big = sorted(n for n in step_bytes if nbytes(n) > RESIDENT_MIN_BYTES)
     if not big or set(big) <= set(in_registers):
         return None
+    kept, red, _ = schedule_of(k)
+    run, st = 1, k.strides[k.main]
+    for d in reversed(red):          # the row's elements lie in runs of `run`
+        if st[d] != run:
+            break
+        run *= k.space[d]
     most = RESIDENT_THREADS * vec * max(1, RESIDENT_SHARE // max(step_bytes[n] for n in big))
     splits = -(-k.length // most)
-    if splits > RESIDENT_MAX_SPLITS:
+    if splits > RESIDENT_MAX_SPLITS or run < min(k.length, RESIDENT_MIN_RUN):
         return None
     steps = -(-k.length // (splits * RESIDENT_THREADS * vec))   # the chunks as even as the steps allow
     reg = min(steps, RESIDENT_REGS // sum(-(-step_bytes[n] // 4) for n in big))

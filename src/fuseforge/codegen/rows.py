@@ -18,6 +18,11 @@ fits in 32 registers, the first thing the row does is load the inputs those pass
 passes then read registers instead of memory (PER, a template argument, is a thread's share
 in steps: the GPU's and the CPU twin's teams differ).
 
+Resident rows (inner schedule, see _resident): where a row that two passes read lies in a
+tensor too large for L2 and the register cache cannot hold it, the blocks that take the row hold
+it on chip (registers, then shared memory) and meet at a per-row counter between passes: one
+cooperative launch of the blocks the GPU holds at once, memory read once.
+
 Schedules (by the layout of the first reduced tensor): "inner" when its innermost dim is
 reduced (lanes of a warp per short row, a block per long one: consecutive threads read
 consecutive elements); "outer" when a kept dim is innermost (consecutive threads take

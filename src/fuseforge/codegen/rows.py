@@ -619,7 +619,9 @@ def _vector_width(k, red, values) -> int:
 RESIDENT_THREADS = 256
 RESIDENT_SHARE = 256
 RESIDENT_REGS = 16              # (32 spilled: the statistics passes want registers too)
-RESIDENT_MAX_SPLITS = 64          # a round of whole rows on any GPU of 16 SMs or more
+# A round of whole rows fits any GPU of 16 SMs or more. Rows of 2M floats in 64 chunks of 32 K
+# (2 blocks an SM) ran slower held (bench/session8/b: level1/058, level2/043): chunks stay 64 KB.
+RESIDENT_MAX_SPLITS = 64
 RESIDENT_MAX_SMEM = 160 << 10
 # When rows are held, measured on the H100 (bench/session8/a, b, problems of the suite):
 #   faster: the norms over 110-268 MB whose rows lie in runs of 8192 floats or more (level1/059,
@@ -632,8 +634,6 @@ RESIDENT_MAX_SMEM = 160 << 10
 # group norms are left out with it.
 RESIDENT_MIN_BYTES = 96 << 20
 RESIDENT_MIN_RUN = 8192
-# Rows of 2M floats in 64 chunks of 32 K (2 blocks an SM) ran slower held (bench/session8/b:
-# level1/058, level2/043): a row takes at most RESIDENT_MAX_SPLITS chunks of 64 KB.
 
 
 @dataclass
@@ -659,14 +659,14 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     big = sorted(n for n in step_bytes if nbytes(n) > RESIDENT_MIN_BYTES)
     if not big or set(big) <= set(in_registers):
         return None
-    kept, red, _ = schedule_of(k)
+    _, red, _ = schedule_of(k)
     run, st = 1, k.strides[k.main]
     for d in reversed(red):          # the row's elements lie in runs of `run`
         if st[d] != run:
             break
         run *= k.space[d]
-    most = RESIDENT_THREADS * vec * max(1, RESIDENT_SHARE // max(step_bytes[n] for n in big))
-    splits = -(-k.length // most)
+    largest = RESIDENT_THREADS * vec * max(1, RESIDENT_SHARE // max(step_bytes[n] for n in big))   # a chunk
+    splits = -(-k.length // largest)
     if splits > RESIDENT_MAX_SPLITS or run < min(k.length, RESIDENT_MIN_RUN):
         return None
     steps = -(-k.length // (splits * RESIDENT_THREADS * vec))   # the chunks as even as the steps allow

@@ -1,5 +1,7 @@
 """Row ops (reductions, norms) and the chains around them, generated and compared with eager."""
+import math
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -92,6 +94,29 @@ def test_vector_path_and_row_cache_are_taken():
     assert re.search(r"rows of in\d+ cached in registers", masked), masked[:400]
     assert any(re.search(r"^\s*float in\d+_c\[PER\];", s, re.M) for s in sources.values()), \
         "no broadcast operand cached as one value per pack"
+
+
+def _rows_over(shape, axes, strides=None):
+    """A stand-in for a row kernel over a float32 tensor of `shape` (contiguous unless `strides`),
+    with what render_rows._resident reads, and the bytes of the tensor."""
+    st = strides or [math.prod(shape[d + 1:]) for d in range(len(shape))]
+    k = SimpleNamespace(space=list(shape), axes=list(axes), main="x", strides={"x": st},
+                        length=math.prod(shape[d] for d in axes))
+    return k, math.prod(shape) * 4
+
+
+@pytest.mark.parametrize("shape, axes, strides, held", [
+    ((16, 64, 256, 256), (2, 3), None, True),        # instance norm, 268 MB (level1/060)
+    ((16, 64, 256, 256), (0, 2, 3), None, True),     # batch norm, planes of 65536 (level1/061)
+    ((64, 192, 56, 56), (0, 2, 3), None, False),     # batch norm, planes of 3136 (level3/007)
+    ((32, 128, 56, 56), (0, 2, 3), None, False),     # 51 MB: L2 holds most of the second read (level3/005)
+    ((16, 64, 128, 256), (1, 2, 3), None, False),    # rows of 2M: 128 chunks (level1/058)
+])
+def test_resident_rows_where_measured_faster(shape, axes, strides, held):
+    """The thresholds of the resident layout at the sizes they were measured on (bench/session8)."""
+    k, nbytes = _rows_over(shape, axes, strides)
+    got = render_rows._resident(k, "inner", 4, {"x": 16}, [], True, lambda n: nbytes)
+    assert (got is not None) == held, got
 
 
 ZOOS = ["rows", "resident_rows"]   # the fixtures: the row zoo as planned, and with its rows held on chip

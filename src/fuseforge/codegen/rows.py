@@ -411,6 +411,11 @@ def render(k: RowKernel) -> KernelSource:
         body.extend(line for st in group for line in st.code)
         fold = elem_pass([st.name for st in group], [st.add for st in group], []) + \
             [line for st in group for line in st.finish]
+        parts = {}   # split rows: the level's partial accumulators in the workspace, rows x S of each
+        for st in group if S > 1 else []:
+            parts[st.name] = f"reinterpret_cast<{st.atype}*>(a.ws + {name}_ws_{st.name})"
+            ws_decls.append(f"constexpr size_t {name}_ws_{st.name} = {ws_end};")
+            ws_end = f"ff_align16({name}_ws_{st.name} + sizeof({st.atype}) * {rows * S})"
         if S == 1:
             body.extend(fold)
         elif resident:
@@ -418,26 +423,16 @@ def render(k: RowKernel) -> KernelSource:
             # in every block); the CPU twin's team takes the whole row (splits = 1)
             body.extend(fold)
             body.append("if (splits > 1) {")
-            for st in group:
-                part = f"reinterpret_cast<{st.atype}*>(a.ws + {name}_ws_{st.name})"
-                ws_decls.append(f"constexpr size_t {name}_ws_{st.name} = {ws_end};")
-                ws_end = f"ff_align16({name}_ws_{st.name} + sizeof({st.atype}) * {rows * S})"
-                body.append(f"  if (team.t == 0) {part}[o * splits + split] = {st.name};")
+            body.extend(f"  if (team.t == 0) {parts[st.name]}[o * splits + split] = {st.name};" for st in group)
             body += ["#if defined(__CUDA_ARCH__)",
                      f"  ff_row_barrier(reinterpret_cast<unsigned*>(a.ws + {name}_ws_count) + o, splits);", "#endif"]
             body.extend(f"  {st.name} = {st.atype}::init();" for st in group)
             body.append("  for (int k = team.t; k < splits; k += team.n) {")
-            body.extend(f"    {st.name}.merge(ff_load_cg(reinterpret_cast<const {st.atype}*>(a.ws + {name}_ws_{st.name}) + "
-                        f"o * splits + k));" for st in group)
+            body.extend(f"    {st.name}.merge(ff_load_cg({parts[st.name]} + o * splits + k));" for st in group)
             body.append("  }")
             body.extend(f"  {st.name} = team.reduce({st.name});" for st in group)
             body.append("}")
         else:
-            parts = {}
-            for st in group:
-                parts[st.name] = f"reinterpret_cast<{st.atype}*>(a.ws + {name}_ws_{st.name})"
-                ws_decls.append(f"constexpr size_t {name}_ws_{st.name} = {ws_end};")
-                ws_end = f"ff_align16({name}_ws_{st.name} + sizeof({st.atype}) * {rows * S})"
             body.append(f"if (phase == {phase}) {{")
             body.extend("  " + line for line in fold)
             body.append("  if (active && team.t == 0) {")
@@ -678,9 +673,8 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     if at > RESIDENT_MAX_SMEM:
         return None
     per_sm = max(1, min(4, (227 << 10) // (at + (1 << 10))))   # blocks an SM holds (1 KB reserved each)
-    launch = dict(threads=RESIDENT_THREADS, threads_per_row=RESIDENT_THREADS, per_sm=per_sm,
-                  team="const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};",
-                  smem=f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];")
+    launch = dict(_launch("inner", k.rows, k.length, splits, vec, block_per_row=True, threads=RESIDENT_THREADS),
+                  per_sm=per_sm)
     most = 1 if splits == 1 else min(2 * splits, RESIDENT_MAX_SPLITS)
     return Resident(splits, most, RESIDENT_THREADS * vec * steps, steps, big, reg, smem_at, at, launch)
 
@@ -688,7 +682,7 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
 
 
-def _launch(schedule, rows, length, splits, vec=1, block_per_row=False) -> dict:
+def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=None) -> dict:
     """Threads, team and grid of a row kernel; `length`: the elements one team walks. Rows a
     warp covers in a few steps get lanes of a warp: a block of 256 threads per short row would
     keep few bytes in flight per SM. Rows shorter than a warp's 4 steps get fewer lanes (several
@@ -702,8 +696,8 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False) -> dict:
         return dict(threads=threads, threads_per_row=lanes, lanes=True, smem="", block=f"{threads}",
                     team=f"const ff_team_lanes<{lanes}> team{{static_cast<int>(threadIdx.x & {lanes - 1})}};",
                     row=f"tile * {per_block}u + threadIdx.x / {lanes}", grid=f"({rows}u + {per_block - 1}u) / {per_block}u")
-    if schedule == "inner":
-        threads = 256 if length <= 4096 else (512 if length <= 32768 else 1024)
+    if schedule == "inner":   # a block per row (`threads`: its size, else by the length)
+        threads = threads or (256 if length <= 4096 else (512 if length <= 32768 else 1024))
         return dict(threads=threads, threads_per_row=threads, block=f"{threads}", row="tile", grid=f"{rows}u",
                     team="const ff_team_block team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), smem};",
                     smem=f"  __shared__ alignas(16) unsigned char smem[32 * {ACC_BYTES}];")
@@ -784,29 +778,33 @@ __global__ void __launch_bounds__({threads}, {res.launch['per_sm']}) {name}_kern
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
-  static int held[64] = {{}};  // blocks a device holds at once
+  // once per device: the blocks it holds at once, and the blocks per row whose rounds cost least
+  // (the time of a launch ~ its rounds x the chunk); 0 blocks: a row's blocks do not fit at once
+  static unsigned chosen[64][2] = {{}};  // [device]: blocks per row, blocks
   int dev = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e == cudaSuccess && dev >= 64) e = cudaErrorInvalidDevice;
-  if (e == cudaSuccess && held[dev] == 0) {{
+  if (e == cudaSuccess && chosen[dev][0] == 0) {{
     int per_sm = 0, sms = 0;
     e = cudaFuncSetAttribute({name}_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, {smem});
     if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, {name}_kernel, {threads}, {smem});
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    held[dev] = per_sm * sms;
+    const long long held = static_cast<long long>(per_sm) * sms;
+    long long best = 0;
+    for (unsigned k = {res.splits}u; e == cudaSuccess && k <= {res.most}u && held / k > 0; ++k) {{
+      const long long per_round = held / k, rounds = ({rows}LL + per_round - 1) / per_round;
+      const long long cost = rounds * (({length}LL + k - 1) / k);
+      if (chosen[dev][0] == 0 || cost < best) {{
+        best = cost;
+        chosen[dev][0] = k;
+        chosen[dev][1] = static_cast<unsigned>((per_round < {rows}LL ? per_round : {rows}LL) * k);
+      }}
+    }}
   }}
   if (e != cudaSuccess) return static_cast<int>(e);
-  // the time of a launch ~ its rounds x the chunk
-  unsigned splits = 0;
-  long long best = 0;
-  for (unsigned k = {res.splits}u; k <= {res.most}u && held[dev] / k > 0; ++k) {{
-    const long long per_round = held[dev] / k, rounds = ({rows}LL + per_round - 1) / per_round;
-    const long long cost = rounds * (({length}LL + k - 1) / k);
-    if (splits == 0 || cost < best) splits = k, best = cost;
-  }}
-  if (splits == 0) return static_cast<int>(cudaErrorCooperativeLaunchTooLarge);
-  const long long per_round = held[dev] / splits;
-  const unsigned blocks = static_cast<unsigned>((per_round < {rows}LL ? per_round : {rows}LL) * splits);
+  if (chosen[dev][0] == 0) return static_cast<int>(cudaErrorCooperativeLaunchTooLarge);
+  unsigned splits = chosen[dev][0];
+  const unsigned blocks = chosen[dev][1];
   cudaStream_t s = static_cast<cudaStream_t>(stream);
 {zero}  void* args[] = {{const_cast<{name}_args*>(&a), &splits}};
   return static_cast<int>(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>({name}_kernel), dim3(blocks),

@@ -100,8 +100,9 @@ def _rows_over(shape, axes, strides=None):
     """A stand-in for a row kernel over a float32 tensor of `shape` (contiguous unless `strides`),
     with what render_rows._resident reads, and the bytes of the tensor."""
     st = strides or [math.prod(shape[d + 1:]) for d in range(len(shape))]
+    length = math.prod(shape[d] for d in axes)
     k = SimpleNamespace(space=list(shape), axes=list(axes), main="x", strides={"x": st},
-                        length=math.prod(shape[d] for d in axes))
+                        length=length, rows=math.prod(shape) // length)
     return k, math.prod(shape) * 4
 
 

@@ -30,12 +30,14 @@ def rows():
 @pytest.fixture(scope="module")
 def resident_rows():
     """The chains, long rows and vector cases with every row that two passes read held on chip
-    (codegen.rows' resident layout; its thresholds lowered to 0, since rows of test size stay
-    in L2). Not every registry case: one more build of the whole zoo costs CI a minute."""
+    (codegen.rows' resident layout, and the outer schedule's rows in registers; their thresholds
+    lowered to 0, since rows of test size stay in L2). Not every registry case: one more build
+    of the whole zoo costs CI a minute."""
     model = RowZoo({**CHAINS, **SPLIT, **VECTOR, **ODD})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
         mp.setattr(render_rows, "RESIDENT_MIN_RUN", 0)
+        mp.setattr(render_rows, "L2_RESIDENT", 0)
         return model, fuseforge.compile(model, row_inputs(0))
 
 
@@ -153,6 +155,19 @@ def test_resident_rows_are_taken(monkeypatch):
     assert "resident: 2-4 blocks" in odd and "elements per access" not in odd, odd
     assert "resident: 1 blocks" in bn, bn
 
+
+
+def test_outer_rows_held_in_registers(monkeypatch):
+    """Rows along a dim that is not innermost (the outer schedule), read by two passes from a
+    tensor beyond L2_RESIDENT (here at any size): 64 threads a row, 16 rows a block, so that a
+    thread's 24 elements of a row of 1500 stay in registers between the passes."""
+    from fuseforge.plan_rows import RowKernel
+    monkeypatch.setattr(render_rows, "L2_RESIDENT", 0)
+    the_plan = plan(capture(RowZoo({"outer_l1_normalize": ODD["outer_l1_normalize"]}), row_inputs(0)))
+    [k] = [k for k in the_plan.kernels if isinstance(k, RowKernel)]
+    source = render_rows.render(k)
+    assert "schedule outer, rows of in0 cached in registers" in source.shared, source.shared[:300]
+    assert "dim3(16, 64)" in source.cuda and re.search(r"_row<24>\(a, o", source.cuda), source.cuda[-600:]
 
 
 class SumOverDim1(nn.Module):

@@ -183,3 +183,17 @@ def test_lone_strided_reduction_generated_on_long_rows():
     assert [type(k) for k in long.kernels] == [RowKernel], long.decisions
     short = plan(capture(SumOverDim1(), [torch.empty(4, ALONE_MIN_LENGTH - 1, 64)]))
     assert not short.kernels and any("strided rows of" in d for d in short.decisions), short.decisions
+
+
+def test_max_values_alone_fold_no_index():
+    """torch.max(x, dim)[0]: the kernel folds the values alone (ff_acc_max); with the indices
+    read, it folds both (ff_acc_argmax)."""
+    from fuseforge.plan_rows import RowKernel
+
+    def accumulators(fn):
+        the_plan = plan(capture(RowZoo({"case": fn}), row_inputs(0)))
+        return {m for k in the_plan.kernels if isinstance(k, RowKernel)
+                for m in re.findall(r"ff_acc_\w+", render_rows.render(k).shared)}
+
+    assert accumulators(lambda t: torch.max(t["x"], 1)[0]) == {"ff_acc_max"}
+    assert accumulators(lambda t: torch.max(t["x"], 1)) == {"ff_acc_argmax"}

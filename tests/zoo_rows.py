@@ -23,8 +23,9 @@ CASES = {
     "aten.prod.default": lambda t: A.prod.default(t["x"][0] * 0.05 + 1),
     "aten.amax.default": lambda t: (A.amax.default(t["x"], [0, 2]), A.amax.default(t["xt"], [1], True)),
     "aten.amin.default": lambda t: A.amin.default(t["x"], [1], True),
-    "aten.max.dim": lambda t: tuple(A.max.dim(t["x"], 2)),
-    "aten.min.dim": lambda t: tuple(A.min.dim(t["xt"], 0, True)),
+    # the values alone too (the index not folded: codegen.rows._combine)
+    "aten.max.dim": lambda t: tuple(A.max.dim(t["x"], 2)) + (A.max.dim(t["xt"], 1)[0],),
+    "aten.min.dim": lambda t: tuple(A.min.dim(t["xt"], 0, True)) + (A.min.dim(t["x"], 1)[0],),
     "aten.argmax.default": lambda t: (A.argmax.default(t["x"], 1), A.argmax.default(t["x"])),
     "aten.argmin.default": lambda t: A.argmin.default(t["xt"], 2, True),
     "aten.logsumexp.default": lambda t: A.logsumexp.default(t["x"] * 3, [1, 2]),

@@ -40,6 +40,20 @@ __global__ void read_kernel(const float4* __restrict__ x, float* __restrict__ y,
   if (s == 12345.f) y[0] = s;
 }
 
+// U 16-byte loads in flight per thread, each block a contiguous span
+template <int U>
+__global__ void __launch_bounds__(1024) read_u_kernel(const float4* __restrict__ x, float* __restrict__ y, size_t n4) {
+  float s = 0.f;
+  for (size_t b = blockIdx.x * (size_t)1024 * U; b < n4; b += (size_t)gridDim.x * 1024 * U) {
+    float4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) { const size_t i = b + u * 1024 + threadIdx.x; v[u] = i < n4 ? x[i] : make_float4(0.f, 0.f, 0.f, 0.f); }
+#pragma unroll
+    for (int u = 0; u < U; ++u) s += v[u].x + v[u].y + v[u].z + v[u].w;
+  }
+  if (s == 12345.f) y[0] = s;
+}
+
 // ---------------------------------------------------------------- pooling
 template <int H, int W, int OH, int OW, int P, bool MAX>
 __device__ __forceinline__ float pool_one(const float* __restrict__ x, unsigned i) {
@@ -138,6 +152,19 @@ struct Welford {
   }
   __device__ float result(float len) const { return m2 / (len - 1.f); }
 };
+// Welford over a batch of 4 at once: the batch's mean and M2 exactly, merged with Chan's formula
+// (one division per 4 elements instead of one per element)
+struct Welford4 : Welford {
+  __device__ static Welford4 init() { return {Welford::init()}; }
+  __device__ void add4(const float (&v)[4]) {
+    const float m4 = (v[0] + v[1] + v[2] + v[3]) * 0.25f;
+    float q = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) q += (v[j] - m4) * (v[j] - m4);
+    const float nn = n + 4.f, d = m4 - mean, w = 4.f / nn;
+    mean += d * w; m2 += q + d * d * n * w; n = nn;
+  }
+};
 struct Sum {
   float v;
   __device__ static Sum init() { return {0.f}; }
@@ -173,6 +200,27 @@ __global__ void __launch_bounds__(TX * TY) outer_kernel(const float* __restrict_
   __syncthreads();
   if (threadIdx.y == 0) {
     A r = part[0][threadIdx.x];
+    for (int k = 1; k < TY; ++k) r.merge(part[k][threadIdx.x]);
+    y[o] = r.result(float(L));
+  }
+}
+
+template <int TX, int TY>
+__global__ void __launch_bounds__(TX * TY) outer_w4_kernel(const float* __restrict__ x, float* __restrict__ y) {
+  __shared__ Welford part[TY][TX];
+  const unsigned o = blockIdx.x * TX + threadIdx.x;
+  const float* xr = x + (o / C) * (size_t)L * C + o % C;
+  Welford4 acc = Welford4::init();
+  for (int rb = threadIdx.y; rb < L; rb += 4 * TY) {
+    float v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) v[u] = xr[(size_t)(rb + u * TY) * C];
+    acc.add4(v);
+  }
+  part[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0) {
+    Welford r = part[0][threadIdx.x];
     for (int k = 1; k < TY; ++k) r.merge(part[k][threadIdx.x]);
     y[o] = r.result(float(L));
   }
@@ -396,6 +444,15 @@ int main() {
   row("base", "copy", time_ms([&] { copy_kernel<<<sms * 8, 512>>>((const float4*)x, (float4*)y, N / 4); }), 8.0 * N, 0);
   row("base", "read", time_ms([&] { read_kernel<<<sms * 8, 512>>>((const float4*)x, y, N / 4); }), 4.0 * N, 0);
 
+  for (int per_sm : {2, 4, 8}) {
+    char label[32];
+    snprintf(label, sizeof label, "read u2 x%d", per_sm);
+    row("base", label, time_ms([&] { read_u_kernel<2><<<sms * per_sm, 1024>>>((const float4*)x, y, N / 4); }), 4.0 * N, 0);
+    snprintf(label, sizeof label, "read u4 x%d", per_sm);
+    row("base", label, time_ms([&] { read_u_kernel<4><<<sms * per_sm, 1024>>>((const float4*)x, y, N / 4); }), 4.0 * N, 0);
+    snprintf(label, sizeof label, "read u8 x%d", per_sm);
+    row("base", label, time_ms([&] { read_u_kernel<8><<<sms * per_sm, 1024>>>((const float4*)x, y, N / 4); }), 4.0 * N, 0);
+  }
   // ---- avg pool, level1/084
   {
     constexpr int H = 256, W = 256, OH = 129, OW = 129, P = 1;
@@ -441,6 +498,8 @@ int main() {
     outer_kernel<Welford, 32, 16, 4><<<rows / 32, dim3(32, 16)>>>(x, ref);
     OUTER(Welford, 32, 16, 4, "32x16 b4 (gen)") OUTER(Welford, 32, 16, 8, "32x16 b8") OUTER(Welford, 32, 8, 8, "32x8 b8")
     OUTER(Welford, 32, 32, 4, "32x32 b4")
+    { auto f = [&] { outer_w4_kernel<32, 16><<<rows / 32, dim3(32, 16)>>>(x, y); };
+      CK(cudaMemset(y, 0, rows * 4)); f(); row("Welford", "chan4 32x16", time_ms(f), bytes, max_rel(ref, y, rows)); }
     OUTER4(Welford, 8, 32, 4, "v4 8x32 b4") OUTER4(Welford, 8, 64, 2, "v4 8x64 b2") OUTER4(Welford, 16, 16, 4, "v4 16x16 b4")
     outer_kernel<Sum, 32, 16, 4><<<rows / 32, dim3(32, 16)>>>(x, ref);
     OUTER(Sum, 32, 16, 4, "32x16 b4 (gen)") OUTER(Sum, 32, 16, 8, "32x16 b8") OUTER4(Sum, 8, 32, 4, "v4 8x32 b4")

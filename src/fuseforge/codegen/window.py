@@ -163,7 +163,7 @@ def render(k: WindowKernel) -> KernelSource:
 struct {name}_args {{
 {chr(10).join(fields)}
 }};
-constexpr {itype} {name}_n = {math.prod(shape[:-nd]) * math.prod(Q)}{suffix};  // threads' items
+constexpr {itype} {name}_n = {math.prod(shape[:-nd]) * math.prod(Q)}{suffix};{"" if R == 1 else "  // items"}
 
 FF_HD {T} {name}_source(const {name}_args& a, const {itype} j) {{
 {chr(10).join('  ' + line for line in src)}

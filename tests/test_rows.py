@@ -37,7 +37,6 @@ def resident_rows():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
         mp.setattr(render_rows, "RESIDENT_MIN_RUN", 0)
-        mp.setattr(render_rows, "L2_RESIDENT", 0)
         return model, fuseforge.compile(model, row_inputs(0))
 
 
@@ -159,10 +158,10 @@ def test_resident_rows_are_taken(monkeypatch):
 
 def test_outer_rows_held_in_registers(monkeypatch):
     """Rows along a dim that is not innermost (the outer schedule), read by two passes from a
-    tensor beyond L2_RESIDENT (here at any size): 64 threads a row, 16 rows a block, so that a
-    thread's 24 elements of a row of 1500 stay in registers between the passes."""
+    tensor beyond RESIDENT_MIN_BYTES (here at any size): 64 threads a row, 16 rows a block, so
+    that a thread's 24 elements of a row of 1500 stay in registers between the passes."""
     from fuseforge.plan_rows import RowKernel
-    monkeypatch.setattr(render_rows, "L2_RESIDENT", 0)
+    monkeypatch.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
     the_plan = plan(capture(RowZoo({"outer_l1_normalize": ODD["outer_l1_normalize"]}), row_inputs(0)))
     [k] = [k for k in the_plan.kernels if isinstance(k, RowKernel)]
     source = render_rows.render(k)

@@ -101,7 +101,7 @@ def _l1_normalize(x, dim):
 # long rows of an odd length, read by two passes: the resident layout's scalar path (test_rows)
 ODD = {"split_group_norm_odd": lambda t: F.group_norm(t["xl"][:, :19998].reshape(3, 2, 9999), 1),
        # rows of 1500 along dim 1 (the outer schedule), read by two passes: held in registers by
-       # 64 threads a row where the re-read input is large (codegen.rows.L2_RESIDENT)
+       # 64 threads a row where the re-read input is large (codegen.rows.RESIDENT_MIN_BYTES)
        "outer_l1_normalize": lambda t: _l1_normalize(t["xl"][:, :15000].reshape(3, 1500, 10), 1)}
 
 # few long rows: each row split over several blocks (plan_rows.splits_for)

@@ -356,10 +356,12 @@ def render(k: RowKernel) -> KernelSource:
         return sorted(chosen), per
 
     cached, per_gpu = cache_for(launch)
-    if schedule == "outer" and not cached and any(nbytes(n) > L2_RESIDENT for n in reread):
+    if schedule == "outer" and not cached and any(nbytes(n) > RESIDENT_MIN_BYTES for n in reread):
         # the outer schedule's rows re-read from memory: more threads per row (up to 64, 1024 a
-        # block), so that a thread's share fits the register cache (bench/session9/windows_rows:
-        # x / sum|x| over dim 1 of [64, 2048, 512] on an H100, 0.297 ms read twice, 0.193 held)
+        # block), so that a thread's share fits the register cache. Measured on an H100, x / sum|x|
+        # over dim 1 of [64, 2048, 512]: 0.297 ms read twice, 0.193 held (bench/session9/
+        # windows_rows); but batch norms over [2048, 4096] (34 MB, the second read from L2) ran
+        # 1-2 % slower held (level2/054, 060 in bench/session9/a), hence the resident rows' size.
         ty = 1 << max(0, math.ceil(math.log2(chunk / CACHE_REGS)))
         if launch["ty"] < ty <= OUTER_CACHE_TY:
             wide = _launch(schedule, rows, chunk, S, ty=ty)

@@ -77,6 +77,14 @@ def render(k: WindowKernel) -> KernelSource:
                 f"const {C} lo{s} = s{s} < 0 ? 0 : s{s};",
                 f"const {C} hi{s} = e{s} < {I[d]} ? e{s} : {I[d]};"]
 
+    def guard(d) -> list[str]:
+        # one output: a position outside the input is skipped; R outputs: it reads the fold's
+        # identity instead (adding +0 or taking the max with -inf leaves the fold's bits as they
+        # are), so that the loads are predicated and issue together, not behind branches
+        if R == 1:
+            return [f"  if (p{d} < 0 || p{d} >= {I[d]}) continue;"]
+        return [f"  const bool in{d} = {f'in{d - 1} && ' if d else ''}p{d} >= 0 && p{d} < {I[d]};"]
+
     loops, counts = [], []
     for d in range(nd):
         if w.adaptive:
@@ -92,8 +100,7 @@ def render(k: WindowKernel) -> KernelSource:
         if d == pd and R > 1:   # the union of the R windows: positions k * D from the first one's start
             body.append(f"const {C} s{d} = g{d} * {R * S} - {P};")
             loops.append(["#pragma unroll", f"for (int k{d} = 0; k{d} < {(R - 1) * S // D + K}; ++k{d}) {{",
-                          f"  const {C} p{d} = s{d} + k{d}{dil};",
-                          f"  if (p{d} < 0 || p{d} >= {I[d]}) continue;"])
+                          f"  const {C} p{d} = s{d} + k{d}{dil};"] + guard(d))
             if w.reduce != "max":
                 for r in range(R):
                     body += [f"const {C} s{d}_{r} = s{d} + {r * S};"] + border(d, f"{d}_{r}")
@@ -101,8 +108,7 @@ def render(k: WindowKernel) -> KernelSource:
             continue
         body.append(f"const {C} s{d} = o{d} * {S} - {P};")
         loops.append(["#pragma unroll", f"for (int k{d} = 0; k{d} < {K}; ++k{d}) {{",
-                      f"  const {C} p{d} = s{d} + k{d}{dil};",
-                      f"  if (p{d} < 0 || p{d} >= {I[d]}) continue;"])
+                      f"  const {C} p{d} = s{d} + k{d}{dil};"] + guard(d))
         if w.reduce != "max":
             body += border(d, d)
             counts.append(f"(e{d} - s{d})" if w.count_include_pad else f"(hi{d} - lo{d})")
@@ -111,11 +117,12 @@ def render(k: WindowKernel) -> KernelSource:
     def fold(acc):
         return f"{acc} = ff_max({acc}, v);" if w.reduce == "max" else f"{acc} += v;"
 
-    inner = [f"const {T} v = {name}_source(a, plane + static_cast<{itype}>({offset}));"]
+    at = f"{name}_source(a, plane + static_cast<{itype}>({offset}))"
     if R == 1:
-        inner.append(fold("acc"))
+        inner = [f"const {T} v = {at};", fold("acc")]
     else:   # output r folds the positions of its window (a condition on constants, once unrolled)
         step, width = w.stride[pd] // w.dilation[pd], w.kernel[pd]
+        inner = [f"const {T} v = in{nd - 1} ? {at} : {init};"]
         inner += [f"if (k{pd} >= {r * step} && k{pd} < {r * step + width}) {fold(accs[r])}" for r in range(R)]
     for d in reversed(range(nd)):
         inner = loops[d] + ["  " + line for line in inner] + ["}"]

@@ -159,7 +159,7 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render,
                  ScanKernel: scan.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
-    helpers = "".join(dict.fromkeys(s.helpers for s in sources.values()))
+    helpers = "".join(dict.fromkeys(h for s in sources.values() for h in s.helpers))
     element = cpp.PRELUDE + helpers + "".join(s.shared for s in sources.values())
     has_gemm = any(isinstance(k, GemmKernel) for k in plan.kernels)
     library = gemm.GEMM_LIBRARY if has_gemm else ""

@@ -320,6 +320,19 @@ template <class T> FF_HD void ff_store_pack(T* p, const ff_pack4<T>& x) {
 
 
 # Helpers of the resident row kernels (rows.py), in the element code of a module that has one.
+WELFORD_BATCH_PRELUDE = r"""
+// The first nb of x (a step of the outer schedule's batched loop, rows.py) folded at once: their
+// mean and M2 exactly, merged as a partial (two divisions instead of one per element).
+template <typename T, int B> FF_HD void ff_welford_add_batch(ff_acc_welford<T>& acc, const T (&x)[B], int nb) {
+  if (nb == 0) return;
+  T s = T(0), q = T(0);
+  for (int j = 0; j < B; ++j) if (j < nb) s += x[j];
+  const T m = s / T(nb);
+  for (int j = 0; j < B; ++j) if (j < nb) q += (x[j] - m) * (x[j] - m);
+  acc.merge({m, q, T(nb)});
+}
+"""
+
 RESIDENT_PRELUDE = r"""
 // A thread's share of a resident row (rows.py), PER steps: on the GPU the first REG in
 // registers, the others in shared memory (from base + off, steps n apart); the CPU twin keeps

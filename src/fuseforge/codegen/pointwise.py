@@ -45,7 +45,7 @@ class KernelSource:
     inputs: list[Operand]
     outputs: list[Operand]
     workspace: bool = False           # K_args ends with a scratch pointer (K_ws_bytes long)
-    helpers: str = ""                 # element-code helpers it needs beyond the prelude (once per module)
+    helpers: tuple[str, ...] = ()     # element-code helpers it needs beyond the prelude (once per module)
 
 
 def _broadcast_strides(t: TensorType, shape) -> list[int]:

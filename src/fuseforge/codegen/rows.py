@@ -264,8 +264,9 @@ def render(k: RowKernel) -> KernelSource:
     def batched(targets, adds, stores, tile=False) -> list[str]:
         """A step of BATCH elements r = rb + u * team.n: every load first (BATCH loads in flight
         per thread on the outer schedule's 4-byte accesses), then the elements. A Welford stage
-        takes the step's elements at once (ff_welford_add_batch: measured 0.106 -> 0.104 ms for a variance
-        over dim 1 of [64, 2048, 512] on an H100, bench/session9/windows_rows)."""
+        takes the step's elements at once (ff_welford_add_batch; on an H100, a variance over dim
+        1 of [64, 2048, 512]: 0.106 -> 0.104 ms in bench/session9/windows_rows, level1/074 0.113
+        -> 0.111 in bench/session9/c)."""
         welford = {m.group(1): m.group(2) for a in adds
                    if (m := re.fullmatch(r"(\w+)\.add\((.*), ridx\);", a)) and items[m.group(1)].atype.startswith("ff_acc_welford")}
         adds = [f"{acc}_b[u] = {expr};" if (acc := a.split(".")[0]) in welford else a for a in adds]
@@ -588,8 +589,8 @@ int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 
 def _combine(step: Stage, recipe, node, used) -> str:
     """The stage's accumulator: argmax/argmin fold the value alone (max/min, the same values)
-    where nothing reads the index (torch.max(x, dim)[0]: measured 0.110 -> 0.102 ms over
-    [64, 2048, 512] on an H100, bench/session9/windows_rows)."""
+    where nothing reads the index (torch.max(x, dim)[0] over [64, 2048, 512] on an H100:
+    level1/067 0.110 -> 0.103 ms; level2/035's min over channels 0.589 -> 0.506; bench/session9/a)."""
     if step.combine not in ("argmax", "argmin"):
         return step.combine
     index = f"{{{step.name}}}.i"

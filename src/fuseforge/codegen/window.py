@@ -7,7 +7,7 @@ For kernel K the shared text (CUDA and the CPU twin) defines
               and ops, so the prologue's result is never stored,
   K_elem      item i, output element i or the PAIRED outputs of item i: the window's bounds,
               the reduction over it, the epilogue and the stores;
-the CUDA text is the pointwise grid-stride kernel over the outputs.
+the CUDA text is the pointwise grid-stride kernel over the items.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from .pointwise import KernelSource, _broadcast_strides, _render_cuda, _render_n
 # PAIRED outputs along it and reads the union of their windows once. Measured on an H100
 # (bench/session9/windows_rows), 3x3 stride-2 pooling of [16, 64, 256, 256]: avg 0.139 -> 0.118 ms,
 # max 0.137 -> 0.117 (copy rate: 0.113); 4 or 8 outputs a thread ran no faster, and the same 9
-# loads per output with 2 or 4 outputs a thread (more loads in flight) gained 3 % at most.
+# loads per output with 2 or 4 outputs a thread (more loads in flight) gained 3 % at most. The
+# loads must be predicated: skipped behind branches, level1/084 took 0.138 ms, predicated 0.120
+# (bench/session9/a, b).
 PAIRED = 2
 
 
@@ -70,7 +72,7 @@ def render(k: WindowKernel) -> KernelSource:
     body.append(f"const {itype} plane = i / {math.prod(Q)}{suffix} * {math.prod(I)}{suffix};")
     init = literal(float('-inf'), w.x.type.dtype) if w.reduce == 'max' else T + '(0)'
     accs = ["acc"] if R == 1 else [f"acc{r}" for r in range(R)]
-    body.append(f"{T} {' = '.join(accs)} = {init};" if R == 1 else f"{T} {', '.join(a + ' = ' + init for a in accs)};")
+    body.append(f"{T} {', '.join(a + ' = ' + init for a in accs)};")
 
     def border(d, s):   # avg pooling's bounds of the window that starts at s: (clipped at the padded border, at the input)
         return [f"const {C} e{s} = s{s} + {w.kernel[d]} < {I[d] + w.padding[d]} ? s{s} + {w.kernel[d]} : {I[d] + w.padding[d]};  // padded border",

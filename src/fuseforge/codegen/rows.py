@@ -30,7 +30,7 @@ consecutive rows and walk them in step, a row's elements split over threadIdx.y)
 schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes), an
 element output whose memory runs along the elements (NCHW written by rows over the pixels of a
 channels-last tensor) goes through a shared-memory tile, and split rows merge their partials in
-one launch of a block per row tile.
+one launch of a block per row.
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ BATCH = 4                # outer schedule: loads a thread issues before it uses 
 SMEM_BYTES = 48 << 10    # static shared memory of a block
 L2_RESIDENT = 8 << 20    # bytes of a re-read input that stays in the H100's 50 MB L2 between passes
 OUTER_CACHE_TY = 64      # outer schedule: the most threads per row (16 rows of 64-byte runs a block)
+MERGE_THREADS = 256      # outer schedule's split rows: a merge launch's block per row
 
 
 @dataclass
@@ -428,7 +429,7 @@ def render(k: RowKernel) -> KernelSource:
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges
     # the row's partials (the same bits in every block), or, on the outer schedule (hundreds of
-    # splits), one launch of a block per row tile merges them into the first partial, which the
+    # splits), one launch of a block per row merges them into the first partial, which the
     # later launches read. The last launch writes.
     merged = S > 1 and schedule == "outer"
     ws_end, ws_decls, phase = "0", [], 0
@@ -472,7 +473,7 @@ def render(k: RowKernel) -> KernelSource:
             if merged:
                 # hundreds of partials per row: BATCH x 2 loads in flight per thread
                 many = 2 * BATCH
-                body.append(f"if (phase == {phase}) {{  // a block per row tile")
+                body.append(f"if (phase == {phase}) {{  // a block per row")
                 body.append(f"  for (int k0 = team.t; k0 < {S}; k0 += {many} * team.n) {{")
                 for st in group:
                     body.append(f"    {st.atype} {st.name}_m[{many}];")
@@ -782,6 +783,25 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
   return static_cast<int>(cudaGetLastError());
 }}
 """
+    merge_kernel, merge_launch = "", ""
+    if merged:
+        # the merge launches: a block of MERGE_THREADS per row, each thread merging a few partials
+        # (the row tile's block left 528 partials a row to 8 threads, 66 merges in a chain each:
+        # level2/001's batch-norm statistics took 0.145 ms in three launches, 0.106 the first)
+        merge = _launch("inner", rows, splits, 1, threads=MERGE_THREADS)
+        merge_kernel = f"""
+__global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {name}_args a, const int phase) {{
+{merge["smem"]}
+  {merge["team"]}
+  const {itype} o = blockIdx.x;
+  {name}_row(a, o, o < {name}_n, team, phase, 0);
+}}
+"""
+        merge_launch = f"""    if (phase % 2 == 1 && phase < {phases - 1}) {{  // a merge
+      {name}_merge_kernel<<<{rows}u, {MERGE_THREADS}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase);
+      continue;
+    }}
+"""
     return f"""
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase,
                                                          const unsigned splits) {{
@@ -792,10 +812,10 @@ __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, 
   const {itype} o = {row};
   {name}_row(a, o, o < {name}_n, team, phase, split);
 }}
-
+{merge_kernel}
 int {name}_cuda(const {name}_args& a, void* stream) {{
   for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
-    const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
+{merge_launch}    const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
     {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
   }}
   return static_cast<int>(cudaGetLastError());

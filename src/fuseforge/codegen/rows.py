@@ -30,7 +30,7 @@ consecutive rows and walk them in step, a row's elements split over threadIdx.y)
 schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes), an
 element output whose memory runs along the elements (NCHW written by rows over the pixels of a
 channels-last tensor) goes through a shared-memory tile, and split rows merge their partials in
-one launch of a block per row.
+one launch of a block per row (per row tile where the partials are few).
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ BATCH = 4                # outer schedule: loads a thread issues before it uses 
 SMEM_BYTES = 48 << 10    # static shared memory of a block
 L2_RESIDENT = 8 << 20    # bytes of a re-read input that stays in the H100's 50 MB L2 between passes
 OUTER_CACHE_TY = 64      # outer schedule: the most threads per row (16 rows of 64-byte runs a block)
-MERGE_THREADS = 256      # outer schedule's split rows: a merge launch's block per row
+MERGE_THREADS = 256      # outer schedule's split rows: a merge launch's block per row ...
+MERGE_BLOCK_MIN_SPLITS = 64   # ... where a row has this many partials or more (else a row tile's)
 
 
 @dataclass
@@ -473,7 +474,7 @@ def render(k: RowKernel) -> KernelSource:
             if merged:
                 # hundreds of partials per row: BATCH x 2 loads in flight per thread
                 many = 2 * BATCH
-                body.append(f"if (phase == {phase}) {{  // a block per row")
+                body.append(f"if (phase == {phase}) {{  // a block per row{' tile' if S < MERGE_BLOCK_MIN_SPLITS else ''}")
                 body.append(f"  for (int k0 = team.t; k0 < {S}; k0 += {many} * team.n) {{")
                 for st in group:
                     body.append(f"    {st.atype} {st.name}_m[{many}];")
@@ -784,10 +785,12 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
 }}
 """
     merge_kernel, merge_launch = "", ""
-    if merged:
-        # the merge launches: a block of MERGE_THREADS per row, each thread merging a few partials
-        # (the row tile's block left 528 partials a row to 8 threads, 66 merges in a chain each:
-        # level2/001's batch-norm statistics took 0.145 ms in three launches, 0.106 the first)
+    if merged and splits >= MERGE_BLOCK_MIN_SPLITS:
+        # the merge launches: a block of MERGE_THREADS per row, each thread merging a few partials.
+        # The row tile's block leaves S partials a row to 8 threads, S / 8 merges in a chain each:
+        # with 528, level2/001's batch-norm statistics took 0.145 ms in three launches (0.106 the
+        # first, bench/session9/bn_cl), 0.127 so; the problem 0.643 -> 0.622 ms, level3/017's
+        # 128-512 partials 1.764 -> 1.661 (bench/session9/d). With 9 (4096 rows), 1 % slower.
         merge = _launch("inner", rows, splits, 1, threads=MERGE_THREADS)
         merge_kernel = f"""
 __global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {name}_args a, const int phase) {{

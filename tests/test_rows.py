@@ -31,12 +31,13 @@ def rows():
 def resident_rows():
     """The chains, long rows and vector cases with every row that two passes read held on chip
     (codegen.rows' resident layout, and the outer schedule's rows in registers; their thresholds
-    lowered to 0, since rows of test size stay in L2). Not every registry case: one more build
-    of the whole zoo costs CI a minute."""
+    lowered to 0, since rows of test size stay in L2), and the outer schedule's partials merged by
+    a block per row. Not every registry case: one more build of the whole zoo costs CI a minute."""
     model = RowZoo({**CHAINS, **SPLIT, **VECTOR, **ODD})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
         mp.setattr(render_rows, "RESIDENT_MIN_RUN", 0)
+        mp.setattr(render_rows, "MERGE_BLOCK_MIN_SPLITS", 0)
         return model, fuseforge.compile(model, row_inputs(0))
 
 
@@ -167,6 +168,23 @@ def test_outer_rows_held_in_registers(monkeypatch):
     source = render_rows.render(k)
     assert "schedule outer, rows of in0 cached in registers" in source.shared, source.shared[:300]
     assert "dim3(16, 64)" in source.cuda and re.search(r"_row<24>\(a, o", source.cuda), source.cuda[-600:]
+
+
+def test_outer_partials_merged_by_a_block_per_row(monkeypatch):
+    """Split rows on the outer schedule: the launch between the partials and the results merges
+    a row's partials with a block per row where it has MERGE_BLOCK_MIN_SPLITS of them or more
+    (here lowered to 0; 3 rows of 20000 in 39 splits), else with the row tile's block."""
+    from fuseforge.plan_rows import RowKernel
+
+    def cuda():
+        the_plan = plan(capture(RowZoo({"split_outer_sum": SPLIT["split_outer_sum"]}), row_inputs(0)))
+        [k] = [k for k in the_plan.kernels if isinstance(k, RowKernel)]
+        assert k.splits == 39, k.splits
+        return render_rows.render(k).cuda
+
+    assert "_merge_kernel" not in cuda()
+    monkeypatch.setattr(render_rows, "MERGE_BLOCK_MIN_SPLITS", 0)
+    assert re.search(r"_merge_kernel<<<3u, 256, ", cuda())
 
 
 class SumOverDim1(nn.Module):

@@ -182,9 +182,10 @@ def test_outer_partials_merged_by_a_block_per_row(monkeypatch):
         assert k.splits == 39, k.splits
         return render_rows.render(k).cuda
 
-    assert "_merge_kernel" not in cuda()
+    tile = cuda()   # each launch an instance of its own phase: partials, merge, results
+    assert "_merge_kernel" not in tile and re.search(r"_kernel<0><<<.*_kernel<1><<<.*_kernel<2><<<", tile, re.S), tile[-900:]
     monkeypatch.setattr(render_rows, "MERGE_BLOCK_MIN_SPLITS", 0)
-    assert re.search(r"_merge_kernel<<<3u, 256, ", cuda())
+    assert re.search(r"_merge_kernel<1><<<3u, 256, ", cuda())
 
 
 class SumOverDim1(nn.Module):

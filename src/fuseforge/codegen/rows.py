@@ -784,27 +784,8 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
   return static_cast<int>(cudaGetLastError());
 }}
 """
-    merge_kernel, merge_launch = "", ""
-    if merged and splits >= MERGE_BLOCK_MIN_SPLITS:
-        # the merge launches: a block of MERGE_THREADS per row, each thread merging a few partials.
-        # The row tile's block leaves S partials a row to 8 threads, S / 8 merges in a chain each:
-        # with 528, level2/001's batch-norm statistics took 0.145 ms in three launches (0.106 the
-        # first, bench/session9/bn_cl), 0.127 so; the problem 0.643 -> 0.622 ms, level3/017's
-        # 128-512 partials 1.764 -> 1.661 (bench/session9/d). With 9 (4096 rows), 1 % slower.
-        merge = _launch("inner", rows, splits, 1, threads=MERGE_THREADS)
-        merge_kernel = f"""
-__global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {name}_args a, const int phase) {{
-{merge["smem"]}
-  {merge["team"]}
-  const {itype} o = blockIdx.x;
-  {name}_row(a, o, o < {name}_n, team, phase, 0);
-}}
-"""
-        merge_launch = f"""    if (phase % 2 == 1 && phase < {phases - 1}) {{  // a merge
-      {name}_merge_kernel<<<{rows}u, {MERGE_THREADS}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase);
-      continue;
-    }}
-"""
+    if merged:
+        return _render_merged(name, itype, launch, rows, splits, phases, elem_outputs)
     return f"""
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase,
                                                          const unsigned splits) {{
@@ -815,12 +796,62 @@ __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, 
   const {itype} o = {row};
   {name}_row(a, o, o < {name}_n, team, phase, split);
 }}
-{merge_kernel}
+
 int {name}_cuda(const {name}_args& a, void* stream) {{
   for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
-{merge_launch}    const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
+    const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
     {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
   }}
+  return static_cast<int>(cudaGetLastError());
+}}
+"""
+
+
+def _render_merged(name, itype, launch, rows, splits, phases, elem_outputs) -> str:
+    """The outer schedule's split rows: launches of partials, each level's merge (odd phases
+    before the last), then the results. The kernel is a template on its phase, so that each
+    launch holds the registers of its own phase alone: with the phase an argument, the merge's
+    code took level2/001's batch-norm statistics to 44 registers (5 blocks an SM; the partials
+    alone: 31, 8 blocks), and its first launch to 0.116 ms against 0.106 (ncu; bench/session9/bn_cl).
+    Where a row has MERGE_BLOCK_MIN_SPLITS partials or more, a merge takes a block of
+    MERGE_THREADS per row, each thread merging a few partials: the row tile's block leaves S
+    partials a row to 8 threads, S / 8 merges in a chain each. With 528, level2/001's statistics
+    took 0.145 ms in three launches, 0.127 so; the problem 0.643 -> 0.622 ms, level3/017's
+    128-512 partials 1.764 -> 1.661 (bench/session9/d). With 9 (4096 rows), 1 % slower."""
+    threads, team, row, smem, block, grid = (launch[f] for f in ("threads", "team", "row", "smem", "block", "grid"))
+    per_row = splits >= MERGE_BLOCK_MIN_SPLITS
+    merge = _launch("inner", rows, splits, 1, threads=MERGE_THREADS)
+    merge_kernel = f"""
+template <int PHASE>
+__global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {name}_args a) {{
+{merge["smem"]}
+  {merge["team"]}
+  const {itype} o = blockIdx.x;
+  {name}_row(a, o, o < {name}_n, team, PHASE, 0);
+}}
+""" if per_row else ""
+    launches = []
+    for p in range(phases):
+        if p % 2 == 1 and p < phases - 1 and per_row:
+            launches.append(f"  {name}_merge_kernel<{p}><<<{rows}u, {MERGE_THREADS}, 0, s>>>(a);  // merge")
+            continue
+        n = 1 if (p % 2 == 1 and p < phases - 1) or (p == phases - 1 and not elem_outputs) else splits
+        what = "merge" if p % 2 == 1 and p < phases - 1 else ("results" if p == phases - 1 else "partials")
+        launches.append(f"  {name}_kernel<{p}><<<({grid}) * {n}u, {block}, 0, s>>>(a, {n}u);  // {what}")
+    return f"""
+template <int PHASE>
+__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const unsigned splits) {{
+{smem}
+  {team}
+  const {itype} tile = blockIdx.x / splits;
+  const int split = static_cast<int>(blockIdx.x % splits);
+  const {itype} o = {row};
+  {name}_row(a, o, o < {name}_n, team, PHASE, split);
+}}
+{merge_kernel}
+int {name}_cuda(const {name}_args& a, void* stream) {{  // the partials of a launch are read by the next
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+{chr(10).join(launches)}
   return static_cast<int>(cudaGetLastError());
 }}
 """

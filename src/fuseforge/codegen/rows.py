@@ -786,23 +786,29 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
 """
     if merged:
         return _render_merged(name, itype, launch, rows, splits, phases, elem_outputs)
-    return f"""
+    kernel = _split_kernel(name, itype, launch, "phase", f"""
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase,
-                                                         const unsigned splits) {{
-{smem}
-  {team}
-  const {itype} tile = blockIdx.x / splits;
-  const int split = static_cast<int>(blockIdx.x % splits);
-  const {itype} o = {row};
-  {name}_row(a, o, o < {name}_n, team, phase, split);
-}}
-
+                                                         const unsigned splits) {{""")
+    return f"""{kernel}
 int {name}_cuda(const {name}_args& a, void* stream) {{
   for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
     const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
     {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
   }}
   return static_cast<int>(cudaGetLastError());
+}}
+"""
+
+
+def _split_kernel(name, itype, launch, phase: str, head: str) -> str:
+    """The kernel of split rows after its `head`: the block's row tile and split, then the row."""
+    return f"""{head}
+{launch["smem"]}
+  {launch["team"]}
+  const {itype} tile = blockIdx.x / splits;
+  const int split = static_cast<int>(blockIdx.x % splits);
+  const {itype} o = {launch["row"]};
+  {name}_row(a, o, o < {name}_n, team, {phase}, split);
 }}
 """
 
@@ -818,7 +824,7 @@ def _render_merged(name, itype, launch, rows, splits, phases, elem_outputs) -> s
     partials a row to 8 threads, S / 8 merges in a chain each. With 528, level2/001's statistics
     took 0.145 ms in three launches, 0.127 so; the problem 0.643 -> 0.622 ms, level3/017's
     128-512 partials 1.764 -> 1.661 (bench/session9/d). With 9 (4096 rows), 1 % slower."""
-    threads, team, row, smem, block, grid = (launch[f] for f in ("threads", "team", "row", "smem", "block", "grid"))
+    threads, block, grid = (launch[f] for f in ("threads", "block", "grid"))
     per_row = splits >= MERGE_BLOCK_MIN_SPLITS
     merge = _launch("inner", rows, splits, 1, threads=MERGE_THREADS)
     merge_kernel = f"""
@@ -838,17 +844,10 @@ __global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {na
         n = 1 if (p % 2 == 1 and p < phases - 1) or (p == phases - 1 and not elem_outputs) else splits
         what = "merge" if p % 2 == 1 and p < phases - 1 else ("results" if p == phases - 1 else "partials")
         launches.append(f"  {name}_kernel<{p}><<<({grid}) * {n}u, {block}, 0, s>>>(a, {n}u);  // {what}")
-    return f"""
+    kernel = _split_kernel(name, itype, launch, "PHASE", f"""
 template <int PHASE>
-__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const unsigned splits) {{
-{smem}
-  {team}
-  const {itype} tile = blockIdx.x / splits;
-  const int split = static_cast<int>(blockIdx.x % splits);
-  const {itype} o = {row};
-  {name}_row(a, o, o < {name}_n, team, PHASE, split);
-}}
-{merge_kernel}
+__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const unsigned splits) {{""")
+    return f"""{kernel}{merge_kernel}
 int {name}_cuda(const {name}_args& a, void* stream) {{  // the partials of a launch are read by the next
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
 {chr(10).join(launches)}

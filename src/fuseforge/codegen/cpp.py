@@ -319,7 +319,8 @@ template <class T> FF_HD void ff_store_pack(T* p, const ff_pack4<T>& x) {
 """
 
 
-# Helpers of the resident row kernels (rows.py), in the element code of a module that has one.
+# Helpers of the row kernels (rows.py) beyond the prelude, in the element code of a module whose
+# kernels use them: the outer schedule's batched Welford step, and the resident rows.
 WELFORD_BATCH_PRELUDE = r"""
 // The first nb of x (a step of the outer schedule's batched loop, rows.py) folded at once: their
 // mean and M2 exactly, merged as a partial (two divisions instead of one per element).

@@ -68,6 +68,8 @@ class Item:
     add: str = ""         # stages: the fold, inside the loop
     finish: list[str] = field(default_factory=list)   # stages: code after the loop
     atype: str = ""       # stages: the accumulator type
+    elem: str = ""        # stages: the folded element's expression, of type `vtype`
+    vtype: str = ""
 
 
 def _fields(template: str) -> list[str]:
@@ -152,7 +154,7 @@ def render(k: RowKernel) -> KernelSource:
                 else:
                     items[acc] = Item(acc, "stage", [f"{atype} {acc} = {atype}::init();"],
                                       dep_names(step.elem), add=f"{acc}.add({expr}, ridx);",
-                                      finish=[f"{acc} = team.reduce({acc});"], atype=atype)
+                                      finish=[f"{acc} = team.reduce({acc});"], atype=atype, elem=expr, vtype=T)
             else:
                 assert isinstance(step, RowDef)
                 items[acc] = Item(acc, ROW, [f"const {T} {acc} = {step.expr.format(**env)};"],
@@ -269,13 +271,12 @@ def render(k: RowKernel) -> KernelSource:
         takes the step's elements at once (ff_welford_add_batch; on an H100, a variance over dim
         1 of [64, 2048, 512]: 0.106 -> 0.104 ms in bench/session9/windows_rows, level1/074 0.113
         -> 0.111 in bench/session9/c)."""
-        welford = {m.group(1): m.group(2) for a in adds
-                   if (m := re.fullmatch(r"(\w+)\.add\((.*), ridx\);", a)) and items[m.group(1)].atype.startswith("ff_acc_welford")}
-        adds = [f"{acc}_b[u] = {expr};" if (acc := a.split(".")[0]) in welford else a for a in adds]
+        welford = [st for st in stages if st.add in adds and st.atype.startswith("ff_acc_welford")]
+        adds = [next((f"{st.name}_b[u] = {st.elem};" for st in welford if st.add == a), a) for a in adds]
         loads, code, _ = elem_code(targets, adds, stores, tile)
         decl = [f"{ctype(in_ops[n].value.type.dtype)} {n}_u[{batch}];" for n in elem_items(targets)
                 if n in in_ops and n not in cached]
-        decl += [f"{re.search(r'<(.*)>', items[acc].atype).group(1)} {acc}_b[{batch}];" for acc in welford]
+        decl += [f"{st.vtype} {st.name}_b[{batch}];" for st in welford]
         if welford:
             decl.append("int nb = 0;  // the step's elements in the row")
             code.append("nb = u + 1;")
@@ -287,7 +288,7 @@ def render(k: RowKernel) -> KernelSource:
         if welford:
             helpers.add(WELFORD_BATCH_PRELUDE)
         return decl + (each(loads) if loads else []) + each(code) + \
-            [f"ff_welford_add_batch({acc}, {acc}_b, nb);" for acc in welford]
+            [f"ff_welford_add_batch({st.name}, {st.name}_b, nb);" for st in welford]
 
     def elem_pass(targets, adds, stores, step="[k]", head=None) -> list[str]:
         if batch > 1:
@@ -838,11 +839,12 @@ __global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {na
 """ if per_row else ""
     launches = []
     for p in range(phases):
-        if p % 2 == 1 and p < phases - 1 and per_row:
+        merging, last = p % 2 == 1 and p < phases - 1, p == phases - 1
+        if merging and per_row:
             launches.append(f"  {name}_merge_kernel<{p}><<<{rows}u, {MERGE_THREADS}, 0, s>>>(a);  // merge")
             continue
-        n = 1 if (p % 2 == 1 and p < phases - 1) or (p == phases - 1 and not elem_outputs) else splits
-        what = "merge" if p % 2 == 1 and p < phases - 1 else ("results" if p == phases - 1 else "partials")
+        n = 1 if merging or (last and not elem_outputs) else splits
+        what = "merge" if merging else ("results" if last else "partials")
         launches.append(f"  {name}_kernel<{p}><<<({grid}) * {n}u, {block}, 0, s>>>(a, {n}u);  // {what}")
     kernel = _split_kernel(name, itype, launch, "PHASE", f"""
 template <int PHASE>

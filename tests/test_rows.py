@@ -156,6 +156,25 @@ def test_resident_rows_are_taken(monkeypatch):
     assert "resident: 1 blocks" in bn, bn
 
 
+def test_streamed_rows_are_taken(monkeypatch):
+    """Rows too long for RESIDENT_MAX_SPLITS held chunks, few of them: one launch of every block
+    the GPU holds, each holding PER steps, the rest read in items (the statistics passes' items
+    fixed per block, the last pass's shared out by the row's counter)."""
+    from fuseforge.plan_rows import RowKernel
+    monkeypatch.setattr(render_rows, "RESIDENT_MIN_BYTES", 0)
+    monkeypatch.setattr(render_rows, "RESIDENT_MIN_RUN", 0)
+    cases = {n: ODD[n] for n in ("streamed_frobenius", "streamed_softmax")}
+    the_plan = plan(capture(RowZoo(cases), row_inputs(0)))
+    sources = [render_rows.render(k) for k in the_plan.kernels if isinstance(k, RowKernel)]
+    notes = [re.search(r"^//      space.*$", s.shared, re.M).group(0) for s in sources]
+    assert len(notes) == 2 and all("streamed: up to 1024 blocks" in n for n in notes), notes
+    frobenius, softmax = sources
+    assert "1 rows of 2097154" in notes[0] and "elements per access" not in notes[0], notes[0]
+    assert "2 rows of 1048580" in notes[1] and "4 elements per access" in notes[1], notes[1]
+    for s in sources:
+        assert s.shared.count("ff_items it(") == 1 and "cudaLaunchCooperativeKernel" in s.cuda
+    assert softmax.shared.count("i0 += uint32_t(splits)") == 2   # the max, then the sum of exponentials
+
 
 def test_outer_rows_held_in_registers(monkeypatch):
     """Rows along a dim that is not innermost (the outer schedule), read by two passes from a

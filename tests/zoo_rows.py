@@ -94,6 +94,10 @@ CHAINS = {
 }
 
 
+def _frobenius_normalize(x):
+    return x / torch.norm(x)
+
+
 def _l1_normalize(x, dim):
     return x / x.abs().sum(dim, keepdim=True)
 
@@ -102,7 +106,12 @@ def _l1_normalize(x, dim):
 ODD = {"split_group_norm_odd": lambda t: F.group_norm(t["xl"][:, :19998].reshape(3, 2, 9999), 1),
        # rows of 1500 along dim 1 (the outer schedule), read by two passes: held in registers by
        # 64 threads a row where the re-read input is large (codegen.rows.RESIDENT_MIN_BYTES)
-       "outer_l1_normalize": lambda t: _l1_normalize(t["xl"][:, :15000].reshape(3, 1500, 10), 1)}
+       "outer_l1_normalize": lambda t: _l1_normalize(t["xl"][:, :15000].reshape(3, 1500, 10), 1),
+       # rows too long to hold (codegen.rows, streamed rows): each block holds a chunk, the rest is
+       # read again in items; one row of an odd length (the scalar path), and two rows of a softmax
+       # (two statistics passes, then the output)
+       "streamed_frobenius": lambda t: _frobenius_normalize(t["xh"][:, :1048577]),
+       "streamed_softmax": lambda t: torch.softmax(t["xh"], -1)}
 
 # few long rows: each row split over several blocks (plan_rows.splits_for)
 SPLIT = {
@@ -143,10 +152,10 @@ class RowZoo(torch.nn.Module):
         self.cases = cases
 
     def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3,
-                xv, wv, bv, sv, xw, xg, sg, mw):
+                xv, wv, bv, sv, xw, xg, sg, mw, xh):
         t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
                  xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3,
-                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg, mw=mw)
+                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg, mw=mw, xh=xh)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -178,5 +187,6 @@ def row_inputs(seed: int, device="cpu"):
     xg = torch.randn(2, 6, 6, 10, generator=g) * 2 + 1             # 6 x 10 pixels: a run of 60
     sg = torch.randn(6, 1, 1, generator=g)                         # one value per channel (and pack)
     mw = torch.rand(1024, generator=g) < 0.3                       # masked columns of xw's rows
+    xh = torch.randn(2, 1048580, generator=g)                      # rows beyond 64 held chunks of 16384
     return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3,
-                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg, mw)]
+                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg, mw, xh)]

@@ -411,6 +411,50 @@ __device__ __forceinline__ void ff_row_barrier(unsigned* count, unsigned splits)
 #endif
 """
 
+# Streamed rows (rows.py): the last pass's items, shared out among a row's blocks.
+ITEMS_PRELUDE = r"""
+// The items of a streamed row's last pass (rows.py), from the last: on the GPU each block of the
+// row asks the row's counter for its next item (one asked ahead, while it works on the item at
+// hand), so that a block slowed down takes fewer; the CPU twin's team takes them all. Every thread
+// of the block takes part: more() and next() give all the same item.
+#if defined(__CUDA_ARCH__)
+__device__ __forceinline__ unsigned* ff_items_slots() {
+  __shared__ unsigned slot[2];   // the item at hand and the one asked for
+  return slot;
+}
+struct ff_items {
+  unsigned item, n;
+  unsigned* count;
+  unsigned* slot;
+  int g = 0;
+  __device__ ff_items(unsigned* c, unsigned n_) : n(n_), count(c), slot(ff_items_slots()) {
+    __syncthreads();   // the readers of an earlier pass's slots are done
+    if (threadIdx.x == 0) slot[0] = atomicAdd(count, 1u);
+    __syncthreads();
+    take();
+  }
+  __device__ void take() { item = slot[g] < n ? n - 1 - slot[g] : n; }
+  __device__ bool more() {
+    if (item >= n) return false;
+    if (threadIdx.x == 0) slot[g ^ 1] = atomicAdd(count, 1u);
+    return true;
+  }
+  __device__ void next() {
+    g ^= 1;
+    __syncthreads();
+    take();
+  }
+};
+#else
+struct ff_items {
+  unsigned item = 0, n;
+  ff_items(unsigned*, unsigned n_) : n(n_) {}
+  bool more() const { return item < n; }
+  void next() { ++item; }
+};
+#endif
+"""
+
 CUDA_PRELUDE = r"""
 // ---- fuseforge CUDA helpers
 #include <stdint.h>

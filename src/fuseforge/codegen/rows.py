@@ -44,7 +44,7 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import RESIDENT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
+from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -224,11 +224,12 @@ def render(k: RowKernel) -> KernelSource:
         t = ctype(op.value.type.dtype)
         return f"ff_pack4<{t}>" if vec > 1 and not one(op) else t
 
-    def elem_code(targets, adds, stores, tile=False, step="[k]"):
+    def elem_code(targets, adds, stores, tile=False, step="[k]", held=True):
         """The code of one step of a pass over `targets` (its element r, or pack rb on the vector
         path): (before the step's elements, per element, after them). On the batched path the
         loads come before, into {n}_u[u] (BATCH steps, u), and with `tile` the element outputs
-        that run along the elements go to their shared-memory tile."""
+        that run along the elements go to their shared-memory tile. `held`: the cached inputs
+        are read from the cache (else from memory: a streamed row's items)."""
         order = elem_items(targets)
         pre, post, code = [], [], []
         for n in order:
@@ -237,7 +238,7 @@ def render(k: RowKernel) -> KernelSource:
                 code.extend(items[n].code)
                 continue
             t = ctype(op.value.type.dtype)
-            if n in cached:
+            if n in cached and held:
                 src = f"{n}_c{step}" + (".v[j]" if vec > 1 and not one(op) else "")
             elif batch > 1:
                 pre.append(f"{n}_u[u] = a.{n}[o_{n} + {inner(op.value)}];")
@@ -290,11 +291,13 @@ def render(k: RowKernel) -> KernelSource:
         return decl + (each(loads) if loads else []) + each(code) + \
             [f"ff_welford_add_batch({st.name}, {st.name}_b, nb);" for st in welford]
 
-    def elem_pass(targets, adds, stores, step="[k]", head=None) -> list[str]:
+    def elem_pass(targets, adds, stores, step="[k]", head=None, span=None) -> list[str]:
+        """A pass over the row (the thread's cached steps where there is a cache), or over the
+        elements [span[0], span[1]) read from memory."""
         if batch > 1:
             return [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
                 ["  " + line for line in batched(targets, adds, stores)] + ["}"]
-        if resident and head is None:
+        if resident and head is None and span is None:
             # the steps in registers fully unrolled (their index must be a constant), the steps in
             # shared memory a few at a time (unrolled whole, the loads of the other operands
             # were hoisted and spilled)
@@ -303,22 +306,23 @@ def render(k: RowKernel) -> KernelSource:
                              ["#pragma unroll", f"for (int k = 0; k < {resident.reg}; ++k) {{"] + loop) + \
                 elem_pass(targets, adds, stores, ".in_shared(k)",
                           ["#pragma unroll 4", f"for (int k = {resident.reg}; k < PER; ++k) {{"] + loop)
-        pre, code, post = elem_code(targets, adds, stores, step=step)
+        pre, code, post = elem_code(targets, adds, stores, step=step, held=span is None)
         uses_r = any(re.search(r"\br\b", line) for line in code)
         if vec > 1:
             code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \
                 ([f"  const {itype} r = rb + j;"] if uses_r else []) + ["  " + line for line in code] + ["}"] + post
-        if cached:
+        lo, hi = span or ("r0", "r1")
+        if cached and span is None:
             head = list(head or per_loop)
             if vec == 1 and uses_r:
                 head.append(f"  const {itype} r = rb;")
         elif vec > 1:
             head = ["#pragma unroll 2",
-                    f"for ({itype} rb = r0 + {itype}(team.t) * {vec}{suffix}; active && rb < r1; "
+                    f"for ({itype} rb = {lo} + {itype}(team.t) * {vec}{suffix}; active && rb < {hi}; "
                     f"rb += {itype}(team.n) * {vec}{suffix}) {{"]
         else:
             head = ["#pragma unroll 4",  # 4 independent loads in flight per thread
-                    f"for ({itype} r = r0 + team.t; active && r < r1; r += team.n) {{"]
+                    f"for ({itype} r = {lo} + team.t; active && r < {hi}; r += team.n) {{"]
         return head + ["  " + line for line in code] + ["}"]
 
     def tiled_pass(targets, stores) -> list[str]:
@@ -425,8 +429,23 @@ def render(k: RowKernel) -> KernelSource:
             else:
                 body.append(f"  {n}_c[k] = " + (f"ff_load_pack({at});" if vec > 1 and not one(op) else f"*({at});"))
         body.append("}")
-        if resident:
-            body += [f"{n}_c.ready();" for n in cached]
+    ready = [f"{n}_c.ready();" for n in cached] if resident else []   # the cache's asynchronous copies landed
+    if not (resident and resident.item):   # (a streamed row first folds items while they land)
+        body += ready
+        ready = []
+
+    def streamed(targets, adds, stores, shared_out=False) -> list[str]:
+        """A streamed row's elements beyond the blocks' held chunks, in items read from memory: a
+        statistics pass takes the block's items split, split + splits, ... (its fold in one order
+        every run); the last pass (`shared_out`) the items the row's counter gives it."""
+        L, item = f"{length}{suffix}", f"{resident.item}{suffix}"
+        if shared_out:
+            head = [f"for (ff_items it(reinterpret_cast<unsigned*>(a.ws + {name}_ws_count) + {rows} + o, items); "
+                    "it.more(); it.next()) {", f"  const {itype} i0 = rest + {itype}(it.item) * {item};"]
+        else:
+            head = [f"for ({itype} i0 = rest + {itype}(split) * {item}; i0 < {L}; i0 += {itype}(splits) * {item}) {{"]
+        return head + [f"  const {itype} i1 = i0 + {item} < {L} ? i0 + {item} : {L};"] + \
+            ["  " + line for line in elem_pass(targets, adds, stores, span=("i0", "i1"))] + ["}"]
 
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges
@@ -440,8 +459,12 @@ def render(k: RowKernel) -> KernelSource:
         for st in group:
             need_rows(st.name)
         body.extend(line for st in group for line in st.code)
-        fold = elem_pass([st.name for st in group], [st.add for st in group], []) + \
-            [line for st in group for line in st.finish]
+        targets, adds = [st.name for st in group], [st.add for st in group]
+        fold = elem_pass(targets, adds, [])
+        if resident and resident.item:
+            fold = streamed(targets, adds, []) + ready + fold
+            ready = []
+        fold += [line for st in group for line in st.finish]
         parts = {}   # split rows: the level's partial accumulators in the workspace, rows x S of each
         for st in group if S > 1 else []:
             parts[st.name] = f"reinterpret_cast<{st.atype}*>(a.ws + {name}_ws_{st.name})"
@@ -511,14 +534,23 @@ def render(k: RowKernel) -> KernelSource:
         if tiled:
             body.extend(tiled_pass(targets, stores))
         else:
-            body.extend(elem_pass(targets, [], stores))
+            body.extend(ready + elem_pass(targets, [], stores))
+            if resident and resident.item:
+                body.extend(streamed(targets, [], stores, shared_out=True))
     if row_outs:
         body.append(f"if (active && team.t == 0{' && split == 0' if S > 1 or resident else ''}) {{")
         body.extend(f"  a.{op.var}[o_{op.var}] = {names[op.value]};" for op in row_outs)
         body.append("}")
 
     offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
-    if resident:   # the GPU's blocks take even chunks (of whole packs), the CPU twin's team the whole row
+    if resident and resident.item:   # a block's held chunk: PER steps of its team (the CPU twin's: one thread)
+        L, item = f"{length}{suffix}", f"{resident.item}{suffix}"
+        bounds = [f"const {itype} chunk = {itype}(PER) * static_cast<{itype}>(team.n) * {vec}{suffix};",
+                  f"const {itype} r0 = static_cast<{itype}>(split) * chunk;",
+                  f"const {itype} r1 = r0 + chunk < {L} ? r0 + chunk : {L};",
+                  f"const {itype} rest = static_cast<{itype}>(splits) * chunk;  // the streamed part starts here",
+                  f"const unsigned items = rest < {L} ? static_cast<unsigned>(({L} - rest + {item} - 1) / {item}) : 0u;"]
+    elif resident:   # the GPU's blocks take even chunks (of whole packs), the CPU twin's team the whole row
         bounds = [f"const {itype} chunk = (({length}{suffix} + splits - 1) / splits + {vec - 1}) / {vec} * {vec};",
                   f"const {itype} r0 = static_cast<{itype}>(split) * chunk;",
                   f"const {itype} r1 = r0 + chunk < {length}{suffix} ? r0 + chunk : {length}{suffix};"]
@@ -531,11 +563,15 @@ def render(k: RowKernel) -> KernelSource:
     if S > 1:
         fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
         if resident:
-            ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // a counter per row")
-            ws_end = f"ff_align16({name}_ws_count + 4 * {rows})"
+            counters = 2 if resident.item else 1
+            what = "2 counters per row (the barrier's, the last pass's items)" if resident.item else "a counter per row"
+            ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // {what}")
+            ws_end = f"ff_align16({name}_ws_count + {4 * counters} * {rows})"
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
     phases = phase + 1
     whole = -(-(length if resident else chunk) // vec)   # the CPU twin's steps
+    if resident and resident.item:
+        whole = per_gpu   # (a chunk of PER steps, the rest streamed as on the GPU)
     per = {"gpu": f"<{per_gpu}>" if cached else "", "cpu": f"<{whole}>" if cached else ""}
     if resident:
         cpu_call = f"{name}_row{per['cpu']}(a, i, true, team, 0, 1);"
@@ -546,7 +582,11 @@ def render(k: RowKernel) -> KernelSource:
                     f"    for (int split = 0; split < {_splits_of('phase', phases, S, merged)}; ++split) "
                     f"{name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
-    if resident:
+    if resident and resident.item:
+        split_note = (f", streamed: up to {S} blocks of {resident.launch['threads']} threads per row (as many as the GPU "
+                      f"holds, one launch), each holding {chunk} elements of {', '.join(cached)} on chip ({resident.smem} "
+                      f"bytes of shared memory a block), the rest read in items of {resident.item}")
+    elif resident:
         blocks = f"{resident.splits}" + (f"-{S}" if S > resident.splits else "")
         split_note = (f", resident: {blocks} blocks of {resident.launch['threads']} threads per row (up to {chunk} elements "
                       f"each, one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
@@ -585,6 +625,8 @@ int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
     if resident:
         cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
         helpers.add(RESIDENT_PRELUDE)
+        if resident.item:
+            helpers.add(ITEMS_PRELUDE)
     else:
         cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"], merged)
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=tuple(sorted(helpers)))
@@ -673,6 +715,19 @@ RESIDENT_MAX_SMEM = 160 << 10
 # group norms are left out with it.
 RESIDENT_MIN_BYTES = 96 << 20
 RESIDENT_MIN_RUN = 8192
+# Streamed rows: a row too long to hold in RESIDENT_MAX_SPLITS chunks is spread over every block the
+# GPU holds (of few rows, each a share), each block holding RESIDENT_REGS words in registers and
+# RESIDENT_STREAM_SMEM bytes in shared memory (4 blocks an SM), the rest of the row read again from
+# memory in items of RESIDENT_ITEM_STEPS steps of the block. A statistics pass gives block b the
+# items b, b + blocks, ... (the same sums every run); the last pass writes only, so its items go to
+# whichever block asks first, from the row's counter. Measured on an H100, x / ||x|| over 268 MB
+# (bench/session10/fro): 0.283 ms in two launches; one cooperative launch of fixed chunks, 0.298 with
+# 18 % held (blocks wait at the counter for the slowest); items shared out, 0.274 holding nothing
+# and 0.264 holding 13 %; the statistics pass's items fixed: 0.265; items of 1 step: 0.296.
+RESIDENT_STREAM_MAX_ROWS = 16
+RESIDENT_STREAM_SMEM = 48 << 10
+RESIDENT_ITEM_STEPS = 2
+RESIDENT_STREAM_MAX_SPLITS = 1024   # blocks a row (the partials' workspace); the H100 holds 528
 
 
 @dataclass
@@ -686,6 +741,7 @@ class Resident:
     smem_at: dict[str, int]       # byte offset of each one's shared-memory part
     smem: int                     # dynamic shared memory of a block
     launch: dict
+    item: int = 0                 # streamed rows: the elements of an item beyond the held chunks (0: held whole)
 
 
 def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, elem_outputs: bool,
@@ -704,12 +760,19 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
         if st[d] != run:
             break
         run *= k.space[d]
-    largest = RESIDENT_THREADS * vec * max(1, RESIDENT_SHARE // max(step_bytes[n] for n in big))   # a chunk
-    splits = -(-k.length // largest)
-    if splits > RESIDENT_MAX_SPLITS or run < min(k.length, RESIDENT_MIN_RUN):
+    if run < min(k.length, RESIDENT_MIN_RUN):
         return None
-    steps = -(-k.length // (splits * RESIDENT_THREADS * vec))   # the chunks as even as the steps allow
-    reg = min(steps, RESIDENT_REGS // sum(-(-step_bytes[n] // 4) for n in big))
+    words = sum(-(-step_bytes[n] // 4) for n in big)      # registers of a step
+    largest = RESIDENT_THREADS * vec * max(1, RESIDENT_SHARE // max(step_bytes[n] for n in big))   # a chunk
+    splits, item = -(-k.length // largest), 0
+    if splits <= RESIDENT_MAX_SPLITS:
+        steps = -(-k.length // (splits * RESIDENT_THREADS * vec))   # the chunks as even as the steps allow
+    elif k.rows <= RESIDENT_STREAM_MAX_ROWS:   # streamed: hold what fits
+        splits, item = 1, RESIDENT_ITEM_STEPS * RESIDENT_THREADS * vec
+        steps = RESIDENT_REGS // words + RESIDENT_STREAM_SMEM // (RESIDENT_THREADS * sum(step_bytes[n] for n in big))
+    else:
+        return None
+    reg = min(steps, RESIDENT_REGS // words)
     smem_at, at = {}, 0
     for n in big:
         smem_at[n] = at
@@ -719,8 +782,11 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     per_sm = max(1, min(4, (227 << 10) // (at + (1 << 10))))   # blocks an SM holds (1 KB reserved each)
     launch = dict(_launch("inner", k.rows, k.length, splits, vec, block_per_row=True, threads=RESIDENT_THREADS),
                   per_sm=per_sm)
-    most = 1 if splits == 1 else min(2 * splits, RESIDENT_MAX_SPLITS)
-    return Resident(splits, most, RESIDENT_THREADS * vec * steps, steps, big, reg, smem_at, at, launch)
+    if item:
+        most = RESIDENT_STREAM_MAX_SPLITS
+    else:
+        most = 1 if splits == 1 else min(2 * splits, RESIDENT_MAX_SPLITS)
+    return Resident(splits, most, RESIDENT_THREADS * vec * steps, steps, big, reg, smem_at, at, launch, item)
 
 
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
@@ -866,6 +932,9 @@ def _render_resident(name, itype, rows, length, res: Resident, per: str) -> str:
     threads, smem = res.launch["threads"], res.smem
     zero = (f"  if (splits > 1) e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * rows}, s);  // the rows' counters\n"
             "  if (e != cudaSuccess) return static_cast<int>(e);\n") if res.most > 1 else ""
+    if res.item:
+        zero = (f"  e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {8 * rows}, s);  // the rows' counters\n"
+                "  if (e != cudaSuccess) return static_cast<int>(e);\n")
     return f"""
 __global__ void __launch_bounds__({threads}, {res.launch['per_sm']}) {name}_kernel(const {name}_args a, const unsigned splits) {{
 {res.launch['smem']}

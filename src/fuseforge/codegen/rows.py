@@ -294,6 +294,16 @@ def render(k: RowKernel) -> KernelSource:
     def elem_pass(targets, adds, stores, step="[k]", head=None, span=None) -> list[str]:
         """A pass over the row (the thread's cached steps where there is a cache), or over the
         elements [span[0], span[1]) read from memory."""
+        if span and cached:
+            # a streamed row's item: its steps of the held inputs loaded first, all in flight at
+            # once (a loop to the item's end issued one load at a time: level1/064 0.297 ms)
+            lo, hi = span
+            start = f"{lo} + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else "")
+            head = ["#pragma unroll", f"for (int k = 0; k < {RESIDENT_ITEM_STEPS}; ++k) {{",
+                    f"  const {itype} rb = {start};", f"  if (!active || rb >= {hi}) continue;"]
+            return [f"{cache_type(in_ops[n])} {n}_c_item[{RESIDENT_ITEM_STEPS}];" for n in cached] + \
+                head + [f"  {n}_c_item[k] = {load_step(n)};" for n in cached] + ["}"] + \
+                elem_pass(targets, adds, stores, "_item[k]", head)
         if batch > 1:
             return [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
                 ["  " + line for line in batched(targets, adds, stores)] + ["}"]
@@ -324,6 +334,11 @@ def render(k: RowKernel) -> KernelSource:
             head = ["#pragma unroll 4",  # 4 independent loads in flight per thread
                     f"for ({itype} r = {lo} + team.t; active && r < {hi}; r += team.n) {{"]
         return head + ["  " + line for line in code] + ["}"]
+
+    def load_step(n) -> str:
+        """Step rb of input n: a pack, or one element."""
+        at = f"a.{n} + o_{n} + {inner(in_ops[n].value, 'rb')}"
+        return f"ff_load_pack({at})" if vec > 1 and not one(in_ops[n]) else f"*({at})"
 
     def tiled_pass(targets, stores) -> list[str]:
         """The element outputs of the outer schedule whose memory runs along the elements: a
@@ -422,12 +437,10 @@ def render(k: RowKernel) -> KernelSource:
     if cached:
         body += per_loop
         for n in cached:
-            op = in_ops[n]
-            at = f"a.{n} + o_{n} + {inner(op.value, 'rb')}"
             if resident:
-                body.append(f"  {n}_c.fill(k, {at});")
+                body.append(f"  {n}_c.fill(k, a.{n} + o_{n} + {inner(in_ops[n].value, 'rb')});")
             else:
-                body.append(f"  {n}_c[k] = " + (f"ff_load_pack({at});" if vec > 1 and not one(op) else f"*({at});"))
+                body.append(f"  {n}_c[k] = {load_step(n)};")
         body.append("}")
     ready = [f"{n}_c.ready();" for n in cached] if resident else []   # the cache's asynchronous copies landed
     if not (resident and resident.item):   # (a streamed row first folds items while they land)
@@ -438,13 +451,13 @@ def render(k: RowKernel) -> KernelSource:
         """A streamed row's elements beyond the blocks' held chunks, in items read from memory: a
         statistics pass takes the block's items split, split + splits, ... (its fold in one order
         every run); the last pass (`shared_out`) the items the row's counter gives it."""
-        L, item = f"{length}{suffix}", f"{resident.item}{suffix}"
+        L = f"{length}{suffix}"
         if shared_out:
             head = [f"for (ff_items it(reinterpret_cast<unsigned*>(a.ws + {name}_ws_count) + {rows} + o, items); "
-                    "it.more(); it.next()) {", f"  const {itype} i0 = rest + {itype}(it.item) * {item};"]
+                    "it.more(); it.next()) {", f"  const {itype} i0 = rest + {itype}(it.item) * item;"]
         else:
-            head = [f"for ({itype} i0 = rest + {itype}(split) * {item}; i0 < {L}; i0 += {itype}(splits) * {item}) {{"]
-        return head + [f"  const {itype} i1 = i0 + {item} < {L} ? i0 + {item} : {L};"] + \
+            head = [f"for ({itype} i0 = rest + {itype}(split) * item; i0 < {L}; i0 += {itype}(splits) * item) {{"]
+        return head + [f"  const {itype} i1 = i0 + item < {L} ? i0 + item : {L};"] + \
             ["  " + line for line in elem_pass(targets, adds, stores, span=("i0", "i1"))] + ["}"]
 
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
@@ -544,12 +557,13 @@ def render(k: RowKernel) -> KernelSource:
 
     offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
     if resident and resident.item:   # a block's held chunk: PER steps of its team (the CPU twin's: one thread)
-        L, item = f"{length}{suffix}", f"{resident.item}{suffix}"
+        L = f"{length}{suffix}"
         bounds = [f"const {itype} chunk = {itype}(PER) * static_cast<{itype}>(team.n) * {vec}{suffix};",
+                  f"const {itype} item = {itype}({RESIDENT_ITEM_STEPS}) * static_cast<{itype}>(team.n) * {vec}{suffix};  // a streamed item",
                   f"const {itype} r0 = static_cast<{itype}>(split) * chunk;",
                   f"const {itype} r1 = r0 + chunk < {L} ? r0 + chunk : {L};",
                   f"const {itype} rest = static_cast<{itype}>(splits) * chunk;  // the streamed part starts here",
-                  f"const unsigned items = rest < {L} ? static_cast<unsigned>(({L} - rest + {item} - 1) / {item}) : 0u;"]
+                  f"const unsigned items = rest < {L} ? static_cast<unsigned>(({L} - rest + item - 1) / item) : 0u;"]
     elif resident:   # the GPU's blocks take even chunks (of whole packs), the CPU twin's team the whole row
         bounds = [f"const {itype} chunk = (({length}{suffix} + splits - 1) / splits + {vec - 1}) / {vec} * {vec};",
                   f"const {itype} r0 = static_cast<{itype}>(split) * chunk;",

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import fuseforge
 from fuseforge import ops
@@ -178,6 +179,17 @@ def test_streamed_rows_are_taken(monkeypatch):
     for s in sources:
         assert s.shared.count("ff_items it(") == 1 and "cudaLaunchCooperativeKernel" in s.cuda
     assert softmax.shared.count("i0 += uint32_t(splits)") == 2   # the max, then the sum of exponentials
+
+
+def test_nll_picks_the_target_alone():
+    """nll_loss after log_softmax: the target's log-probability is computed alone from its one
+    element once the row's statistics are known (a pick stage), not by a third pass over the row."""
+    from fuseforge.plan_rows import RowKernel
+    model = RowZoo({"nll": lambda t: F.nll_loss(torch.log_softmax(t["x2"] / 0.7, -1), t["tg"], reduction="none")})
+    [k] = [k for k in plan(capture(model, row_inputs(0))).kernels if isinstance(k, RowKernel)]
+    shared = render_rows.render(k).shared
+    assert "// the element at index in" in shared and "if (active && at >= 0 && at < 11)" in shared, shared[-1500:]
+    assert shared.count("team.reduce(") == 2, shared[-1500:]     # the max, the sum of exponentials
 
 
 def test_outer_rows_held_in_registers(monkeypatch):

@@ -108,8 +108,7 @@ def _class_input(node: Node, x: Value) -> str | None:
 
 def _nll_rows(node: Node):
     """nll_loss with reduction 'none': -x[target] per row of the class dim (0 where the target is
-    ignore_index). The target's logit is picked by a sum over the row of x where the class index
-    equals the target: the row is read anyway when log_softmax is fused before it."""
+    ignore_index): a pick stage, the value of x at the target's index."""
     x, t = node.arg("self"), node.arg("target")
     why = _class_input(node, x)
     if why:
@@ -121,7 +120,7 @@ def _nll_rows(node: Node):
     cd = 0 if x.type.ndim == 1 else 1
     kept = _row_dims(x.type.ndim, (cd,), False)
     ig = literal(node.arg("ignore_index"), torch.int64)
-    return Recipe(x, x.type.shape, (cd,), [Stage("s0", "sum", "({i} == {t} ? {x} : {T}(0))")],
+    return Recipe(x, x.type.shape, (cd,), [Stage("s0", "pick", "{x}", at="{t}")],
                   {0: Result("row", f"({{t}} == {ig} ? {{T}}(0) : -{{s0}}.v)", kept)},
                   {"t": Operand(t, kept)})
 

@@ -25,9 +25,12 @@ from .registry import FLOAT_DTYPES, ROW, register
 @dataclass
 class Stage:
     name: str
-    combine: str          # sum | prod | max | min | argmax | argmin | welford
+    combine: str          # sum | prod | max | min | argmax | argmin | welford | pick
     elem: str             # template of the value folded in ({x}, operands, {T}, {L}; {i}: the
                           # element's index within the row, row-major over the reduced axes)
+    at: str = ""          # pick: the index (a template over row operands) of the one element
+                          # whose value the stage takes; T(0) where no element has it. The same
+                          # as a sum of ({i} == at ? elem : 0), which the renderer may fold instead.
 
 
 @dataclass

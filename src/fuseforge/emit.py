@@ -18,6 +18,7 @@ import torch
 from .codegen import cpp, gemm, pointwise, rows, scan, window
 from .errors import CaptureError, ProblemError
 from .graph import PARAMETER, Value
+from .ops.pointwise import DIV_TARGETS, divides_by_scalar
 from .plan import Plan
 from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel
@@ -159,7 +160,11 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render,
                  ScanKernel: scan.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
-    helpers = "".join(dict.fromkeys(h for s in sources.values() for h in s.helpers))
+    helpers = [h for s in sources.values() for h in s.helpers]
+    if any(n.target in DIV_TARGETS and divides_by_scalar(n.arg("other"), n.outputs[0].type.dtype)
+           for k in plan.kernels for n in k.nodes):
+        helpers.insert(0, cpp.DIV_SCALAR_PRELUDE)
+    helpers = "".join(dict.fromkeys(helpers))
     element = cpp.PRELUDE + helpers + "".join(s.shared for s in sources.values())
     has_gemm = any(isinstance(k, GemmKernel) for k in plan.kernels)
     library = gemm.GEMM_LIBRARY if has_gemm else ""

@@ -411,6 +411,19 @@ __device__ __forceinline__ void ff_row_barrier(unsigned* count, unsigned splits)
 #endif
 """
 
+# x / s for a Python number s (ops.pointwise.divides_by_scalar), as eager computes it on each device.
+DIV_SCALAR_PRELUDE = r"""
+// x / s for a Python number s, as eager computes it (inv: 1 / s in the operand type): its CUDA
+// kernel multiplies by the reciprocal, its CPU kernel divides.
+template <class T> FF_HD T ff_div_scalar(T x, T s, T inv) {
+#if defined(__CUDA_ARCH__)
+  return x * inv;
+#else
+  return x / s;
+#endif
+}
+"""
+
 # Streamed rows (rows.py): the last pass's items, shared out among a row's blocks.
 ITEMS_PRELUDE = r"""
 // The items of a streamed row's last pass (rows.py), from the last: on the GPU each block of the

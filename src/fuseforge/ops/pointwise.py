@@ -4,8 +4,11 @@ Each entry is the op's C++ expression over its arguments (see registry.Args). Th
 named ff_* are defined once in codegen.cpp.PRELUDE and follow
 eager PyTorch's own formulas, NaN propagation included.
 """
+import math
+
 import torch
 
+from ..codegen.cpp import literal
 from .registry import register
 
 
@@ -19,7 +22,29 @@ register(["aten.add.Tensor", "aten.add.Scalar"], lambda a: f"{a.self} + {_alpha(
 register(["aten.sub.Tensor", "aten.sub.Scalar"], lambda a: f"{a.self} - {_alpha(a, a.other)}")
 register(["aten.rsub.Tensor", "aten.rsub.Scalar"], lambda a: f"{a.other} - {_alpha(a, a.self)}")
 register(["aten.mul.Tensor", "aten.mul.Scalar"], "{a.self} * {a.other}")
-register(["aten.div.Tensor", "aten.div.Scalar"], "{a.self} / {a.other}", floats_only=True)
+DIV_TARGETS = ("aten.div.Tensor", "aten.div.Scalar")
+
+
+def divides_by_scalar(other, dtype: torch.dtype) -> bool:
+    """A true division (DIV_TARGETS) of a float32/float64 tensor by `other`, where eager's CUDA
+    kernel multiplies by the reciprocal instead: a Python number (ATen's div_true_kernel_cuda
+    takes 1 / s once, in the operand type, for a CPU scalar; its CPU kernel divides) that is not
+    a power of two (by one, x * (1 / s) is x / s exactly, and the text stays as it was)."""
+    if dtype not in (torch.float32, torch.float64) or isinstance(other, bool) or not isinstance(other, (int, float)):
+        return False
+    return math.isfinite(other) and other != 0 and math.frexp(abs(other))[0] != 0.5
+
+
+def _div(a):
+    other = a.raw("other")
+    dtype = {"float": torch.float32, "double": torch.float64}.get(a.ctype)
+    if not divides_by_scalar(other, dtype):
+        return f"{a.self} / {a.other}"
+    inv = (torch.tensor(1.0, dtype=dtype) / torch.tensor(other, dtype=dtype)).item()   # in the operand type
+    return f"ff_div_scalar({a.self}, {a.other}, {literal(inv, dtype)})"
+
+
+register(list(DIV_TARGETS), _div, floats_only=True)
 register(["aten.div.Tensor_mode", "aten.div.Scalar_mode"],
          lambda a: {None: f"{a.self} / {a.other}",
                     "trunc": f"ff_trunc({a.self} / {a.other})",

@@ -21,7 +21,12 @@ in steps: the GPU's and the CPU twin's teams differ).
 Resident rows (inner schedule, see _resident): where a row that two passes read lies in a
 tensor too large for L2 and the register cache cannot hold it, the blocks that take the row hold
 it on chip (registers, then shared memory) and meet at a per-row counter between passes: one
-cooperative launch of the blocks the GPU holds at once, memory read once.
+cooperative launch of the blocks the GPU holds at once, memory read once. Streamed rows (few
+rows too long to hold): every block the GPU holds takes a share, holds a chunk and reads the rest
+again in items; the last pass's items go to whichever block asks first (no block waits for a slow one).
+
+Pick stages (nll_loss): the one element a stage takes is read alone once the row's statistics
+are known, not by a pass over the row.
 
 Schedules (by the layout of the first reduced tensor): "inner" when its innermost dim is
 reduced (lanes of a warp per short row, a block per long one: consecutive threads read

@@ -249,12 +249,11 @@ def render(k: RowKernel) -> KernelSource:
         t = ctype(op.value.type.dtype)
         return f"ff_pack4<{t}>" if vec > 1 and not one(op) else t
 
-    def elem_code(targets, adds, stores, tile=False, step="[k]", held=True):
+    def elem_code(targets, adds, stores, tile=False, step="[k]"):
         """The code of one step of a pass over `targets` (its element r, or pack rb on the vector
         path): (before the step's elements, per element, after them). On the batched path the
         loads come before, into {n}_u[u] (BATCH steps, u), and with `tile` the element outputs
-        that run along the elements go to their shared-memory tile. `held`: the cached inputs
-        are read from the cache (else from memory: a streamed row's items)."""
+        that run along the elements go to their shared-memory tile."""
         order = elem_items(targets)
         pre, post, code = [], [], []
         for n in order:
@@ -263,7 +262,7 @@ def render(k: RowKernel) -> KernelSource:
                 code.extend(items[n].code)
                 continue
             t = ctype(op.value.type.dtype)
-            if n in cached and held:
+            if n in cached:
                 src = f"{n}_c{step}" + (".v[j]" if vec > 1 and not one(op) else "")
             elif batch > 1:
                 pre.append(f"{n}_u[u] = a.{n}[o_{n} + {inner(op.value)}];")
@@ -317,11 +316,11 @@ def render(k: RowKernel) -> KernelSource:
             [f"ff_welford_add_batch({st.name}, {st.name}_b, nb);" for st in welford]
 
     def elem_pass(targets, adds, stores, step="[k]", head=None, span=None) -> list[str]:
-        """A pass over the row (the thread's cached steps where there is a cache), or over the
-        elements [span[0], span[1]) read from memory."""
-        if span and cached:
-            # a streamed row's item: its steps of the held inputs loaded first, all in flight at
-            # once (a loop to the item's end issued one load at a time: level1/064 0.297 ms)
+        """A pass over the row (the thread's cached steps where there is a cache), or over a
+        streamed row's item, the elements [span[0], span[1]) read from memory."""
+        if span:
+            # the item's steps of the held inputs loaded first, all in flight at once (a loop to
+            # the item's end issued one load at a time: level1/064 0.297 ms)
             lo, hi = span
             start = f"{lo} + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else "")
             head = ["#pragma unroll", f"for (int k = 0; k < {RESIDENT_ITEM_STEPS}; ++k) {{",
@@ -332,7 +331,7 @@ def render(k: RowKernel) -> KernelSource:
         if batch > 1:
             return [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
                 ["  " + line for line in batched(targets, adds, stores)] + ["}"]
-        if resident and head is None and span is None:
+        if resident and head is None:
             # the steps in registers fully unrolled (their index must be a constant), the steps in
             # shared memory a few at a time (unrolled whole, the loads of the other operands
             # were hoisted and spilled)
@@ -341,23 +340,22 @@ def render(k: RowKernel) -> KernelSource:
                              ["#pragma unroll", f"for (int k = 0; k < {resident.reg}; ++k) {{"] + loop) + \
                 elem_pass(targets, adds, stores, ".in_shared(k)",
                           ["#pragma unroll 4", f"for (int k = {resident.reg}; k < PER; ++k) {{"] + loop)
-        pre, code, post = elem_code(targets, adds, stores, step=step, held=span is None)
+        pre, code, post = elem_code(targets, adds, stores, step=step)
         uses_r = any(re.search(r"\br\b", line) for line in code)
         if vec > 1:
             code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \
                 ([f"  const {itype} r = rb + j;"] if uses_r else []) + ["  " + line for line in code] + ["}"] + post
-        lo, hi = span or ("r0", "r1")
-        if cached and span is None:
+        if cached:
             head = list(head or per_loop)
             if vec == 1 and uses_r:
                 head.append(f"  const {itype} r = rb;")
         elif vec > 1:
             head = ["#pragma unroll 2",
-                    f"for ({itype} rb = {lo} + {itype}(team.t) * {vec}{suffix}; active && rb < {hi}; "
+                    f"for ({itype} rb = r0 + {itype}(team.t) * {vec}{suffix}; active && rb < r1; "
                     f"rb += {itype}(team.n) * {vec}{suffix}) {{"]
         else:
             head = ["#pragma unroll 4",  # 4 independent loads in flight per thread
-                    f"for ({itype} r = {lo} + team.t; active && r < {hi}; r += team.n) {{"]
+                    f"for ({itype} r = r0 + team.t; active && r < r1; r += team.n) {{"]
         return head + ["  " + line for line in code] + ["}"]
 
     def load_step(n) -> str:
@@ -602,15 +600,13 @@ def render(k: RowKernel) -> KernelSource:
     if S > 1:
         fields.append(f"  unsigned char* __restrict__ ws;  // partial accumulators: {rows} rows x {S} splits")
         if resident:
-            counters = 2 if resident.item else 1
             what = "2 counters per row (the barrier's, the last pass's items)" if resident.item else "a counter per row"
             ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // {what}")
-            ws_end = f"ff_align16({name}_ws_count + {4 * counters} * {rows})"
+            ws_end = f"ff_align16({name}_ws_count + {4 * resident.counters} * {rows})"
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
     phases = phase + 1
-    whole = -(-(length if resident else chunk) // vec)   # the CPU twin's steps
-    if resident and resident.item:
-        whole = per_gpu   # (a chunk of PER steps, the rest streamed as on the GPU)
+    # the CPU twin's steps: the whole row (a streamed row: a chunk of PER steps, the rest streamed as on the GPU)
+    whole = per_gpu if resident and resident.item else -(-(length if resident else chunk) // vec)
     per = {"gpu": f"<{per_gpu}>" if cached else "", "cpu": f"<{whole}>" if cached else ""}
     if resident:
         cpu_call = f"{name}_row{per['cpu']}(a, i, true, team, 0, 1);"
@@ -781,6 +777,11 @@ class Resident:
     smem: int                     # dynamic shared memory of a block
     launch: dict
     item: int = 0                 # streamed rows: the elements of an item beyond the held chunks (0: held whole)
+
+    @property
+    def counters(self) -> int:
+        """Counters per row in the workspace: the barrier's (and a streamed row's last-pass items)."""
+        return 2 if self.item else 1
 
 
 def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, elem_outputs: bool,
@@ -969,10 +970,10 @@ def _render_resident(name, itype, rows, length, res: Resident, per: str) -> str:
     It is a cooperative launch: all blocks run at once, or it fails, so no block waits at a row's
     counter for one that never starts."""
     threads, smem = res.launch["threads"], res.smem
-    zero = (f"  if (splits > 1) e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * rows}, s);  // the rows' counters\n"
-            "  if (e != cudaSuccess) return static_cast<int>(e);\n") if res.most > 1 else ""
-    if res.item:
-        zero = (f"  e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {8 * rows}, s);  // the rows' counters\n"
+    zero = ""   # the rows' counters, where the blocks of a row meet (a streamed row's items: even with one)
+    if res.item or res.most > 1:
+        zero = (f"  {'' if res.item else 'if (splits > 1) '}e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, "
+                f"{4 * res.counters * rows}, s);  // the rows' counters\n"
                 "  if (e != cudaSuccess) return static_cast<int>(e);\n")
     return f"""
 __global__ void __launch_bounds__({threads}, {res.launch['per_sm']}) {name}_kernel(const {name}_args a, const unsigned splits) {{

@@ -192,6 +192,23 @@ def test_nll_picks_the_target_alone():
     assert shared.count("team.reduce(") == 2, shared[-1500:]     # the max, the sum of exponentials
 
 
+def test_row_inputs_of_rows_past_the_end_are_not_read():
+    """A block of lanes takes several rows; where the rows do not fill the last block, its threads
+    past the last row read no row input (the target of a row of 11 classes: 6 rows in a block
+    of 128), and where they fill it, the load is plain."""
+    from fuseforge.plan_rows import RowKernel
+
+    def shared(n_rows):
+        model = RowZoo({"nll": lambda t: F.nll_loss(t["x2"][:1].expand(n_rows, -1) * 2, t["tg"][:1].expand(n_rows),
+                                                    reduction="none")})
+        [k] = [k for k in plan(capture(model, row_inputs(0))).kernels if isinstance(k, RowKernel)]
+        return render_rows.render(k).shared
+
+    guarded = re.compile(r"const int64_t (\w+) = active \? a\.\1\[o_\1\] : int64_t\(0\);")
+    assert guarded.search(shared(6)), shared(6)[-1500:]
+    assert not guarded.search(shared(256)) and re.search(r"const int64_t (\w+) = a\.\1\[o_\1\];", shared(256))
+
+
 def test_outer_rows_held_in_registers(monkeypatch):
     """Rows along a dim that is not innermost (the outer schedule), read by two passes from a
     tensor beyond RESIDENT_MIN_BYTES (here at any size): 64 threads a row, 16 rows a block, so
@@ -205,22 +222,28 @@ def test_outer_rows_held_in_registers(monkeypatch):
     assert "dim3(16, 64)" in source.cuda and re.search(r"_row<24>\(a, o", source.cuda), source.cuda[-600:]
 
 
-def test_outer_partials_merged_by_a_block_per_row(monkeypatch):
-    """Split rows on the outer schedule: the launch between the partials and the results merges
-    a row's partials with a block per row where it has MERGE_BLOCK_MIN_SPLITS of them or more
-    (here lowered to 0; 3 rows of 20000 in 39 splits), else with the row tile's block."""
+def test_split_partials_merged_by_the_last_block(monkeypatch):
+    """Split rows: a launch per statistics level, and one more where there are element outputs.
+    The last block of a row tile to store its partials merges them on the outer schedule (a warp
+    per row where a row has MERGE_BLOCK_MIN_SPLITS of them or more, else the row tile's team) and,
+    without element outputs, writes the row results; on the inner schedule, with element outputs,
+    each block of the next launch merges them itself."""
     from fuseforge.plan_rows import RowKernel
 
-    def cuda():
-        the_plan = plan(capture(RowZoo({"split_outer_sum": SPLIT["split_outer_sum"]}), row_inputs(0)))
+    def launches(case):
+        the_plan = plan(capture(RowZoo({case: SPLIT[case]}), row_inputs(0)))
         [k] = [k for k in the_plan.kernels if isinstance(k, RowKernel)]
-        assert k.splits == 39, k.splits
-        return render_rows.render(k).cuda
+        cuda = render_rows.render(k).cuda
+        return k.splits, re.findall(r"_kernel<(\d)><<<", cuda), cuda
 
-    tile = cuda()   # each launch an instance of its own phase: partials, merge, results
-    assert "_merge_kernel" not in tile and re.search(r"_kernel<0><<<.*_kernel<1><<<.*_kernel<2><<<", tile, re.S), tile[-900:]
+    splits, phases, tile = launches("split_outer_sum")      # 3 rows of 20000
+    assert splits == 39 and phases == ["0"] and "ff_last_block(" in tile and "a warp per row" not in tile, tile[-1500:]
+    assert launches("split_outer_softmax")[1] == ["0", "2", "4"]   # the max, the sum of exponentials, the output
+    assert launches("split_logsumexp_all")[1] == ["0", "1"]       # inner: the max, the sum of exponentials
+    _, phases, layer_norm = launches("split_layer_norm")
+    assert phases == ["0", "1"] and "ff_last_block(" not in layer_norm, layer_norm[-1500:]
     monkeypatch.setattr(render_rows, "MERGE_BLOCK_MIN_SPLITS", 0)
-    assert re.search(r"_merge_kernel<1><<<3u, 256, ", cuda())
+    assert "a warp per row" in launches("split_outer_sum")[2]
 
 
 class SumOverDim1(nn.Module):

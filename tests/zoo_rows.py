@@ -122,6 +122,7 @@ SPLIT = {
     "split_layer_norm": lambda t: A.layer_norm.default(t["xl"], [20000]),
     "split_logsumexp_all": lambda t: torch.logsumexp(t["xl"], [0, 1]),
     "split_outer_sum": lambda t: t["xlt"].sum(0),
+    "split_outer_softmax": lambda t: torch.softmax(t["xlt"], 0),
     "split_bn_train": lambda t: tuple(A._native_batch_norm_legit_functional.default(
         t["zl"], t["w3"], t["b3"], t["rm3"], t["rv3"], True, 0.1, 1e-5)),
 }

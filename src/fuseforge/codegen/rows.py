@@ -34,8 +34,8 @@ consecutive elements); "outer" when a kept dim is innermost (consecutive threads
 consecutive rows and walk them in step, a row's elements split over threadIdx.y). On the outer
 schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes), an
 element output whose memory runs along the elements (NCHW written by rows over the pixels of a
-channels-last tensor) goes through a shared-memory tile, and split rows merge their partials in
-one launch of a block per row (per row tile where the partials are few).
+channels-last tensor) goes through a shared-memory tile, and the partials of split rows are
+merged by the last block of a row tile to store its own (a warp per row where they are many).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
+from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, SPLIT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -445,6 +445,12 @@ def render(k: RowKernel) -> KernelSource:
     if resident:
         S, chunk, launch = resident.most, resident.chunk, resident.launch
         cached, per_gpu = resident.cached, resident.steps
+    if rows % launch.get("rows_per_block", 1):
+        # the last block's threads past the last row: a row input of theirs lies past its tensor
+        for op in ins:
+            if k.phase[op.value] == ROW:
+                t = ctype(op.value.type.dtype)
+                items[op.var].code = [f"const {t} {op.var} = active ? a.{op.var}[o_{op.var}] : {t}(0);"]
     step_start = (f"r0 + {itype}(team.t + k * team.n)" + (f" * {vec}{suffix}" if vec > 1 else ""))
     # a thread's PER steps of the row: the loop that fills the cache and every pass over it
     per_loop = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
@@ -486,8 +492,8 @@ def render(k: RowKernel) -> KernelSource:
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges
     # the row's partials (the same bits in every block), or, on the outer schedule (hundreds of
-    # splits), one launch of a block per row merges them into the first partial, which the
-    # later launches read. The last launch writes.
+    # splits), the last block of a row tile to store its partials merges them into the first
+    # partial (phase p + 1, run by that block), which the later launches read. The last launch writes.
     merged = S > 1 and schedule == "outer"
     ws_end, ws_decls, phase = "0", [], 0
     for level in levels:
@@ -534,13 +540,13 @@ def render(k: RowKernel) -> KernelSource:
             if merged:
                 # hundreds of partials per row: BATCH x 2 loads in flight per thread
                 many = 2 * BATCH
-                body.append(f"if (phase == {phase}) {{  // a block per row{' tile' if S < MERGE_BLOCK_MIN_SPLITS else ''}")
+                body.append(f"if (phase == {phase}) {{  // {'a warp per row' if S >= MERGE_BLOCK_MIN_SPLITS else 'the row tile'}")
                 body.append(f"  for (int k0 = team.t; k0 < {S}; k0 += {many} * team.n) {{")
                 for st in group:
                     body.append(f"    {st.atype} {st.name}_m[{many}];")
                 body += ["    #pragma unroll", f"    for (int u = 0; u < {many}; ++u) {{",
                          "      const int k = k0 + u * team.n;"]
-                body.extend(f"      {st.name}_m[u] = active && k < {S} ? {parts[st.name]}[o * {S} + k] : "
+                body.extend(f"      {st.name}_m[u] = active && k < {S} ? ff_load_cg({parts[st.name]} + o * {S} + k) : "
                             f"{st.atype}::init();" for st in group)
                 body += ["    }", "    #pragma unroll", f"    for (int u = 0; u < {many}; ++u) {{"]
                 body.extend(f"      {st.name}.merge({st.name}_m[u]);" for st in group)
@@ -551,12 +557,12 @@ def render(k: RowKernel) -> KernelSource:
                 body.append("  }")
                 body.append("  return;")
                 body.append("}")
-                body.extend(f"if (active) {st.name} = {parts[st.name]}[o * {S}];" for st in group)
+                body.extend(f"if (active) {st.name} = ff_load_cg({parts[st.name]} + o * {S});" for st in group)
                 phase += 1
             else:
                 # the team merges the partials (each thread every team.n-th, then reduce)
                 body.append(f"for (int k = team.t; active && k < {S}; k += team.n) {{")
-                body.extend(f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group)
+                body.extend(f"  {st.name}.merge(ff_load_cg({parts[st.name]} + o * {S} + k));" for st in group)
                 body.append("}")
                 body.extend(f"{st.name} = team.reduce({st.name});" for st in group)
         emitted.update(st.name for st in group)
@@ -603,6 +609,9 @@ def render(k: RowKernel) -> KernelSource:
             what = "2 counters per row (the barrier's, the last pass's items)" if resident.item else "a counter per row"
             ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // {what}")
             ws_end = f"ff_align16({name}_ws_count + {4 * resident.counters} * {rows})"
+        elif _last_block_merges(merged, bool(elem_outs)):
+            ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // a counter per row tile and level")
+            ws_end = f"ff_align16({name}_ws_count + {4 * len(levels)} * {_tiles(rows, launch)})"
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
     phases = phase + 1
     # the CPU twin's steps: the whole row (a streamed row: a chunk of PER steps, the rest streamed as on the GPU)
@@ -614,7 +623,7 @@ def render(k: RowKernel) -> KernelSource:
         cpu_call = f"{name}_row{per['cpu']}(a, i, true, team, 0, 0);"
     else:
         cpu_call = (f"for (int phase = 0; phase < {phases}; ++phase)\n"
-                    f"    for (int split = 0; split < {_splits_of('phase', phases, S, merged)}; ++split) "
+                    f"    for (int split = 0; split < {f'(phase % 2 == 1 && phase < {phases - 1} ? 1 : {S})' if merged else S}; ++split) "
                     f"{name}_row(a, i, true, team, phase, split);")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     if resident and resident.item:
@@ -626,7 +635,8 @@ def render(k: RowKernel) -> KernelSource:
         split_note = (f", resident: {blocks} blocks of {resident.launch['threads']} threads per row (up to {chunk} elements "
                       f"each, one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
     else:
-        split_note = f", each split over {S} blocks ({chunk} elements each, {phases} launches)" if S > 1 else ""
+        launches = len(levels) + bool(elem_outs)
+        split_note = f", each split over {S} blocks ({chunk} elements each, {launches} launch{'es' * (launches > 1)})" if S > 1 else ""
     if vec > 1:
         split_note += f", {vec} elements per access"
     if cached and not resident:
@@ -657,13 +667,16 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
+    if S > 1:
+        helpers.add(SPLIT_PRELUDE)
     if resident:
         cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
         helpers.add(RESIDENT_PRELUDE)
         if resident.item:
             helpers.add(ITEMS_PRELUDE)
     else:
-        cuda = _render_cuda(name, itype, launch, rows, S, phases, bool(elem_outs), per["gpu"], merged)
+        cuda = _render_cuda(name, itype, launch, per["gpu"]) if S == 1 else \
+            _render_split(name, itype, launch, rows, S, phases, bool(elem_outs), merged)
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=tuple(sorted(helpers)))
 
 
@@ -843,7 +856,7 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=
         while lanes > 1 and lanes * LANE_STEPS > steps:
             lanes //= 2
         threads, per_block = 256, 256 // lanes
-        return dict(threads=threads, threads_per_row=lanes, lanes=True, smem="", block=f"{threads}",
+        return dict(threads=threads, threads_per_row=lanes, lanes=True, smem="", block=f"{threads}", rows_per_block=per_block,
                     team=f"const ff_team_lanes<{lanes}> team{{static_cast<int>(threadIdx.x & {lanes - 1})}};",
                     row=f"tile * {per_block}u + threadIdx.x / {lanes}", grid=f"({rows}u + {per_block - 1}u) / {per_block}u")
     if schedule == "inner":   # a block per row (`threads`: its size, else by the length)
@@ -861,23 +874,18 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=
             ty *= 2
         tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
     threads = tx * ty
-    return dict(threads=threads, threads_per_row=ty, tx=tx, ty=ty, block=f"dim3({tx}, {ty})", row=f"tile * {tx}u + threadIdx.x",
+    return dict(threads=threads, threads_per_row=ty, tx=tx, ty=ty, rows_per_block=tx, block=f"dim3({tx}, {ty})",
+                row=f"tile * {tx}u + threadIdx.x",
                 grid=f"({rows}u + {tx - 1}u) / {tx}u",
                 team=f"const ff_team_column team{{static_cast<int>(threadIdx.y), {ty}, smem}};",
                 smem=f"  __shared__ alignas(16) unsigned char smem[{threads} * {ACC_BYTES}];")
 
 
-def _splits_of(phase: str, phases: int, splits: int, merged: bool, u: str = "") -> str:
-    """The blocks per row of a launch: a merge launch (odd, before the last) takes one."""
-    return f"({phase} % 2 == 1 && {phase} < {phases - 1} ? 1{u} : {splits}{u})" if merged else f"{splits}{u}"
-
-
-def _render_cuda(name, itype, launch, rows, splits, phases, elem_outputs=True, per="", merged=False) -> str:
-    """Without element outputs the last phase only writes row results: one block per row
-    (split 0) does it. `per`: the row function's template argument (the row cache's size)."""
+def _render_cuda(name, itype, launch, per="") -> str:
+    """Unsplit rows: a launch of a team per row. `per`: the row function's template argument (the
+    row cache's size)."""
     threads, team, row, smem, block, grid = (launch[f] for f in ("threads", "team", "row", "smem", "block", "grid"))
-    if splits == 1:
-        return f"""
+    return f"""
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a) {{
 {smem}
   {team}
@@ -891,74 +899,84 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
   return static_cast<int>(cudaGetLastError());
 }}
 """
-    if merged:
-        return _render_merged(name, itype, launch, rows, splits, phases, elem_outputs)
-    kernel = _split_kernel(name, itype, launch, "phase", f"""
-__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const int phase,
-                                                         const unsigned splits) {{""")
-    return f"""{kernel}
-int {name}_cuda(const {name}_args& a, void* stream) {{
-  for (int phase = 0; phase < {phases}; ++phase) {{  // one launch per phase: the partials of one are read by the next
-    const unsigned splits = phase < {phases - 1} ? {_splits_of("phase", phases, splits, merged, "u")} : {splits if elem_outputs else 1}u;
-    {name}_kernel<<<({grid}) * splits, {block}, 0, static_cast<cudaStream_t>(stream)>>>(a, phase, splits);
-  }}
-  return static_cast<int>(cudaGetLastError());
-}}
-"""
 
 
-def _split_kernel(name, itype, launch, phase: str, head: str) -> str:
-    """The kernel of split rows after its `head`: the block's row tile and split, then the row."""
-    return f"""{head}
+def _tiles(rows: int, launch: dict) -> int:
+    """The row tiles of a launch (the rows a block takes together)."""
+    return -(-rows // launch.get("rows_per_block", 1))
+
+
+def _last_block_merges(merged: bool, elem_outputs: bool) -> bool:
+    """Whether a row tile's last block to store its partials goes on: to merge them (the outer
+    schedule's hundreds of partials a row), or to write the row results (no element outputs)."""
+    return merged or not elem_outputs
+
+
+def _render_split(name, itype, launch, rows, splits, phases, elem_outputs, merged) -> str:
+    """Split rows: a launch of partials per level, then one of the results where there are element
+    outputs. On the outer schedule (`merged`) the last block of a row tile to store its partials
+    merges them (the level's odd phase) into the first partial, which the later launches read; on
+    the inner one every block of a later launch merges them (a few). Without element outputs that
+    last block also writes the row results: one launch per level.
+
+    The kernel is a template on its phase, so that each launch holds the registers of its own phase
+    alone: with the phase an argument, the merge's code took level2/001's batch-norm statistics to
+    44 registers (5 blocks an SM; the partials alone: 31, 8 blocks), and its first launch to 0.116
+    ms against 0.106 (ncu; bench/session9/bn_cl). Where a row has MERGE_BLOCK_MIN_SPLITS partials
+    or more, each warp of the merging block takes a row of the tile at a time (the row tile's team
+    leaves S partials to 8 threads, S / 8 merges in a chain each: with 528, a merge launch of a
+    block per row took level2/001 from 0.643 to 0.622 ms, bench/session9/d)."""
+    threads, block, grid = (launch[f] for f in ("threads", "block", "grid"))
+    tiles, last = _tiles(rows, launch), phases - 1
+    partials = list(range(0, last, 2)) if merged else list(range(last))
+    if merged and splits >= MERGE_BLOCK_MIN_SPLITS:
+        merge = f"""      const int t = static_cast<int>(threadIdx.y * blockDim.x + threadIdx.x);
+      const ff_team_lanes<32> warp{{t & 31}};
+      for (int r = t >> 5; r < {launch["tx"]}; r += {threads // 32}) {{  // a warp per row
+        const {itype} ow = tile * {launch["tx"]}u + r;
+        {name}_row(a, ow, ow < {name}_n, warp, PHASE + 1, 0);
+      }}"""
+    else:
+        merge = f"      {name}_row(a, o, o < {name}_n, team, PHASE + 1, 0);"
+    tail = ""
+    if _last_block_merges(merged, elem_outputs):
+        steps = [merge] if merged else []
+        results = f"{name}_row(a, o, o < {name}_n, team, {last}, 0);  // the row results"
+        if not elem_outputs and merged:
+            steps.append(f"      if constexpr (PHASE == {partials[-1]}) {{\n"
+                         f"        __syncthreads();  // the merged partials\n        {results}\n      }}")
+        elif not elem_outputs:
+            steps.append(f"      {results}")
+        what = ("merges its partials" if merged else "") + (" and " if merged and not elem_outputs else "") + \
+            ("writes the results" if not elem_outputs else "")
+        tail = f"""
+  if constexpr ({f"PHASE < {last}" if merged else f"PHASE == {partials[-1]}"}) {{  // the row tile's last block to get here {what}
+    unsigned* const count = reinterpret_cast<unsigned*>(a.ws + {name}_ws_count) + {"PHASE / 2" if merged else "PHASE"} * {tiles} + tile;
+    if (ff_last_block(count, splits)) {{
+{chr(10).join(steps)}
+    }}
+  }}"""
+    launches = [f"  {name}_kernel<{p}><<<({grid}) * {splits}u, {block}, 0, s>>>(a, {splits}u);  // partials" for p in partials]
+    if elem_outputs:
+        launches.append(f"  {name}_kernel<{last}><<<({grid}) * {splits}u, {block}, 0, s>>>(a, {splits}u);  // results")
+    zero = ""
+    if _last_block_merges(merged, elem_outputs):
+        zero = (f"  const cudaError_t e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * len(partials) * tiles}, s);"
+                "  // the tiles' counters\n  if (e != cudaSuccess) return static_cast<int>(e);\n")
+    return f"""
+template <int PHASE>
+__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const unsigned splits) {{
 {launch["smem"]}
   {launch["team"]}
   const {itype} tile = blockIdx.x / splits;
   const int split = static_cast<int>(blockIdx.x % splits);
   const {itype} o = {launch["row"]};
-  {name}_row(a, o, o < {name}_n, team, {phase}, split);
+  {name}_row(a, o, o < {name}_n, team, PHASE, split);{tail}
 }}
-"""
 
-
-def _render_merged(name, itype, launch, rows, splits, phases, elem_outputs) -> str:
-    """The outer schedule's split rows: launches of partials, each level's merge (odd phases
-    before the last), then the results. The kernel is a template on its phase, so that each
-    launch holds the registers of its own phase alone: with the phase an argument, the merge's
-    code took level2/001's batch-norm statistics to 44 registers (5 blocks an SM; the partials
-    alone: 31, 8 blocks), and its first launch to 0.116 ms against 0.106 (ncu; bench/session9/bn_cl).
-    Where a row has MERGE_BLOCK_MIN_SPLITS partials or more, a merge takes a block of
-    MERGE_THREADS per row, each thread merging a few partials: the row tile's block leaves S
-    partials a row to 8 threads, S / 8 merges in a chain each. With 528, level2/001's statistics
-    took 0.145 ms in three launches, 0.127 so; the problem 0.643 -> 0.622 ms, level3/017's
-    128-512 partials 1.764 -> 1.661 (bench/session9/d). With 9 (4096 rows), 1 % slower."""
-    threads, block, grid = (launch[f] for f in ("threads", "block", "grid"))
-    per_row = splits >= MERGE_BLOCK_MIN_SPLITS
-    merge = _launch("inner", rows, splits, 1, threads=MERGE_THREADS)
-    merge_kernel = f"""
-template <int PHASE>
-__global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {name}_args a) {{
-{merge["smem"]}
-  {merge["team"]}
-  const {itype} o = blockIdx.x;
-  {name}_row(a, o, o < {name}_n, team, PHASE, 0);
-}}
-""" if per_row else ""
-    launches = []
-    for p in range(phases):
-        merging, last = p % 2 == 1 and p < phases - 1, p == phases - 1
-        if merging and per_row:
-            launches.append(f"  {name}_merge_kernel<{p}><<<{rows}u, {MERGE_THREADS}, 0, s>>>(a);  // merge")
-            continue
-        n = 1 if merging or (last and not elem_outputs) else splits
-        what = "merge" if merging else ("results" if last else "partials")
-        launches.append(f"  {name}_kernel<{p}><<<({grid}) * {n}u, {block}, 0, s>>>(a, {n}u);  // {what}")
-    kernel = _split_kernel(name, itype, launch, "PHASE", f"""
-template <int PHASE>
-__global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const unsigned splits) {{""")
-    return f"""{kernel}{merge_kernel}
-int {name}_cuda(const {name}_args& a, void* stream) {{  // the partials of a launch are read by the next
+int {name}_cuda(const {name}_args& a, void* stream) {{{"  // the partials of a launch are read by the next" if len(launches) > 1 else ""}
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-{chr(10).join(launches)}
+{zero}{chr(10).join(launches)}
   return static_cast<int>(cudaGetLastError());
 }}
 """

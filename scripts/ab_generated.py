@@ -2,7 +2,7 @@
 reference, then eager, the OLD and the NEW file timed in the same process, rounds interleaved
 (so that a drift of the clock or the card weighs on all three alike).
 
-    python3 scripts/ab_generated.py OLD_DIR NEW_DIR PROBLEM.py... [--rounds 5] [--json OUT]
+    python3 scripts/ab_generated.py OLD_DIR NEW_DIR PROBLEM.py... [--rounds 5] [--json OUT] [--build-only]
 
 OLD_DIR and NEW_DIR hold files as scripts/generate_sources.py writes them (level2_001_....py for
 suite/level2/001_....py). Every file is built first, several at once (--jobs), so that the timing
@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--build-only", action="store_true", help="build every file, time nothing")
     args = ap.parse_args()
 
     files = [generated(d, p) for p in args.problems for d in (args.old, args.new)]
@@ -49,6 +50,8 @@ def main() -> int:
         errors = [e for e in pool.map(build, files) if e]
     for e in errors:
         print("build failed:", e)
+    if args.build_only:
+        return 1 if errors else 0
 
     import torch
     from fuseforge.bench import environment, time_cuda

@@ -222,12 +222,12 @@ def test_outer_rows_held_in_registers(monkeypatch):
     assert "dim3(16, 64)" in source.cuda and re.search(r"_row<24>\(a, o", source.cuda), source.cuda[-600:]
 
 
-def test_split_partials_merged_by_the_last_block(monkeypatch):
-    """Split rows: a launch per statistics level, and one more where there are element outputs.
-    The last block of a row tile to store its partials merges them on the outer schedule (a warp
-    per row where a row has MERGE_BLOCK_MIN_SPLITS of them or more, else the row tile's team) and,
-    without element outputs, writes the row results; on the inner schedule, with element outputs,
-    each block of the next launch merges them itself."""
+def test_split_partials_merged_in_launches_of_their_own(monkeypatch):
+    """Split rows on the outer schedule: a launch between a level's partials and what follows merges
+    a row's partials, with a block per row where it has MERGE_BLOCK_MIN_SPLITS of them or more
+    (here lowered to 0; 3 rows of 20000 in 39 splits), else with the row tile's block; without
+    element outputs, the last merge writes the row results. On the inner schedule each block of
+    the next launch merges them itself."""
     from fuseforge.plan_rows import RowKernel
 
     def launches(case):
@@ -236,14 +236,15 @@ def test_split_partials_merged_by_the_last_block(monkeypatch):
         cuda = render_rows.render(k).cuda
         return k.splits, re.findall(r"_kernel<(\d)><<<", cuda), cuda
 
-    splits, phases, tile = launches("split_outer_sum")      # 3 rows of 20000
-    assert splits == 39 and phases == ["0"] and "ff_last_block(" in tile and "a warp per row" not in tile, tile[-1500:]
-    assert launches("split_outer_softmax")[1] == ["0", "2", "4"]   # the max, the sum of exponentials, the output
-    assert launches("split_logsumexp_all")[1] == ["0", "1"]       # inner: the max, the sum of exponentials
-    _, phases, layer_norm = launches("split_layer_norm")
-    assert phases == ["0", "1"] and "ff_last_block(" not in layer_norm, layer_norm[-1500:]
+    splits, phases, tile = launches("split_outer_sum")   # partials, then merge and results
+    assert splits == 39 and phases == ["0", "1"] and "_merge_kernel" not in tile, tile[-1500:]
+    assert re.search(r"if constexpr \(PHASE == 1\) \{  // the row results", tile), tile[-1500:]
+    assert launches("split_outer_softmax")[1] == ["0", "1", "2", "3", "4"]   # max, merge, sum, merge, output
+    assert launches("split_logsumexp_all")[1] == ["0", "1", "2"]   # inner: max, sum of exponentials, results
+    assert launches("split_layer_norm")[1] == ["0", "1"]
     monkeypatch.setattr(render_rows, "MERGE_BLOCK_MIN_SPLITS", 0)
-    assert "a warp per row" in launches("split_outer_sum")[2]
+    per_row = launches("split_outer_sum")[2]
+    assert re.search(r"_merge_kernel<1><<<3u, 256, ", per_row) and "ff_team_block team" in per_row, per_row[-1500:]
 
 
 class SumOverDim1(nn.Module):

@@ -378,10 +378,7 @@ template <class P, int REG, int PER> struct ff_row_cache {
   P& in_shared(int k) { return v[k]; }
 #endif
 };
-"""
 
-# Split rows (rows.py): the blocks of a row (or row tile) meet, and read each other's partials.
-SPLIT_PRELUDE = r"""
 // Another block's partial accumulator, read from L2 (not from this SM's L1).
 template <class A> FF_HD A ff_load_cg(const A* p) {
 #if defined(__CUDA_ARCH__)
@@ -410,19 +407,6 @@ __device__ __forceinline__ void ff_row_barrier(unsigned* count, unsigned splits)
     __threadfence();
   }
   __syncthreads();
-}
-#endif
-#if defined(__CUDACC__)
-// Whether this block is the last of `blocks` to get here (count zeroed before the launch): the
-// others' partials, written before they arrived, are then visible to its ff_load_cg.
-__device__ __forceinline__ bool ff_last_block(unsigned* count, unsigned blocks) {
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0 && threadIdx.y == 0) last = atomicAdd(count, 1u) == blocks - 1;
-  __syncthreads();
-  if (last) __threadfence();
-  return last;
 }
 #endif
 """

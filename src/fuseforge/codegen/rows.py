@@ -49,7 +49,7 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, SPLIT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
+from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -492,8 +492,8 @@ def render(k: RowKernel) -> KernelSource:
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges
     # the row's partials (the same bits in every block), or, on the outer schedule (hundreds of
-    # splits), the last block of a row tile to store its partials merges them into the first
-    # partial (phase p + 1, run by that block), which the later launches read. The last launch writes.
+    # splits), one launch of a block per row merges them into the first partial, which the
+    # later launches read. The last launch writes.
     merged = S > 1 and schedule == "outer"
     ws_end, ws_decls, phase = "0", [], 0
     for level in levels:
@@ -540,13 +540,13 @@ def render(k: RowKernel) -> KernelSource:
             if merged:
                 # hundreds of partials per row: BATCH x 2 loads in flight per thread
                 many = 2 * BATCH
-                body.append(f"if (phase == {phase}) {{  // {'a warp per row' if S >= MERGE_BLOCK_MIN_SPLITS else 'the row tile'}")
+                body.append(f"if (phase == {phase}) {{  // a block per row{' tile' if S < MERGE_BLOCK_MIN_SPLITS else ''}")
                 body.append(f"  for (int k0 = team.t; k0 < {S}; k0 += {many} * team.n) {{")
                 for st in group:
                     body.append(f"    {st.atype} {st.name}_m[{many}];")
                 body += ["    #pragma unroll", f"    for (int u = 0; u < {many}; ++u) {{",
                          "      const int k = k0 + u * team.n;"]
-                body.extend(f"      {st.name}_m[u] = active && k < {S} ? ff_load_cg({parts[st.name]} + o * {S} + k) : "
+                body.extend(f"      {st.name}_m[u] = active && k < {S} ? {parts[st.name]}[o * {S} + k] : "
                             f"{st.atype}::init();" for st in group)
                 body += ["    }", "    #pragma unroll", f"    for (int u = 0; u < {many}; ++u) {{"]
                 body.extend(f"      {st.name}.merge({st.name}_m[u]);" for st in group)
@@ -557,12 +557,12 @@ def render(k: RowKernel) -> KernelSource:
                 body.append("  }")
                 body.append("  return;")
                 body.append("}")
-                body.extend(f"if (active) {st.name} = ff_load_cg({parts[st.name]} + o * {S});" for st in group)
+                body.extend(f"if (active) {st.name} = {parts[st.name]}[o * {S}];" for st in group)
                 phase += 1
             else:
                 # the team merges the partials (each thread every team.n-th, then reduce)
                 body.append(f"for (int k = team.t; active && k < {S}; k += team.n) {{")
-                body.extend(f"  {st.name}.merge(ff_load_cg({parts[st.name]} + o * {S} + k));" for st in group)
+                body.extend(f"  {st.name}.merge({parts[st.name]}[o * {S} + k]);" for st in group)
                 body.append("}")
                 body.extend(f"{st.name} = team.reduce({st.name});" for st in group)
         emitted.update(st.name for st in group)
@@ -609,9 +609,6 @@ def render(k: RowKernel) -> KernelSource:
             what = "2 counters per row (the barrier's, the last pass's items)" if resident.item else "a counter per row"
             ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // {what}")
             ws_end = f"ff_align16({name}_ws_count + {4 * resident.counters} * {rows})"
-        elif _last_block_merges(merged, bool(elem_outs)):
-            ws_decls.append(f"constexpr size_t {name}_ws_count = {ws_end};  // a counter per row tile and level")
-            ws_end = f"ff_align16({name}_ws_count + {4 * len(levels)} * {_tiles(rows, launch)})"
         ws_decls.append(f"constexpr size_t {name}_ws_bytes = {ws_end};")
     phases = phase + 1
     # the CPU twin's steps: the whole row (a streamed row: a chunk of PER steps, the rest streamed as on the GPU)
@@ -635,7 +632,7 @@ def render(k: RowKernel) -> KernelSource:
         split_note = (f", resident: {blocks} blocks of {resident.launch['threads']} threads per row (up to {chunk} elements "
                       f"each, one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
     else:
-        launches = len(levels) + bool(elem_outs)
+        launches = len(levels) * (2 if merged else 1) + (bool(elem_outs) or not merged)
         split_note = f", each split over {S} blocks ({chunk} elements each, {launches} launch{'es' * (launches > 1)})" if S > 1 else ""
     if vec > 1:
         split_note += f", {vec} elements per access"
@@ -667,8 +664,6 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    if S > 1:
-        helpers.add(SPLIT_PRELUDE)
     if resident:
         cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
         helpers.add(RESIDENT_PRELUDE)
@@ -901,69 +896,41 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
 """
 
 
-def _tiles(rows: int, launch: dict) -> int:
-    """The row tiles of a launch (the rows a block takes together)."""
-    return -(-rows // launch.get("rows_per_block", 1))
-
-
-def _last_block_merges(merged: bool, elem_outputs: bool) -> bool:
-    """Whether a row tile's last block to store its partials goes on: to merge them (the outer
-    schedule's hundreds of partials a row), or to write the row results (no element outputs)."""
-    return merged or not elem_outputs
-
-
 def _render_split(name, itype, launch, rows, splits, phases, elem_outputs, merged) -> str:
-    """Split rows: a launch of partials per level, then one of the results where there are element
-    outputs. On the outer schedule (`merged`) the last block of a row tile to store its partials
-    merges them (the level's odd phase) into the first partial, which the later launches read; on
-    the inner one every block of a later launch merges them (a few). Without element outputs that
-    last block also writes the row results: one launch per level.
+    """Split rows: a launch of partials per level, then the results. On the outer schedule
+    (`merged`) a launch after each level's partials merges them into the first partial (odd phases
+    before the last), which the later launches read, and without element outputs the last merge
+    writes the row results; on the inner one each block of the next launch merges the (few)
+    partials itself, and without element outputs the results take a block per row tile.
 
-    The kernel is a template on its phase, so that each launch holds the registers of its own phase
-    alone: with the phase an argument, the merge's code took level2/001's batch-norm statistics to
-    44 registers (5 blocks an SM; the partials alone: 31, 8 blocks), and its first launch to 0.116
-    ms against 0.106 (ncu; bench/session9/bn_cl). Where a row has MERGE_BLOCK_MIN_SPLITS partials
-    or more, each warp of the merging block takes a row of the tile at a time (the row tile's team
-    leaves S partials to 8 threads, S / 8 merges in a chain each: with 528, a merge launch of a
-    block per row took level2/001 from 0.643 to 0.622 ms, bench/session9/d)."""
+    The kernel is a template on its phase, so that each launch holds the registers of its own
+    phase alone: with the phase an argument, the merge's code took level2/001's batch-norm
+    statistics to 44 registers (5 blocks an SM; the partials alone: 31, 8 blocks), and its first
+    launch to 0.116 ms against 0.106 (ncu; bench/session9/bn_cl). Where a row has
+    MERGE_BLOCK_MIN_SPLITS partials or more, a merge takes a block of MERGE_THREADS per row, each
+    thread merging a few partials: the row tile's block leaves S partials a row to 8 threads, S / 8
+    merges in a chain each. With 528, level2/001's statistics took 0.145 ms in three launches, 0.127
+    so; the problem 0.643 -> 0.622 ms, level3/017's 128-512 partials 1.764 -> 1.661 (bench/session9/d).
+    With 9 (4096 rows), 1 % slower.
+
+    Merged instead by the last block of a row tile to store its partials (a counter per tile, one
+    launch per level), level2/001 took 0.505 ms against 0.489 and level2/005 0.503 against 0.499 on
+    an H200, with the kernel's registers held to the partials' 32 (bench/session11/lastblock): the
+    merges of the last tiles, done by one block each, come after every other block has finished."""
     threads, block, grid = (launch[f] for f in ("threads", "block", "grid"))
-    tiles, last = _tiles(rows, launch), phases - 1
-    partials = list(range(0, last, 2)) if merged else list(range(last))
-    if merged and splits >= MERGE_BLOCK_MIN_SPLITS:
-        merge = f"""      const int t = static_cast<int>(threadIdx.y * blockDim.x + threadIdx.x);
-      const ff_team_lanes<32> warp{{t & 31}};
-      for (int r = t >> 5; r < {launch["tx"]}; r += {threads // 32}) {{  // a warp per row
-        const {itype} ow = tile * {launch["tx"]}u + r;
-        {name}_row(a, ow, ow < {name}_n, warp, PHASE + 1, 0);
-      }}"""
-    else:
-        merge = f"      {name}_row(a, o, o < {name}_n, team, PHASE + 1, 0);"
-    tail = ""
-    if _last_block_merges(merged, elem_outputs):
-        steps = [merge] if merged else []
-        results = f"{name}_row(a, o, o < {name}_n, team, {last}, 0);  // the row results"
-        if not elem_outputs and merged:
-            steps.append(f"      if constexpr (PHASE == {partials[-1]}) {{\n"
-                         f"        __syncthreads();  // the merged partials\n        {results}\n      }}")
-        elif not elem_outputs:
-            steps.append(f"      {results}")
-        what = ("merges its partials" if merged else "") + (" and " if merged and not elem_outputs else "") + \
-            ("writes the results" if not elem_outputs else "")
-        tail = f"""
-  if constexpr ({f"PHASE < {last}" if merged else f"PHASE == {partials[-1]}"}) {{  // the row tile's last block to get here {what}
-    unsigned* const count = reinterpret_cast<unsigned*>(a.ws + {name}_ws_count) + {"PHASE / 2" if merged else "PHASE"} * {tiles} + tile;
-    if (ff_last_block(count, splits)) {{
-{chr(10).join(steps)}
-    }}
+    last = phases - 1
+    merging = {p for p in range(1, last, 2)} if merged else set()
+    per_row = merged and splits >= MERGE_BLOCK_MIN_SPLITS
+
+    def then_results(team: str) -> str:   # the last merge writes the row results (no element outputs)
+        if not merged or elem_outputs:
+            return ""
+        return f"""
+  if constexpr (PHASE == {last - 1}) {{  // the row results
+    __syncthreads();  // the merged partials
+    {name}_row(a, o, o < {name}_n, {team}, {last}, 0);
   }}"""
-    launches = [f"  {name}_kernel<{p}><<<({grid}) * {splits}u, {block}, 0, s>>>(a, {splits}u);  // partials" for p in partials]
-    if elem_outputs:
-        launches.append(f"  {name}_kernel<{last}><<<({grid}) * {splits}u, {block}, 0, s>>>(a, {splits}u);  // results")
-    zero = ""
-    if _last_block_merges(merged, elem_outputs):
-        zero = (f"  const cudaError_t e = cudaMemsetAsync(a.ws + {name}_ws_count, 0, {4 * len(partials) * tiles}, s);"
-                "  // the tiles' counters\n  if (e != cudaSuccess) return static_cast<int>(e);\n")
-    return f"""
+    kernel = f"""
 template <int PHASE>
 __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, const unsigned splits) {{
 {launch["smem"]}
@@ -971,12 +938,36 @@ __global__ void __launch_bounds__({threads}) {name}_kernel(const {name}_args a, 
   const {itype} tile = blockIdx.x / splits;
   const int split = static_cast<int>(blockIdx.x % splits);
   const {itype} o = {launch["row"]};
-  {name}_row(a, o, o < {name}_n, team, PHASE, split);{tail}
+  {name}_row(a, o, o < {name}_n, team, PHASE, split);{"" if per_row else then_results("team")}
 }}
-
-int {name}_cuda(const {name}_args& a, void* stream) {{{"  // the partials of a launch are read by the next" if len(launches) > 1 else ""}
+"""
+    if per_row:
+        merge = _launch("inner", rows, splits, 1, block_per_row=True, threads=MERGE_THREADS)
+        kernel += f"""
+template <int PHASE>
+__global__ void __launch_bounds__({MERGE_THREADS}) {name}_merge_kernel(const {name}_args a) {{
+{merge["smem"]}
+  {merge["team"]}
+  const {itype} o = blockIdx.x;
+  {name}_row(a, o, o < {name}_n, team, PHASE, 0);{then_results("team")}
+}}
+"""
+    launches = []
+    for p in range(phases):
+        if p == last and merged and not elem_outputs:
+            break
+        if p in merging and per_row:
+            launches.append(f"  {name}_merge_kernel<{p}><<<{rows}u, {MERGE_THREADS}, 0, s>>>(a);  // merge")
+            continue
+        n = 1 if p in merging or (p == last and not elem_outputs) else splits
+        what = "merge" if p in merging else ("results" if p == last else "partials")
+        launches.append(f"  {name}_kernel<{p}><<<({grid}) * {n}u, {block}, 0, s>>>(a, {n}u);  // {what}")
+    if merged and not elem_outputs:
+        launches[-1] += " and results"
+    return f"""{kernel}
+int {name}_cuda(const {name}_args& a, void* stream) {{  // the partials of a launch are read by the next
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-{zero}{chr(10).join(launches)}
+{chr(10).join(launches)}
   return static_cast<int>(cudaGetLastError());
 }}
 """

@@ -36,7 +36,7 @@ class ConvEpilogues(nn.Module):
 
 class ConvPools(nn.Module):
     """A window kernel reading a convolution: measured slower on channels-last input, so the
-    convolution stays NCHW."""
+    convolution's output is converted back to NCHW for it."""
     def __init__(self):
         super().__init__()
         self.c = nn.Conv2d(16, 8, 3)
@@ -49,10 +49,56 @@ def row_inputs(seed, device="cpu"):
     return [torch.randn(2, 16, 64, 64, generator=torch.Generator().manual_seed(seed)).to(device)]
 
 
-def test_window_readers_keep_nchw():
+def test_window_readers_get_nchw_back(monkeypatch):
     p = plan(capture(ConvPools(), row_inputs(0)))
-    assert not any(e.channels_last for e in p.externs)
-    assert sum("measured slower on a channels-last input" in d for d in p.decisions) == 1, p.decisions
+    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)], p.decisions
+    assert sum("converted back to NCHW, since" in d and "measured slower on a channels-last input" in d
+               for d in p.decisions) == 1, p.decisions
+    monkeypatch.setenv("FUSEFORGE_CL_BACK", "0")
+    assert not any(e.channels_last for e in plan(capture(ConvPools(), row_inputs(0))).externs)
+
+
+class ConvReadBack(nn.Module):
+    """Convolutions whose readers want NCHW: a window kernel (max pool), an extern (cat), the
+    model's result. Odd sizes: the conversion's 32 x 32 tiles have tails along the channels (8,
+    6 and 5) and the pixels (31 x 33, 33 x 35, 32 x 34)."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(40, 8, 3)
+        self.b = nn.Conv2d(40, 6, 3, padding=1, bias=False)
+        self.c = nn.Conv2d(40, 5, 2, bias=False)
+
+    def forward(self, x):
+        return F.max_pool2d(self.a(x), 2), torch.cat([x, self.b(x)], 1), self.c(x)
+
+
+def read_back_inputs(seed, device="cpu"):
+    return [torch.randn(3, 40, 33, 35, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+@pytest.fixture(scope="module")
+def read_back():
+    torch.manual_seed(0)
+    model = ConvReadBack()
+    return model, fuseforge.compile(model, read_back_inputs(0))
+
+
+def test_convolutions_read_back_in_nchw(read_back):
+    """Each runs channels-last (input converted, weight once) and its output is converted back."""
+    p = plan(capture(ConvReadBack(), read_back_inputs(0)))
+    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)] * 3, \
+        p.decisions
+    src = generate(p, name="read_back").text
+    assert src.count("ff::to_nchw(ff::call(") == 3 and src.count("ff::to_channels_last(") == 3
+    model, fast = read_back
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*read_back_inputs(1)), model(*read_back_inputs(1)))
+
+
+@pytest.mark.gpu
+def test_convolutions_read_back_match_eager_on_cuda(read_back):
+    model, fast = read_back
+    _no_looser_than_eager(model.cuda(), fast.cuda(), read_back_inputs(2, "cuda"))
 
 
 class ConvPixelRows(nn.Module):

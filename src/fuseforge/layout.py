@@ -251,14 +251,17 @@ def plan_with_layouts(graph, make_plan):
     if os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         plan.decisions.append("layouts: FUSEFORGE_CHANNELS_LAST=0, every convolution NCHW")
         return plan
-    notes, chosen = [], []
+    notes, chosen, back = [], [], {}
     convs = CHANNELS_LAST_CONVS | ({"aten.conv3d.default"} if os.environ.get("FUSEFORGE_CL_CONV3D") == "1" else set())
+    converts_back = os.environ.get("FUSEFORGE_CL_BACK", "1") != "0"
     for step in plan.externs:
         if step.node.target not in convs:
             continue
-        why = _why_not(step.node) or _readers_why_not(plan, step.node.outputs[0], tentative=True)
+        why = _why_not(step.node)
         if why:
             notes.append(f"{step.node.name} ({step.node.target}): NCHW, {why}")
+        elif why := _readers_why_not(plan, step.node.outputs[0], tentative=True):
+            back[step.node] = why
         else:
             chosen.append(step.node)
     old: dict = {}
@@ -270,14 +273,19 @@ def plan_with_layouts(graph, make_plan):
         if not undone:
             break
         for n, why in undone:
-            notes.append(f"{n.name} ({n.target}): NCHW, channels-last would make {why}")
+            back[n] = f"channels-last would make {why}"
             chosen.remove(n)
         for v, t in old.items():
             v.type = t
         old = {}
         if not chosen:
             plan = make_plan(graph)
+    for n, why in back.items():
+        notes.append(f"{n.name} ({n.target}): " + ("channels-last (input converted, weight once), output converted "
+                                                   f"back to NCHW, since {why}" if converts_back else f"NCHW, {why}"))
     for step in plan.externs:
+        if step.node in back and converts_back:
+            step.channels_last = step.to_nchw = True
         if step.node in chosen:
             step.channels_last = True
             readers = {s.name for v, _ in _with_views(graph, step.node.outputs[0])

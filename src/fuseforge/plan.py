@@ -48,6 +48,7 @@ class Extern:
     node: Node
     reason: str
     channels_last: bool = False      # a convolution run on channels-last input and weight (layout.py)
+    to_nchw: bool = False            # ... whose output is converted back to NCHW for its readers
 
 
 @dataclass
@@ -141,7 +142,7 @@ def plan(graph: Graph) -> Plan:
         notes: list[str] = []
         split_graph, split = split_norms(copy.deepcopy(graph), notes, whole)
         result = plan_with_layouts(split_graph, _plan)
-        cl = {e.node.name for e in result.externs if e.channels_last}
+        cl = {e.node.name for e in result.externs if e.channels_last and not e.to_nchw}
         stayed = {norm for norm, conv in split.items() if conv not in cl}
         if not stayed:
             break

@@ -154,8 +154,12 @@ def _render_extern(step: Extern, emit) -> None:
             args[k] = f"{node.name}_{a.name}"
     call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
     if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
-        emit(f"  const at::Tensor {node.outputs[0].name} = {call}[0].toTensor();")
+        out = f"{call}[0].toTensor()"
+        if step.to_nchw:   # its readers want NCHW (layout.py)
+            out = f"ff::to_nchw({out})"
+        emit(f"  const at::Tensor {node.outputs[0].name} = {out};")
         return
+    assert not step.to_nchw, where
     emit(f"  const std::vector<c10::IValue> {node.name}_r = {call};")
     for v in node.outputs:
         if v.list_index is None:

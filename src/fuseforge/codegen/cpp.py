@@ -524,33 +524,40 @@ struct ff_team_column { // rows side by side in threadIdx.x, a row's elements sp
     return r;
   }
 };
-// A float32 NC<spatial> tensor copied to channels-last, [n][c][p] -> [n][p][c], through a 32 x 32
-// shared-memory tile: the reads run along pixels and the writes along channels, both coalesced
-// (ATen's copy into channels-last reads or writes with a stride: 1.7x slower on an H100).
-__global__ void __launch_bounds__(256) ff_to_channels_last_kernel(const float* __restrict__ x,
-                                                                  float* __restrict__ y,
-                                                                  unsigned c, unsigned long long pixels) {
+// A float32 tensor [n][a][b] copied to [n][b][a] through a 32 x 32 shared-memory tile: the reads
+// run along b and the writes along a, both coalesced (ATen's copy between NCHW and channels-last
+// reads or writes with a stride: 1.7x slower on an H100). To channels-last: a channels, b pixels;
+// back: a pixels, b channels.
+template <class A, class B>
+__global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restrict__ x, float* __restrict__ y, A na, B nb) {
   __shared__ float tile[32][33];
-  const unsigned long long base = blockIdx.z * (unsigned long long)c * pixels;
-  const unsigned c0 = blockIdx.y * 32u;
-  const unsigned long long p0 = blockIdx.x * 32ull;
+  const unsigned long long base = blockIdx.z * (unsigned long long)na * nb;
+  const A a0 = blockIdx.y * A(32);
+  const B b0 = blockIdx.x * B(32);
   for (int k = 0; k < 32; k += 8) {
-    const unsigned ch = c0 + threadIdx.y + k;
-    const unsigned long long p = p0 + threadIdx.x;
-    if (ch < c && p < pixels) tile[threadIdx.y + k][threadIdx.x] = x[base + ch * pixels + p];
+    const A i = a0 + threadIdx.y + k;
+    const B j = b0 + threadIdx.x;
+    if (i < na && j < nb) tile[threadIdx.y + k][threadIdx.x] = x[base + i * nb + j];
   }
   __syncthreads();
   for (int k = 0; k < 32; k += 8) {
-    const unsigned long long p = p0 + threadIdx.y + k;
-    const unsigned ch = c0 + threadIdx.x;
-    if (ch < c && p < pixels) y[base + p * c + ch] = tile[threadIdx.x][threadIdx.y + k];
+    const B j = b0 + threadIdx.y + k;
+    const A i = a0 + threadIdx.x;
+    if (i < na && j < nb) y[base + j * na + i] = tile[threadIdx.x][threadIdx.y + k];
   }
 }
 int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
   const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
                   static_cast<unsigned>(n));
-  ff_to_channels_last_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
+  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
       x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels));
+  return static_cast<int>(cudaGetLastError());
+}
+int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
+  const dim3 grid(static_cast<unsigned>((c + 31) / 32), static_cast<unsigned>((pixels + 31) / 32),
+                  static_cast<unsigned>(n));
+  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
+      x, y, static_cast<unsigned long long>(pixels), static_cast<unsigned>(c));
   return static_cast<int>(cudaGetLastError());
 }
 """
@@ -577,6 +584,7 @@ HOST_RUNTIME = r"""
 
 #ifdef FF_WITH_CUDA
 int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream);
+int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, void* stream);
 #endif
 
 namespace ff {
@@ -635,6 +643,28 @@ inline at::Tensor to_channels_last(const at::Tensor& x, at::MemoryFormat fmt) {
   }
 #endif
   return x.contiguous(fmt);
+}
+
+// A channels-last convolution's output back in NCHW for readers that want it so (layout.py): the
+// same tile kernel, the other way.
+inline at::Tensor to_nchw(const at::Tensor& x) {
+#ifdef FF_WITH_CUDA
+  const at::MemoryFormat fmt = x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;
+  if (x.is_cuda() && x.scalar_type() == at::kFloat && (x.dim() == 4 || x.dim() == 5) && x.is_contiguous(fmt) &&
+      !x.is_contiguous() && x.size(0) <= 65535 && x.numel() / (x.size(0) * x.size(1)) <= 65535 * 32 && x.numel() > 0) {
+    const int64_t n = x.size(0), c = x.size(1), pixels = x.numel() / (n * c);
+    std::vector<int64_t> strides(x.dim());
+    int64_t s = 1;
+    for (int64_t d = x.dim() - 1; d >= 0; --d) { strides[d] = s; s *= x.size(d); }
+    at::Tensor y = at::empty_strided(x.sizes(), strides, x.options());
+    c10::cuda::CUDAGuard guard(x.device());
+    const int err = ::ff_to_nchw(x.data_ptr<float>(), y.data_ptr<float>(), n, c, pixels,
+                                 c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+    TORCH_CHECK(err == 0, "fuseforge: to_nchw: launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(err)));
+    return y;
+  }
+#endif
+  return x.contiguous();
 }
 
 inline at::Tensor empty(at::IntArrayRef sizes, at::IntArrayRef strides, at::ScalarType dtype,

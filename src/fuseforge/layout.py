@@ -9,9 +9,8 @@ convolutions stay NCHW: with the tiled conversion, the suite's 12 conv3d problem
 against bench/conv_final); FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
 convolutions gain nothing and convolutions with 1 or 6 input channels lose up to 19 %;
 cudnn.benchmark changes nothing. The input is converted by a tiled transpose (ff::to_channels_last,
-0.07 ms for 134 MB on an H200, ATen's copy 0.14), the weight once. The output must not be
-converted back (a plain .contiguous() of it costs 5.8 copies): its readers must be generated
-kernels that read it in place:
+0.07 ms for 134 MB on an H200, ATen's copy 0.14), the weight once. The output is best read in
+place (a plain .contiguous() of it costs 5.8 copies), by generated kernels:
 - pointwise kernels read it through a transposing tile and write the graph's own layout;
 - row kernels whose rows of it are contiguous channels-last (a reduction over the channels:
   min, softmax, layer norm over the channels, in NCHW rows strided by the pixels);
@@ -20,13 +19,17 @@ kernels that read it in place:
 - permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
   pointwise ops between the convolution and the permute move after it: lower.py).
 Whole batch and instance norms (their NCHW results written across the rows) and window kernels
-measured slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so such
-convolutions keep NCHW; a batch or instance norm after a convolution that may run channels-last
+measured slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so they
+read an NCHW copy (below); a batch or instance norm after a convolution that may run channels-last
 is therefore split into its statistics and pointwise ops that apply them (split_norms: level2/001
 0.81 -> 0.65 ms end to end, bench/session7/a), and kept whole where the convolution stays NCHW
 for another reader. The plan is made, such convolutions are switched to channels-last, the
 plan is made again, and a switch whose readers did not stay kernels that read it well is undone.
-FUSEFORGE_CHANNELS_LAST=0 keeps every convolution NCHW (to measure the difference).
+A convolution whose readers want NCHW (those, an extern such as cat, the model's result) still
+runs channels-last, its output converted back by the same tile kernel (ff::to_nchw): measured on
+an H100, the DenseNet block's four convolutions read by cat 1.24 -> 0.92 ms, eleven problems with
+pooling or whole-norm readers 1-4 % faster (bench/session11/ab_results/ab3). FUSEFORGE_CL_BACK=0
+keeps those NCHW, FUSEFORGE_CHANNELS_LAST=0 every convolution (to measure).
 """
 from __future__ import annotations
 

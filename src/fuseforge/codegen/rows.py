@@ -34,8 +34,9 @@ consecutive elements); "outer" when a kept dim is innermost (consecutive threads
 consecutive rows and walk them in step, a row's elements split over threadIdx.y). On the outer
 schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes), an
 element output whose memory runs along the elements (NCHW written by rows over the pixels of a
-channels-last tensor) goes through a shared-memory tile, and the partials of split rows are
-merged by the last block of a row tile to store its own (a warp per row where they are many).
+channels-last tensor) goes through a shared-memory tile, and split rows merge their partials in
+one launch of a block per row (per row tile where the partials are few), which also writes the
+row results where there are no element outputs.
 """
 from __future__ import annotations
 

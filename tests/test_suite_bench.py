@@ -249,6 +249,30 @@ def test_report_and_plots(tmp_path):
     br.write_report(tmp_path / "empty", [rec("x", "level1", status="crashed")], [])   # nothing timed
 
 
+def test_host_time_is_the_calls_own_cost():
+    """bench.host_time: the median wall time of a call as its thread sees it (on the CPU, the
+    whole call)."""
+    import time
+    from fuseforge.bench import host_time
+    assert 2.9 <= host_time(lambda: time.sleep(0.003), ()) < 30
+    assert host_time(lambda: None, ()) < 0.5
+
+
+def test_report_gives_the_host_share():
+    """The wrapper's own cost (issue 6: under 5 % of the model's time): each version's median host
+    time over its GPU time, and fuseforge's problems above 5 %, largest first."""
+    recs = sample_records()
+    for r, (eager_host, ff_host) in zip(recs, [(0.2, 0.01), (0.1, 0.5), (0.05, 0.2)]):
+        r["versions"]["eager"]["host_ms"], r["versions"]["fuseforge"]["host_ms"] = eager_host, ff_host
+    host = br.summarize(recs)["host"]
+    assert host["fuseforge"]["problems"] == 3 and host["fuseforge"]["median_share"] == pytest.approx(0.1)
+    assert host["fuseforge"]["above"] == [("suite/level1/b.py", 0.25), ("suite/level2/c.py", 0.1)]
+    assert host["eager"]["median_share"] == pytest.approx(0.05)
+    md = br.render_markdown(recs, [RUN], br.summarize(recs), {})
+    assert "fuseforge median 10.0% over 3 problems (eager 5.0%); fuseforge above 5% on 2: level1/b (25%), " \
+           "level2/c (10%)" in md, md
+
+
 def test_merge_prefers_completed_records(tmp_path):
     a, b = tmp_path / "shard1", tmp_path / "shard2"
     recs = sample_records()
@@ -361,6 +385,7 @@ def test_bench_two_tiny_problems_on_the_gpu(tmp_path, monkeypatch):
         for v in ("eager", "compile:default", "fuseforge"):
             assert r["versions"][v]["correct"], (v, r["versions"][v])
             assert r["versions"][v]["ms"] > 0 and r["versions"][v]["trials"] >= 30
+            assert 0 < r["versions"][v]["host_ms"] < 1000
         assert r["floor_ms"] > 0 and r["bytes"] > 0
         assert r["prepare"]["fuseforge"]["ok"] and r["prepare"]["compile"]["default"]["ok"]
     assert records["linear_gelu"]["flops"] == 2 * 512 * 1024 * 1024

@@ -44,6 +44,28 @@ def time_cuda(fn, args, *, trials: int = 50, warmup: int = 5, flush: bool = True
     return Timing(statistics.median(times), min(times), trials)
 
 
+def host_time(fn, args, *, calls: int = 20, warmup: int = 3) -> float:
+    """Median host time of one call of fn(*args), in ms: what the call costs the calling thread
+    before it returns (on a GPU, its work enqueued, not waited for: the calls follow each other
+    without synchronizing, from an empty queue that 20 calls do not fill). A forward whose host
+    time exceeds its GPU time leaves the GPU idle between launches."""
+    import time
+    cuda = torch.cuda.is_available() and any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    times = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn(*args)
+        if cuda:
+            torch.cuda.synchronize()
+        for _ in range(calls):
+            start = time.perf_counter()
+            fn(*args)
+            times.append((time.perf_counter() - start) * 1e3)
+        if cuda:
+            torch.cuda.synchronize()
+    return statistics.median(times)
+
+
 def copy_bandwidth(nbytes: int = 1 << 30, trials: int = 20) -> float:
     """Device-to-device copy rate in bytes/s, counting bytes read plus bytes written."""
     src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -134,7 +135,24 @@ def summarize(records: list[dict]) -> dict:
     for r in records:
         by_level[r.get("level", "?")].append(r)
     return {"levels": {lvl: level_summary(by_level[lvl], compiles) for lvl in sorted(by_level)},
-            "all": level_summary(list(records), compiles), "compile_versions": compiles}
+            "all": level_summary(list(records), compiles), "compile_versions": compiles,
+            "host": host_summary(records)}
+
+
+HOST_SHARE = 0.05   # issue 6: the wrapper's host time per forward, at most this share of the model's time
+
+
+def host_summary(records: list[dict]) -> dict:
+    """Each version's host time per forward as a share of its GPU time, over the records that
+    measured it (suite_bench: bench.host_time): the median share, and fuseforge's problems above
+    HOST_SHARE, largest first."""
+    out = {}
+    for v in sorted({v for r in records for v, e in r.get("versions", {}).items() if e.get("host_ms")}):
+        shares = {r["problem"]: r["versions"][v]["host_ms"] / r["versions"][v]["ms"] for r in records
+                  if r.get("versions", {}).get(v, {}).get("host_ms") and r["versions"][v].get("ms")}
+        out[v] = {"problems": len(shares), "median_share": statistics.median(shares.values()),
+                  "above": sorted(((p, x) for p, x in shares.items() if x > HOST_SHARE), key=lambda px: -px[1])}
+    return out
 
 
 # --------------------------------------------------------------------------- environment of the runs
@@ -232,6 +250,15 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
                  f"{s['fuseforge_faster_than_compile'].get(c, 0)})"
                  for lvl, s in summary["levels"].items()]
         lines.append(f"- {label(c)} vs eager, geomean: " + "; ".join(parts))
+    host = summary.get("host", {})
+    if FF in host:
+        h = host[FF]
+        above = ", ".join(f"{p.removeprefix('suite/').removesuffix('.py')} ({x:.0%})" for p, x in h["above"][:12])
+        others = "; ".join(f"{label(v)} {host[v]['median_share']:.1%}" for v in [EAGER] + compiles if v in host)
+        lines.append(f"- host time per forward (calls not synchronized), as a share of the version's GPU time: "
+                     f"fuseforge median {h['median_share']:.1%} over {h['problems']} problems ({others}); "
+                     f"fuseforge above {HOST_SHARE:.0%} on {len(h['above'])}" + (f": {above}" if above else "") +
+                     (", ..." if len(h["above"]) > 12 else ""))
     lines += ["", "fast_p: share of the level's problems where fuseforge is correct and more than p× "
               "faster than eager (failed problems count as misses). slower than eager: all below 1.00×, "
               f"in brackets those more than {NOISE:.0%} below (a forward that is eager's own call "

@@ -287,8 +287,13 @@ def measure_problem(problem_path, new_path=None, *, compile_modes=("default",), 
         from .bench import time_cuda_adaptive
         return time_cuda_adaptive(fn, args, min_trials=min_trials, max_trials=max_trials, budget_s=budget_s)
 
-    def timing(t):
-        return {"ms": t.median_ms, "min_ms": t.min_ms, "trials": t.trials}
+    def timing(t, fn, args):
+        """The GPU time, then (on a GPU) the host time of a call: the wrapper's own cost."""
+        out = {"ms": t.median_ms, "min_ms": t.min_ms, "trials": t.trials}
+        if device != "cpu":
+            from .bench import host_time
+            out["host_ms"] = host_time(fn, args)
+        return out
 
     def sync():
         if device != "cpu":
@@ -324,7 +329,7 @@ def measure_problem(problem_path, new_path=None, *, compile_modes=("default",), 
 
     step("eager")
     try:
-        rec["versions"]["eager"] = {"correct": True, **timing(timer(ref, inputs))}
+        rec["versions"]["eager"] = {"correct": True, **timing(timer(ref, inputs), ref, inputs)}
     except Exception as e:
         rec.update(status="error", error=f"timing eager: {cause(e)}")
         step("eager")
@@ -347,7 +352,7 @@ def measure_problem(problem_path, new_path=None, *, compile_modes=("default",), 
             entry.update(correct=check.passed, max_abs=check.max_abs, max_rel=check.max_rel,
                          failures=check.failures[:3])
             if check.passed:
-                entry.update(timing(timer(compiled, inputs)))
+                entry.update(timing(timer(compiled, inputs), compiled, inputs))
             del compiled, model
         except Exception as e:
             entry["error"] = cause(e)
@@ -372,7 +377,7 @@ def measure_problem(problem_path, new_path=None, *, compile_modes=("default",), 
                 step("fuseforge:time")
                 torch.manual_seed(0)
                 new = new_cls(*problem.init_args()).to(device)
-                entry.update(timing(timer(new, inputs)))
+                entry.update(timing(timer(new, inputs), new, inputs))
         except Exception as e:
             entry["error"] = cause(e)
     rec["status"] = "ok"

@@ -273,6 +273,18 @@ def test_report_gives_the_host_share():
            "level2/c (10%)" in md, md
 
 
+def test_report_flags_unstable_timings():
+    """A timing whose median lies more than 10 % above its minimum is flagged, in the summary and
+    beside the problem."""
+    recs = sample_records()
+    recs[0]["versions"]["fuseforge"]["min_ms"] = 0.8       # median 1.0: 1.25x its minimum
+    recs[1]["versions"]["fuseforge"]["min_ms"] = 1.95      # 1.03x: stable
+    assert br.unstable(recs[0]) == [("fuseforge", pytest.approx(1.25))] and br.unstable(recs[1]) == []
+    md = br.render_markdown(recs, [RUN], br.summarize(recs), {})
+    assert "unstable timings (median more than 10% above the minimum" in md and "1 of 11: level1/a fuseforge (1.25×)" in md
+    assert "| a |" in md and "fuseforge timing unstable (1.25× its minimum) |" in md
+
+
 def test_merge_prefers_completed_records(tmp_path):
     a, b = tmp_path / "shard1", tmp_path / "shard2"
     recs = sample_records()

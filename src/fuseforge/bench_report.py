@@ -139,6 +139,18 @@ def summarize(records: list[dict]) -> dict:
             "host": host_summary(records)}
 
 
+UNSTABLE = 1.10    # a timing whose median is this far above its minimum: jitter (host, clocks), compare with care
+
+
+def unstable(rec: dict) -> list[tuple[str, float]]:
+    """The record's versions whose timing is unstable: (version, median / minimum)."""
+    out = []
+    for v, e in rec.get("versions", {}).items():
+        if e.get("ms") and e.get("min_ms") and e["ms"] / e["min_ms"] > UNSTABLE:
+            out.append((v, e["ms"] / e["min_ms"]))
+    return out
+
+
 HOST_SHARE = 0.05   # issue 6: the wrapper's host time per forward, at most this share of the model's time
 
 
@@ -259,6 +271,12 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
                      f"fuseforge median {h['median_share']:.1%} over {h['problems']} problems ({others}); "
                      f"fuseforge above {HOST_SHARE:.0%} on {len(h['above'])}" + (f": {above}" if above else "") +
                      (", ..." if len(h["above"]) > 12 else ""))
+    jittery = [(r, u) for r in records for u in unstable(r)]
+    if jittery:
+        timed = sum(1 for r in records for e in r.get("versions", {}).values() if e.get("ms"))
+        lines.append(f"- unstable timings (median more than {UNSTABLE - 1:.0%} above the minimum: host or clock "
+                     f"jitter, compare with care): {len(jittery)} of {timed}: " +
+                     ", ".join(f"{r.get('level')}/{r['name']} {label(v)} ({x:.2f}×)" for r, (v, x) in jittery))
     lines += ["", "fast_p: share of the level's problems where fuseforge is correct and more than p× "
               "faster than eager (failed problems count as misses). slower than eager: all below 1.00×, "
               f"in brackets those more than {NOISE:.0%} below (a forward that is eager's own call "
@@ -296,6 +314,7 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
             prep = (r.get("prepare") or {}).get("fuseforge") or {}
             ke = f"{len(prep['kernels'])} · {len(prep['externs'])}" if "kernels" in prep else "–"
             note = failure_of(r) or ""
+            note += "".join(f" {label(v)} timing unstable ({x:.2f}× its minimum)" for v, x in unstable(r))
             for c in compiles:
                 cv = r.get("versions", {}).get(c, {})
                 if cv and not cv.get("correct"):

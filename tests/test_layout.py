@@ -60,20 +60,23 @@ def test_window_readers_get_nchw_back(monkeypatch):
 
 class ConvReadBack(nn.Module):
     """Convolutions whose readers want NCHW: a window kernel (max pool), an extern (cat), the
-    model's result. Odd sizes: the conversion's 32 x 32 tiles have tails along the channels (8,
-    6 and 5) and the pixels (31 x 33, 33 x 35, 32 x 34)."""
+    model's result, and a 3D transposed convolution's window kernel (NCDHW back from
+    channels-last-3d). Odd sizes: the conversion's 32 x 32 tiles have tails along the channels (8,
+    6, 5 and 8) and the pixels (31 x 33, 33 x 35, 32 x 34, 7 x 8 x 9)."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(40, 8, 3)
         self.b = nn.Conv2d(40, 6, 3, padding=1, bias=False)
         self.c = nn.Conv2d(40, 5, 2, bias=False)
+        self.t = nn.ConvTranspose3d(16, 8, 3)
 
-    def forward(self, x):
-        return F.max_pool2d(self.a(x), 2), torch.cat([x, self.b(x)], 1), self.c(x)
+    def forward(self, x, v):
+        return F.max_pool2d(self.a(x), 2), torch.cat([x, self.b(x)], 1), self.c(x), F.max_pool3d(self.t(v), 2)
 
 
 def read_back_inputs(seed, device="cpu"):
-    return [torch.randn(3, 40, 33, 35, generator=torch.Generator().manual_seed(seed)).to(device)]
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(3, 40, 33, 35, generator=g).to(device), torch.randn(2, 16, 5, 6, 7, generator=g).to(device)]
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +89,10 @@ def read_back():
 def test_convolutions_read_back_in_nchw(read_back):
     """Each runs channels-last (input converted, weight once) and its output is converted back."""
     p = plan(capture(ConvReadBack(), read_back_inputs(0)))
-    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)] * 3, \
+    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)] * 4, \
         p.decisions
     src = generate(p, name="read_back").text
-    assert src.count("ff::to_nchw(ff::call(") == 3 and src.count("ff::to_channels_last(") == 3
+    assert src.count("ff::to_nchw(ff::call(") == 4 and src.count("ff::to_channels_last(") == 4
     model, fast = read_back
     with torch.no_grad():
         assert_same_layout_and_close(fast(*read_back_inputs(1)), model(*read_back_inputs(1)))

@@ -352,3 +352,52 @@ def test_grouped_convolutions_measured_slower_keep_nchw():
     chosen = [e.channels_last for e in p.externs if "conv" in e.node.target]
     assert chosen == [False, True, True], p.decisions
     assert any("a grouped 2D convolution (measured slower" in d for d in p.decisions), p.decisions
+
+
+class ConvChain(nn.Module):
+    """conv -> relu * per-channel scale -> conv -> relu, and a residual add of an NCHW tensor before
+    a third conv: with FUSEFORGE_CL_PRODUCERS=1 the first pointwise kernel (its inputs the
+    channels-last convolution's output and a broadcast scale) writes channels-last for the conv
+    after it; the residual kernel (a full-size NCHW input) keeps NCHW. Odd sizes: 20 x 21 pixels."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(16, 16, 3)
+        self.b = nn.Conv2d(16, 16, 3, padding=1)
+        self.c = nn.Conv2d(16, 8, 3)
+        self.s = nn.Parameter(torch.randn(16, 1, 1))
+
+    def forward(self, x, r):
+        y = torch.relu(self.a(x)) * self.s
+        return torch.relu(self.c(torch.relu(self.b(y)) + r))
+
+
+def chain_inputs(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 16, 20, 21, generator=g).to(device), torch.randn(2, 16, 18, 19, generator=g).to(device)]
+
+
+@pytest.fixture(scope="module")
+def cl_chain():
+    torch.manual_seed(0)
+    model = ConvChain()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CL_PRODUCERS", "1")
+        return model, plan(capture(model, chain_inputs(0))), fuseforge.compile(model, chain_inputs(0))
+
+
+def test_convolution_inputs_written_channels_last(cl_chain):
+    from fuseforge.layout import channels_last_order, channels_last_strides
+    model, p, fast = cl_chain
+    first, residual, _ = p.kernels     # relu * s (for conv b); relu + r (for conv c); the last relu
+    assert first.order == channels_last_order(4) and first.outputs[0].type.strides == channels_last_strides(first.shape)
+    assert residual.order == (0, 1, 2, 3), residual.order
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 3, p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 1, p.decisions
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*chain_inputs(1)), model(*chain_inputs(1)))
+
+
+@pytest.mark.gpu
+def test_convolution_inputs_written_channels_last_match_eager_on_cuda(cl_chain):
+    model, _, fast = cl_chain
+    _no_looser_than_eager(model.cuda(), fast.cuda(), chain_inputs(2, "cuda"))

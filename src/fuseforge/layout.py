@@ -58,6 +58,21 @@ def contiguous_strides(shape) -> tuple[int, ...]:
     return tuple(torch.empty(shape, device="meta").stride())
 
 
+def channels_last_order(ndim: int) -> tuple[int, ...]:
+    """The dims of a channels-last tensor, outermost first: N, the spatial dims, C."""
+    return (0,) + tuple(range(2, ndim)) + (1,)
+
+
+def _writes_channels_last(k) -> bool:
+    """A pointwise kernel that walks and writes channels-last (_cl_producers chose its output for a
+    channels-last convolution): it reads a channels-last tensor of its shape in place, no tile."""
+    if len(k.shape) not in (4, 5):
+        return False
+    cl = channels_last_strides(k.shape)
+    return k.order == channels_last_order(len(k.shape)) and \
+        all(o.type.shape == k.shape and o.type.strides == cl for o in k.outputs)
+
+
 def _why_not(node) -> str | None:
     """Whether the convolution itself is one that measured faster channels-last."""
     x, w = node.arg("input"), node.arg("weight")
@@ -170,6 +185,8 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
             continue
         if type(k) is not Kernel:
             return f"{k.name} is not a pointwise kernel"
+        if root and k.shape == v.type.shape and _writes_channels_last(k):
+            continue
         if any(o.type.shape != k.shape or o.type.strides != contiguous_strides(k.shape) for o in k.outputs):
             return f"{k.name} does not write contiguous tensors of its shape"
         if root and (k.shape != v.type.shape or k.order != tuple(range(len(k.shape)))):
@@ -177,6 +194,29 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
         if not root and not tentative and v.type.strides != contiguous_strides(v.type.shape):
             return f"{k.name} reads a permute of it that is not contiguous"
     return None
+
+
+def _cl_producers(plan, convs) -> list:
+    """The outputs of pointwise kernels that only channels-last convolutions read, where every
+    input of the kernel of its full size is channels-last too (a convolution's output) and the
+    others are broadcast (per-channel operands): written channels-last, the kernel walks that
+    layout (its reads and writes in place) and the convolution's input needs no conversion."""
+    from .plan import Kernel
+    kernel_of = {n: s for s in plan.steps if type(s) is Kernel for n in s.nodes}
+    users, convs, out = plan.graph.users(), set(convs), []
+    for conv in convs:
+        x = conv.arg("input")
+        k = kernel_of.get(x.producer)
+        if k is None or k.outputs != [x] or any(o is x for o in plan.graph.outputs) or x in out:
+            continue
+        shape = x.type.shape
+        if len(shape) not in (4, 5) or x.type.dtype != torch.float32 or k.shape != shape or \
+                x.type.strides != contiguous_strides(shape) or not all(u in convs for u in users.get(x, [])):
+            continue
+        cl, numel = channels_last_strides(shape), math.prod(shape)
+        if all(v.type.numel < numel or (v.type.shape == shape and v.type.strides == cl) for v in k.inputs):
+            out.append(x)
+    return out
 
 
 def _set_channels_last(graph, y, old: dict) -> None:
@@ -249,6 +289,27 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
     return graph, split
 
 
+def _write_channels_last_inputs(graph, make_plan, plan, chosen, back, notes):
+    """The inputs of channels-last convolutions that pointwise kernels can write channels-last
+    (_cl_producers), switched; undone where a chosen convolution's readers then stop reading it in
+    place. FUSEFORGE_CL_PRODUCERS=1 (off by default until measured on a GPU)."""
+    xs = _cl_producers(plan, chosen + list(back))
+    if not xs:
+        return plan
+    old = {x: x.type for x in xs}
+    for x in xs:
+        x.type = TensorType(x.type.shape, channels_last_strides(x.type.shape), x.type.dtype)
+    switched = make_plan(graph)
+    why = next((w for n in chosen if (w := _readers_why_not(switched, n.outputs[0]))), None)
+    if why:
+        for x, t in old.items():
+            x.type = t
+        notes.append(f"convolution inputs kept NCHW: written channels-last, {why}")
+        return make_plan(graph)
+    notes.extend(f"{x.name}: written channels-last for the convolution that reads it (no conversion)" for x in xs)
+    return switched
+
+
 def plan_with_layouts(graph, make_plan):
     plan = make_plan(graph)
     if os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
@@ -283,6 +344,8 @@ def plan_with_layouts(graph, make_plan):
         old = {}
         if not chosen:
             plan = make_plan(graph)
+    if os.environ.get("FUSEFORGE_CL_PRODUCERS") == "1" and (chosen or back):
+        plan = _write_channels_last_inputs(graph, make_plan, plan, chosen, back, notes)
     for n, why in back.items():
         notes.append(f"{n.name} ({n.target}): " + ("channels-last (input converted, weight once), output converted "
                                                    f"back to NCHW, since {why}" if converts_back else f"NCHW, {why}"))

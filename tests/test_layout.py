@@ -401,3 +401,47 @@ def test_convolution_inputs_written_channels_last(cl_chain):
 def test_convolution_inputs_written_channels_last_match_eager_on_cuda(cl_chain):
     model, _, fast = cl_chain
     _no_looser_than_eager(model.cuda(), fast.cuda(), chain_inputs(2, "cuda"))
+
+
+class CatConv(nn.Module):
+    """A cat along the channels that only a channels-last convolution reads (U-Net's skip
+    connection): with FUSEFORGE_CAT_CL=1 each piece goes straight into its slice of a channels-last
+    result. Pieces of 16, 16, 8 and 8 channels over 20 x 21 pixels (the tiles' tails); the last a
+    strided view of the input (ATen's copy takes it)."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(16, 16, 3, padding=1)
+        self.b = nn.Conv2d(48, 8, 3, bias=False)
+
+    def forward(self, x):
+        return torch.relu(self.b(torch.cat([x, torch.relu(self.a(x)), x[:, :8] * 2, x[:, 8:]], 1)))
+
+
+def cat_inputs(seed, device="cpu"):
+    return [torch.randn(2, 16, 20, 21, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+@pytest.fixture(scope="module")
+def cat_conv():
+    torch.manual_seed(0)
+    model = CatConv()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CAT_CL", "1")
+        return model, plan(capture(model, cat_inputs(0))), fuseforge.compile(model, cat_inputs(0))
+
+
+def test_cat_written_channels_last_for_its_convolution(cat_conv):
+    model, p, fast = cat_conv
+    [cat] = [e for e in p.externs if e.node.target == "aten.cat.default"]
+    assert cat.cat_channels_last, p.decisions
+    src = generate(p, name="cat_conv").text
+    assert src.count("ff::cat_channels_last({") == 1 and "ff_into_channels_last_kernel" in src
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*cat_inputs(1)), model(*cat_inputs(1)))
+    assert "ff_into_channels_last" not in generate(plan(capture(model, cat_inputs(0))), name="off").text   # off by default
+
+
+@pytest.mark.gpu
+def test_cat_written_channels_last_matches_eager_on_cuda(cat_conv):
+    model, _, fast = cat_conv
+    _no_looser_than_eager(model.cuda(), fast.cuda(), cat_inputs(2, "cuda"))

@@ -49,6 +49,7 @@ class Extern:
     reason: str
     channels_last: bool = False      # a convolution run on channels-last input and weight (layout.py)
     to_nchw: bool = False            # ... whose output is converted back to NCHW for its readers
+    cat_channels_last: bool = False  # a cat written straight into channels-last for the convolutions reading it
 
 
 @dataclass

@@ -152,6 +152,10 @@ def _render_extern(step: Extern, emit) -> None:
             else:
                 continue
             args[k] = f"{node.name}_{a.name}"
+    if step.cat_channels_last:   # the channels-last convolutions reading it need no conversion (layout.py)
+        pieces = ", ".join(x.name for x in node.arg("tensors"))
+        emit(f"  const at::Tensor {node.outputs[0].name} = ff::cat_channels_last({{{pieces}}});")
+        return
     call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
     if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
         out = f"{call}[0].toTensor()"

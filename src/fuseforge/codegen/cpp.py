@@ -562,6 +562,81 @@ int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pix
 }
 """
 
+# A cat along the channels written straight into channels-last (layout.py, FUSEFORGE_CAT_CL=1): each
+# piece transposed into its slice, in place of cat then ff::to_channels_last. In a module only where used.
+CAT_CL_CUDA = r"""
+// Piece x [n][c][pixels] (contiguous) into channels c_off.. of y, channels-last with c_total channels,
+// through a 32 x 32 tile (reads along pixels, writes along channels).
+__global__ void __launch_bounds__(256) ff_into_channels_last_kernel(const float* __restrict__ x, float* __restrict__ y,
+                                                                    unsigned c, unsigned long long pixels,
+                                                                    unsigned c_total, unsigned c_off) {
+  __shared__ float tile[32][33];
+  const unsigned long long img = blockIdx.z;
+  const unsigned c0 = blockIdx.y * 32u;
+  const unsigned long long p0 = blockIdx.x * 32ull;
+  for (int k = 0; k < 32; k += 8) {
+    const unsigned ch = c0 + threadIdx.y + k;
+    const unsigned long long p = p0 + threadIdx.x;
+    if (ch < c && p < pixels) tile[threadIdx.y + k][threadIdx.x] = x[(img * c + ch) * pixels + p];
+  }
+  __syncthreads();
+  for (int k = 0; k < 32; k += 8) {
+    const unsigned long long p = p0 + threadIdx.y + k;
+    const unsigned ch = c0 + threadIdx.x;
+    if (ch < c && p < pixels) y[(img * pixels + p) * c_total + c_off + ch] = tile[threadIdx.x][threadIdx.y + k];
+  }
+}
+int ff_into_channels_last(const float* x, float* y, long long n, long long c, long long pixels, long long c_total,
+                          long long c_off, void* stream) {
+  const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
+                  static_cast<unsigned>(n));
+  ff_into_channels_last_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
+      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c_total),
+      static_cast<unsigned>(c_off));
+  return static_cast<int>(cudaGetLastError());
+}
+"""
+
+CAT_CL_HOST = r"""
+#ifdef FF_WITH_CUDA
+int ff_into_channels_last(const float* x, float* y, long long n, long long c, long long pixels, long long c_total,
+                          long long c_off, void* stream);
+#endif
+namespace ff {
+// torch.cat(xs, 1) in channels-last: every piece written into its slice (the tile kernel for a
+// contiguous float32 piece on the GPU, ATen's copy otherwise: the CPU twin, other layouts).
+inline at::Tensor cat_channels_last(const std::vector<at::Tensor>& xs) {
+  std::vector<int64_t> sizes(xs[0].sizes().begin(), xs[0].sizes().end());
+  sizes[1] = 0;
+  for (const at::Tensor& x : xs) sizes[1] += x.size(1);
+  const int64_t n = sizes[0], c_total = sizes[1], pixels = xs[0].numel() / (n * xs[0].size(1));
+  std::vector<int64_t> strides(sizes.size());
+  strides[1] = 1;
+  int64_t s = c_total;
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 2; --d) { strides[d] = s; s *= sizes[d]; }
+  strides[0] = s;
+  at::Tensor y = at::empty_strided(sizes, strides, xs[0].options());
+  int64_t off = 0;
+  for (const at::Tensor& x : xs) {
+    bool done = false;
+#ifdef FF_WITH_CUDA
+    if (x.is_cuda() && x.scalar_type() == at::kFloat && x.is_contiguous() && n <= 65535 && x.numel() > 0) {
+      c10::cuda::CUDAGuard guard(x.device());
+      const int err = ::ff_into_channels_last(x.data_ptr<float>(), y.data_ptr<float>(), n, x.size(1), pixels, c_total,
+                                              off, c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+      TORCH_CHECK(err == 0, "fuseforge: cat_channels_last: launch failed: ",
+                  cudaGetErrorString(static_cast<cudaError_t>(err)));
+      done = true;
+    }
+#endif
+    if (!done) y.narrow(1, off, x.size(1)).copy_(x);
+    off += x.size(1);
+  }
+  return y;
+}
+}  // namespace ff
+"""
+
 HOST_RUNTIME = r"""
 // ---- fuseforge host runtime: externs through the ATen dispatcher, kernel operands, launches
 #include <ATen/core/Tensor.h>

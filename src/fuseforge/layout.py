@@ -309,11 +309,11 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
     return graph, split
 
 
-def _write_channels_last_inputs(graph, make_plan, plan, chosen, back, notes):
-    """The inputs of channels-last convolutions that pointwise kernels can write channels-last
-    (_cl_producers), switched; undone where a chosen convolution's readers then stop reading it in
-    place. FUSEFORGE_CL_PRODUCERS=1 (off by default until measured on a GPU)."""
-    xs = _cl_producers(plan, chosen + list(back))
+def _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes):
+    """The inputs of the channels-last convolutions `cl_convs` that pointwise kernels can write
+    channels-last (_cl_producers), switched; undone where a `chosen` convolution's readers then stop
+    reading it in place. FUSEFORGE_CL_PRODUCERS=1 (off by default until measured on a GPU)."""
+    xs = _cl_producers(plan, cl_convs)
     if not xs:
         return plan
     old = {x: x.type for x in xs}
@@ -364,9 +364,10 @@ def plan_with_layouts(graph, make_plan):
         old = {}
         if not chosen:
             plan = make_plan(graph)
-    if os.environ.get("FUSEFORGE_CL_PRODUCERS") == "1" and (chosen or back):
-        plan = _write_channels_last_inputs(graph, make_plan, plan, chosen, back, notes)
-    cats = _cats_for_channels_last(plan, chosen + list(back)) if os.environ.get("FUSEFORGE_CAT_CL") == "1" else {}
+    cl_convs = chosen + (list(back) if converts_back else [])
+    if os.environ.get("FUSEFORGE_CL_PRODUCERS") == "1" and cl_convs:
+        plan = _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes)
+    cats = _cats_for_channels_last(plan, cl_convs) if os.environ.get("FUSEFORGE_CAT_CL") == "1" else {}
     for n, why in back.items():
         notes.append(f"{n.name} ({n.target}): " + ("channels-last (input converted, weight once), output converted "
                                                    f"back to NCHW, since {why}" if converts_back else f"NCHW, {why}"))

@@ -79,29 +79,14 @@ def read_back_inputs(seed, device="cpu"):
     return [torch.randn(3, 40, 33, 35, generator=g).to(device), torch.randn(2, 16, 5, 6, 7, generator=g).to(device)]
 
 
-@pytest.fixture(scope="module")
-def read_back():
-    torch.manual_seed(0)
-    model = ConvReadBack()
-    return model, fuseforge.compile(model, read_back_inputs(0))
-
-
-def test_convolutions_read_back_in_nchw(read_back):
-    """Each runs channels-last (input converted, weight once) and its output is converted back."""
+def test_convolutions_read_back_in_nchw():
+    """Each runs channels-last (input converted, weight once) and its output is converted back
+    (its results: test_layout_choices_match_eager_*)."""
     p = plan(capture(ConvReadBack(), read_back_inputs(0)))
     assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)] * 4, \
         p.decisions
     src = generate(p, name="read_back").text
     assert src.count("ff::to_nchw(ff::call(") == 4 and src.count("ff::to_channels_last(") == 4
-    model, fast = read_back
-    with torch.no_grad():
-        assert_same_layout_and_close(fast(*read_back_inputs(1)), model(*read_back_inputs(1)))
-
-
-@pytest.mark.gpu
-def test_convolutions_read_back_match_eager_on_cuda(read_back):
-    model, fast = read_back
-    _no_looser_than_eager(model.cuda(), fast.cuda(), read_back_inputs(2, "cuda"))
 
 
 class ConvPixelRows(nn.Module):
@@ -376,31 +361,15 @@ def chain_inputs(seed, device="cpu"):
     return [torch.randn(2, 16, 20, 21, generator=g).to(device), torch.randn(2, 16, 18, 19, generator=g).to(device)]
 
 
-@pytest.fixture(scope="module")
-def cl_chain():
-    torch.manual_seed(0)
-    model = ConvChain()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CL_PRODUCERS", "1")
-        return model, plan(capture(model, chain_inputs(0))), fuseforge.compile(model, chain_inputs(0))
-
-
-def test_convolution_inputs_written_channels_last(cl_chain):
+def test_convolution_inputs_written_channels_last(monkeypatch):
     from fuseforge.layout import channels_last_order, channels_last_strides
-    model, p, fast = cl_chain
+    monkeypatch.setenv("FUSEFORGE_CL_PRODUCERS", "1")
+    p = plan(capture(ConvChain(), chain_inputs(0)))
     first, residual, _ = p.kernels     # relu * s (for conv b); relu + r (for conv c); the last relu
     assert first.order == channels_last_order(4) and first.outputs[0].type.strides == channels_last_strides(first.shape)
     assert residual.order == (0, 1, 2, 3), residual.order
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 3, p.decisions
     assert sum("written channels-last for the convolution" in d for d in p.decisions) == 1, p.decisions
-    with torch.no_grad():
-        assert_same_layout_and_close(fast(*chain_inputs(1)), model(*chain_inputs(1)))
-
-
-@pytest.mark.gpu
-def test_convolution_inputs_written_channels_last_match_eager_on_cuda(cl_chain):
-    model, _, fast = cl_chain
-    _no_looser_than_eager(model.cuda(), fast.cuda(), chain_inputs(2, "cuda"))
 
 
 class CatConv(nn.Module):
@@ -421,27 +390,53 @@ def cat_inputs(seed, device="cpu"):
     return [torch.randn(2, 16, 20, 21, generator=torch.Generator().manual_seed(seed)).to(device)]
 
 
-@pytest.fixture(scope="module")
-def cat_conv():
-    torch.manual_seed(0)
-    model = CatConv()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CAT_CL", "1")
-        return model, plan(capture(model, cat_inputs(0))), fuseforge.compile(model, cat_inputs(0))
-
-
-def test_cat_written_channels_last_for_its_convolution(cat_conv):
-    model, p, fast = cat_conv
+def test_cat_written_channels_last_for_its_convolution(monkeypatch):
+    monkeypatch.setenv("FUSEFORGE_CAT_CL", "1")
+    p = plan(capture(CatConv(), cat_inputs(0)))
     [cat] = [e for e in p.externs if e.node.target == "aten.cat.default"]
     assert cat.cat_channels_last, p.decisions
     src = generate(p, name="cat_conv").text
     assert src.count("ff::cat_channels_last({") == 1 and "ff_into_channels_last_kernel" in src
+    monkeypatch.delenv("FUSEFORGE_CAT_CL")
+    assert "ff_into_channels_last" not in generate(plan(capture(CatConv(), cat_inputs(0))), name="off").text
+
+
+class LayoutChoices(nn.Module):
+    """ConvReadBack, ConvChain and CatConv in one module, built once (a build costs CI about 50 s),
+    with FUSEFORGE_CL_PRODUCERS=1 and FUSEFORGE_CAT_CL=1 (neither changes ConvReadBack's code, nor
+    either one the other's model)."""
+    def __init__(self):
+        super().__init__()
+        self.read_back, self.chain, self.cat = ConvReadBack(), ConvChain(), CatConv()
+
+    def forward(self, x, v, xc, r, xk):
+        return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk))
+
+
+def choices_inputs(seed, device="cpu"):
+    return read_back_inputs(seed, device) + chain_inputs(seed + 10, device) + cat_inputs(seed + 20, device)
+
+
+@pytest.fixture(scope="module")
+def layout_choices():
+    torch.manual_seed(0)
+    model = LayoutChoices()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CL_PRODUCERS", "1")
+        mp.setenv("FUSEFORGE_CAT_CL", "1")
+        p = plan(capture(model, choices_inputs(0)))
+        return model, p, fuseforge.compile(model, choices_inputs(0))
+
+
+def test_layout_choices_match_eager_on_cpu(layout_choices):
+    model, p, fast = layout_choices
+    assert sum(e.to_nchw for e in p.externs) == 4 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 1, p.decisions
     with torch.no_grad():
-        assert_same_layout_and_close(fast(*cat_inputs(1)), model(*cat_inputs(1)))
-    assert "ff_into_channels_last" not in generate(plan(capture(model, cat_inputs(0))), name="off").text   # off by default
+        assert_same_layout_and_close(fast(*choices_inputs(1)), model(*choices_inputs(1)))
 
 
 @pytest.mark.gpu
-def test_cat_written_channels_last_matches_eager_on_cuda(cat_conv):
-    model, _, fast = cat_conv
-    _no_looser_than_eager(model.cuda(), fast.cuda(), cat_inputs(2, "cuda"))
+def test_layout_choices_match_eager_on_cuda(layout_choices):
+    model, _, fast = layout_choices
+    _no_looser_than_eager(model.cuda(), fast.cuda(), choices_inputs(2, "cuda"))

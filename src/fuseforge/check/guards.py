@@ -163,14 +163,18 @@ class Guards:
         all_ops = set(torch._C._dispatch_get_all_op_names())
         self.tables = {n: torch._C._dispatch_dump_table(n) for n in sorted(names & all_ops)}
 
+    def _spaces_now(self):
+        """(name, object, snapshot entries, its names now) for each namespace that still has them."""
+        for name, obj, entries in self.spaces:
+            try:
+                yield name, obj, entries, vars(obj)
+            except TypeError:
+                continue
+
     def check(self) -> list[str]:
         """What changed since the snapshot, one line each (empty: nothing)."""
         found = []
-        for name, obj, entries in self.spaces:
-            try:
-                now = vars(obj)
-            except TypeError:
-                continue
+        for name, obj, entries, now in self._spaces_now():
             for key, value in entries.items():
                 cur = now.get(key, _MISSING)
                 if cur is _MISSING:
@@ -200,11 +204,7 @@ class Guards:
 
     def restore(self) -> None:
         """Put back replaced names, settings, hooks and modes (dispatcher tables stay)."""
-        for name, obj, entries in self.spaces:
-            try:
-                now = vars(obj)
-            except TypeError:
-                continue
+        for name, obj, entries, now in self._spaces_now():
             for key, value in entries.items():
                 if now.get(key, _MISSING) is not value:
                     try:

@@ -63,6 +63,20 @@ __device__ void finish(float (&v)[PER], float* __restrict__ y, const float* __re
   }
 }
 
+// The block's 32 pixels x 64 channels (512 float4, 2 a thread, consecutive threads consecutive 16
+// bytes) into shared memory, a row a pixel.
+__device__ void stage_rows(const float* __restrict__ x, size_t row0, float (*rows)[C + 1]) {
+  const int t = threadIdx.y * TX + threadIdx.x;
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int q = t + k * 256, r = q / (C / 4), c4 = q % (C / 4);
+    float4 f = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (row0 + r < (size_t)N * P) f = reinterpret_cast<const float4*>(x + (row0 + r) * C)[c4];
+    rows[r][c4 * 4] = f.x; rows[r][c4 * 4 + 1] = f.y; rows[r][c4 * 4 + 2] = f.z; rows[r][c4 * 4 + 3] = f.w;
+  }
+  __syncthreads();
+}
+
 __global__ void __launch_bounds__(256) outer_kernel(const float* __restrict__ x, float* __restrict__ y,
                                                     const float* __restrict__ bias) {
   __shared__ float part[TY][TX];
@@ -80,16 +94,7 @@ __global__ void __launch_bounds__(256) staged_kernel(const float* __restrict__ x
   __shared__ float part[TY][TX];
   __shared__ float rows[TX][C + 1];
   const size_t row0 = (size_t)blockIdx.x * TX;
-  const int t = threadIdx.y * TX + threadIdx.x;
-  // 32 pixels x 64 channels = 512 float4, 2 a thread, consecutive threads consecutive 16 bytes
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int q = t + k * 256, r = q / (C / 4), c4 = q % (C / 4);
-    float4 f = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (row0 + r < (size_t)N * P) f = reinterpret_cast<const float4*>(x + (row0 + r) * C)[c4];
-    rows[r][c4 * 4] = f.x; rows[r][c4 * 4 + 1] = f.y; rows[r][c4 * 4 + 2] = f.z; rows[r][c4 * 4 + 3] = f.w;
-  }
-  __syncthreads();
+  stage_rows(x, row0, rows);
   const size_t row = row0 + threadIdx.x;
   const bool active = row < (size_t)N * P;
   const int n = int(row / P), p = int(row % P);
@@ -102,15 +107,7 @@ __global__ void __launch_bounds__(256) staged_kernel(const float* __restrict__ x
 __global__ void __launch_bounds__(256) copy_kernel(const float* __restrict__ x, float* __restrict__ y) {
   __shared__ float rows[TX][C + 1];
   const size_t row0 = (size_t)blockIdx.x * TX;
-  const int t = threadIdx.y * TX + threadIdx.x;
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int q = t + k * 256, r = q / (C / 4), c4 = q % (C / 4);
-    float4 f = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (row0 + r < (size_t)N * P) f = reinterpret_cast<const float4*>(x + (row0 + r) * C)[c4];
-    rows[r][c4 * 4] = f.x; rows[r][c4 * 4 + 1] = f.y; rows[r][c4 * 4 + 2] = f.z; rows[r][c4 * 4 + 3] = f.w;
-  }
-  __syncthreads();
+  stage_rows(x, row0, rows);
   const size_t row = row0 + threadIdx.x;
   if (row >= (size_t)N * P) return;
   const int n = int(row / P), p = int(row % P);

@@ -623,6 +623,14 @@ def render(k: RowKernel) -> KernelSource:
         cpu_call = (f"for (int phase = 0; phase < {phases}; ++phase)\n"
                     f"    for (int split = 0; split < {f'(phase % 2 == 1 && phase < {phases - 1} ? 1 : {S})' if merged else S}; ++split) "
                     f"{name}_row(a, i, true, team, phase, split);")
+    if resident:
+        cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
+        helpers.add(RESIDENT_PRELUDE)
+        if resident.item:
+            helpers.add(ITEMS_PRELUDE)
+    else:
+        cuda = _render_cuda(name, itype, launch, per["gpu"]) if S == 1 else \
+            _render_split(name, itype, launch, rows, S, phases, bool(elem_outs), merged)
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     if resident and resident.item:
         split_note = (f", streamed: up to {S} blocks of {resident.launch['threads']} threads per row (as many as the GPU "
@@ -633,7 +641,7 @@ def render(k: RowKernel) -> KernelSource:
         split_note = (f", resident: {blocks} blocks of {resident.launch['threads']} threads per row (up to {chunk} elements "
                       f"each, one launch), {', '.join(cached)} held on chip ({resident.smem} bytes of shared memory a block)")
     else:
-        launches = len(levels) * (2 if merged else 1) + (bool(elem_outs) or not merged)
+        launches = cuda.count("<<<")   # (a split kernel's launcher: a line per launch)
         split_note = f", each split over {S} blocks ({chunk} elements each, {launches} launch{'es' * (launches > 1)})" if S > 1 else ""
     if vec > 1:
         split_note += f", {vec} elements per access"
@@ -665,14 +673,6 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    if resident:
-        cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
-        helpers.add(RESIDENT_PRELUDE)
-        if resident.item:
-            helpers.add(ITEMS_PRELUDE)
-    else:
-        cuda = _render_cuda(name, itype, launch, per["gpu"]) if S == 1 else \
-            _render_split(name, itype, launch, rows, S, phases, bool(elem_outs), merged)
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=tuple(sorted(helpers)))
 
 

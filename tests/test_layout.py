@@ -341,7 +341,7 @@ def test_grouped_convolutions_measured_slower_keep_nchw():
 
 class ConvChain(nn.Module):
     """conv -> relu * per-channel scale -> conv -> relu, and a residual add of an NCHW tensor before
-    a third conv: with FUSEFORGE_CL_PRODUCERS=1 the first pointwise kernel (its inputs the
+    a third conv: the first pointwise kernel (its inputs the
     channels-last convolution's output and a broadcast scale) writes channels-last for the conv
     after it; the residual kernel (a full-size NCHW input) keeps NCHW. Odd sizes: 20 x 21 pixels."""
     def __init__(self):
@@ -363,18 +363,20 @@ def chain_inputs(seed, device="cpu"):
 
 def test_convolution_inputs_written_channels_last(monkeypatch):
     from fuseforge.layout import channels_last_order, channels_last_strides
-    monkeypatch.setenv("FUSEFORGE_CL_PRODUCERS", "1")
     p = plan(capture(ConvChain(), chain_inputs(0)))
     first, residual, _ = p.kernels     # relu * s (for conv b); relu + r (for conv c); the last relu
     assert first.order == channels_last_order(4) and first.outputs[0].type.strides == channels_last_strides(first.shape)
     assert residual.order == (0, 1, 2, 3), residual.order
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 3, p.decisions
     assert sum("written channels-last for the convolution" in d for d in p.decisions) == 1, p.decisions
+    monkeypatch.setenv("FUSEFORGE_CL_PRODUCERS", "0")
+    first = plan(capture(ConvChain(), chain_inputs(0))).kernels[0]
+    assert first.outputs[0].type.strides != channels_last_strides(first.shape)
 
 
 class CatConv(nn.Module):
     """A cat along the channels that only a channels-last convolution reads (U-Net's skip
-    connection): with FUSEFORGE_CAT_CL=1 each piece goes straight into its slice of a channels-last
+    connection): each piece goes straight into its slice of a channels-last
     result. Pieces of 16, 16, 8 and 8 channels over 20 x 21 pixels (the tiles' tails); the last a
     strided view of the input (ATen's copy takes it)."""
     def __init__(self):
@@ -391,20 +393,18 @@ def cat_inputs(seed, device="cpu"):
 
 
 def test_cat_written_channels_last_for_its_convolution(monkeypatch):
-    monkeypatch.setenv("FUSEFORGE_CAT_CL", "1")
     p = plan(capture(CatConv(), cat_inputs(0)))
     [cat] = [e for e in p.externs if e.node.target == "aten.cat.default"]
     assert cat.cat_channels_last, p.decisions
     src = generate(p, name="cat_conv").text
-    assert src.count("ff::cat_channels_last({") == 1 and "ff_into_channels_last_kernel" in src
-    monkeypatch.delenv("FUSEFORGE_CAT_CL")
+    assert src.count("ff::cat_channels_last({") == 1 and "int ff_into_channels_last(" in src
+    monkeypatch.setenv("FUSEFORGE_CAT_CL", "0")
     assert "ff_into_channels_last" not in generate(plan(capture(CatConv(), cat_inputs(0))), name="off").text
 
 
 class LayoutChoices(nn.Module):
     """ConvReadBack, ConvChain and CatConv in one module, built once (a build costs CI about 50 s),
-    with FUSEFORGE_CL_PRODUCERS=1 and FUSEFORGE_CAT_CL=1 (neither changes ConvReadBack's code, nor
-    either one the other's model)."""
+    (channels-last producers and cats change neither ConvReadBack's code nor each other's model)."""
     def __init__(self):
         super().__init__()
         self.read_back, self.chain, self.cat = ConvReadBack(), ConvChain(), CatConv()
@@ -421,11 +421,8 @@ def choices_inputs(seed, device="cpu"):
 def layout_choices():
     torch.manual_seed(0)
     model = LayoutChoices()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CL_PRODUCERS", "1")
-        mp.setenv("FUSEFORGE_CAT_CL", "1")
-        p = plan(capture(model, choices_inputs(0)))
-        return model, p, fuseforge.compile(model, choices_inputs(0))
+    p = plan(capture(model, choices_inputs(0)))
+    return model, p, fuseforge.compile(model, choices_inputs(0))
 
 
 def test_layout_choices_match_eager_on_cpu(layout_choices):

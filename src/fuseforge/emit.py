@@ -171,7 +171,7 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     cuda_flags = CUDA_FLAGS + (GEMM_CUDA_FLAGS if has_gemm else [])
     cuda = cpp.CUDA_PRELUDE + library + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME
-    if any(e.cat_channels_last for e in plan.externs):   # layout.py, FUSEFORGE_CAT_CL=1
+    if any(e.cat_channels_last for e in plan.externs):   # layout.py: a cat written channels-last piece by piece
         cuda, host = cuda + cpp.CAT_CL_CUDA, host + cpp.CAT_CL_HOST
     forward = render_forward(plan, sources)
     digest = hashlib.sha256("\0".join([FORMAT_VERSION, element, cuda, host, forward, *HOST_FLAGS, *cuda_flags])

@@ -30,6 +30,11 @@ runs channels-last, its output converted back by the same tile kernel (ff::to_nc
 an H100, the DenseNet block's four convolutions read by cat 1.24 -> 0.92 ms, eleven problems with
 pooling or whole-norm readers 1-4 % faster (bench/session11/ab_results/ab3). FUSEFORGE_CL_BACK=0
 keeps those NCHW, FUSEFORGE_CHANNELS_LAST=0 every convolution (to measure).
+A channels-last convolution's input needs no conversion where a pointwise kernel that only such
+convolutions read writes it channels-last (_cl_producers; FUSEFORGE_CL_PRODUCERS=0 turns it off),
+or where it is a cat along the channels, then written piece by piece into its channels-last slices
+(_cats_for_channels_last; FUSEFORGE_CAT_CL=0): measured on an H100, VGG, ResNet, SE and U-Net
+blocks 0.87-0.95x, U-Net 0.89x with both (bench/session12/ab_*_h100.json).
 """
 from __future__ import annotations
 
@@ -223,7 +228,8 @@ def _cats_for_channels_last(plan, convs) -> dict:
     """The cats along the channels (float32, 4D/5D) that only channels-last convolutions read: each
     piece can be transposed straight into its slice of a channels-last result (ff::cat_channels_last),
     in place of a cat then a conversion (U-Net's skip connection: a read and a write of 134 MB less).
-    FUSEFORGE_CAT_CL=1, off by default until measured on a GPU. {cat node: the convolutions' names}."""
+    Measured on an H100 (bench/session12/ab_cat_cl_h100.json): U-Net's block 0.94x of its time
+    with the cat then the conversion. FUSEFORGE_CAT_CL=0 turns it off. {cat node: the convolutions' names}."""
     users, convs, out = plan.graph.users(), set(convs), {}
     for conv in convs:
         x = conv.arg("input")
@@ -312,7 +318,9 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
 def _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes):
     """The inputs of the channels-last convolutions `cl_convs` that pointwise kernels can write
     channels-last (_cl_producers), switched; undone where a `chosen` convolution's readers then stop
-    reading it in place. FUSEFORGE_CL_PRODUCERS=1 (off by default until measured on a GPU)."""
+    reading it in place. Measured on an H100 (bench/session12/ab_cl_producers_h100.json): VGG block 0.87x,
+    ResNet, U-Net and SE blocks 0.94-0.95x of their times with the conversions. FUSEFORGE_CL_PRODUCERS=0
+    turns it off."""
     xs = _cl_producers(plan, cl_convs)
     if not xs:
         return plan
@@ -365,9 +373,9 @@ def plan_with_layouts(graph, make_plan):
         if not chosen:
             plan = make_plan(graph)
     cl_convs = chosen + (list(back) if converts_back else [])
-    if os.environ.get("FUSEFORGE_CL_PRODUCERS") == "1" and cl_convs:
+    if os.environ.get("FUSEFORGE_CL_PRODUCERS", "1") != "0" and cl_convs:
         plan = _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes)
-    cats = _cats_for_channels_last(plan, cl_convs) if os.environ.get("FUSEFORGE_CAT_CL") == "1" else {}
+    cats = _cats_for_channels_last(plan, cl_convs) if os.environ.get("FUSEFORGE_CAT_CL", "1") != "0" else {}
     for n, why in back.items():
         notes.append(f"{n.name} ({n.target}): " + ("channels-last (input converted, weight once), output converted "
                                                    f"back to NCHW, since {why}" if converts_back else f"NCHW, {why}"))

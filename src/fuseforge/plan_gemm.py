@@ -32,19 +32,21 @@ LARGE = (128, 128, 64, 32)
 SMALL = (64, 64, 32, 32)
 # FUSEFORGE_GEMM: "auto" (the default) takes a product where it is measured to pay, "all"
 # every product it can compute, "off" none. Measured on the H100:
-# - the wgmma kernel (large tiles, A read along k, 16-byte copies of both operands) runs at
-#   1.15-1.20x cuBLAS float32 on large products (bench/gemm_h100.md), 1.02-1.20x on the suite's
-#   (bench/session6/gemm). It wants whole tiles and depth: with N = 64 (half of each tile idle)
-#   or K = 64 (the product bound by its stores) it lost to cuBLAS (level1/103: 0.82x
-#   torch.compile). Its epilogue runs after the main loop at 8 warps per multiprocessor: two
-#   mish per element (level2/063) made it 0.96x eager, where a pass of its own is cheaper;
-#   the registry's `transcendentals` counts such functions (level2/079's softplus and tanh, 3,
-#   measured 1.11x torch.compile, is under the limit);
-# - other forms of the large tiles (A read along m: 0.72x on level1/008; 4-byte copies: 0.89x
-#   on level1/006) and the mma.sync kernel run at 0.86-0.95x, where only the epilogue pass the
-#   fusion removes (one read and one write of the product at the copy rate) can pay for them:
-#   when it costs more than GEMM_DEFICIT of the product's cuBLAS time (measured 1.22x eager on
-#   level2/090), or the product is launch-bound (tiny);
+# - the wgmma kernel (large tiles) packs both operands first (split into hi and lo TF32 tiles,
+#   any layout: 0.15 ms for two 4096 x 4096 operands), then runs its main loop at 118-122
+#   TFLOP/s: 4096^3 1.27 ms in all against cuBLAS float32's 2.74, 2.16x (bench/session12/
+#   gemm_packed). `pays` weighs the packing's traffic and the tiles' padding against cuBLAS
+#   float32 and the epilogue pass the fusion saves. It wants depth: with K = 64 (the product
+#   bound by its stores) the earlier form lost to cuBLAS (level1/103: 0.82x torch.compile).
+#   Its epilogue runs after the main loop at 8 warps per multiprocessor: two mish per element
+#   (level2/063) made it 0.96x eager, where a pass of its own is cheaper; the registry's
+#   `transcendentals` counts such functions (level2/079's softplus and tanh, 3, measured 1.11x
+#   torch.compile, is under the limit);
+# - the mma.sync kernel (small tiles, and GPUs other than the H100) runs at 0.86-0.95x cuBLAS,
+#   the large tiles with a side under WGMMA_MIN_SIDE or K under WGMMA_MIN_K down to 0.82x: there
+#   only the epilogue pass the fusion removes (one read and one write of the product at the
+#   copy rate) can pay for it: when it costs more than GEMM_DEFICIT of the product's cuBLAS
+#   time (measured 1.22x eager on level2/090), or the product is launch-bound (tiny);
 # - accuracy (max error against float64 / cuBLAS float32's, 1536 x K x 1536): 0.42-1.07x on
 #   normal inputs, 0.42-1.66x on uniform [0, 1) ones for K = 64..16384. Below MIN_K the split
 #   operands' 22 mantissa bits show where terms have one sign (d @ d.T at K = 12: 4.8x), so
@@ -55,6 +57,7 @@ WGMMA_MIN_SIDE, WGMMA_MIN_K = 128, 256
 MAX_EPILOGUE_MATH = 4
 GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
+WGMMA_FLOPS = 118e12       # measured: the wgmma kernel's main loop (bench/session12/gemm_packed)
 COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
 
 
@@ -76,10 +79,30 @@ def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
 
 
 def on_wgmma(g: Gemm) -> bool:
-    """Whether the product takes the fast form of the H100 kernel (see DEFAULT_MODE)."""
-    a_inner, a_vec = operand_layout(g, "a")
-    return (config(g) == LARGE and a_inner and a_vec and operand_layout(g, "b")[1]
-            and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= WGMMA_MIN_K)
+    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE)."""
+    return config(g) == LARGE and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= WGMMA_MIN_K
+
+
+PACK_K = 32   # k of a packed tile (codegen/gemm.py's BK)
+
+
+def packed_bytes(g: Gemm) -> int:
+    """The workspace of a product on the large tiles (wgmma on an H100): each operand's hi and lo
+    TF32 parts in packed tiles of 128 rows x 32 k (zeros past the ends), one set for an operand
+    that every batch shares. 0 for the small tiles."""
+    if config(g) != LARGE:
+        return 0
+    tiles = (g.batch if g.a.batch else 1) * math.ceil(g.m / LARGE[0]) + \
+        (g.batch if g.b.batch else 1) * math.ceil(g.n / LARGE[1])
+    return tiles * math.ceil(g.k / PACK_K) * 2 * LARGE[0] * PACK_K * 4
+
+
+def wgmma_seconds(g: Gemm) -> float:
+    """The wgmma kernel's time by the measured rates: whole 128 x 128 tiles at WGMMA_FLOPS, and the
+    packing (each operand read once, its hi and lo parts written)."""
+    bm, bn = LARGE[:2]
+    flops = 2 * g.batch * math.ceil(g.m / bm) * bm * math.ceil(g.n / bn) * bn * math.ceil(g.k / PACK_K) * PACK_K
+    return flops / WGMMA_FLOPS + 1.5 * packed_bytes(g) / COPY_BYTES_PER_S
 
 
 def epilogue_math(epilogue) -> int:
@@ -141,17 +164,22 @@ def pays(spec: Gemm, node: Node, epilogue) -> str | None:
                 f"cuBLAS float32's on short products)")
     if spec.flops <= TINY_FLOPS:
         return None
-    if on_wgmma(spec):
-        if epilogue_math(epilogue) <= MAX_EPILOGUE_MATH:
-            return None
-        return (f"cuBLAS float32 and a pass of its own for the epilogue ({epilogue_math(epilogue)} "
-                f"transcendental functions per element, more than {MAX_EPILOGUE_MATH}: slower inside the GEMM)")
     gemm_s = spec.flops / CUBLAS_FP32_FLOPS
     saved_s = 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
+    if on_wgmma(spec):
+        if epilogue_math(epilogue) > MAX_EPILOGUE_MATH:
+            return (f"cuBLAS float32 and a pass of its own for the epilogue ({epilogue_math(epilogue)} "
+                    f"transcendental functions per element, more than {MAX_EPILOGUE_MATH}: slower inside the GEMM)")
+        ours = wgmma_seconds(spec)
+        if ours < gemm_s + saved_s:
+            return None
+        return (f"cuBLAS float32 (the wgmma kernel's estimate, packing the operands included, "
+                f"{1e3 * ours:.3f} ms against {1e3 * (gemm_s + saved_s):.3f})")
     if saved_s > GEMM_DEFICIT * gemm_s:
         return None
-    return (f"cuBLAS float32 (this form of the generated GEMM runs 0.72-0.95x its speed, and the "
-            f"epilogue pass it would save is {100 * saved_s / gemm_s:.0f}% of the product's time)")
+    return (f"cuBLAS float32 (in this form, small tiles or a side under {WGMMA_MIN_SIDE} or K under "
+            f"{WGMMA_MIN_K}, the generated GEMM runs 0.82-0.95x its speed, and the epilogue pass it "
+            f"would save is {100 * saved_s / gemm_s:.0f}% of the product's time)")
 
 
 def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,

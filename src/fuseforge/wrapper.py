@@ -188,8 +188,9 @@ def _render_kernel_call(src: KernelSource, emit) -> None:
         emit(f"    const at::Tensor {op.var} = {f'ff::aligned16({operand})' if op.align16 else operand};")
         ptrs.append(f"{op.var}.data_ptr<{ctype(t.dtype)}>()")
     ptrs += [f"{op.value.name}.data_ptr<{ctype(op.value.type.dtype)}>()" for op in src.outputs]
-    if src.workspace:   # partial results of rows split over several blocks
-        emit(f"    const at::Tensor ws = ff::empty({{static_cast<int64_t>({k.name}_ws_bytes)}}, {{1}}, at::kByte, dev);")
+    if src.workspace:   # partial results of rows split over several blocks, a GEMM's packed operands
+        size = f"{k.name}_ws_bytes" if src.workspace_on_cpu else f"dev.is_cuda() ? {k.name}_ws_bytes : 0"
+        emit(f"    const at::Tensor ws = ff::empty({{static_cast<int64_t>({size})}}, {{1}}, at::kByte, dev);")
         ptrs.append("ws.data_ptr<uint8_t>()")
     emit(f"    const {k.name}_args a{{{', '.join(ptrs)}}};")
     emit(f'    ff::run(dev, {k.name}_n, "{k.name}", [&](int64_t i) {{ {k.name}_elem(a, i); }}, '

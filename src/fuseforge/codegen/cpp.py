@@ -334,6 +334,36 @@ template <typename T, int B> FF_HD void ff_welford_add_batch(ff_acc_welford<T>& 
 }
 """
 
+STAGE_ROWS_PRELUDE = r"""
+#if defined(__CUDACC__)
+// The outer schedule's block of R rows (rows r0.. of which the first n exist; row r's L floats at
+// x + r * rs) staged in shared memory with 16-byte loads, consecutive threads taking consecutive 16
+// bytes: a thread reading 4 bytes down its own row touched a line per thread (level2/022's softmax
+// over the channels of a channels-last tensor: 0.303 -> 0.223 ms on an H100, the copy's 0.227;
+// bench/session11/cl_softmax). All THREADS threads of the block (R x THREADS / R) call it.
+template <int R, int L, int THREADS, class I>
+__device__ __forceinline__ void ff_stage_rows(const float* __restrict__ x, const I r0, const I n, const I rs,
+                                              float (*s)[L + 1]) {
+  static_assert(L % 4 == 0, "rows of whole 16-byte chunks");
+  const int t = threadIdx.y * R + threadIdx.x;
+  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;   // (rs: a multiple of 4)
+  __syncthreads();   // the rows staged before are read
+#pragma unroll
+  for (int q = t; q < R * L / 4; q += THREADS) {
+    const int r = q / (L / 4), c = q % (L / 4) * 4;
+    if (r0 + I(r) >= n) continue;
+    const float* p = x + (r0 + I(r)) * rs + c;
+    const float4 f = vec ? *reinterpret_cast<const float4*>(p) : make_float4(p[0], p[1], p[2], p[3]);
+    s[r][c] = f.x;
+    s[r][c + 1] = f.y;
+    s[r][c + 2] = f.z;
+    s[r][c + 3] = f.w;
+  }
+  __syncthreads();
+}
+#endif
+"""
+
 RESIDENT_PRELUDE = r"""
 // A thread's share of a resident row (rows.py), PER steps: on the GPU the first REG in
 // registers, the others in shared memory (from base + off, steps n apart); the CPU twin keeps
@@ -527,70 +557,52 @@ struct ff_team_column { // rows side by side in threadIdx.x, a row's elements sp
 // A float32 tensor [n][a][b] copied to [n][b][a] through a 32 x 32 shared-memory tile: the reads
 // run along b and the writes along a, both coalesced (ATen's copy between NCHW and channels-last
 // reads or writes with a stride: 1.7x slower on an H100). To channels-last: a channels, b pixels;
-// back: a pixels, b channels.
+// back: a pixels, b channels. The output's rows hold ldy >= a floats, a written from offset off
+// (a piece of a cat along the channels goes into its slice of the channels-last result).
 template <class A, class B>
-__global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restrict__ x, float* __restrict__ y, A na, B nb) {
+__global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restrict__ x, float* __restrict__ y, A na, B nb,
+                                                           A ldy, A off) {
   __shared__ float tile[32][33];
-  const unsigned long long base = blockIdx.z * (unsigned long long)na * nb;
+  const unsigned long long img = blockIdx.z;
   const A a0 = blockIdx.y * A(32);
   const B b0 = blockIdx.x * B(32);
   for (int k = 0; k < 32; k += 8) {
     const A i = a0 + threadIdx.y + k;
     const B j = b0 + threadIdx.x;
-    if (i < na && j < nb) tile[threadIdx.y + k][threadIdx.x] = x[base + i * nb + j];
+    if (i < na && j < nb) tile[threadIdx.y + k][threadIdx.x] = x[(img * na + i) * nb + j];
   }
   __syncthreads();
   for (int k = 0; k < 32; k += 8) {
     const B j = b0 + threadIdx.y + k;
     const A i = a0 + threadIdx.x;
-    if (i < na && j < nb) y[base + j * na + i] = tile[threadIdx.x][threadIdx.y + k];
+    if (i < na && j < nb) y[(img * nb + j) * ldy + off + i] = tile[threadIdx.x][threadIdx.y + k];
   }
 }
 int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
   const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
                   static_cast<unsigned>(n));
   ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels));
+      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), 0u);
   return static_cast<int>(cudaGetLastError());
 }
 int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
   const dim3 grid(static_cast<unsigned>((c + 31) / 32), static_cast<unsigned>((pixels + 31) / 32),
                   static_cast<unsigned>(n));
   ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned long long>(pixels), static_cast<unsigned>(c));
+      x, y, static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), 0ull);
   return static_cast<int>(cudaGetLastError());
 }
 """
 
-# A cat along the channels written straight into channels-last (layout.py, FUSEFORGE_CAT_CL=1): each
-# piece transposed into its slice, in place of cat then ff::to_channels_last. In a module only where used.
+# A cat along the channels written straight into channels-last (layout.py): each piece transposed into
+# its slice, in place of cat then ff::to_channels_last. In a module only where used.
 CAT_CL_CUDA = r"""
-// Piece x [n][c][pixels] (contiguous) into channels c_off.. of y, channels-last with c_total channels,
-// through a 32 x 32 tile (reads along pixels, writes along channels).
-__global__ void __launch_bounds__(256) ff_into_channels_last_kernel(const float* __restrict__ x, float* __restrict__ y,
-                                                                    unsigned c, unsigned long long pixels,
-                                                                    unsigned c_total, unsigned c_off) {
-  __shared__ float tile[32][33];
-  const unsigned long long img = blockIdx.z;
-  const unsigned c0 = blockIdx.y * 32u;
-  const unsigned long long p0 = blockIdx.x * 32ull;
-  for (int k = 0; k < 32; k += 8) {
-    const unsigned ch = c0 + threadIdx.y + k;
-    const unsigned long long p = p0 + threadIdx.x;
-    if (ch < c && p < pixels) tile[threadIdx.y + k][threadIdx.x] = x[(img * c + ch) * pixels + p];
-  }
-  __syncthreads();
-  for (int k = 0; k < 32; k += 8) {
-    const unsigned long long p = p0 + threadIdx.y + k;
-    const unsigned ch = c0 + threadIdx.x;
-    if (ch < c && p < pixels) y[(img * pixels + p) * c_total + c_off + ch] = tile[threadIdx.x][threadIdx.y + k];
-  }
-}
+// piece x [n][c][pixels] (contiguous) into channels c_off.. of y, channels-last with c_total channels
 int ff_into_channels_last(const float* x, float* y, long long n, long long c, long long pixels, long long c_total,
                           long long c_off, void* stream) {
   const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
                   static_cast<unsigned>(n));
-  ff_into_channels_last_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
+  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
       x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c_total),
       static_cast<unsigned>(c_off));
   return static_cast<int>(cudaGetLastError());

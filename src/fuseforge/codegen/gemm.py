@@ -11,16 +11,15 @@ representation error dominates (short K, all terms of one sign: x @ x.T at K = 1
 error measured 4.8x cuBLAS float32's, which is why the planner leaves short products to cuBLAS
 (plan_gemm.MIN_K). tests/test_gemm.py checks the error against cuBLAS float32's and float64.
 
-Two main loops, one template each in GEMM_LIBRARY: on an H100 (sm_90a) the large tiles run on
-wgmma (hopper::gemm: A split in registers, B split once per slice into hi and lo tiles in shared
-memory), everything else on mma.sync (mma_gemm); both lay out their shared-memory tiles alike.
-Measured on the H100 at 4096^3 (bench/gemm_h100.md, scripts in the 6th session's note): this
-wgmma loop 2.27-2.31 ms (60 TFLOP/s, 1.15-1.20x cuBLAS float32); splitting the next slice's A
-during the multiply too 2.27 (254 registers); a producer warpgroup splitting B for two consumer
-warpgroups 2.74; B split once per call into a workspace 2.78 (twice B's traffic; reverted,
-bench/gemm_h100_runs/4_presplit_b); integer rounding in place of cvt.rna 2.31. Without the B
-split the loop ran 1.53 ms and with a third of the products 1.50: the split and the multiply
-contend for shared memory, which the next kernel must relieve.
+Two main loops in GEMM_LIBRARY: on an H100 (sm_90a) the large tiles run on wgmma (hopper::gemm),
+after a pack kernel per operand has split it once into hi and lo TF32 tiles in the workspace,
+already in the layout and swizzle wgmma reads (both operands from shared memory, any operand
+layout); everything else runs on mma.sync (mma_gemm), split as the fragments are read. Measured
+on the H100 at 4096^3 (bench/session12/gemm_packed): packing 0.15 ms, main loop 1.13 ms (122
+TFLOP/s), 2.16x cuBLAS float32 in all. The loop it replaced split A in registers and B in shared
+memory in the loop: 2.27-2.31 ms (60 TFLOP/s), its instructions filling 45 % of the issue slots
+(ncu: 992 M); its variants (the next A split during the multiply, a producer warpgroup splitting
+B, B alone packed into a workspace) ran 2.27-2.78 (bench/gemm_h100_runs).
 
 For kernel K the shared text (CUDA and the CPU twin) defines
   K_args      the pointers,
@@ -34,14 +33,14 @@ from __future__ import annotations
 
 import math
 
-from ..plan_gemm import GemmKernel, config, operand_layout
+from ..plan_gemm import PACK_K, GemmKernel, config, operand_layout, packed_bytes
 from .cpp import literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, _render_node, arg_fields, kernel_operands, load_inputs, \
     storage_offset
 
 
-BK, STAGES = 32, 3   # floats of k per stage, stages of the mma.sync kernel (wgmma: hopper::STAGES)
+BK, STAGES = PACK_K, 3   # floats of k per slice (the packed tiles' too), stages of the mma.sync kernel
 
 
 def render(k: GemmKernel) -> KernelSource:
@@ -80,6 +79,10 @@ def render(k: GemmKernel) -> KernelSource:
             f"{name}_epilogue(a, i, acc);"]
 
     fields = arg_fields(ins, outs)
+    bm, bn, wm, wn = config(g)
+    packed = packed_bytes(g)
+    if packed:
+        fields.append("  unsigned char* __restrict__ ws;  // the operands packed for wgmma (on an H100)")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     shared = f"""
 // ---- {name}: {ops_list}
@@ -98,12 +101,14 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 {chr(10).join('  ' + line for line in twin)}
 }}
 
+{f"constexpr size_t {name}_ws_bytes = {packed};  // A and B split into packed hi and lo tiles" if packed else ""}
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    bm, bn, wm, wn = config(g)
     a_inner, a_vec = operand_layout(g, "a")
     b_inner, b_vec = operand_layout(g, "b")
     flag = lambda b: "true" if b else "false"  # noqa: E731
+    workspace = ("\n  static __device__ __forceinline__ float* workspace(const Args& a) { return reinterpret_cast<float*>(a.ws); }"
+                 if packed else "")
     cuda = f"""
 // ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn}
 struct {name}_gemm {{
@@ -118,24 +123,24 @@ struct {name}_gemm {{
   static __device__ __forceinline__ const float* b_ptr(const Args& a) {{ return a.{var[g.b.value]}; }}
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
     {name}_epilogue(a, static_cast<{itype}>(i), v);
-  }}
+  }}{workspace}
 }};
 
 int {name}_cuda(const {name}_args& a, void* stream) {{ return ffgemm::launch<{name}_gemm>(a, stream); }}
 """
-    return KernelSource(k, shared, cuda, ins, outs)
+    return KernelSource(k, shared, cuda, ins, outs, workspace=bool(packed), workspace_on_cpu=False)
 
 
 def _wgmma_asm() -> str:
-    """The operands of one wgmma m64n128k8 (TF32 in, float32 accumulators d0..d63 of this thread),
-    written out: inline asm takes no arrays."""
+    """The operands of one wgmma m64n128k8 (TF32 in, both from shared memory: descriptors ad and
+    bd; float32 accumulators d0..d63 of this thread), written out: inline asm takes no arrays."""
     regs = ", ".join(f"%{i}" for i in range(64))
     outs = [f'"+f"(d[{i}])' for i in range(64)]
     wrapped = ",\n        ".join(", ".join(outs[i:i + 8]) for i in range(0, 64, 8))
-    return ('\n      "{\\n.reg .pred p;\\nsetp.ne.b32 p, %68, 0;\\n"\n'
-            f'      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {{{regs}}}, {{%64, %65, %66, %67}}, %69, p, 1, 1;\\n}}\\n"\n'
+    return ('\n      "{\\n.reg .pred p;\\nsetp.ne.b32 p, %66, 0;\\n"\n'
+            f'      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {{{regs}}}, %64, %65, p, 1, 1;\\n}}\\n"\n'
             f'      : {wrapped}\n'
-            '      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(bd)')
+            '      : "l"(ad), "l"(bd), "r"(accumulate)')
 
 
 GEMM_LIBRARY = r"""
@@ -243,26 +248,83 @@ struct Tile {
   }
 };
 
-// wgmma (sm_90a, the H100's own instructions): 128 x 128 tiles, each of the two warpgroups
-// 64 rows of it. A comes from registers, split as it is read; B from shared memory as a hi and
-// a lo tile (K-major, 128-byte swizzle), split once per slice by the whole block while the
-// tensor cores multiply the slice before.
+// wgmma (sm_90a, the H100's own instructions): 128 x 128 tiles, each of the two warpgroups 64
+// rows of it, both operands from shared memory. Each operand is first split once per call by a
+// pack kernel into packed tiles: for every 128 rows (m of A, n of B) and 32 k, the hi and the lo
+// TF32 parts, 16 KB each, contiguous, K-major in wgmma's 128-byte swizzle whatever the operand's
+// layout, zeros past its end. A slice of the main loop is then two bulk copies (A's and B's 32 KB)
+// that one thread issues onto a stage's mbarrier, and 12 wgmma per warpgroup: no split, no address
+// arithmetic, no bank conflicts in the loop (the loop that split A in registers and B in shared
+// memory issued 992 M instructions at 4096^3, 45 % of the issue slots: 2.28 ms; this one 1.13 ms
+// and 0.15 ms to pack, bench/session12/gemm_packed).
 namespace hopper {
 
-constexpr int BM = 128, BN = 128, BK = 32, STAGES = 4;
+constexpr int BM = 128, BN = 128, BK = 32, STAGES = 3;
+constexpr int TILE = BM * BK;      // floats of a packed tile's hi (or lo) part; BN == BM
 
 template <class T>
 constexpr bool fits() { return T::BM == BM && T::BN == BN && T::BK == BK && threads<T>() == 256; }
+template <class T> constexpr int64_t k_tiles() { return (T::K + BK - 1) / BK; }
+template <class T> constexpr int64_t m_tiles() { return (T::M + BM - 1) / BM; }
+template <class T> constexpr int64_t n_tiles() { return (T::N + BN - 1) / BN; }
+template <class T> constexpr int64_t a_batches() { return T::A_BATCH ? T::BATCH : 1; }   // (0: one A for every batch)
+template <class T> constexpr int64_t b_batches() { return T::B_BATCH ? T::BATCH : 1; }
+template <class T> constexpr int64_t packed_a_floats() { return a_batches<T>() * m_tiles<T>() * k_tiles<T>() * 2 * TILE; }
+constexpr int smem_bytes() { return STAGES * 4 * TILE * 4 + 1024; }   // the stages, alignment
 
-template <class T>
-constexpr int smem_bytes() {   // split B tiles (2 buffers of hi and lo), the stages, alignment
-  return (4 * BN * BK + STAGES * (tile_floats<T::A_K_INNER, BM, BK>() + tile_floats<T::B_K_INNER, BN, BK>())) * 4 + 1024;
+// an sm_90 GPU (the H100, the H200): the sm_90a code runs, and with it this kernel
+inline bool available() {
+  static int cc[64] = {};   // per device, 0 until asked
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  if (!cc[dev]) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    cc[dev] = major * 10 + minor;
+  }
+  return cc[dev] == 90;
+}
+
+// Operand A (or B) into packed tiles [batch][tile of 128 rows][slice of 32 k][hi, lo][128][32], a
+// block per tile and slice: read along the operand's contiguous dim into shared memory, written
+// as whole 128-byte rows (chunk c of row r at c ^ r % 8).
+template <class T, bool IS_A>
+__global__ void __launch_bounds__(256) pack(const typename T::Args a) {
+  constexpr int64_t ROWS = IS_A ? T::M : T::N, BS = IS_A ? T::A_BATCH : T::B_BATCH;
+  constexpr int64_t RS = IS_A ? T::A_ROW : T::B_COL, KS = IS_A ? T::A_K : T::B_K;
+  constexpr bool K_INNER = IS_A ? T::A_K_INNER : T::B_K_INNER;
+  __shared__ float t[BM][BK + 1];
+  const int64_t r0 = int64_t(blockIdx.y) * BM, k0 = int64_t(blockIdx.x) * BK;
+  const float* src = (IS_A ? T::a_ptr(a) : T::b_ptr(a)) + blockIdx.z * BS;
+  const int tid = threadIdx.x;
+#pragma unroll 4
+  for (int i = tid; i < BM * BK; i += 256) {
+    const int r = K_INNER ? i / BK : i % BM, k = K_INNER ? i % BK : i / BM;
+    t[r][k] = r0 + r < ROWS && k0 + k < T::K ? src[(r0 + r) * RS + (k0 + k) * KS] : 0.0f;
+  }
+  __syncthreads();
+  float* dst = T::workspace(a) + (IS_A ? 0 : packed_a_floats<T>()) +
+               ((int64_t(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * (2 * TILE);
+#pragma unroll
+  for (int c = tid; c < BM * BK / 4; c += 256) {
+    const int r = c / (BK / 4), j = c % (BK / 4);
+    uint4 h, l;
+    split(t[r][4 * j], h.x, l.x);
+    split(t[r][4 * j + 1], h.y, l.y);
+    split(t[r][4 * j + 2], h.z, l.z);
+    split(t[r][4 * j + 3], h.w, l.w);
+    const int at = tile_index<true, BM, BK>(r, 4 * j);
+    *reinterpret_cast<uint4*>(dst + at) = h;
+    *reinterpret_cast<uint4*>(dst + TILE + at) = l;
+  }
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// shared-memory matrix descriptor: rows of 128 bytes (8 k), 128-byte swizzle, 8-row groups 1024 bytes apart
+__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+// shared-memory matrix descriptor: rows of 128 bytes (32 k), 128-byte swizzle, 8-row groups 1024 bytes apart
 __device__ __forceinline__ uint64_t desc(const float* p) {
-  const uint64_t addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  const uint64_t addr = smem_addr(p);
   return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -273,95 +335,96 @@ __device__ __forceinline__ void pin(float (&d)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
 }
-
-// d = a * b (+ d when accumulate): a 64 x 8 (this thread's fragment), b 8 x 128 (descriptor bd)
-__device__ __forceinline__ void mma(float (&d)[64], const uint32_t (&a)[4], uint64_t bd, int accumulate) {
-  asm volatile(WGMMA_ASM);
+__device__ __forceinline__ void bar_init(uint64_t* b, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(smem_addr(b)), "r"(count));
+}
+__device__ __forceinline__ void bar_arrive(uint64_t* b) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(smem_addr(b)) : "memory");
+}
+__device__ __forceinline__ void bar_wait(uint64_t* b, unsigned parity) {   // until the phase of this parity completes
+  asm volatile("{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n"
+               :: "r"(smem_addr(b)), "r"(parity) : "memory");
+}
+// `bytes` from global memory into shared memory by the copy engine, counted on barrier b
+__device__ __forceinline__ void bulk_copy(float* dst, const float* src, unsigned bytes, uint64_t* b) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               :: "r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(b)) : "memory");
 }
 
-template <class T>
-__device__ __forceinline__ void gemm(const typename T::Args& a, float* smem) {
-  constexpr int S = STAGES;
-  constexpr int A_TILE = tile_floats<T::A_K_INNER, BM, BK>(), B_TILE = tile_floats<T::B_K_INNER, BN, BK>();
-  constexpr int KT = (T::K + BK - 1) / BK;
-  float* const split_b = smem;                 // [buffer][hi, lo][BN x BK], 1024-byte aligned
-  float* const As = split_b + 4 * BN * BK;
-  float* const Bs = As + S * A_TILE;
-  const Tile<T> tile(a);
-  const int tid = threadIdx.x, warp = tid >> 5, g = (tid & 31) >> 2, t = tid & 3;
-  const int row0 = warp * 16;                  // warpgroup warp / 4 has rows 64 * (warp / 4).., this warp 16 of them
+// d = a * b (+ d when accumulate): a 64 x 8, b 8 x 128, both from shared memory (descriptors ad, bd)
+__device__ __forceinline__ void mma(float (&d)[64], uint64_t ad, uint64_t bd, int accumulate) {
+  asm volatile(WGMMA_ASM);
+}
+#endif
 
-  auto load = [&](int s) { tile.load(As + s % S * A_TILE, Bs + s % S * B_TILE, int64_t(s) * BK, tid); };
-  // slice s of B (in its stage) -> its hi and lo tiles (buffer s % 2), 4 k of one column per chunk
-  auto split_slice = [&](int s) {
-    const float* bs = Bs + s % S * B_TILE;
-    float* const hi = split_b + (s & 1) * 2 * BN * BK;
-    float* const lo = hi + BN * BK;
-#pragma unroll
-    for (int c = tid; c < BN * BK / 4; c += 256) {
-      const int n = T::B_K_INNER ? c / (BK / 4) : c % BN, k = (T::B_K_INNER ? c % (BK / 4) : c / BN) * 4;
-      float4 v;
-      if constexpr (T::B_K_INNER) v = *reinterpret_cast<const float4*>(bs + tile_index<true, BN, BK>(n, k));
-      else v = make_float4(bs[tile_index<false, BN, BK>(n, k)], bs[tile_index<false, BN, BK>(n, k + 1)],
-                           bs[tile_index<false, BN, BK>(n, k + 2)], bs[tile_index<false, BN, BK>(n, k + 3)]);
-      uint4 h, l;
-      split(v.x, h.x, l.x);
-      split(v.y, h.y, l.y);
-      split(v.z, h.z, l.z);
-      split(v.w, h.w, l.w);
-      const int at = tile_index<true, BN, BK>(n, k);
-      *reinterpret_cast<uint4*>(hi + at) = h;
-      *reinterpret_cast<uint4*>(lo + at) = l;
-    }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to the tensor cores
+template <class T>
+__global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ float4 ffgemm_smem[];
+  __shared__ alignas(8) uint64_t full[STAGES], empty[STAGES];   // a stage landed; both warpgroups are done with it
+  float* smem = reinterpret_cast<float*>(ffgemm_smem);
+  smem += ((1024 - (smem_addr(smem) & 1023)) & 1023) / 4;       // the swizzle wants 1024-byte alignment
+  constexpr int KT = k_tiles<T>();
+  const Tile<T> tile(a);
+  const float* pa = T::workspace(a) + ((T::A_BATCH ? int64_t(blockIdx.y) : 0) * m_tiles<T>() + tile.m0 / BM) * KT * (2 * TILE);
+  const float* pb = T::workspace(a) + packed_a_floats<T>() +
+                    ((T::B_BATCH ? int64_t(blockIdx.y) : 0) * n_tiles<T>() + tile.n0 / BN) * KT * (2 * TILE);
+  const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
+  auto load = [&](int kt) {   // slice kt: A's and B's hi and lo tiles into stage kt % STAGES (thread 0)
+    float* dst = smem + kt % STAGES * 4 * TILE;
+    uint64_t* b = &full[kt % STAGES];
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(smem_addr(b)), "r"(4 * TILE * 4) : "memory");
+    bulk_copy(dst, pa + int64_t(kt) * 2 * TILE, 2 * TILE * 4, b);
+    bulk_copy(dst + 2 * TILE, pb + int64_t(kt) * 2 * TILE, 2 * TILE * 4, b);
   };
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      bar_init(&full[s], 1);
+      bar_init(&empty[s], 256);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    for (int kt = 0; kt < STAGES && kt < KT; ++kt) load(kt);
+  }
+  __syncthreads();
 
   float acc[64], part[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (s < KT) load(s);
-    ffgemm::commit();
-  }
-  wait<S - 2>();
-  __syncthreads();
-  split_slice(0);
   for (int kt = 0; kt < KT; ++kt) {
-    wait<S - 3>();      // slice kt + 1 has landed
-    __syncthreads();    // ... for every thread; slice kt's split tiles are complete; slice kt - 1's buffers are free
-    if (kt + S - 1 < KT) load(kt + S - 1);
-    ffgemm::commit();
-    const float* as = As + kt % S * A_TILE;
-    uint32_t ah[4][4], al[4][4];   // fragments: rows g, g + 8 and k t, t + 4 of each 8-deep step
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        split(as[tile_index<T::A_K_INNER, BM, BK>(row0 + g + (e & 1) * 8, kk * 8 + t + (e >> 1) * 4)], ah[kk][e], al[kk][e]);
-    // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32
-    const float* hi = split_b + (kt & 1) * 2 * BN * BK;
-    const float* lo = hi + BN * BK;
+    const int s = kt % STAGES;
+    bar_wait(&full[s], (kt / STAGES) & 1);
+    const float* as = smem + s * 4 * TILE + wg * 64 * BK;   // this warpgroup's 64 rows of A (hi; lo a TILE on)
+    const float* bs = smem + s * 4 * TILE + 2 * TILE;
+    // as in mma_gemm: the slice is summed in the tensor cores from zero, then added in float32. (A
+    // second partial, the next slice's products issued while this one's are added: ptxas then
+    // serialized every wgmma, its warning C7514; the two warpgroups take turns on the tensor cores.)
     pin(part);
     fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {   // small terms first
-      mma(part, al[kk], desc(hi + kk * 8), kk > 0);
-      mma(part, ah[kk], desc(lo + kk * 8), 1);
-      mma(part, ah[kk], desc(hi + kk * 8), 1);
+    for (int kk = 0; kk < BK / 8; ++kk) {   // small terms first
+      mma(part, desc(as + TILE + kk * 8), desc(bs + kk * 8), kk > 0);   // a_lo b_hi
+      mma(part, desc(as + kk * 8), desc(bs + TILE + kk * 8), 1);        // a_hi b_lo
+      mma(part, desc(as + kk * 8), desc(bs + kk * 8), 1);               // a_hi b_hi
     }
     commit();
-    if (kt + 1 < KT) split_slice(kt + 1);   // while the tensor cores work
     wait_all();
     pin(part);
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] += part[i];
+    bar_arrive(&empty[s]);
+    if (tid == 0 && kt + STAGES < KT) {   // the stage again, once both warpgroups are done with it
+      bar_wait(&empty[s], (kt / STAGES) & 1);
+      load(kt + STAGES);
+    }
   }
   // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
+  const int g = (tid & 31) >> 2, t = tid & 3;
 #pragma unroll
-  for (int i = 0; i < 64; ++i) tile.store(a, row0 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
-}
+  for (int i = 0; i < 64; ++i) tile.store(a, warp * 16 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
+#else
+  __trap();   // launched only where available()
 #endif
+}
 
 }  // namespace hopper
 
@@ -462,29 +525,32 @@ __device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem)
       for (int e = 0; e < 4; ++e) tile.store(a, wm + i * 16 + g + (e >> 1) * 8, wn + j * 8 + 2 * t + (e & 1), acc[i][j][e]);
 }
 
-// The kernel: on sm_90a (the H100's own instructions) the 128 x 128 tiles take wgmma, all else mma.sync.
+// The kernel of every other configuration or GPU: mma.sync
 template <class T>
 __global__ void __launch_bounds__(threads<T>()) gemm_3xtf32(const typename T::Args a) {
   extern __shared__ float4 ffgemm_smem[];
-  float* const smem = reinterpret_cast<float*>(ffgemm_smem);
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  if constexpr (hopper::fits<T>()) {
-    // wgmma's 128-byte swizzle wants its tiles 1024-byte aligned
-    const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    hopper::gemm<T>(a, smem + ((1024 - (base & 1023)) & 1023) / 4);
-  } else
-#endif
-  mma_gemm<T>(a, smem);
+  mma_gemm<T>(a, reinterpret_cast<float*>(ffgemm_smem));
 }
 
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
   constexpr int TM = (T::M + T::BM - 1) / T::BM, TN = (T::N + T::BN - 1) / T::BN;
-  constexpr int threads = ffgemm::threads<T>();
-  constexpr int smem = hopper::fits<T>() && hopper::smem_bytes<T>() > smem_bytes<T>() ? hopper::smem_bytes<T>() : smem_bytes<T>();
+  if constexpr (hopper::fits<T>()) {
+    if (hopper::available()) {
+      constexpr int KT = hopper::k_tiles<T>(), smem = hopper::smem_bytes();
+      hopper::pack<T, true><<<dim3(KT, TM, hopper::a_batches<T>()), 256, 0, s>>>(a);
+      hopper::pack<T, false><<<dim3(KT, TN, hopper::b_batches<T>()), 256, 0, s>>>(a);
+      const cudaError_t set = cudaFuncSetAttribute(hopper::gemm<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (set != cudaSuccess) return set;
+      hopper::gemm<T><<<dim3(TM * TN, T::BATCH), 256, smem, s>>>(a);
+      return cudaGetLastError();
+    }
+  }
+  constexpr int smem = smem_bytes<T>();
   const cudaError_t set = cudaFuncSetAttribute(gemm_3xtf32<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (set != cudaSuccess) return set;
-  gemm_3xtf32<T><<<dim3(TM * TN, T::BATCH), threads, smem, static_cast<cudaStream_t>(stream)>>>(a);
+  gemm_3xtf32<T><<<dim3(TM * TN, T::BATCH), threads<T>(), smem, s>>>(a);
   return cudaGetLastError();
 }
 

@@ -45,6 +45,7 @@ class KernelSource:
     inputs: list[Operand]
     outputs: list[Operand]
     workspace: bool = False           # K_args ends with a scratch pointer (K_ws_bytes long)
+    workspace_on_cpu: bool = True     # the CPU twin uses it too (else it gets none)
     helpers: tuple[str, ...] = ()     # element-code helpers it needs beyond the prelude (once per module)
 
 

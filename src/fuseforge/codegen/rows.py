@@ -32,11 +32,12 @@ Schedules (by the layout of the first reduced tensor): "inner" when its innermos
 reduced (lanes of a warp per short row, a block per long one: consecutive threads read
 consecutive elements); "outer" when a kept dim is innermost (consecutive threads take
 consecutive rows and walk them in step, a row's elements split over threadIdx.y). On the outer
-schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes), an
-element output whose memory runs along the elements (NCHW written by rows over the pixels of a
-channels-last tensor) goes through a shared-memory tile, and split rows merge their partials in
-one launch of a block per row (per row tile where the partials are few), which also writes the
-row results where there are no element outputs.
+schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes); the
+block's rows that it caches and that lie side by side in memory are first staged through shared
+memory with 16-byte loads (_staged_rows); an element output whose memory runs along the elements
+(NCHW written by rows over the pixels of a channels-last tensor) goes through a shared-memory
+tile; and split rows merge their partials in one launch of a block per row (per row tile where
+the partials are few), which also writes the row results where there are no element outputs.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
+from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -464,11 +465,23 @@ def render(k: RowKernel) -> KernelSource:
                  "team.t, team.n);  // this thread's share of the chunk" for n in cached]
     else:
         body += [f"{cache_type(in_ops[n])} {n}_c[PER];  // this thread's share of the row" for n in cached]
+    staged = {} if resident or S > 1 else _staged_rows(k, kept, red, launch, cached, in_ops, tiled)
+    if staged:
+        helpers.add(STAGE_ROWS_PRELUDE)
+        body.append("#ifdef __CUDA_ARCH__")
+        for n, rs in staged.items():
+            body += [f"__shared__ float {n}_s[{launch['tx']}][{length + 1}];  // the block's rows of {n}",
+                     f"ff_stage_rows<{launch['tx']}, {length}, {launch['threads']}>(a.{n}, {itype}(o - threadIdx.x), "
+                     f"{name}_n, {rs}{suffix}, {n}_s);"]
+        body.append("#endif")
     if cached:
         body += per_loop
         for n in cached:
             if resident:
                 body.append(f"  {n}_c.fill(k, a.{n} + o_{n} + {inner(in_ops[n].value, 'rb')});")
+            elif n in staged:
+                body += ["#ifdef __CUDA_ARCH__", f"  {n}_c[k] = {n}_s[threadIdx.x][rb];", "#else",
+                         f"  {n}_c[k] = {load_step(n)};", "#endif"]
             else:
                 body.append(f"  {n}_c[k] = {load_step(n)};")
         body.append("}")
@@ -674,6 +687,40 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
     return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=tuple(sorted(helpers)))
+
+
+STAGE_BYTES = 16 << 10   # outer schedule: the most shared memory a block's staged rows of one input take
+
+
+def _staged_rows(k, kept, red, launch, cached, in_ops, tiled) -> dict[str, int]:
+    """The cached inputs of an unsplit outer-schedule kernel whose block's rows are staged through
+    shared memory with 16-byte loads (ff_stage_rows): float32, a row's elements one contiguous run,
+    the rows rs floats apart (o * rs, rs a multiple of 4, no overlap) and the row 16-byte chunks
+    that fit STAGE_BYTES. {input: rs}."""
+    if "tx" not in launch:
+        return {}
+    tx, length = launch["tx"], k.length
+    smem = launch["threads"] * ACC_BYTES + sum(
+        launch["ty"] * (tx + 1) * op.value.type.dtype.itemsize for op in tiled)
+    out = {}
+    for n in cached:
+        v = in_ops[n].value
+        st = k.strides[v]
+        red_shape = [k.space[d] for d in red]
+        kept_shape = [k.space[d] for d in kept]
+        rs = st[kept[-1]] if kept else 0
+        bytes_ = tx * (length + 1) * 4
+        if ctype(v.type.dtype) != "float" or length % 4 or rs % 4 or rs < length or bytes_ > STAGE_BYTES or \
+                smem + bytes_ > SMEM_BYTES or [st[d] for d in red] != _contiguous(red_shape) or \
+                [st[d] for d in kept] != [rs * s for s in _contiguous(kept_shape)]:
+            continue
+        out[n] = rs
+        smem += bytes_
+    return out
+
+
+def _contiguous(shape) -> list[int]:
+    return [math.prod(shape[i + 1:]) for i in range(len(shape))]
 
 
 def _combine(step: Stage, recipe, node, used) -> str:

@@ -191,6 +191,10 @@ def test_row_readers_over_channels_take_channels_last():
     assert ["add", "layer_norm", "gelu"] in rows and ["add", "amin"] in rows, rows
     assert ["add", "softmax", "mul", "sigmoid"] in rows, rows
     assert len(p.kernels) == 4, p.decisions
+    # the softmax reads its rows twice (cached): a block's rows of 12 contiguous channels are staged
+    # through shared memory with 16-byte loads (the GPU test below runs it, a partial last block too)
+    staged = [line.strip() for line in generate(p, name="channel_rows").text.splitlines() if "ff_stage_rows<" in line]
+    assert len(staged) == 1 and staged[0].startswith("ff_stage_rows<32, 12,"), staged
 
 
 @pytest.fixture(scope="module", params=[ConvPixelRows, ConvChannelRows], ids=["pixel_rows", "channel_rows"])

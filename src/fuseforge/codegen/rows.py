@@ -694,9 +694,10 @@ STAGE_BYTES = 16 << 10   # outer schedule: the most shared memory a block's stag
 
 def _staged_rows(k, kept, red, launch, cached, in_ops, tiled) -> dict[str, int]:
     """The cached inputs of an unsplit outer-schedule kernel whose block's rows are staged through
-    shared memory with 16-byte loads (ff_stage_rows): float32, a row's elements one contiguous run,
-    the rows rs floats apart (o * rs, rs a multiple of 4, no overlap) and the row 16-byte chunks
-    that fit STAGE_BYTES. {input: rs}."""
+    shared memory with 16-byte loads (ff_stage_rows): float32, a row's elements one contiguous run
+    of whole 16-byte chunks, row o at o * rs (rs a multiple of 4, rows apart), the block's rows
+    within STAGE_BYTES (and every staged input's, the team's and the tiles' within SMEM_BYTES).
+    {input: rs}."""
     if "tx" not in launch:
         return {}
     tx, length = launch["tx"], k.length

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 import fuseforge
 from fuseforge.capture import capture
+from fuseforge.emit import generate
 from fuseforge.plan import plan
 from fuseforge.plan_gemm import GemmKernel
 
@@ -224,10 +225,16 @@ def tiles():
     model = Tiles()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FUSEFORGE_GEMM", "all")   # the kernel itself, wherever it would be chosen
-        gemms = [k.gemm for k in plan(capture(model, tile_inputs(0, "cpu"))).kernels if isinstance(k, GemmKernel)]
+        p = plan(capture(model, tile_inputs(0, "cpu")))
+        gemms = [k.gemm for k in p.kernels if isinstance(k, GemmKernel)]
         assert all(config(g) == LARGE for g in gemms)
         assert [(g.batch, g.a.batch > 0, g.b.batch > 0) for g in gemms] == \
             [(1, False, False)] * 3 + [(2, True, False), (2, False, True)]
+        # each packs its operands into a workspace: hi and lo tiles of 128 rows x 32 k (32 KB), for
+        # 13 tiles of 1600 or 1564 rows (6 of 700; one B, or one A, for both batches) and 11 of k = 333
+        sizes = [int(line.split("=")[1].split(";")[0]) for line in generate(p, name="tiles").text.splitlines()
+                 if "_ws_bytes = " in line]
+        assert sizes == [tiles * 11 * 32 * 1024 for tiles in (26, 26, 26, 2 * 6 + 13, 6 + 2 * 13)], sizes
         return model, fuseforge.compile(model, tile_inputs(0, "cpu"))
 
 

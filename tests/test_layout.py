@@ -197,6 +197,57 @@ def test_row_readers_over_channels_take_channels_last():
     assert len(staged) == 1 and staged[0].startswith("ff_stage_rows<32, 12,"), staged
 
 
+class ConvGroupNormRows(nn.Module):
+    """level2/014's chain at odd sizes: conv, group norm, tanh, hardswish, the conv added, then a
+    logsumexp over the channels. With FUSEFORGE_SPLIT_GROUP_NORM=1 (off until measured) the group
+    norm splits: native_group_norm's statistics, a row kernel that only reduces, and pointwise ops
+    that the logsumexp's row kernel applies as it reads the convolution: no full-size tensor
+    between them."""
+    def __init__(self):
+        super().__init__()
+        self.conv, self.gn = nn.Conv2d(16, 24, 3), nn.GroupNorm(4, 24)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return torch.logsumexp(y + F.hardswish(torch.tanh(self.gn(y))), dim=1, keepdim=True)
+
+
+def test_group_norm_split_for_a_row_reader(monkeypatch):
+    from fuseforge.plan_rows import RowKernel
+    whole = plan(capture(ConvGroupNormRows(), row_inputs(0)))
+    assert not any("statistics, then pointwise ops" in d for d in whole.decisions), whole.decisions
+    monkeypatch.setenv("FUSEFORGE_SPLIT_GROUP_NORM", "1")
+    p = plan(capture(ConvGroupNormRows(), row_inputs(0)))
+    assert sum("statistics, then pointwise ops" in d for d in p.decisions) == 1, p.decisions
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True], p.decisions
+    rows = sorted(next(iter(k.recipes)).target for k in p.kernels if isinstance(k, RowKernel))
+    assert rows == ["aten.logsumexp.default", "aten.native_group_norm.default"], rows
+    conv_shape = (2, 24, 62, 62)
+    assert not any(o.type.shape == conv_shape for k in p.kernels for o in k.outputs), p.decisions
+    assert any(o.type.shape == conv_shape for k in whole.kernels for o in k.outputs)   # (whole: written)
+
+
+@pytest.fixture(scope="module")
+def group_norm_split():
+    torch.manual_seed(0)
+    model = ConvGroupNormRows()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_SPLIT_GROUP_NORM", "1")
+        return model, fuseforge.compile(model, row_inputs(0))
+
+
+def test_group_norm_split_matches_eager_on_cpu(group_norm_split):
+    model, fast = group_norm_split
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*row_inputs(1)), model(*row_inputs(1)))
+
+
+@pytest.mark.gpu
+def test_group_norm_split_matches_eager_on_cuda(group_norm_split):
+    model, fast = group_norm_split
+    _no_looser_than_eager(model.cuda(), fast.cuda(), row_inputs(2, "cuda"))
+
+
 @pytest.fixture(scope="module", params=[ConvPixelRows, ConvChannelRows], ids=["pixel_rows", "channel_rows"])
 def conv_rows(request):
     torch.manual_seed(0)

@@ -44,6 +44,9 @@ CASES = {
                                           A.layer_norm.default(t["x"], [9])),
     "aten.rms_norm.default": lambda t: A.rms_norm.default(t["x"], [9], t["w9"]),
     "aten.group_norm.default": lambda t: A.group_norm.default(t["z"], 3, t["w6"], t["b6"], 1e-5),
+    # its statistics too: mean and rstd per (sample, group), row results over the grouped view
+    "aten.native_group_norm.default": lambda t: tuple(A.native_group_norm.default(t["z"], t["w6"], t["b6"], 3, 6, 35,
+                                                                                3, 1e-5)),
     "aten.instance_norm.default": lambda t: A.instance_norm.default(t["z"], None, None, None, None, True,
                                                                     0.1, 1e-5, False),
     "aten._native_batch_norm_legit_functional.default": _bn_train,

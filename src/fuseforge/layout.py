@@ -274,9 +274,14 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
     across the rows, measured slower than cuDNN's NCHW convolution (see _row_reader_why_not),
     so the convolution kept NCHW: cuDNN then transposes its input and output itself (level2/001:
     0.106 + 0.181 ms around a 0.208 ms convolution, scripts/profile_kernels.py). The same
-    arithmetic: (x - mean) * rstd, then the weight and the bias. Norms named in `whole` stay
-    whole (split, their convolution still kept NCHW: another reader wants it so). Returns the
-    graph and {split norm: its convolution}."""
+    arithmetic: (x - mean) * rstd, then the weight and the bias. Where x is computed from the
+    convolution (a bias add), its other readers after the norm compute it again too, so that
+    only the convolution's output is written. A group norm reads a channels-last convolution
+    well whole (runs of channels); FUSEFORGE_SPLIT_GROUP_NORM=1 splits it too (native_group_norm's
+    statistics per group), so that a row kernel after it, such as level2/014's logsumexp over the
+    channels, applies it as it reads the convolution: to measure, off until then. Norms named in
+    `whole` stay whole (split, their convolution still kept NCHW: another reader wants it so).
+    Returns the graph and {split norm: its convolution}."""
     split: dict[str, str] = {}
     if _all_readers() or os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
@@ -287,6 +292,8 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
         entry = ops.lookup(node.target)
         if entry is None or entry.split is None or not users.get(node.outputs[0]):
             continue
+        if node.target == "aten.group_norm.default" and os.environ.get("FUSEFORGE_SPLIT_GROUP_NORM") != "1":
+            continue   # (see above)
         x = node.arg("input")
         conv, chain = _channels_last_source(x)
         if conv is None or isinstance(entry.expr(node), str):   # the recipe's conditions
@@ -306,6 +313,9 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
         at = graph.nodes.index(node)
         graph.nodes[at + 1:at + 1] = b.nodes
         _replace_uses(graph, {node.outputs[0]: y})
+        if x in again:   # x's other readers after it compute it again too (a residual of the convolution)
+            for n in graph.nodes[at + 1 + len(b.nodes):]:
+                n.args = [_substitute(a, {x: again[x]}) for a in n.args]
         live, users = graph.live_out(), graph.users()
         if not any(v in live or users.get(v) for v in node.outputs):   # all it computed is now elsewhere
             graph.nodes.remove(node)

@@ -149,6 +149,7 @@ class RowGroup:
         self.view = self.space != self.frame
         self.nodes: list[Node] = []
         self.fdims: dict[Value, tuple] = {}       # values computed here: frame dim of each dim
+        self.space_dims: dict[Value, tuple] = {}  # row results over a view space: space dim of each dim
         self.phase: dict[Value, str] = {}
         self.strides: dict[Value, tuple] = {}
         self.recipes: dict[Node, Recipe] = {}
@@ -190,14 +191,16 @@ class RowGroup:
     # --- placement -------------------------------------------------------------------------
     def try_add(self, nodes: list[Node], recipes: dict) -> bool:
         """Place all nodes (in order) or none."""
-        tx = {"fdims": {}, "phase": {}, "strides": {}, "recipes": {}, "trivial": {}}
+        tx = {"fdims": {}, "space_dims": {}, "phase": {}, "strides": {}, "recipes": {}, "trivial": {}}
         for node in nodes:
+            if any(v in self.space_dims or v in tx["space_dims"] for v in node.tensor_inputs()):
+                return False   # (a view space's row results are written, not read here)
             ok = self._place_row_op(node, recipes[node], tx) if node in recipes \
                 else self._place_pointwise(node, tx)
             if not ok:
                 return False
         self.nodes.extend(nodes)
-        for key in ("fdims", "phase", "strides", "recipes", "trivial"):
+        for key in ("fdims", "space_dims", "phase", "strides", "recipes", "trivial"):
             getattr(self, key).update(tx[key])
         return True
 
@@ -262,9 +265,11 @@ class RowGroup:
                 return False
             if res.phase == ELEM:
                 tx["fdims"][v], tx["phase"][v] = identity, ELEM
-            else:
-                if self.view:
+            elif self.view:   # over the space's own dims (a group norm's statistics per group)
+                if operand_space_strides(self.space, v, res.dims) is None:
                     return False
+                tx["space_dims"][v], tx["phase"][v] = res.dims, ROW
+            else:
                 tx["fdims"][v], tx["phase"][v] = res.dims, ROW
         tx["recipes"][node] = recipe
         return True
@@ -322,7 +327,8 @@ class RowGroup:
             for v in node.outputs:
                 if v in live or any(u not in members for u in users.get(v, [])):
                     outputs.append(v)
-                    strides[v] = self._to_space(v, self.fdims[v])
+                    strides[v] = operand_space_strides(self.space, v, self.space_dims[v]) \
+                        if v in self.space_dims else self._to_space(v, self.fdims[v])
         # the layout the main tensor has (or would have): it picks the schedule
         strides.setdefault(self.main, self.main_strides(
             [strides[v] for v in outputs if self.phase.get(v) == ELEM]))

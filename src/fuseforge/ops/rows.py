@@ -14,6 +14,8 @@ Accumulation is in float for float32 and double for float64; eager's formulas ar
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import torch
@@ -260,6 +262,20 @@ def _group_norm(node: Node):
     return _standardize(node, x, space, (2, 3), ((1, 2),))   # channel = (group, channel in group)
 
 
+def _native_group_norm(node: Node):
+    """group_norm's statistics too: its mean and rstd per (sample, group), [N, G]."""
+    x = node.arg("input")
+    why = _float_input(node, x)
+    if why:
+        return why
+    n, c, hw, groups = node.arg("N"), node.arg("C"), node.arg("HxW"), node.arg("group")
+    if (n, c * hw) != (x.type.shape[0], x.type.numel // max(1, x.type.shape[0])):
+        return "N, C, HxW that are not the input's shape"
+    recipe = _standardize(node, x, (n, groups, c // groups, hw), (2, 3), ((1, 2),))
+    recipe.results.update({1: Result("row", "{mean}", (0, 1)), 2: Result("row", "{rstd}", (0, 1))})
+    return recipe
+
+
 def _instance_norm(node: Node):
     x = node.arg("input")
     why = _float_input(node, x)
@@ -319,6 +335,21 @@ def _split_batch_norm(node: Node, b, x: Value) -> Value:
     return _applied(node, b, x, mean, rstd)
 
 
+def _split_group_norm(node: Node, b, x: Value) -> Value:
+    """native_group_norm's mean and rstd per (sample, group) (its own row kernel, that only
+    reduces), each repeated for the channels of its group: [N, C, 1, ...]."""
+    inp = node.arg("input")
+    n, c, rest = inp.type.shape[0], inp.type.shape[1], list(inp.type.shape[2:])
+    groups = node.arg("num_groups")
+    _, mean, rstd = b(A.native_group_norm.default, inp, None, None, n, c, math.prod(rest), groups,
+                      float(node.arg("eps")))
+
+    def per_channel(t: Value) -> Value:
+        t = b(A.expand.default, b(A.view.default, t, [n, groups, 1]), [n, groups, c // groups])
+        return b(A.reshape.default, t, [n, c] + [1] * len(rest))
+    return _applied(node, b, x, per_channel(mean), per_channel(rstd))
+
+
 def _split_instance_norm(node: Node, b, x: Value) -> Value:
     """var_mean per (sample, channel), rstd computed per row as the recipe does."""
     dims = list(range(2, x.type.ndim))
@@ -330,6 +361,7 @@ def _split_instance_norm(node: Node, b, x: Value) -> Value:
 
 register_row("aten.layer_norm.default", _layer_norm)
 register_row("aten.rms_norm.default", _rms_norm)
-register_row("aten.group_norm.default", _group_norm)
+register("aten.group_norm.default", _group_norm, kind=ROW, split=_split_group_norm)
+register_row("aten.native_group_norm.default", _native_group_norm)
 register("aten.instance_norm.default", _instance_norm, kind=ROW, split=_split_instance_norm)
 register("aten._native_batch_norm_legit_functional.default", _batch_norm_train, kind=ROW, split=_split_batch_norm)

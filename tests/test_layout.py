@@ -227,32 +227,17 @@ def test_group_norm_split_for_a_row_reader(monkeypatch):
     assert any(o.type.shape == conv_shape for k in whole.kernels for o in k.outputs)   # (whole: written)
 
 
-@pytest.fixture(scope="module")
-def group_norm_split():
-    torch.manual_seed(0)
-    model = ConvGroupNormRows()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_SPLIT_GROUP_NORM", "1")
-        return model, fuseforge.compile(model, row_inputs(0))
-
-
-def test_group_norm_split_matches_eager_on_cpu(group_norm_split):
-    model, fast = group_norm_split
-    with torch.no_grad():
-        assert_same_layout_and_close(fast(*row_inputs(1)), model(*row_inputs(1)))
-
-
-@pytest.mark.gpu
-def test_group_norm_split_matches_eager_on_cuda(group_norm_split):
-    model, fast = group_norm_split
-    _no_looser_than_eager(model.cuda(), fast.cuda(), row_inputs(2, "cuda"))
-
-
-@pytest.fixture(scope="module", params=[ConvPixelRows, ConvChannelRows], ids=["pixel_rows", "channel_rows"])
+@pytest.fixture(scope="module", params=[(ConvPixelRows, {}), (ConvChannelRows, {}),
+                                        (ConvGroupNormRows, {"FUSEFORGE_SPLIT_GROUP_NORM": "1"})],
+                ids=["pixel_rows", "channel_rows", "group_norm_split"])
 def conv_rows(request):
     torch.manual_seed(0)
-    model = request.param()
-    return model, fuseforge.compile(model, row_inputs(0))
+    cls, env = request.param
+    model = cls()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        return model, fuseforge.compile(model, row_inputs(0))
 
 
 def test_conv_rows_match_eager_on_cpu(conv_rows):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import fuseforge
 from fuseforge import ops
 from fuseforge.capture import capture
+from fuseforge.emit import generate
 from fuseforge.plan import plan
 from fuseforge.plan_windows import WindowKernel
 
@@ -112,12 +113,34 @@ def test_prologue_needed_elsewhere_is_not_fused():
     assert len(pools) == 1 and not pools[0].prologue
 
 
+# 1D windows that overlap, paired with FUSEFORGE_PAIR_1D=1 (two outputs a thread); 31 outputs
+# of the last case: the odd one's pair half out of range
+PAIRED_1D = {
+    "avg_4_2_1": lambda t: F.avg_pool1d(t["x3"], 4, 2, 1),
+    "max_4_2_1": lambda t: F.max_pool1d(t["x3"], 4, 2, 1),
+    "avg_3_2_ceil_no_pad_count": lambda t: F.avg_pool1d(t["x3"], 3, 2, 1, True, False),
+    "max_3_1_ceil": lambda t: F.max_pool1d(t["x3"], 3, 1, 1, 1, True),
+}
+
+
+@pytest.fixture(scope="module")
+def paired_1d():
+    model = WindowZoo(PAIRED_1D)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_PAIR_1D", "1")
+        text = generate(plan(capture(model, window_inputs(0))), name="paired_1d").text
+        assert text.count("2 outputs along dim 2 per thread") == len(PAIRED_1D), text[:3000]
+        return model, fuseforge.compile(model, window_inputs(0))
+
+
+@pytest.mark.parametrize("zoo_name", ["windows", "paired_1d"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_windows_match_eager_on_cpu(windows, seed):
-    assert_zoo_matches(windows, window_inputs, seed, RTOL, ATOL)
+def test_windows_match_eager_on_cpu(request, zoo_name, seed):
+    assert_zoo_matches(request.getfixturevalue(zoo_name), window_inputs, seed, RTOL, ATOL)
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("zoo_name", ["windows", "paired_1d"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_windows_match_eager_on_cuda(windows, seed):
-    assert_zoo_matches(windows, window_inputs, seed, RTOL, ATOL, "cuda")
+def test_windows_match_eager_on_cuda(request, zoo_name, seed):
+    assert_zoo_matches(request.getfixturevalue(zoo_name), window_inputs, seed, RTOL, ATOL, "cuda")

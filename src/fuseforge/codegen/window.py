@@ -12,6 +12,7 @@ the CUDA text is the pointwise grid-stride kernel over the items.
 from __future__ import annotations
 
 import math
+import os
 
 from ..plan_windows import WindowKernel
 from .cpp import ctype, literal
@@ -30,8 +31,10 @@ PAIRED = 2
 
 
 def _paired(w, O) -> tuple[int, int]:
-    """(outputs per thread along the paired dim, that dim's index among the pooled ones)."""
-    pd = w.dims - 2
+    """(outputs per thread along the paired dim, that dim's index among the pooled ones). A 1D
+    window pairs along its one dim with FUSEFORGE_PAIR_1D=1 (consecutive threads then read 2
+    strides apart): to measure against one output a thread (level1/079, 083), off until then."""
+    pd = w.dims - 2 if w.dims > 1 or os.environ.get("FUSEFORGE_PAIR_1D") != "1" else 0
     if w.adaptive or pd < 0 or O[pd] < 2:
         return 1, pd
     K, S, D = w.kernel[pd], w.stride[pd], w.dilation[pd]

@@ -1,0 +1,21 @@
+#!/bin/bash
+# The flag-gated changes of the 12th session, to A/B on a GPU (scripts/ab_generated.py), then turn
+# on what wins. Locally (no GPU): generate OLD and NEW into an untracked, not ignored folder, so that
+# they travel to the device:
+#   bash bench/session12/next_ab.sh generate
+# then on the device (one call; builds several at once, then times eager, old and new side by side):
+#   bash bench/session12/next_ab.sh run
+set -eu
+D=abx/next
+P_GN="suite/level2/014_conv2d_groupnorm_tanh_hardswish_residual_logsumexp.py"   # FUSEFORGE_SPLIT_GROUP_NORM=1
+P_1D="suite/level1/083_avgpool1d.py"                                            # FUSEFORGE_PAIR_1D=1
+PY=${PY:-.venv/bin/python}
+case "$1" in
+generate)
+  $PY scripts/generate_sources.py $D/old $P_GN $P_1D
+  FUSEFORGE_SPLIT_GROUP_NORM=1 FUSEFORGE_PAIR_1D=1 $PY scripts/generate_sources.py $D/new $P_GN $P_1D
+  ;;
+run)
+  PYTHONPATH=src python3 scripts/ab_generated.py $D/old $D/new $P_GN $P_1D --rounds 7 --trials 40 --json "${OUT:-out}/ab_next.json"
+  ;;
+esac

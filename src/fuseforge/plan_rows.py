@@ -18,6 +18,7 @@ Placement rules, checked op by op:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -189,9 +190,11 @@ class RowGroup:
         return tx["phase"].get(v, self.phase.get(v))
 
     # --- placement -------------------------------------------------------------------------
-    def try_add(self, nodes: list[Node], recipes: dict) -> bool:
-        """Place all nodes (in order) or none."""
-        tx = {"fdims": {}, "space_dims": {}, "phase": {}, "strides": {}, "recipes": {}, "trivial": {}}
+    def try_add(self, nodes: list[Node], recipes: dict, scalar: bool = False) -> bool:
+        """Place all nodes (in order) or none. `scalar`: 0-d pointwise ops of outside values may
+        join as side ops (join_scalar_groups)."""
+        tx = {"fdims": {}, "space_dims": {}, "phase": {}, "strides": {}, "recipes": {}, "trivial": {},
+              "scalar": scalar}
         for node in nodes:
             if any(v in self.space_dims or v in tx["space_dims"] for v in node.tensor_inputs()):
                 return False   # (a view space's row results are written, not read here)
@@ -211,6 +214,8 @@ class RowGroup:
         inside = [v for v in node.tensor_inputs() if self._fdims(v, tx) is not None]
         if shape == self.frame:
             out_fd, phase = tuple(range(len(shape))), ELEM
+        elif shape == () and not inside and tx.get("scalar"):   # a side op: every row computes the same
+            out_fd, phase = (), ROW
         else:
             if self.view or not inside or any(self._phase(v, tx) == ELEM for v in inside):
                 return False
@@ -423,6 +428,8 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
             decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
             continue
         rows.append(rg)
+    if os.environ.get("FUSEFORGE_SCALAR_SIDE") == "1":
+        join_scalar_groups(rows, groups, closed, position, decisions)
     kept = []
     for rg in rows:
         node, main = rg.nodes[0], rg.main_strides()
@@ -436,3 +443,24 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
         else:
             kept.append(rg)
     return kept
+
+
+def join_scalar_groups(rows: list[RowGroup], groups, closed, position, decisions) -> None:
+    """Pointwise groups of 0-d values computed from values outside every kernel (a batch norm's
+    num_batches_tracked + 1) join the nearest row kernel as side ops, written by each
+    row alike, in place of a launch of their own (a few microseconds each: six in the U-Net
+    block). FUSEFORGE_SCALAR_SIDE=1, off until measured."""
+    for g in list(groups):
+        if any(n.outputs[0].type.shape != () for n in g.nodes):
+            continue
+        members = set(g.nodes)
+        if any(v.producer is not None and v.producer not in members for n in g.nodes for v in n.tensor_inputs()):
+            continue   # (reads a computed value: its kernel and this one's order would matter)
+        at = position[g.nodes[0]]   # the nearest row kernel after it first, then before it
+        for rg in sorted(rows, key=lambda rg: (position[rg.nodes[0]] < at, abs(position[rg.nodes[0]] - at))):
+            if closed(set(rg.nodes) | members) and rg.try_add(list(g.nodes), {}, scalar=True):
+                rg.nodes.sort(key=position.__getitem__)
+                groups.remove(g)
+                decisions.append(f"{g.nodes[0].name}…: 0-d pointwise group joins the row kernel of "
+                                 f"{rg.nodes[0].name} as a side op")
+                break

@@ -99,6 +99,16 @@ class Shapes(nn.Module):
         return a @ v, big_a @ big_b
 
 
+def test_products_whose_packing_is_too_large_stay_extern(monkeypatch):
+    """A product whose packed operands would need more than MAX_PACKED_BYTES of workspace stays
+    with cuBLAS, whatever the mode (meta tensors: nothing is allocated)."""
+    from fuseforge.plan_gemm import MAX_PACKED_BYTES
+    xs = [torch.empty(20000, 20000, device="meta"), torch.empty(20000, 20000, device="meta")]   # 6 GiB packed
+    p = plan(capture(Shapes(), [torch.randn(64, 32), torch.randn(32, 1)] + xs))
+    assert not [k for k in p.kernels if isinstance(k, GemmKernel)], p.decisions
+    assert f"more than {MAX_PACKED_BYTES >> 30})" in "\n".join(p.decisions), p.decisions
+
+
 def test_gemv_and_too_few_tiles_stay_extern():
     p = plan(capture(Shapes(), [torch.randn(64, 32), torch.randn(32, 1), torch.randn(256, 8192),
                                 torch.randn(8192, 256)]))

@@ -84,6 +84,7 @@ def on_wgmma(g: Gemm) -> bool:
 
 
 PACK_K = 32   # k of a packed tile (codegen/gemm.py's BK)
+MAX_PACKED_BYTES = 4 << 30   # the workspace a product's packed operands may take (8192^3: 1 GiB)
 
 
 def packed_bytes(g: Gemm) -> int:
@@ -152,6 +153,9 @@ def gemm_of(node: Node) -> Gemm | str:
     tiles = spec.batch * math.ceil(spec.m / SMALL[0]) * math.ceil(spec.n / SMALL[1])
     if tiles < SMS // 2 and spec.flops > TINY_FLOPS:
         return f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU without split-K"
+    if packed_bytes(spec) > MAX_PACKED_BYTES:
+        return (f"cuBLAS float32 (its operands packed for the wgmma kernel would take "
+                f"{packed_bytes(spec) / 2**30:.1f} GiB, more than {MAX_PACKED_BYTES / 2**30:.0f})")
     return spec
 
 

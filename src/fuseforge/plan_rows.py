@@ -458,6 +458,8 @@ def join_scalar_groups(rows: list[RowGroup], groups, closed, position, decisions
             continue   # (reads a computed value: its kernel and this one's order would matter)
         at = position[g.nodes[0]]   # the nearest row kernel after it first, then before it
         for rg in sorted(rows, key=lambda rg: (position[rg.nodes[0]] < at, abs(position[rg.nodes[0]] - at))):
+            if any(o in rg.strides for n in g.nodes for o in n.outputs):
+                continue   # the kernel reads it (a batch norm with momentum=None): not before it is written
             if closed(set(rg.nodes) | members) and rg.try_add(list(g.nodes), {}, scalar=True):
                 rg.nodes.sort(key=position.__getitem__)
                 groups.remove(g)

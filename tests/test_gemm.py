@@ -155,6 +155,17 @@ def test_wgmma_estimate_weighs_the_packing(monkeypatch):
     assert "the wgmma kernel's estimate, packing the operands included" in "\n".join(p.decisions), p.decisions
 
 
+def test_shallow_products_by_setting(monkeypatch):
+    """K = 128 (attention scores) stays below WGMMA_MIN_K; FUSEFORGE_WGMMA_MIN_K=128 lets the
+    estimate take it (to measure the packed kernel on shallow products)."""
+    monkeypatch.setenv("FUSEFORGE_GEMM", "auto")
+    xs = [torch.empty(64, 1024, 128, device="meta"), torch.empty(64, 128, 1024, device="meta")] * 2
+    gemms = lambda: [k for k in plan(capture(Pair(), xs)).kernels if isinstance(k, GemmKernel)]  # noqa: E731
+    assert not gemms()
+    monkeypatch.setenv("FUSEFORGE_WGMMA_MIN_K", "128")
+    assert len(gemms()) == 2
+
+
 def test_unknown_setting_is_a_clear_error(monkeypatch):
     from fuseforge.errors import ConfigError
     monkeypatch.setenv("FUSEFORGE_GEMM", "fast")

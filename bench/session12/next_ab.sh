@@ -12,15 +12,16 @@ P_1D="suite/level1/083_avgpool1d.py"                                            
 P_SIDE="suite/level2/001_conv2d_batchnorm_relu.py suite/level2/040_conv3d_batchnorm_relu.py
   suite/level3/005_resnet_basic_block.py suite/level3/006_resnet_bottleneck_block.py
   suite/level3/017_unet_down_up_block.py"                                       # FUSEFORGE_SCALAR_SIDE=1
+P_K="suite/level2/088_bmm_softmax.py suite/level2/089_bmm_scale_causal_mask_softmax.py"  # FUSEFORGE_WGMMA_MIN_K=128
 PY=${PY:-.venv/bin/python}
 case "$1" in
 generate)
-  $PY scripts/generate_sources.py $D/old $P_GN $P_1D $P_SIDE
-  FUSEFORGE_SPLIT_GROUP_NORM=1 FUSEFORGE_PAIR_1D=1 FUSEFORGE_SCALAR_SIDE=1 \
-    $PY scripts/generate_sources.py $D/new $P_GN $P_1D $P_SIDE
+  $PY scripts/generate_sources.py $D/old $P_GN $P_1D $P_SIDE $P_K
+  FUSEFORGE_SPLIT_GROUP_NORM=1 FUSEFORGE_PAIR_1D=1 FUSEFORGE_SCALAR_SIDE=1 FUSEFORGE_WGMMA_MIN_K=128 \
+    $PY scripts/generate_sources.py $D/new $P_GN $P_1D $P_SIDE $P_K
   ;;
 run)
-  PYTHONPATH=src python3 scripts/ab_generated.py $D/old $D/new $P_GN $P_1D $P_SIDE --rounds 7 --trials 40 \
+  PYTHONPATH=src python3 scripts/ab_generated.py $D/old $D/new $P_GN $P_1D $P_SIDE $P_K --rounds 7 --trials 40 \
     --json "${OUT:-out}/ab_next.json"
   ;;
 esac

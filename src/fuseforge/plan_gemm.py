@@ -79,8 +79,12 @@ def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
 
 
 def on_wgmma(g: Gemm) -> bool:
-    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE)."""
-    return config(g) == LARGE and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= WGMMA_MIN_K
+    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE). WGMMA_MIN_K was
+    measured with the kernel that split its operands in the loop; FUSEFORGE_WGMMA_MIN_K (128 for
+    level2/088, 089's attention scores) lets the estimate decide shallower products too, to
+    measure the packed kernel there."""
+    min_k = int(os.environ.get("FUSEFORGE_WGMMA_MIN_K", WGMMA_MIN_K))
+    return config(g) == LARGE and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= min_k
 
 
 PACK_K = 32   # k of a packed tile (codegen/gemm.py's BK)

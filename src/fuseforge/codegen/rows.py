@@ -433,8 +433,7 @@ def render(k: RowKernel) -> KernelSource:
     batch = 1
     if schedule == "outer" and not cached:
         batch = BATCH
-        while batch > 1 and launch["threads"] * ACC_BYTES + sum(
-                batch * launch["ty"] * (launch["tx"] + 1) * op.value.type.dtype.itemsize for op in tiled) > SMEM_BYTES:
+        while batch > 1 and _outer_smem(launch, tiled, batch) > SMEM_BYTES:
             batch //= 2
     if any(nbytes(n) > L2_RESIDENT for n in reread if n not in cached) and launch.get("lanes") and chunk > 256:
         # rows re-read from memory: a block per row keeps few rows in flight, so that the second
@@ -701,8 +700,7 @@ def _staged_rows(k, kept, red, launch, cached, in_ops, tiled) -> dict[str, int]:
     if "tx" not in launch:
         return {}
     tx, length = launch["tx"], k.length
-    smem = launch["threads"] * ACC_BYTES + sum(
-        launch["ty"] * (tx + 1) * op.value.type.dtype.itemsize for op in tiled)
+    smem = _outer_smem(launch, tiled, 1)   # (cached rows: a batch of 1)
     out = {}
     for n in cached:
         v = in_ops[n].value
@@ -718,6 +716,13 @@ def _staged_rows(k, kept, red, launch, cached, in_ops, tiled) -> dict[str, int]:
         out[n] = rs
         smem += bytes_
     return out
+
+
+def _outer_smem(launch, tiled, batch: int) -> int:
+    """Static shared memory of an outer-schedule block: the team's accumulators, and a tile of
+    batch x ty elements by the block's rows for each element output written through one."""
+    return launch["threads"] * ACC_BYTES + sum(
+        batch * launch["ty"] * (launch["tx"] + 1) * op.value.type.dtype.itemsize for op in tiled)
 
 
 def _contiguous(shape) -> list[int]:

@@ -156,14 +156,16 @@ def test_wgmma_estimate_weighs_the_packing(monkeypatch):
 
 
 def test_shallow_products_by_setting(monkeypatch):
-    """K = 128 (attention scores) stays below WGMMA_MIN_K; FUSEFORGE_WGMMA_MIN_K=128 lets the
-    estimate take it (to measure the packed kernel on shallow products)."""
+    """K = 128 (attention scores) takes the packed kernel by the estimate; K = 64 stays on cuBLAS
+    (under WGMMA_MIN_K); FUSEFORGE_WGMMA_MIN_K=256 (the old kernel's bound) leaves K = 128 too."""
     monkeypatch.setenv("FUSEFORGE_GEMM", "auto")
-    xs = [torch.empty(64, 1024, 128, device="meta"), torch.empty(64, 128, 1024, device="meta")] * 2
-    gemms = lambda: [k for k in plan(capture(Pair(), xs)).kernels if isinstance(k, GemmKernel)]  # noqa: E731
-    assert not gemms()
-    monkeypatch.setenv("FUSEFORGE_WGMMA_MIN_K", "128")
-    assert len(gemms()) == 2
+    def gemms(k):
+        xs = [torch.empty(64, 1024, k, device="meta"), torch.empty(64, k, 1024, device="meta")] * 2
+        return [g for g in plan(capture(Pair(), xs)).kernels if isinstance(g, GemmKernel)]
+    assert len(gemms(128)) == 2
+    assert not gemms(64)
+    monkeypatch.setenv("FUSEFORGE_WGMMA_MIN_K", "256")
+    assert not gemms(128)
 
 
 def test_unknown_setting_is_a_clear_error(monkeypatch):

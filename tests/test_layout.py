@@ -104,6 +104,21 @@ class ConvPixelRows(nn.Module):
             torch.tanh(self.d(x).mean((2, 3)))
 
 
+def test_scalar_group_joins_a_row_kernel(monkeypatch):
+    """The batch norm's num_batches_tracked + 1 is a side op of a row kernel, not a pointwise
+    kernel of its own (FUSEFORGE_SCALAR_SIDE=0: its own)."""
+    from fuseforge.plan_rows import RowKernel
+    def scalar_kernels():
+        p = plan(capture(ConvPixelRows(), row_inputs(0)))
+        own = [k for k in p.kernels if not isinstance(k, RowKernel) and k.outputs and
+               all(o.type.shape == () for o in k.outputs)]
+        return own, sum("as a side op" in d for d in p.decisions)
+    assert scalar_kernels() == ([], 1)
+    monkeypatch.setenv("FUSEFORGE_SCALAR_SIDE", "0")
+    own, joined = scalar_kernels()
+    assert len(own) == 1 and joined == 0
+
+
 def test_pixel_rows_take_channels_last():
     """Every one of these convolutions runs channels-last. The mean reads it on the outer
     schedule and the group norm along runs of 4 channels (its NCHW result written element by
@@ -177,8 +192,8 @@ def test_row_readers_over_channels_take_channels_last():
 
 class ConvGroupNormRows(nn.Module):
     """level2/014's chain at odd sizes: conv, group norm, tanh, hardswish, the conv added, then a
-    logsumexp over the channels. With FUSEFORGE_SPLIT_GROUP_NORM=1 (off until measured) the group
-    norm splits: native_group_norm's statistics, a row kernel that only reduces, and pointwise ops
+    logsumexp over the channels. The group norm splits (FUSEFORGE_SPLIT_GROUP_NORM=0 keeps it
+    whole): native_group_norm's statistics, a row kernel that only reduces, and pointwise ops
     that the logsumexp's row kernel applies as it reads the convolution: no full-size tensor
     between them."""
     def __init__(self):
@@ -192,10 +207,10 @@ class ConvGroupNormRows(nn.Module):
 
 def test_group_norm_split_for_a_row_reader(monkeypatch):
     from fuseforge.plan_rows import RowKernel
+    p = plan(capture(ConvGroupNormRows(), row_inputs(0)))
+    monkeypatch.setenv("FUSEFORGE_SPLIT_GROUP_NORM", "0")
     whole = plan(capture(ConvGroupNormRows(), row_inputs(0)))
     assert not any("statistics, then pointwise ops" in d for d in whole.decisions), whole.decisions
-    monkeypatch.setenv("FUSEFORGE_SPLIT_GROUP_NORM", "1")
-    p = plan(capture(ConvGroupNormRows(), row_inputs(0)))
     assert sum("statistics, then pointwise ops" in d for d in p.decisions) == 1, p.decisions
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True], p.decisions
     rows = sorted(next(iter(k.recipes)).target for k in p.kernels if isinstance(k, RowKernel))
@@ -206,10 +221,11 @@ def test_group_norm_split_for_a_row_reader(monkeypatch):
 
 
 @pytest.fixture(scope="module", params=[(ConvPixelRows, {}), (ConvChannelRows, {}),
-                                        (ConvGroupNormRows, {"FUSEFORGE_SPLIT_GROUP_NORM": "1"}),
-                                        (ConvPixelRows, {"FUSEFORGE_SCALAR_SIDE": "1"}),
+                                        (ConvGroupNormRows, {}),
+                                        (ConvPixelRows, {"FUSEFORGE_SCALAR_SIDE": "0"}),
                                         (ConvPixelRows, {"FUSEFORGE_CL_ROWS": "all"})],
-                ids=["pixel_rows", "channel_rows", "group_norm_split", "pixel_rows_scalar_side", "pixel_rows_all"])
+                ids=["pixel_rows", "channel_rows", "group_norm_split", "pixel_rows_own_scalar_launch",
+                     "pixel_rows_all"])
 def conv_rows(request):
     torch.manual_seed(0)
     cls, env = request.param

@@ -113,7 +113,7 @@ def test_prologue_needed_elsewhere_is_not_fused():
     assert len(pools) == 1 and not pools[0].prologue
 
 
-# 1D windows that overlap, paired with FUSEFORGE_PAIR_1D=1 (two outputs a thread); 31 outputs
+# 1D windows that overlap, paired (two outputs a thread; FUSEFORGE_PAIR_1D=0: one); 31 outputs
 # of the last case: the odd one's pair half out of range
 PAIRED_1D = {
     "avg_4_2_1": lambda t: F.avg_pool1d(t["x3"], 4, 2, 1),
@@ -126,11 +126,13 @@ PAIRED_1D = {
 @pytest.fixture(scope="module")
 def paired_1d():
     model = WindowZoo(PAIRED_1D)
+    text = generate(plan(capture(model, window_inputs(0))), name="paired_1d").text
+    assert text.count("2 outputs along dim 2 per thread") == len(PAIRED_1D), text[:3000]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_PAIR_1D", "1")
+        mp.setenv("FUSEFORGE_PAIR_1D", "0")
         text = generate(plan(capture(model, window_inputs(0))), name="paired_1d").text
-        assert text.count("2 outputs along dim 2 per thread") == len(PAIRED_1D), text[:3000]
-        return model, fuseforge.compile(model, window_inputs(0))
+        assert "2 outputs along dim 2 per thread" not in text
+    return model, fuseforge.compile(model, window_inputs(0))
 
 
 @pytest.mark.parametrize("zoo_name", ["windows", "paired_1d"])

@@ -53,7 +53,7 @@ SMALL = (64, 64, 32, 32)
 #   auto leaves shorter products to cuBLAS.
 DEFAULT_MODE = "auto"
 MIN_K = 64
-WGMMA_MIN_SIDE, WGMMA_MIN_K = 128, 256
+WGMMA_MIN_SIDE, WGMMA_MIN_K = 128, 128
 MAX_EPILOGUE_MATH = 4
 GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
@@ -79,10 +79,10 @@ def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
 
 
 def on_wgmma(g: Gemm) -> bool:
-    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE). WGMMA_MIN_K was
-    measured with the kernel that split its operands in the loop; FUSEFORGE_WGMMA_MIN_K (128 for
-    level2/088, 089's attention scores) lets the estimate decide shallower products too, to
-    measure the packed kernel there."""
+    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE). WGMMA_MIN_K =
+    256 was measured with the kernel that split its operands in the loop; with the packed kernel
+    128 (attention scores, K = 128) measured 0.92x the time of cuBLAS on level2/088, 089
+    (bench/session13/ab_next_flags_h100.json). FUSEFORGE_WGMMA_MIN_K overrides it."""
     min_k = int(os.environ.get("FUSEFORGE_WGMMA_MIN_K", WGMMA_MIN_K))
     return config(g) == LARGE and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= min_k
 

@@ -32,9 +32,10 @@ PAIRED = 2
 
 def _paired(w, O) -> tuple[int, int]:
     """(outputs per thread along the paired dim, that dim's index among the pooled ones). A 1D
-    window pairs along its one dim with FUSEFORGE_PAIR_1D=1 (consecutive threads then read 2
-    strides apart): to measure against one output a thread (level1/079, 083), off until then."""
-    pd = w.dims - 2 if w.dims > 1 or os.environ.get("FUSEFORGE_PAIR_1D") != "1" else 0
+    window pairs along its one dim too (consecutive threads then read 2 strides apart): level1/083
+    0.158 -> 0.144 ms against one output a thread (bench/session13/ab_next_flags_h100.json;
+    FUSEFORGE_PAIR_1D=0 turns it off)."""
+    pd = w.dims - 2 if w.dims > 1 or os.environ.get("FUSEFORGE_PAIR_1D", "1") == "0" else 0
     if w.adaptive or pd < 0 or O[pd] < 2:
         return 1, pd
     K, S, D = w.kernel[pd], w.stride[pd], w.dilation[pd]

@@ -29,7 +29,7 @@ class ConvEpilogues(nn.Module):
         a = torch.min(self.c2(x), torch.tensor(0.3)) + self.bias     # channels-last, per-channel operand
         b = torch.tanh(self.c3(v)) * 2                                # 3D, transposed
         c = torch.relu(self.t2(x)) + r                                # transposed, an NCHW operand too
-        d = torch.sigmoid(self.c1x1(x))                               # 1x1: stays NCHW
+        d = torch.sigmoid(self.c1x1(x))                               # 1x1, 8 channels out: stays NCHW
         e = self.few(x[:, :3]) + 1                                    # 3 input channels: stays NCHW
         return a, b, c, d, e
 
@@ -81,12 +81,12 @@ def read_back_inputs(seed, device="cpu"):
 
 def test_convolutions_read_back_in_nchw():
     """Each runs channels-last (input converted, weight once) and its output is converted back
-    (its results: test_layout_choices_match_eager_*)."""
+    (its results: test_layout_choices_match_eager_*); the three 2D ones read x converted once."""
     p = plan(capture(ConvReadBack(), read_back_inputs(0)))
     assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)] * 4, \
         p.decisions
     src = generate(p, name="read_back").text
-    assert src.count("ff::to_nchw(ff::call(") == 4 and src.count("ff::to_channels_last(") == 4
+    assert src.count("ff::to_nchw(ff::call(") == 4 and src.count("ff::to_channels_last(") == 2
 
 
 class ConvPixelRows(nn.Module):
@@ -279,7 +279,7 @@ def test_choice():
     assert len(cl) == 3, p.decisions
     assert chosen["aten.conv_transpose3d.input"] and chosen["aten.conv_transpose2d.input"], chosen
     src = generate(p, name="layout").text
-    assert src.count("ff::to_channels_last(") == 3                           # the input of each
+    assert src.count("ff::to_channels_last(") == 2                           # x (c2 and t2 share it), v
     assert src.count("ff::converted_once(") == 3                             # the weight, once
     assert src.count("__shared__ float t_in") >= 3     # the epilogues read through tiles
 
@@ -445,19 +445,63 @@ def test_cat_written_channels_last_for_its_convolution(monkeypatch):
     assert "ff_into_channels_last" not in generate(plan(capture(CatConv(), cat_inputs(0))), name="off").text
 
 
-class LayoutChoices(nn.Module):
-    """ConvReadBack, ConvChain and CatConv in one module, built once (a build costs CI about 50 s),
-    (channels-last producers and cats change neither ConvReadBack's code nor each other's model)."""
+class OneByOne(nn.Module):
+    """1x1 convolutions among channels-last neighbours (level3/005-008): a strided one reading the
+    input that a 3x3 convolution converts anyway (one conversion for both), one reading a relu
+    written channels-last for it, one widening its input for a 3x3 convolution (its relu written
+    channels-last), two reading the same input (one conversion for both); they stay NCHW where
+    their input would be converted for them alone (`alone`) or their output has few channels
+    (`head`, 4). 15 x 17 pixels (8 x 9 strided), 9 x 10."""
     def __init__(self):
         super().__init__()
-        self.read_back, self.chain, self.cat = ConvReadBack(), ConvChain(), CatConv()
+        self.a = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.down = nn.Conv2d(16, 24, 1, stride=2)
+        self.expand = nn.Conv2d(16, 24, 1, bias=False)
+        self.head = nn.Conv2d(24, 4, 1)
+        self.alone = nn.Conv2d(16, 16, 1)
+        self.wide, self.c3 = nn.Conv2d(16, 32, 1), nn.Conv2d(32, 16, 3)
+        self.p1, self.p2 = nn.Conv2d(16, 16, 1), nn.Conv2d(16, 24, 1, bias=False)
 
-    def forward(self, x, v, xc, r, xk):
-        return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk))
+    def forward(self, x, x2, x3, x4):
+        z = torch.relu(self.expand(torch.relu(self.a(x)))) + self.down(x)
+        return self.head(z), torch.sigmoid(self.alone(x2)), self.c3(torch.relu(self.wide(x3))), \
+            torch.cat([self.p1(x4), self.p2(x4)], 1)
+
+
+def one_by_one_inputs(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 16, *hw, generator=g).to(device) for hw in ((15, 17), (9, 10), (9, 10), (9, 10))]
+
+
+def test_one_by_one_convolutions_follow_their_neighbours(monkeypatch):
+    p = plan(capture(OneByOne(), one_by_one_inputs(0)))
+    layouts = {e.node.name: e.channels_last for e in p.externs if "conv" in e.node.target}
+    assert sum(layouts.values()) == 7 and len(layouts) == 9, p.decisions      # all but head, alone
+    assert sum("a 1x1 convolution whose input would need a conversion" in d for d in p.decisions) == 1, p.decisions
+    assert sum("a 1x1 convolution with 4 output channels" in d for d in p.decisions) == 1, p.decisions
+    src = generate(p, name="one_by_one").text
+    for x in ("x", "x3", "x4"):   # x: a's and down's input, converted once; x4: p1's and p2's
+        assert src.count(f"= ff::to_channels_last({x}, ") == 1, x
+    monkeypatch.setenv("FUSEFORGE_CL_1X1", "0")
+    p = plan(capture(OneByOne(), one_by_one_inputs(0)))
+    assert sum(e.channels_last for e in p.externs) == 2, p.decisions         # a, c3
+
+
+class LayoutChoices(nn.Module):
+    """ConvReadBack, ConvChain, CatConv and OneByOne in one module, built once (a build costs CI
+    about 50 s), (channels-last producers and cats change neither ConvReadBack's code nor each
+    other's model)."""
+    def __init__(self):
+        super().__init__()
+        self.read_back, self.chain, self.cat, self.one = ConvReadBack(), ConvChain(), CatConv(), OneByOne()
+
+    def forward(self, x, v, xc, r, xk, xo, xo2, xo3, xo4):
+        return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk), *self.one(xo, xo2, xo3, xo4))
 
 
 def choices_inputs(seed, device="cpu"):
-    return read_back_inputs(seed, device) + chain_inputs(seed + 10, device) + cat_inputs(seed + 20, device)
+    return read_back_inputs(seed, device) + chain_inputs(seed + 10, device) + cat_inputs(seed + 20, device) + \
+        one_by_one_inputs(seed + 30, device)
 
 
 @pytest.fixture(scope="module")
@@ -470,8 +514,9 @@ def layout_choices():
 
 def test_layout_choices_match_eager_on_cpu(layout_choices):
     model, p, fast = layout_choices
-    assert sum(e.to_nchw for e in p.externs) == 4 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
-    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 1, p.decisions
+    # converted back: ConvReadBack's 4, OneByOne's p2 (the cat reads it; p1's bias add reads p1 in place)
+    assert sum(e.to_nchw for e in p.externs) == 5 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 3, p.decisions
     with torch.no_grad():
         assert_same_layout_and_close(fast(*choices_inputs(1)), model(*choices_inputs(1)))
 

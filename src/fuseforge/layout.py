@@ -7,7 +7,8 @@ depthwise 0.34×), a 3D convolution in 0.85× (about what converting its input c
 convolutions stay NCHW: with the tiled conversion, the suite's 12 conv3d problems measured
 0.95-1.07x of their NCHW plans' times, the norms after them up to 1.21x slower (bench/conv3d_cl
 against bench/conv_final); FUSEFORGE_CL_CONV3D=1 lets them switch, to measure that again); 1×1
-convolutions gain nothing and convolutions with 1 or 6 input channels lose up to 19 %;
+convolutions gain nothing alone, so they run channels-last only where that spares a conversion
+(_why_not, converted_1x1); convolutions with 1 or 6 input channels lose up to 19 %;
 cudnn.benchmark changes nothing. The input is converted by a tiled transpose (ff::to_channels_last,
 0.07 ms for 134 MB on an H200, ATen's copy 0.14), the weight once. The output is best read in
 place (a plain .contiguous() of it costs 5.8 copies), by generated kernels:
@@ -38,6 +39,7 @@ blocks 0.87-0.95x, U-Net 0.89x with both (bench/session12/ab_*_h100.json).
 """
 from __future__ import annotations
 
+import collections
 import math
 import os
 
@@ -78,8 +80,14 @@ def _writes_channels_last(k) -> bool:
         all(o.type.shape == k.shape and o.type.strides == cl for o in k.outputs)
 
 
-def _why_not(node) -> str | None:
-    """Whether the convolution itself is one that measured faster channels-last."""
+def _why_not(node, nchw=frozenset()) -> str | None:
+    """Whether the convolution itself is one that measured faster channels-last. A 1x1 convolution
+    is a product over the channels, as fast either way alone (level1/027: 1.33x slower with its
+    input converted), but channels-last among channels-last neighbours it spares their conversions
+    (level3/005 0.875x, 006 0.93x, 007 0.88x of their times; bench/session13/ab_cl_1x1_h100.json);
+    `nchw` names the ones whose input would need a conversion of its own (converted_1x1), which
+    stay NCHW (level3/008's project convolution: 1.05x slower converted). FUSEFORGE_CL_1X1=0 keeps
+    every 1x1 convolution NCHW."""
     x, w = node.arg("input"), node.arg("weight")
     y = node.outputs[0]
     if x.type.dtype != torch.float32 or x.type.ndim not in (4, 5) or y.type.ndim != x.type.ndim:
@@ -87,7 +95,12 @@ def _why_not(node) -> str | None:
     if x.type.shape[1] < MIN_IN_CHANNELS:
         return f"{x.type.shape[1]} input channels (measured slower channels-last below {MIN_IN_CHANNELS})"
     if math.prod(w.type.shape[2:]) == 1:
-        return "a 1x1 convolution (measured no faster channels-last)"
+        if os.environ.get("FUSEFORGE_CL_1X1", "1") == "0":
+            return "a 1x1 convolution (FUSEFORGE_CL_1X1=0)"
+        if node.name in nchw:
+            return "a 1x1 convolution whose input would need a conversion of its own (measured no faster)"
+        if y.type.shape[1] < MIN_IN_CHANNELS:   # (level3/017's head, 2 channels: 1.03x slower)
+            return f"a 1x1 convolution with {y.type.shape[1]} output channels"
     if y.type.shape[1] == 1 or math.prod(y.type.shape[2:]) == 1:
         return "an output without both channels and pixels"
     if y.type.strides != contiguous_strides(y.type.shape):
@@ -255,18 +268,18 @@ def _set_channels_last(graph, y, old: dict) -> None:
         v.type = TensorType(v.type.shape, strides, v.type.dtype)
 
 
-def _channels_last_source(v) -> tuple[Node | None, list[Node]]:
+def _channels_last_source(v, nchw=frozenset()) -> tuple[Node | None, list[Node]]:
     """The convolution that may run channels-last (its own rules) whose output v is, or from
     which pointwise ops (a bias add) compute v element by element; and those ops, in order."""
     from .lower import elementwise_source
     src, chain = elementwise_source(v)
     p = src.producer
-    if p is None or p.target not in CHANNELS_LAST_CONVS or _why_not(p) is not None:
+    if p is None or p.target not in CHANNELS_LAST_CONVS or _why_not(p, nchw) is not None:
         return None, []
     return p, chain
 
 
-def split_norms(graph, decisions: list[str], whole=frozenset()):
+def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()):
     """A batch norm (training) or instance norm of a convolution that may run channels-last:
     its statistics stay a row kernel that only reduces (the channels side by side, outer
     schedule) and its application becomes pointwise ops, which read the convolution through a
@@ -296,7 +309,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset()):
         if node.target == "aten.group_norm.default" and os.environ.get("FUSEFORGE_SPLIT_GROUP_NORM", "1") == "0":
             continue   # (see above)
         x = node.arg("input")
-        conv, chain = _channels_last_source(x)
+        conv, chain = _channels_last_source(x, nchw)
         if conv is None or isinstance(entry.expr(node), str):   # the recipe's conditions
             continue
         if node.name in whole:
@@ -349,7 +362,30 @@ def _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes)
     return switched
 
 
-def plan_with_layouts(graph, make_plan):
+def converted_1x1(plan) -> set[str]:
+    """The channels-last 1x1 convolutions whose input is converted for them alone (not written
+    channels-last by a pointwise kernel or a convolution, not converted anyway for a larger
+    convolution or a second one reading it too: level3/006's first and downsampling ones), unless they widen it (fewer channels in than out) for a kernel
+    that writes channels-last for the next convolution: the conversion is then the cheapest one
+    on the way (level3/007's expansion, 32 -> 192 channels, before its depthwise convolution)."""
+    def is_1x1(n):
+        return math.prod(n.arg("weight").type.shape[2:]) == 1
+
+    def is_cl(v):
+        return v.type.ndim in (4, 5) and v.type.strides == channels_last_strides(v.type.shape)
+
+    def widens_for_cl(n):
+        y = n.outputs[0]
+        return n.arg("input").type.shape[1] < y.type.shape[1] and \
+            any(y in k.inputs and any(is_cl(o) for o in k.outputs) for k in plan.kernels)
+    cl = [e.node for e in plan.externs if e.channels_last and e.node.target in CHANNELS_LAST_CONVS]
+    readers = collections.Counter(n.arg("input") for n in cl)
+    shared = {n.arg("input") for n in cl if not is_1x1(n) or readers[n.arg("input")] > 1}
+    return {n.name for n in cl if is_1x1(n) and n.arg("input") not in shared and not is_cl(n.arg("input")) and
+            not widens_for_cl(n)}
+
+
+def plan_with_layouts(graph, make_plan, nchw=frozenset()):
     plan = make_plan(graph)
     if os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         plan.decisions.append("layouts: FUSEFORGE_CHANNELS_LAST=0, every convolution NCHW")
@@ -360,7 +396,7 @@ def plan_with_layouts(graph, make_plan):
     for step in plan.externs:
         if step.node.target not in convs:
             continue
-        why = _why_not(step.node)
+        why = _why_not(step.node, nchw)
         if why:
             notes.append(f"{step.node.name} ({step.node.target}): NCHW, {why}")
         elif why := _readers_why_not(plan, step.node.outputs[0], tentative=True):
@@ -387,8 +423,12 @@ def plan_with_layouts(graph, make_plan):
     if os.environ.get("FUSEFORGE_CL_PRODUCERS", "1") != "0" and cl_convs:
         plan = _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes)
     cats = _cats_for_channels_last(plan, cl_convs) if os.environ.get("FUSEFORGE_CAT_CL", "1") != "0" else {}
+    def inputs(n) -> str:   # (the to_channels_last of an input already channels-last does nothing)
+        x = n.arg("input")
+        done = x.type.strides == channels_last_strides(x.type.shape) or x.producer in cats
+        return f"input {'already channels-last' if done else 'converted'}, weight once"
     for n, why in back.items():
-        notes.append(f"{n.name} ({n.target}): " + ("channels-last (input converted, weight once), output converted "
+        notes.append(f"{n.name} ({n.target}): " + (f"channels-last ({inputs(n)}), output converted "
                                                    f"back to NCHW, since {why}" if converts_back else f"NCHW, {why}"))
     for step in plan.externs:
         if step.node in cats:
@@ -401,7 +441,7 @@ def plan_with_layouts(graph, make_plan):
             step.channels_last = True
             readers = {s.name for v, _ in _with_views(graph, step.node.outputs[0])
                        for s in plan.kernels if set(s.nodes) & set(graph.users().get(v, []))}
-            notes.append(f"{step.node.name} ({step.node.target}): channels-last (input converted, weight once), "
+            notes.append(f"{step.node.name} ({step.node.target}): channels-last ({inputs(step.node)}), "
                          f"read in place by {', '.join(sorted(readers))}")
     plan.decisions.extend(notes)
     return plan

@@ -134,20 +134,23 @@ class _Group:
 
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
-    from .layout import plan_with_layouts, split_norms
+    from .layout import converted_1x1, plan_with_layouts, split_norms
     from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits
     lowered: list[str] = []
     graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
     whole: set[str] = set()          # norms kept whole: their convolution stayed NCHW when split
-    for _ in range(3):
+    nchw: set[str] = set()           # 1x1 convolutions kept NCHW: channels-last, their input was converted
+    for _ in range(4):
         notes: list[str] = []
-        split_graph, split = split_norms(copy.deepcopy(graph), notes, whole)
-        result = plan_with_layouts(split_graph, _plan)
+        split_graph, split = split_norms(copy.deepcopy(graph), notes, whole, nchw)
+        result = plan_with_layouts(split_graph, _plan, nchw)
         cl = {e.node.name for e in result.externs if e.channels_last and not e.to_nchw}
         stayed = {norm for norm, conv in split.items() if conv not in cl}
-        if not stayed:
+        converted = converted_1x1(result)
+        if not stayed and not converted:
             break
         whole |= stayed
+        nchw |= converted
     result.decisions[:0] = lowered + notes
     return result
 

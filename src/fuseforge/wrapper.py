@@ -106,10 +106,11 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     anchor = user_inputs[0].name if user_inputs else (state[0].name if state else None)
     emit(f"  const c10::Device dev = {anchor + '.device()' if anchor else 'c10::Device(c10::kCPU)'};")
 
+    converted: dict = {}
     for step in plan.steps:
         emit("")
         if isinstance(step, Extern):
-            _render_extern(step, emit)
+            _render_extern(step, emit, converted)
         else:
             _render_kernel_call(sources[step], emit)
 
@@ -133,7 +134,9 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     return "\n".join(head + [""] + lines + binding) + "\n"
 
 
-def _render_extern(step: Extern, emit) -> None:
+def _render_extern(step: Extern, emit, converted: dict) -> None:
+    """`converted`: the channels-last copies of convolution inputs made so far ({(value, format):
+    its name}): convolutions reading the same input share one conversion."""
     node = step.node
     where = f"{node.name} ({node.target})"
     args = [ivalue(v, a.type, where) for a, v in zip(node.schema.arguments, node.args)]
@@ -144,7 +147,11 @@ def _render_extern(step: Extern, emit) -> None:
         fmt = "at::MemoryFormat::ChannelsLast" + ("3d" if node.outputs[0].type.ndim == 5 else "")
         for k, a in enumerate(node.schema.arguments):
             if a.name == "input":
-                emit(f"  const at::Tensor {node.name}_input = ff::to_channels_last({args[k]}, {fmt});")
+                if (args[k], fmt) not in converted:
+                    converted[args[k], fmt] = f"{node.name}_input"
+                    emit(f"  const at::Tensor {node.name}_input = ff::to_channels_last({args[k]}, {fmt});")
+                args[k] = converted[args[k], fmt]
+                continue
             elif a.name == "weight":
                 emit(f"  static ff::FormatCache {node.name}_weight_cache;  // converted on the first call")
                 emit(f"  const at::Tensor {node.name}_weight = ff::converted_once({args[k]}, {fmt}, "

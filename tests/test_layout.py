@@ -1,6 +1,7 @@
 """Channels-last convolutions (layout.py): chosen only where measured faster and where the
 epilogue kernel reads them through a transposing tile; results compared with eager."""
 import copy
+import re
 
 import pytest
 import torch
@@ -487,6 +488,61 @@ def test_one_by_one_convolutions_follow_their_neighbours(monkeypatch):
     assert sum(e.channels_last for e in p.externs) == 2, p.decisions         # a, c3
 
 
+class SamePadding(nn.Module):
+    """padding="same" (aten.conv2d.padding, level1/028): channels-last like the others, its output
+    (the model's result) converted back. 5 x 5 kernel over 13 x 14 pixels."""
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(16, 8, 5, padding="same", bias=False)
+
+    def forward(self, x):
+        return self.c(x)
+
+
+def test_same_padding_runs_channels_last():
+    p = plan(capture(SamePadding(), [torch.randn(2, 16, 13, 14)]))
+    assert [(e.node.target, e.channels_last, e.to_nchw) for e in p.externs] == \
+        [("aten.conv2d.padding", True, True)], p.decisions
+
+
+class DenseCats(nn.Module):
+    """DenseNet's block (level3/009) at odd sizes: each layer reads the cat of every feature before
+    it, so cat(x), cat(x, y1) are views of cat(x, y1, y2)'s buffer, each piece copied in once; the
+    batch norms read those views (strided) directly. 6 + 2 x 4 channels, 9 x 11 pixels."""
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1))
+                                    for c in (6, 10))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+def dense_inputs(seed, device="cpu"):
+    return [torch.randn(2, 6, 9, 11, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+def test_cats_share_the_last_ones_buffer(monkeypatch):
+    from fuseforge.plan import Extern
+    p = plan(capture(DenseCats(), dense_inputs(0)))
+    cats = [e for e in p.externs if e.node.target == "aten.cat.default"]
+    assert [e.cat_buffer for e in cats] == [cats[-1].node.name] * 3, p.decisions
+    last = cats[-1].node.outputs[0].type.strides
+    for e in cats[:-1]:   # views: the last cat's strides, which the kernels reading them take
+        assert e.node.outputs[0].type.strides == last
+        readers = [s for s in p.steps if not isinstance(s, Extern) and e.node.outputs[0] in s.inputs]
+        assert readers and all(s.strides[e.node.outputs[0]] == last for s in readers), p.decisions
+    src = generate(p, name="dense").text
+    assert len(re.findall(r"_buffer\.narrow\(1, \d+, \d+\)\.copy_\(", src)) == 3   # x, y1, y2 once each
+    assert len(re.findall(r"const at::Tensor \w+ = \w+_buffer\.narrow\(1, 0, ", src)) == 2   # the views
+    assert "ff::op(\"aten::cat\"" not in src
+    monkeypatch.setenv("FUSEFORGE_CAT_VIEWS", "0")
+    assert not any(e.cat_buffer for e in plan(capture(DenseCats(), dense_inputs(0))).externs)
+
+
 class LayoutChoices(nn.Module):
     """ConvReadBack, ConvChain, CatConv and OneByOne in one module, built once (a build costs CI
     about 50 s), (channels-last producers and cats change neither ConvReadBack's code nor each
@@ -494,14 +550,17 @@ class LayoutChoices(nn.Module):
     def __init__(self):
         super().__init__()
         self.read_back, self.chain, self.cat, self.one = ConvReadBack(), ConvChain(), CatConv(), OneByOne()
+        self.same, self.dense = SamePadding(), DenseCats()
 
-    def forward(self, x, v, xc, r, xk, xo, xo2, xo3, xo4):
-        return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk), *self.one(xo, xo2, xo3, xo4))
+    def forward(self, x, v, xc, r, xk, xo, xo2, xo3, xo4, xs, xd):
+        return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk), *self.one(xo, xo2, xo3, xo4), self.same(xs),
+                self.dense(xd))
 
 
 def choices_inputs(seed, device="cpu"):
     return read_back_inputs(seed, device) + chain_inputs(seed + 10, device) + cat_inputs(seed + 20, device) + \
-        one_by_one_inputs(seed + 30, device)
+        one_by_one_inputs(seed + 30, device) + [torch.randn(2, 16, 13, 14, generator=torch.Generator().manual_seed(seed)).to(device)] + \
+        dense_inputs(seed + 40, device)
 
 
 @pytest.fixture(scope="module")
@@ -514,8 +573,9 @@ def layout_choices():
 
 def test_layout_choices_match_eager_on_cpu(layout_choices):
     model, p, fast = layout_choices
-    # converted back: ConvReadBack's 4, OneByOne's p2 (the cat reads it; p1's bias add reads p1 in place)
-    assert sum(e.to_nchw for e in p.externs) == 5 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
+    # converted back: ConvReadBack's 4, OneByOne's p2 (the cat reads it; p1's bias add reads p1 in
+    # place), SamePadding's
+    assert sum(e.to_nchw for e in p.externs) == 6 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
     assert sum("written channels-last for the convolution" in d for d in p.decisions) == 3, p.decisions
     with torch.no_grad():
         assert_same_layout_and_close(fast(*choices_inputs(1)), model(*choices_inputs(1)))

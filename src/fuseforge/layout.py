@@ -49,11 +49,12 @@ from . import ops
 from .graph import Node, TensorType
 
 # the convolutions that measured faster channels-last (ops/convs.py lists every conv target)
-CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
+CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv2d.padding", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
 MIN_IN_CHANNELS = 16
 # grouped (not depthwise) convolutions measured slower channels-last; grouped transposed 2D
 # ones measured faster (level1/034: 1.17x eager)
-GROUPED_SLOWER = {"aten.conv2d.default": "2D convolution", "aten.conv_transpose3d.input": "3D transposed convolution"}
+GROUPED_SLOWER = {"aten.conv2d.default": "2D convolution", "aten.conv2d.padding": "2D convolution",
+                  "aten.conv_transpose3d.input": "3D transposed convolution"}
 
 
 def channels_last_strides(shape) -> tuple[int, ...]:

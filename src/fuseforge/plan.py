@@ -50,6 +50,7 @@ class Extern:
     channels_last: bool = False      # a convolution run on channels-last input and weight (layout.py)
     to_nchw: bool = False            # ... whose output is converted back to NCHW for its readers
     cat_channels_last: bool = False  # a cat written straight into channels-last for the convolutions reading it
+    cat_buffer: str | None = None    # a cat in the buffer of the last cat of its family (cat_buffers.py): its name
 
 
 @dataclass
@@ -134,10 +135,12 @@ class _Group:
 
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
+    from .cat_buffers import families
     from .layout import converted_1x1, plan_with_layouts, split_norms
     from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits
     lowered: list[str] = []
     graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
+    cats = families(graph, lowered)
     whole: set[str] = set()          # norms kept whole: their convolution stayed NCHW when split
     nchw: set[str] = set()           # 1x1 convolutions kept NCHW: channels-last, their input was converted
     for _ in range(4):
@@ -152,6 +155,9 @@ def plan(graph: Graph) -> Plan:
         whole |= stayed
         nchw |= converted
     result.decisions[:0] = lowered + notes
+    for e in result.externs:
+        e.cat_buffer = cats.get(e.node.name)
+    assert sum(e.cat_buffer is not None for e in result.externs) == len(cats), "a cat of a shared buffer was fused"
     return result
 
 

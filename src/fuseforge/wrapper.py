@@ -86,6 +86,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     emit = lines.append
     handles = {}
     for step in plan.externs:
+        if step.cat_buffer:   # (no ATen call)
+            continue
         s = step.node.schema
         handles.setdefault(_handle(step.node), (RUN_AS[s.name], "") if s.name in RUN_AS else
                            (s.name, s.overload_name))
@@ -107,9 +109,17 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     emit(f"  const c10::Device dev = {anchor + '.device()' if anchor else 'c10::Device(c10::kCPU)'};")
 
     converted: dict = {}
+    copied: set = set()
+    for step in plan.externs:   # cat_buffers.py: the last cat of a family, allocated first
+        if step.cat_buffer == step.node.name:
+            t = step.node.outputs[0].type
+            emit(f"  const at::Tensor {step.node.name}_buffer = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
+                 f"{SCALAR_TYPES[t.dtype]}, dev);  // its earlier cats are views of it")
     for step in plan.steps:
         emit("")
-        if isinstance(step, Extern):
+        if isinstance(step, Extern) and step.cat_buffer:
+            _render_cat_view(step, emit, copied)
+        elif isinstance(step, Extern):
             _render_extern(step, emit, converted)
         else:
             _render_kernel_call(sources[step], emit)
@@ -177,6 +187,21 @@ def _render_extern(step: Extern, emit, converted: dict) -> None:
             emit(f"  const at::Tensor {v.name} = {node.name}_r[{v.index}].toTensor();")
         else:
             emit(f"  const at::Tensor {v.name} = {node.name}_r[{v.index}].toTensorVector()[{v.list_index}];")
+
+
+def _render_cat_view(step: Extern, emit, copied: set) -> None:
+    """A cat of a shared buffer (cat_buffers.py): the pieces not yet in it copied into their
+    slices, then the cat is the buffer's first channels. `copied`: (buffer, channel offset) done."""
+    node, buf = step.node, f"{step.cat_buffer}_buffer"
+    emit(f"  // {node.name}: aten.cat of {', '.join(x.name for x in node.arg('tensors'))} in {buf}")
+    off = 0
+    for x in node.arg("tensors"):
+        if (buf, off) not in copied:
+            emit(f"  {buf}.narrow(1, {off}, {x.type.shape[1]}).copy_({x.name});")
+            copied.add((buf, off))
+        off += x.type.shape[1]
+    view = buf if step.cat_buffer == node.name else f"{buf}.narrow(1, 0, {off})"
+    emit(f"  const at::Tensor {node.outputs[0].name} = {view};")
 
 
 def _render_kernel_call(src: KernelSource, emit) -> None:

@@ -1,0 +1,63 @@
+"""cat_buffers: cats whose pieces begin a later cat's pieces share that cat's memory.
+
+A DenseNet block concatenates every feature before each layer: cat(x), cat(x, y1), ...,
+cat(x, y1, .., y4). As separate cats each copies all its pieces again (level3/009: 5 cats, 640
+channel planes copied). Along dim 1 of a contiguous tensor, cat(x, y1) is the first channels of
+cat(x, y1, y2): a view of its buffer. So the last cat's buffer is allocated when the forward
+starts, each piece is copied into its slice once, when the first cat that holds it is reached, and
+the earlier cats are views of the buffer's first channels (the strides of the last cat), which
+the kernels reading them index directly. The wrapper (wrapper.py) renders it from `families`.
+Measured on an H100 (bench/session13/ab_cat_views_h100.json): level3/009 0.904 -> 0.793 ms. A
+channels-last convolution's output copied into its slice by ATen's copy_ (no conversion first)
+measured slower: 0.830 (ab_cat_direct_h100.json).
+
+Left alone: cats read by a convolution (layout.py may write those channels-last), and families
+whose earlier cats are results of the model (a view would change their strides).
+FUSEFORGE_CAT_VIEWS=0 turns it off.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .graph import Graph, Node, TensorType
+
+
+def _contiguous(shape) -> tuple[int, ...]:
+    return tuple(torch.empty(shape, device="meta").stride())
+
+
+def _cat_along_1(node: Node) -> bool:
+    if node.target != "aten.cat.default":
+        return False
+    y = node.outputs[0]
+    return y.type.ndim >= 2 and node.arg("dim") % y.type.ndim == 1 and y.type.strides == _contiguous(y.type.shape)
+
+
+def families(graph: Graph, decisions: list[str]) -> dict[str, str]:
+    """{cat node name: the name of the last cat of its family, whose buffer it is a view of (itself
+    for the last)}; the earlier cats' types take the buffer's strides."""
+    if os.environ.get("FUSEFORGE_CAT_VIEWS", "1") == "0":
+        return {}
+    users, outputs = graph.users(), {id(v) for v in graph.outputs}
+    cats = [n for n in graph.nodes if _cat_along_1(n) and
+            not any("conv" in u.target for u in users.get(n.outputs[0], []))]
+    pieces = {n: [id(p) for p in n.arg("tensors")] for n in cats}
+    out: dict[str, str] = {}
+    for last in sorted(cats, key=lambda n: -len(pieces[n])):
+        if last.name in out:
+            continue
+        members = [n for n in cats if n is not last and n.name not in out and
+                   pieces[last][:len(pieces[n])] == pieces[n]]
+        if not members or any(id(n.outputs[0]) in outputs for n in members):
+            continue
+        strides = _contiguous(last.outputs[0].type.shape)
+        for n in members:
+            y = n.outputs[0]
+            y.type = TensorType(y.type.shape, strides, y.type.dtype)
+            out[n.name] = last.name
+        out[last.name] = last.name
+        decisions.append(f"{', '.join(n.name for n in members)} (aten.cat.default): views of the first channels of "
+                         f"{last.name}'s buffer, each piece copied into it once")
+    return out

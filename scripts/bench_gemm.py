@@ -7,7 +7,9 @@
   side with eager (cuBLAS float32), torch.compile (default) and cuBLAS TF32 for reference:
   median of 30 calls, L2 flushed, CUDA events; TFLOP/s of each;
 - SASS evidence: the tensor-core instructions in the built extension (cuobjdump).
-Writes gemm.json and gemm.md into --out and prints the table last.
+Writes gemm.json and gemm.md into --out and prints the table last. With --tf32 (the opt-in mode:
+one TF32 product) the same into gemm_tf32.json and gemm_tf32.md, each case's error checked
+against cuBLAS TF32's (2x at most) instead of float32's.
 """
 import argparse
 import json
@@ -71,6 +73,9 @@ def depth_inputs(g: torch.Generator, uniform: bool) -> list[torch.Tensor]:
     return xs
 
 
+OURS = "fuseforge_3xtf32"   # (main: "fuseforge_tf32" with --tf32)
+
+
 def accuracy(loaded_depths) -> list[dict]:
     """Max error against float64 for each K, on normal inputs and on uniform [0, 1) ones (terms
     of one sign: the representation error of the split operands is not averaged away)."""
@@ -86,9 +91,9 @@ def accuracy(loaded_depths) -> list[dict]:
         for k, e, a, b, c in zip(DEPTHS, exact, ours, cublas, tf32):
             scale = float(e.abs().max())
             err = {name: float((t.double() - e).abs().max()) / scale for name, t in
-                   (("fuseforge_3xtf32", a), ("cublas_fp32", b), ("cublas_tf32", c))}
-            rows.append({"inputs": dist, "k": k, **err,
-                         "ratio_to_cublas_fp32": err["fuseforge_3xtf32"] / err["cublas_fp32"]})
+                   ((OURS, a), ("cublas_fp32", b), ("cublas_tf32", c))}
+            rows.append({"inputs": dist, "k": k, **err, "ratio_to_cublas_fp32": err[OURS] / err["cublas_fp32"],
+                         "ratio_to_cublas_tf32": err[OURS] / err["cublas_tf32"]})
             print(json.dumps(rows[-1]), flush=True)
         del xs, exact, ours, cublas, tf32
     return rows
@@ -112,7 +117,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "bench"))
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--tf32", action="store_true", help="the opt-in mode: one TF32 product (FUSEFORGE_TF32=1)")
     args = ap.parse_args()
+    if args.tf32:
+        os.environ["FUSEFORGE_TF32"] = "1"
+    global OURS
+    OURS = "fuseforge_tf32" if args.tf32 else "fuseforge_3xtf32"
+    stem = "gemm_tf32" if args.tf32 else "gemm"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prepare_environment()
@@ -139,6 +150,11 @@ def main():
             model.float()
         err_ours = float((got.double() - exact).abs().max())
         err_eager = float((ref.double() - exact).abs().max())
+        if args.tf32:   # the bar of the looser mode: torch's own TF32 matmul
+            torch.backends.cuda.matmul.allow_tf32 = True
+            with torch.no_grad():
+                err_eager = float((model(*xs).double() - exact).abs().max())
+            torch.backends.cuda.matmul.allow_tf32 = False
         compiled = torch.compile(model)
         t = {"eager": time_cuda(model, xs, trials=30).median_ms,
              "torch.compile": time_cuda(compiled, xs, trials=30, warmup=10).median_ms,
@@ -160,17 +176,19 @@ def main():
         torch.cuda.empty_cache()
     evidence = sass(gen[next(iter(todo))].ext_name) if todo else {}
     env = environment()
-    (out / "gemm.json").write_text(json.dumps({"env": env, "command": "PYTHONPATH=src python3 scripts/bench_gemm.py",
+    command = "PYTHONPATH=src python3 scripts/bench_gemm.py" + (" --tf32" if args.tf32 else "")
+    (out / f"{stem}.json").write_text(json.dumps({"env": env, "command": command,
                                                "accuracy": acc, "results": results, "sass": evidence}, indent=2))
-    lines = [f"# Generated 3xTF32 GEMM on {env.get('gpu')} (torch {env['torch']}, CUDA {env['cuda']}, driver "
+    what = "GEMM in the opt-in --tf32 mode (one TF32 product)" if args.tf32 else "3xTF32 GEMM"
+    lines = [f"# Generated {what} on {env.get('gpu')} (torch {env['torch']}, CUDA {env['cuda']}, driver "
              f"{env.get('driver')})", "",
              f"Accuracy: max |C - C_float64| / max |C_float64|, {SIDE} x K @ K x {SIDE}, normal and uniform [0, 1) "
              "inputs.", "",
-             "| inputs | K | fuseforge 3xTF32 | cuBLAS float32 | cuBLAS TF32 | ours / cuBLAS float32 |",
-             "|---|---|---|---|---|---|"]
+             f"| inputs | K | {OURS} | cuBLAS float32 | cuBLAS TF32 | ours / cuBLAS float32 | ours / cuBLAS TF32 |",
+             "|---|---|---|---|---|---|---|"]
     for a in acc:
-        lines.append(f"| {a['inputs']} | {a['k']} | {a['fuseforge_3xtf32']:.2e} | {a['cublas_fp32']:.2e} | {a['cublas_tf32']:.2e} | "
-                     f"{a['ratio_to_cublas_fp32']:.2f} |")
+        lines.append(f"| {a['inputs']} | {a['k']} | {a[OURS]:.2e} | {a['cublas_fp32']:.2e} | {a['cublas_tf32']:.2e} | "
+                     f"{a['ratio_to_cublas_fp32']:.2f} | {a['ratio_to_cublas_tf32']:.2f} |")
     lines += ["", "Speed: median of 30 calls, L2 flushed, CUDA events; TFLOP/s in brackets. cuBLAS TF32 is looser "
               "than float32 and shown only as the tensor-core reference.", "",
               "| case | ok | eager (cuBLAS fp32) ms | torch.compile ms | fuseforge ms | cuBLAS TF32 ms | × eager | "
@@ -183,7 +201,7 @@ def main():
                      f"({f['cublas_tf32 (reference, looser)']:.0f}) | {rec['vs_eager']:.2f} | {rec['vs_compile']:.2f} |")
     if evidence:
         lines += ["", f"SASS ({next(iter(todo))}): {evidence}"]
-    (out / "gemm.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -329,3 +329,71 @@ def test_cli_option_takes_the_gemm(tmp_path, monkeypatch):
                  "--no-bench", "--device", "cpu", "-o", str(out)]) == 0
     text = out.read_text()
     assert "ffgemm::launch<fused_linear_relu_add_gemm>" in text, text[:2000]
+
+
+# --- the opt-in --tf32 mode: one TF32 product (looser than eager's float32)
+
+class TF32Product(nn.Module):
+    def forward(self, a, b):
+        return torch.relu(a @ b) + 1
+
+
+def _tf32(t):
+    """t rounded as cvt.rna.tf32.f32 rounds it (10 mantissa bits, ties away from zero), in torch."""
+    u = t.contiguous().view(torch.int32)
+    return torch.where((u & 0x7f800000) != 0x7f800000, (u + 0x1000) & -8192, u).view(torch.float32)
+
+
+def test_tf32_mode_rounds_the_operands_on_cpu(monkeypatch):
+    """FUSEFORGE_TF32=1: the CPU twin multiplies the operands rounded to TF32, as the GPU's one
+    product does: equal to that product in float64 up to float32 sums, and visibly apart from
+    the float32 product (so the test sees the mode)."""
+    monkeypatch.setenv("FUSEFORGE_TF32", "1")
+    xs = [torch.randn(70, 96), torch.randn(96, 67)]
+    p = plan(capture(TF32Product(), xs))
+    [k] = [k for k in p.kernels if isinstance(k, GemmKernel)]
+    assert k.tf32 and sum("one TF32 product" in d for d in p.decisions) == 1, p.decisions
+    fast = fuseforge.compile(TF32Product(), xs)
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(70, 96, generator=g), torch.randn(96, 67, generator=g)
+    with torch.no_grad():
+        got = fast(a, b).double()
+    ref = torch.relu(_tf32(a).double() @ _tf32(b).double()) + 1
+    fp32 = torch.relu(a.double() @ b.double()) + 1
+    scale = float(ref.abs().max())
+    assert float((got - ref).abs().max()) <= 1e-5 * scale
+    assert float((fp32 - ref).abs().max()) > 1e-4 * scale
+
+
+def test_tf32_setting_is_checked(monkeypatch):
+    from fuseforge.errors import ConfigError
+    monkeypatch.setenv("FUSEFORGE_TF32", "yes")
+    with pytest.raises(ConfigError, match="expected 0 or 1"):
+        plan(capture(TF32Product(), [torch.randn(70, 96), torch.randn(96, 67)]))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("side", [640, 1536])
+def test_tf32_mode_on_cuda(monkeypatch, side):
+    """On the GPU (640: the small tiles; 1536: the large ones, wgmma on an H100): the error
+    against float64 no more than 2x that of torch's own TF32 matmul (allow_tf32), and far above
+    float32's (the one-product path runs)."""
+    monkeypatch.setenv("FUSEFORGE_TF32", "1")
+    depths = [256, 4096]
+    model = Depths()
+    def xs(seed, device):
+        g = torch.Generator().manual_seed(seed)
+        return [torch.randn(*s, generator=g).to(device) for k in depths for s in ((side, k), (k, side))]
+    fast = fuseforge.compile(model, xs(0, "cpu"))
+    x = xs(1, "cuda")
+    with torch.no_grad():
+        ours, fp32 = fast(*x), model(*x)
+        exact = model(*[t.double() for t in x])
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            tf32 = model(*x)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+    for k, o, f, t, e in zip(depths, ours, fp32, tf32, exact):
+        err = {n: float((v.double() - e).abs().max()) for n, v in (("ours", o), ("fp32", f), ("tf32", t))}
+        assert err["ours"] <= 2 * err["tf32"] and err["ours"] > 10 * err["fp32"], (k, err)

@@ -23,6 +23,8 @@ CASES = {
     "aten.prod.default": lambda t: A.prod.default(t["x"][0] * 0.05 + 1),
     "aten.amax.default": lambda t: (A.amax.default(t["x"], [0, 2]), A.amax.default(t["xt"], [1], True)),
     "aten.amin.default": lambda t: A.amin.default(t["x"], [1], True),
+    "aten.max.default": lambda t: A.max.default(t["xt"]),      # torch.max(x): every element
+    "aten.min.default": lambda t: A.min.default(t["x"]),
     # the values alone too (the index not folded: codegen.rows._combine)
     "aten.max.dim": lambda t: tuple(A.max.dim(t["x"], 2)) + (A.max.dim(t["xt"], 1)[0],),
     "aten.min.dim": lambda t: tuple(A.min.dim(t["xt"], 0, True)) + (A.min.dim(t["x"], 1)[0],),

@@ -221,6 +221,9 @@ def render_markdown(records: list[dict], runs: list[dict], summary: dict, plots:
                          f"{ceil['tf32_flops_per_s'] / 1e12:.1f} TFLOP/s")
     config = next((r.get("config") for r in runs if r.get("config")), {}) or {}
     trials = config.get("trials", [30, 100])
+    if config.get("tf32"):
+        lines += ["", "**--tf32 mode** (opt-in): fuseforge's generated GEMMs take one TF32 product, looser than "
+                      "eager's float32 matmuls; reported apart from the default mode."]
     lines += [
         "",
         f"Timing: CUDA events, L2 flushed before every call, warm-up, median of {trials[0]}–{trials[1]} "

@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "gemm", None):
         os.environ["FUSEFORGE_GEMM"] = args.gemm
+    if getattr(args, "tf32", False):
+        os.environ["FUSEFORGE_TF32"] = "1"
     console = Console()
     try:
         if args.command == "bench":

@@ -124,14 +124,29 @@ class GemmKernel(FusedOps):
     epilogue: list[Node]
     inputs: list[Value]
     outputs: list[Value]
+    tf32: bool = False       # one TF32 product (--tf32, opt-in: looser than eager's float32)
 
 
 def add_gemm_option(parser) -> None:
-    """The command-line spelling of FUSEFORGE_GEMM (cli.py sets the variable, so worker
-    processes see it too)."""
+    """The command-line spellings of FUSEFORGE_GEMM and FUSEFORGE_TF32 (cli.py sets the variables,
+    so worker processes see them too)."""
     parser.add_argument("--gemm", choices=["off", "auto", "all"], default=None,
                         help="generated 3xTF32 GEMMs: auto (default: where measured to pay), all "
                              "(every product), off (cuBLAS); same as FUSEFORGE_GEMM")
+    parser.add_argument("--tf32", action="store_true",
+                        help="opt-in, looser than eager: the generated GEMMs multiply in plain TF32 (one product "
+                             "of the operands rounded to TF32, float32 sums) instead of 3xTF32; same as "
+                             "FUSEFORGE_TF32=1")
+
+
+def tf32_mode() -> bool:
+    """FUSEFORGE_TF32=1: the generated GEMMs take one TF32 product (about torch's allow_tf32
+    accuracy) instead of three. The products taken stay those of the default mode (the planner's
+    rules and estimates are the 3xTF32 kernel's), so the two modes differ only in precision."""
+    v = os.environ.get("FUSEFORGE_TF32", "0")
+    if v not in ("0", "1"):
+        raise ConfigError(f"FUSEFORGE_TF32={v!r}: expected 0 or 1")
+    return v == "1"
 
 
 def mode() -> str:
@@ -194,7 +209,7 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
                       why_extern: dict) -> list[GemmKernel]:
     """A GEMM kernel for every product the generated GEMM takes; the pointwise group it
     absorbs as its epilogue is removed from `groups`."""
-    kernels = []
+    kernels, tf32 = [], tf32_mode()
     for node, spec in each_spec(graph, ops.GEMM, gemm_of, why_extern, decisions):
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
@@ -211,5 +226,7 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
         nodes = [node] + epilogue
         inputs = external_inputs(nodes, members)
         outputs = [n.outputs[0] for n in nodes if needed_outside(n, members, users, live)]
-        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs))
+        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs, tf32))
+        if tf32:
+            decisions.append(f"{node.name}: one TF32 product (FUSEFORGE_TF32=1: opt-in, looser than eager's float32)")
     return kernels

@@ -130,7 +130,7 @@ def _json_default(x):
 
 def _config_matches(rec: dict, config: dict) -> bool:
     old = rec.get("config", {})
-    return (bool(old.get("small")) == bool(config.get("small"))
+    return (bool(old.get("small")) == bool(config.get("small")) and bool(old.get("tf32")) == bool(config.get("tf32"))
             and set(config.get("compile_modes", [])) <= set(old.get("compile_modes", [])))
 
 
@@ -688,8 +688,9 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
     problems = find_problems(paths)
     if shard_text:
         problems = shard(problems, *parse_shard(shard_text))
+    from .plan_gemm import tf32_mode
     config = {"small": small, "compile_modes": list(compile_modes), "device": device,
-              "trials": [min_trials, max_trials], "verify_trials": verify_trials}
+              "trials": [min_trials, max_trials], "verify_trials": verify_trials, "tf32": tf32_mode()}
     done = latest_records(read_jsonl(out / RESULTS))
     todo, skipped = pending(problems, done, config=config, force=force, retry_failed=retry_failed)
     console.print(f"fuseforge bench: {len(problems)} problem(s){f' (shard {shard_text})' if shard_text else ''}"

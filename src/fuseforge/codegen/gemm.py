@@ -10,6 +10,9 @@ with round-to-nearest. Two TF32 terms hold 22 of float32's 24 mantissa bits: whe
 representation error dominates (short K, all terms of one sign: x @ x.T at K = 12) the
 error measured 4.8x cuBLAS float32's, which is why the planner leaves short products to cuBLAS
 (plan_gemm.MIN_K). tests/test_gemm.py checks the error against cuBLAS float32's and float64.
+The opt-in --tf32 mode (GemmKernel.tf32, T::TF32 below) keeps a_hi·b_hi alone: the pack writes
+the hi tiles only, a slice copies and multiplies those, and the CPU twin rounds the operands the
+same way; the default mode's machine code is the same with or without it (PTX compared).
 
 Two main loops in GEMM_LIBRARY: on an H100 (sm_90a) the large tiles run on wgmma (hopper::gemm),
 after a pack kernel per operand has split it once into hi and lo TF32 tiles in the workspace,
@@ -71,12 +74,25 @@ def render(k: GemmKernel) -> KernelSource:
         body.append(f"a.{op.var}[{at}] = {names[op.value]};")
 
     mn = g.m * g.n
+    x_k, w_k = f"x[k * {g.a.k}{suffix}]", f"w[k * {g.b.k}{suffix}]"
+    if k.tf32:   # the operands rounded as the GPU's one TF32 product takes them
+        x_k, w_k = f"{name}_tf32({x_k})", f"{name}_tf32({w_k})"
     twin = [f"const {itype} b = i / {mn}{suffix}, m = i / {g.n}{suffix} % {g.m}{suffix}, n = i % {g.n}{suffix};",
             f"const float* x = a.{var[g.a.value]} + b * {g.a.batch}{suffix} + m * {g.a.rows}{suffix};",
             f"const float* w = a.{var[g.b.value]} + b * {g.b.batch}{suffix} + n * {g.b.rows}{suffix};",
             "float acc = 0.0f;",
-            f"for ({itype} k = 0; k < {g.k}{suffix}; ++k) acc += x[k * {g.a.k}{suffix}] * w[k * {g.b.k}{suffix}];",
+            f"for ({itype} k = 0; k < {g.k}{suffix}; ++k) acc += {x_k} * {w_k};",
             f"{name}_epilogue(a, i, acc);"]
+    rounding = f"""
+// x rounded to TF32 as cvt.rna.tf32.f32 rounds it: 10 mantissa bits, ties away from zero
+FF_HD float {name}_tf32(float x) {{
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  __builtin_memcpy(&x, &u, 4);
+  return x;
+}}
+""" if k.tf32 else ""
 
     fields = arg_fields(ins, outs)
     bm, bn, wm, wn = config(g)
@@ -86,7 +102,7 @@ def render(k: GemmKernel) -> KernelSource:
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     shared = f"""
 // ---- {name}: {ops_list}
-//      GEMM {g.describe()}: 3xTF32 tensor cores on the GPU, the epilogue at each output element
+//      GEMM {g.describe()}: {"TF32 tensor cores, one product (--tf32)" if k.tf32 else "3xTF32 tensor cores"} on the GPU, the epilogue at each output element
 struct {name}_args {{
 {chr(10).join(fields)}
 }};
@@ -96,7 +112,7 @@ FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float ac
 {chr(10).join('  ' + line for line in body)}
 }}
 
-// the CPU twin: one output element's dot product in float32
+{rounding}// the CPU twin: one output element's dot product in float32
 FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 {chr(10).join('  ' + line for line in twin)}
 }}
@@ -119,6 +135,7 @@ struct {name}_gemm {{
   static constexpr bool A_K_INNER = {flag(a_inner)}, A_VEC = {flag(a_vec)};
   static constexpr bool B_K_INNER = {flag(b_inner)}, B_VEC = {flag(b_vec)};
   static constexpr int BM = {bm}, BN = {bn}, BK = {BK}, WM = {wm}, WN = {wn}, STAGES = {STAGES};
+  static constexpr bool TF32 = {flag(k.tf32)};   // one TF32 product (--tf32) in place of three
   static __device__ __forceinline__ const float* a_ptr(const Args& a) {{ return a.{var[g.a.value]}; }}
   static __device__ __forceinline__ const float* b_ptr(const Args& a) {{ return a.{var[g.b.value]}; }}
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
@@ -316,7 +333,7 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
     split(t[r][4 * j + 3], h.w, l.w);
     const int at = tile_index<true, BM, BK>(r, 4 * j);
     *reinterpret_cast<uint4*>(dst + at) = h;
-    *reinterpret_cast<uint4*>(dst + TILE + at) = l;
+    if constexpr (!T::TF32) *reinterpret_cast<uint4*>(dst + TILE + at) = l;   // (TF32: hi alone is read)
   }
 }
 
@@ -370,12 +387,13 @@ __global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
   const float* pb = T::workspace(a) + packed_a_floats<T>() +
                     ((T::B_BATCH ? int64_t(blockIdx.y) : 0) * n_tiles<T>() + tile.n0 / BN) * KT * (2 * TILE);
   const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
+  constexpr int PARTS = T::TF32 ? 1 : 2;   // the packed parts a slice reads: hi (and lo)
   auto load = [&](int kt) {   // slice kt: A's and B's hi and lo tiles into stage kt % STAGES (thread 0)
     float* dst = smem + kt % STAGES * 4 * TILE;
     uint64_t* b = &full[kt % STAGES];
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(smem_addr(b)), "r"(4 * TILE * 4) : "memory");
-    bulk_copy(dst, pa + int64_t(kt) * 2 * TILE, 2 * TILE * 4, b);
-    bulk_copy(dst + 2 * TILE, pb + int64_t(kt) * 2 * TILE, 2 * TILE * 4, b);
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(smem_addr(b)), "r"(2 * PARTS * TILE * 4) : "memory");
+    bulk_copy(dst, pa + int64_t(kt) * 2 * TILE, PARTS * TILE * 4, b);
+    bulk_copy(dst + 2 * TILE, pb + int64_t(kt) * 2 * TILE, PARTS * TILE * 4, b);
   };
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -402,9 +420,11 @@ __global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
     fence();
 #pragma unroll
     for (int kk = 0; kk < BK / 8; ++kk) {   // small terms first
-      mma(part, desc(as + TILE + kk * 8), desc(bs + kk * 8), kk > 0);   // a_lo b_hi
-      mma(part, desc(as + kk * 8), desc(bs + TILE + kk * 8), 1);        // a_hi b_lo
-      mma(part, desc(as + kk * 8), desc(bs + kk * 8), 1);               // a_hi b_hi
+      if constexpr (!T::TF32) {
+        mma(part, desc(as + TILE + kk * 8), desc(bs + kk * 8), kk > 0);   // a_lo b_hi
+        mma(part, desc(as + kk * 8), desc(bs + TILE + kk * 8), 1);        // a_hi b_lo
+      }
+      mma(part, desc(as + kk * 8), desc(bs + kk * 8), T::TF32 ? kk > 0 : 1);   // a_hi b_hi
     }
     commit();
     wait_all();
@@ -503,8 +523,10 @@ __device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem)
       for (int i = 0; i < MI; ++i)
 #pragma unroll
         for (int j = 0; j < NI; ++j) {   // small terms first
-          mma(part[i][j], al[i], bh[j]);
-          mma(part[i][j], ah[i], bl[j]);
+          if constexpr (!T::TF32) {
+            mma(part[i][j], al[i], bh[j]);
+            mma(part[i][j], ah[i], bl[j]);
+          }
           mma(part[i][j], ah[i], bh[j]);
         }
     }

@@ -123,8 +123,8 @@ register_row(["aten.mean.dim", "aten.mean.default"],
              lambda n: _reduction(n, [Stage("s0", "sum", "{x}")], "{s0}.v / {L}", dtype_arg="dtype"))
 register_row(["aten.prod.dim_int", "aten.prod.default"],
              lambda n: _reduction(n, [Stage("s0", "prod", "{x}")], "{s0}.v", dtype_arg="dtype"))
-register_row("aten.amax.default", lambda n: _reduction(n, [Stage("s0", "max", "{x}")], "{s0}.v"))
-register_row("aten.amin.default", lambda n: _reduction(n, [Stage("s0", "min", "{x}")], "{s0}.v"))
+register_row(["aten.amax.default", "aten.max.default"], lambda n: _reduction(n, [Stage("s0", "max", "{x}")], "{s0}.v"))
+register_row(["aten.amin.default", "aten.min.default"], lambda n: _reduction(n, [Stage("s0", "min", "{x}")], "{s0}.v"))
 register_row("aten.max.dim", lambda n: _reduction(n, [Stage("s0", "argmax", "{x}")], "{s0}.v",
                                                   extra={1: "{s0}.i"}))
 register_row("aten.min.dim", lambda n: _reduction(n, [Stage("s0", "argmin", "{x}")], "{s0}.v",

@@ -40,15 +40,21 @@ def decisions(path: Path) -> list[str]:
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def args_and_records(doc: str, out: str):
+    """A table script's command line (--results, -o) and the merged report's records by problem."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--results", type=Path, default=ROOT / "bench/suite_full/results.jsonl")
-    ap.add_argument("-o", "--out", type=Path, default=ROOT / "bench/conv_table.md")
+    ap.add_argument("-o", "--out", type=Path, default=ROOT / out)
     args = ap.parse_args()
     records = {}
     for line in args.results.read_text().splitlines():
         r = json.loads(line)
         records[r["problem"]] = r
+    return args, records
+
+
+def main() -> int:
+    args, records = args_and_records(__doc__, "bench/conv_table.md")
     rows, ratios_eager, ratios_compile = [], [], []
     for problem in sorted(records):
         path = ROOT / problem

@@ -9,8 +9,6 @@ A problem is standalone when its graph (captured and planned here on the CPU at 
 row, window or scan op of the registry or a norm, and no convolution, product or attention. Bandwidth share = the
 report's floor (minimal bytes at the measured copy rate) / fuseforge's time.
 """
-import argparse
-import json
 import math
 import re
 import sys
@@ -26,6 +24,8 @@ from fuseforge.plan import plan  # noqa: E402
 from fuseforge.ops import lookup  # noqa: E402
 from fuseforge.plan import Extern  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
+
+from conv_table import args_and_records  # noqa: E402  (the table scripts' command line and records)
 
 BAR = 0.80
 HEAVY = re.compile(r"conv|mm|matmul|linear|attention|einsum")
@@ -46,14 +46,7 @@ def kernels(path: Path) -> list[str] | None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=ROOT / "bench/suite_full/results.jsonl")
-    ap.add_argument("-o", "--out", type=Path, default=ROOT / "bench/rows_table.md")
-    args = ap.parse_args()
-    records = {}
-    for line in args.results.read_text().splitlines():
-        r = json.loads(line)
-        records[r["problem"]] = r
+    args, records = args_and_records(__doc__, "bench/rows_table.md")
     rows, shares, missed = [], [], []
     for problem in sorted(records):
         path = ROOT / problem

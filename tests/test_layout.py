@@ -543,6 +543,21 @@ def test_cats_share_the_last_ones_buffer(monkeypatch):
     assert not any(e.cat_buffer for e in plan(capture(DenseCats(), dense_inputs(0))).externs)
 
 
+class CatSliced(nn.Module):
+    """cat(x, y) begins cat(x, y, z), but a slice of it is returned: a view of the buffer would
+    change that result's strides, so the cats stay apart."""
+    def forward(self, x, y, z):
+        first = torch.cat([x, y], 1)
+        return torch.cat([x, y, z], 1) * 2, first[:, 1:3], torch.relu(first)
+
+
+def test_cats_read_by_views_keep_their_own_memory():
+    xs = [torch.randn(2, 3, 5, 6) for _ in range(3)]
+    p = plan(capture(CatSliced(), xs))
+    cats = [e for e in p.externs if e.node.target == "aten.cat.default"]
+    assert len(cats) == 2 and not any(e.cat_buffer for e in cats), p.decisions
+
+
 class LayoutChoices(nn.Module):
     """ConvReadBack, ConvChain, CatConv and OneByOne in one module, built once (a build costs CI
     about 50 s), (channels-last producers and cats change neither ConvReadBack's code nor each

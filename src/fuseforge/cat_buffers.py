@@ -12,7 +12,8 @@ channels-last convolution's output copied into its slice by ATen's copy_ (no con
 measured slower: 0.830 (ab_cat_direct_h100.json).
 
 Left alone: cats read by a convolution (layout.py may write those channels-last), and families
-whose earlier cats are results of the model (a view would change their strides).
+whose earlier cats are results of the model or are read by anything but registry ops that compute
+(a view of a view, returned, would change its strides) and the family's own cats.
 FUSEFORGE_CAT_VIEWS=0 turns it off.
 """
 from __future__ import annotations
@@ -21,7 +22,10 @@ import os
 
 import torch
 
+from . import ops
 from .graph import Graph, Node, TensorType
+
+COMPUTE = {ops.POINTWISE, ops.ROW, ops.WINDOW, ops.SCAN, ops.GEMM}
 
 
 def _contiguous(shape) -> tuple[int, ...]:
@@ -50,7 +54,11 @@ def families(graph: Graph, decisions: list[str]) -> dict[str, str]:
             continue
         members = [n for n in cats if n is not last and n.name not in out and
                    pieces[last][:len(pieces[n])] == pieces[n]]
-        if not members or any(id(n.outputs[0]) in outputs for n in members):
+        family = set(members) | {last}
+        if not members or any(id(n.outputs[0]) in outputs or
+                              any(u not in family and getattr(ops.lookup(u.target), "kind", None) not in COMPUTE
+                                  for u in users.get(n.outputs[0], []))
+                              for n in members):
             continue
         strides = _contiguous(last.outputs[0].type.shape)
         for n in members:

@@ -221,12 +221,38 @@ def test_group_norm_split_for_a_row_reader(monkeypatch):
     assert any(o.type.shape == conv_shape for k in whole.kernels for o in k.outputs)   # (whole: written)
 
 
+class ConvSqueeze(nn.Module):
+    """An EfficientNet block's middle (level3/008) at odd sizes: depthwise convolution, batch norm
+    (training), silu, a squeeze over the pixels, its scale applied, a 1x1 projection. With
+    FUSEFORGE_RECOMPUTE=1 the mean computes the norm and silu again from the convolution, which
+    then stays channels-last (no conversion back)."""
+    def __init__(self):
+        super().__init__()
+        self.dw, self.bn = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.BatchNorm2d(16)
+        self.se, self.project = nn.Linear(16, 16), nn.Conv2d(16, 24, 1, bias=False)
+
+    def forward(self, x):
+        y = F.silu(self.bn(self.dw(x)))
+        s = torch.sigmoid(self.se(y.mean((2, 3))))
+        return self.project(y * s[:, :, None, None])
+
+
+def test_recomputed_for_the_squeeze_the_convolution_stays_channels_last(monkeypatch):
+    def back():
+        p = plan(capture(ConvSqueeze(), row_inputs(0)))
+        return [e.to_nchw for e in p.externs if e.node.target == "aten.conv2d.default" and e.node.arg("groups") > 1]
+    assert back() == [True]
+    monkeypatch.setenv("FUSEFORGE_RECOMPUTE", "1")
+    assert back() == [False]
+
+
 @pytest.fixture(scope="module", params=[(ConvPixelRows, {}), (ConvChannelRows, {}),
                                         (ConvGroupNormRows, {}),
                                         (ConvPixelRows, {"FUSEFORGE_SCALAR_SIDE": "0"}),
-                                        (ConvPixelRows, {"FUSEFORGE_CL_ROWS": "all"})],
+                                        (ConvPixelRows, {"FUSEFORGE_CL_ROWS": "all"}),
+                                        (ConvSqueeze, {"FUSEFORGE_RECOMPUTE": "1"})],
                 ids=["pixel_rows", "channel_rows", "group_norm_split", "pixel_rows_own_scalar_launch",
-                     "pixel_rows_all"])
+                     "pixel_rows_all", "squeeze_recomputed"])
 def conv_rows(request):
     torch.manual_seed(0)
     cls, env = request.param

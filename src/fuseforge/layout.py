@@ -340,6 +340,55 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
     return graph, split
 
 
+def _reduces_pixels(u: Node) -> bool:
+    """A mean, sum or max over every pixel of each channel (an SE block's squeeze)."""
+    x = u.args[0] if u.args else None
+    if x is None or not hasattr(x, "type") or x.type.ndim not in (4, 5):
+        return False
+    spatial = set(range(2, x.type.ndim))
+    if u.target in ("aten.mean.dim", "aten.sum.dim_IntList", "aten.amax.default"):
+        dims = u.arg("dim")
+        return dims is not None and {d % x.type.ndim for d in dims} == spatial
+    if u.target in ("aten.adaptive_avg_pool2d.default", "aten._adaptive_avg_pool2d.default",
+                    "aten.adaptive_avg_pool3d.default", "aten._adaptive_avg_pool3d.default"):
+        return all(s == 1 for s in u.arg("output_size"))
+    return False
+
+
+def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
+    """FUSEFORGE_RECOMPUTE=1 (to measure; off by default): pointwise ops computed from a convolution
+    that may run channels-last (a split batch norm's application, an activation) whose result a
+    reduction over the pixels reads besides other readers (an SE block: the mean, then the product
+    with its scale): the reduction gets its own copy of the ops, so its row kernel only reduces,
+    reading the convolution in place, and writes no NCHW element result (measured slow on a
+    channels-last input: bench/pixel_rows) that would send the convolution back to NCHW
+    (level3/008's depthwise convolution: 0.26 ms of conversions)."""
+    if os.environ.get("FUSEFORGE_RECOMPUTE") != "1":
+        return
+    from .lower import Builder, _call_args, _substitute, _taken
+    taken, users = _taken(graph), graph.users()
+    for node in list(graph.nodes):
+        if len(node.outputs) != 1:
+            continue
+        v = node.outputs[0]
+        readers = users.get(v, [])
+        conv, chain = _channels_last_source(v)
+        means = [u for u in readers if _reduces_pixels(u)]
+        if conv is None or not chain or not means or len(means) == len(readers):
+            continue
+        for u in means:
+            b = Builder(u, taken)
+            again: dict = {}
+            for p in chain:
+                args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
+                again[p.outputs[0]] = b(p.op, *args, **kwargs)
+            at = graph.nodes.index(u)
+            graph.nodes[at:at] = b.nodes
+            u.args = [_substitute(a, {v: again[v]}) for a in u.args]
+            notes.append(f"{u.name} ({u.target}): computes {', '.join(p.name for p in chain)} again from {conv.name} "
+                         "(FUSEFORGE_RECOMPUTE=1), so that its kernel only reduces")
+
+
 def _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes):
     """The inputs of the channels-last convolutions `cl_convs` that pointwise kernels can write
     channels-last (_cl_producers), switched; undone where a `chosen` convolution's readers then stop

@@ -136,7 +136,7 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .cat_buffers import families
-    from .layout import converted_1x1, plan_with_layouts, split_norms
+    from .layout import converted_1x1, plan_with_layouts, recompute_for_pixel_readers, split_norms
     from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits
     lowered: list[str] = []
     graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
@@ -146,6 +146,7 @@ def plan(graph: Graph) -> Plan:
     for _ in range(4):
         notes: list[str] = []
         split_graph, split = split_norms(copy.deepcopy(graph), notes, whole, nchw)
+        recompute_for_pixel_readers(split_graph, notes)
         result = plan_with_layouts(split_graph, _plan, nchw)
         cl = {e.node.name for e in result.externs if e.channels_last and not e.to_nchw}
         stayed = {norm for norm, conv in split.items() if conv not in cl}

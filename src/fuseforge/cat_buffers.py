@@ -11,7 +11,8 @@ Measured on an H100 (bench/session13/ab_cat_views_h100.json): level3/009 0.904 -
 channels-last convolution's output copied into its slice by ATen's copy_ (no conversion first)
 measured slower: 0.830 (ab_cat_direct_h100.json).
 
-Left alone: cats read by a convolution (layout.py may write those channels-last), and families
+Left alone: cats read by a convolution (layout.py may write those channels-last) or a scan (which
+may fuse them), and families
 whose earlier cats are results of the model or are read by anything but registry ops that compute
 (a view of a view, returned, would change its strides) and the family's own cats.
 FUSEFORGE_CAT_VIEWS=0 turns it off.
@@ -45,8 +46,9 @@ def families(graph: Graph, decisions: list[str]) -> dict[str, str]:
     if os.environ.get("FUSEFORGE_CAT_VIEWS", "1") == "0":
         return {}
     users, outputs = graph.users(), {id(v) for v in graph.outputs}
-    cats = [n for n in graph.nodes if _cat_along_1(n) and
-            not any("conv" in u.target for u in users.get(n.outputs[0], []))]
+    cats = [n for n in graph.nodes if _cat_along_1(n) and   # (a scan may fuse its cat: plan_scans.py)
+            not any("conv" in u.target or getattr(ops.lookup(u.target), "kind", None) == ops.SCAN
+                    for u in users.get(n.outputs[0], []))]
     pieces = {n: [id(p) for p in n.arg("tensors")] for n in cats}
     out: dict[str, str] = {}
     for last in sorted(cats, key=lambda n: -len(pieces[n])):

@@ -246,13 +246,41 @@ def test_recomputed_for_the_squeeze_the_convolution_stays_channels_last(monkeypa
     assert back() == [False]
 
 
+class DenseRows(nn.Module):
+    """DenseCats with 16 + 4 channels (wide enough for channels-last convolutions): with
+    FUSEFORGE_CL_TILE_IN=1 each batch norm splits and its relu, reading a view of the cats' buffer
+    (NCHW), is written channels-last for the convolution through a transposing tile."""
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1))
+                                    for c in (16, 20))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+def test_norm_results_written_channels_last_through_a_tile(monkeypatch):
+    monkeypatch.setenv("FUSEFORGE_CL_TILE_IN", "1")
+    p = plan(capture(DenseRows(), row_inputs(0)))
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 2, p.decisions
+    assert sum("reads its result and may run channels-last" in d for d in p.decisions) == 2, p.decisions
+    src = generate(p, name="dense_rows").text
+    assert src.count("NCHW input(s) cat") == 2, src[:2000]
+    monkeypatch.delenv("FUSEFORGE_CL_TILE_IN")
+    assert "NCHW input(s)" not in generate(plan(capture(DenseRows(), row_inputs(0))), name="off").text
+
+
 @pytest.fixture(scope="module", params=[(ConvPixelRows, {}), (ConvChannelRows, {}),
                                         (ConvGroupNormRows, {}),
                                         (ConvPixelRows, {"FUSEFORGE_SCALAR_SIDE": "0"}),
                                         (ConvPixelRows, {"FUSEFORGE_CL_ROWS": "all"}),
-                                        (ConvSqueeze, {"FUSEFORGE_RECOMPUTE": "1"})],
+                                        (ConvSqueeze, {"FUSEFORGE_RECOMPUTE": "1"}),
+                                        (DenseRows, {"FUSEFORGE_CL_TILE_IN": "1"})],
                 ids=["pixel_rows", "channel_rows", "group_norm_split", "pixel_rows_own_scalar_launch",
-                     "pixel_rows_all", "squeeze_recomputed"])
+                     "pixel_rows_all", "squeeze_recomputed", "dense_tile_in"])
 def conv_rows(request):
     torch.manual_seed(0)
     cls, env = request.param

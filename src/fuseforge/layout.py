@@ -233,9 +233,43 @@ def _cl_producers(plan, convs) -> list:
                 x.type.strides != contiguous_strides(shape) or not all(u in convs for u in users.get(x, [])):
             continue
         cl, numel = channels_last_strides(shape), math.prod(shape)
-        if all(v.type.numel < numel or (v.type.shape == shape and v.type.strides == cl) for v in k.inputs):
+        if all(v.type.numel < numel or (v.type.shape == shape and v.type.strides == cl) or
+               (_tile_in() and v.type.shape == shape and v.type.dtype == torch.float32 and
+                v.type.strides[1:] == contiguous_strides(shape)[1:]) for v in k.inputs):
             out.append(x)
     return out
+
+
+def _tile_in() -> bool:
+    """FUSEFORGE_CL_TILE_IN=1 (to measure; off by default): a pointwise kernel with NCHW inputs of
+    its full size writes channels-last for the convolutions reading it too, through a transposing
+    tile (codegen/pointwise.py's _render_cuda_tiled_nchw), and a norm whose result only such
+    convolutions read is split for it (split_norms): DenseNet's layers (a view of the cat's buffer,
+    batch norm, relu, convolution: 0.12 ms of conversions in level3/009) and U-Net's second
+    convolution."""
+    return os.environ.get("FUSEFORGE_CL_TILE_IN") == "1"
+
+
+def _read_by_cl_conv(graph, v, nchw, depth: int = 4) -> Node | None:
+    """A convolution that may run channels-last and reads v, directly or through pointwise ops
+    (an activation), where every reader on the way is one of those: else None."""
+    users = graph.users().get(v, [])
+    if not users or depth == 0 or any(o is v for o in graph.outputs):
+        return None
+    found = None
+    for u in users:
+        if u.target in CHANNELS_LAST_CONVS and u.arg("input") is v and _why_not(u, nchw) is None:
+            found = found or u
+            continue
+        entry = ops.lookup(u.target)
+        if entry is None or entry.kind != ops.POINTWISE or len(u.outputs) != 1 or \
+                u.outputs[0].type.shape != v.type.shape:
+            return None
+        below = _read_by_cl_conv(graph, u.outputs[0], nchw, depth - 1)
+        if below is None:
+            return None
+        found = found or below
+    return found
 
 
 def _cats_for_channels_last(plan, convs) -> dict:
@@ -296,8 +330,8 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
     reads the convolution: no full-size tensor is written between them (level2/014 0.848 -> 0.665
     ms, bench/session13/ab_next_flags_h100.json; FUSEFORGE_SPLIT_GROUP_NORM=0 keeps it whole). Norms named in
     `whole` stay whole (split, their convolution still kept NCHW: another reader wants it so).
-    Returns the graph and {split norm: its convolution}."""
-    split: dict[str, str] = {}
+    Returns the graph and {split norm: (its convolution, whether it reads it)}."""
+    split: dict[str, tuple[str, bool]] = {}
     if _all_readers() or os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
     from .lower import Builder, _call_args, _replace_uses, _substitute, _taken
@@ -311,6 +345,9 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
             continue   # (see above)
         x = node.arg("input")
         conv, chain = _channels_last_source(x, nchw)
+        reads = conv is not None   # it reads the convolution (else its result feeds one: _tile_in)
+        if conv is None and _tile_in():
+            conv, chain = _read_by_cl_conv(graph, node.outputs[0], nchw), []
         if conv is None or isinstance(entry.expr(node), str):   # the recipe's conditions
             continue
         if node.name in whole:
@@ -335,8 +372,9 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
         if not any(v in live or users.get(v) for v in node.outputs):   # all it computed is now elsewhere
             graph.nodes.remove(node)
         decisions.append(f"{node.name} ({node.target}): statistics, then pointwise ops, since {conv.name} "
-                         "may run channels-last")
-        split[node.name] = conv.name
+                         + ("may run channels-last" if reads else "reads its result and may run channels-last "
+                            "(FUSEFORGE_CL_TILE_IN=1)"))
+        split[node.name] = (conv.name, reads)
     return graph, split
 
 

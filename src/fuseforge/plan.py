@@ -149,7 +149,8 @@ def plan(graph: Graph) -> Plan:
         recompute_for_pixel_readers(split_graph, notes)
         result = plan_with_layouts(split_graph, _plan, nchw)
         cl = {e.node.name for e in result.externs if e.channels_last and not e.to_nchw}
-        stayed = {norm for norm, conv in split.items() if conv not in cl}
+        cl_in = {e.node.name for e in result.externs if e.channels_last}   # (its input channels-last)
+        stayed = {norm for norm, (conv, reads) in split.items() if conv not in (cl if reads else cl_in)}
         converted = converted_1x1(result)
         if not stayed and not converted:
             break

@@ -212,8 +212,13 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    tiled = _channels_last_inputs(kernel, ins, outs)
-    cuda = _render_cuda_tiled(kernel, itype, ins, outs, tiled) if tiled else _render_cuda(name, itype, ins, outs)
+    tiled, nchw = _channels_last_inputs(kernel, ins, outs), _nchw_inputs(kernel, ins, outs)
+    if tiled:
+        cuda = _render_cuda_tiled(kernel, itype, ins, outs, tiled)
+    elif nchw:
+        cuda = _render_cuda_tiled_nchw(kernel, itype, ins, outs, nchw)
+    else:
+        cuda = _render_cuda(name, itype, ins, outs)
     return KernelSource(kernel, shared, cuda, ins, outs)
 
 
@@ -227,6 +232,20 @@ def _channels_last_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
         return []
     cl = channels_last_strides(shape)
     return [op for op in ins if op.value.type.shape == shape and op.value.type.strides == cl
+            and op.value.type.dtype == torch.float32]
+
+
+def _nchw_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
+    """The mirror case: NCHW(D) inputs (pixels contiguous in each channel, any batch stride: a view of
+    a cat's buffer too) of a kernel that walks and writes channels-last (layout.py's producers with
+    FUSEFORGE_CL_TILE_IN=1): read through a transposing tile."""
+    from ..layout import channels_last_order, contiguous_strides
+    shape = kernel.shape
+    if len(shape) not in (4, 5) or kernel.order != channels_last_order(len(shape)) or shape[0] > 65535 \
+            or not all(op.direct for op in outs):
+        return []
+    inner = contiguous_strides(shape)[1:]
+    return [op for op in ins if op.value.type.shape == shape and op.value.type.strides[1:] == inner
             and op.value.type.dtype == torch.float32]
 
 
@@ -320,6 +339,59 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
   const dim3 grid(({pixels}u + {TILE_P - 1}u) / {TILE_P}u, ({c}u + {TILE_C - 1}u) / {TILE_C}u, {n}u);
   if ({launch_vec}) {name}_kernel<true><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
   else {name}_kernel<false><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  return static_cast<int>(cudaGetLastError());
+}}
+"""
+
+
+def _render_cuda_tiled_nchw(kernel: Kernel, itype, ins, outs, tiled) -> str:
+    """_render_cuda_tiled's mirror: a block's tile of 32 channels x 64 pixels of the NCHW inputs is
+    read along the pixels into shared memory, then each thread computes one channel of 8 pixels
+    in the kernel's channels-last order and writes along the channels: both sides coalesced."""
+    name = kernel.name
+    n, c, pixels = kernel.shape[0], kernel.shape[1], math.prod(kernel.shape[2:])
+    u = "u" if itype == "uint32_t" else "ull"
+    tiles = [f"  __shared__ float t_{op.var}[{TILE_C}][{TILE_P + 1}];  // [channel][pixel]" for op in tiled]
+    loads = [f"      t_{op.var}[cr + 4 * j][w] = ch < {c}{u} && p < {pixels}{u} ? "
+             f"a.{op.var}[img * {op.value.type.strides[0]}{u} + ch * {pixels}{u} + p] : 0.0f;" for op in tiled]
+    args = [f"t_{op.var}[cc][pr + 8 * j]" if op in tiled else f"a.{op.var}[{op.index()}]" for op in ins]
+    decl = [f"      {ctype(op.value.type.dtype)} {op.var};" for op in outs]
+    stores = [f"      a.{op.var}[i] = {op.var};" for op in outs]
+    return f"""
+// {name}: NCHW input(s) {', '.join(op.value.name for op in tiled)} are read along pixels into shared
+// memory, the channels-last outputs written along channels: both sides coalesced.
+__global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
+{chr(10).join(tiles)}
+  const {itype} img = blockIdx.z;
+  const {itype} c0 = ({itype})blockIdx.y * {TILE_C}u, p0 = ({itype})blockIdx.x * {TILE_P}u;
+  {{  // pixel w of channels cr, cr + 4, .. per thread
+    const uint32_t w = threadIdx.x & 63u, cr = threadIdx.x >> 6;
+    const {itype} p = p0 + w;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {{
+      const {itype} ch = c0 + cr + 4u * j;
+{chr(10).join(loads)}
+    }}
+  }}
+  __syncthreads();
+  const uint32_t cc = threadIdx.x & 31u, pr = threadIdx.x >> 5;  // channel cc of pixels pr, pr + 8, ..
+  const {itype} ch = c0 + cc;
+  if (ch >= {c}{u}) return;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {{
+    const {itype} p = p0 + pr + 8u * j;
+    if (p < {pixels}{u}) {{
+      const {itype} i = (img * {pixels}{u} + p) * {c}{u} + ch;   // the kernel's (channels-last) index
+{chr(10).join(decl)}
+      {name}_compute({', '.join(args + [op.var for op in outs])});
+{chr(10).join(stores)}
+    }}
+  }}
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream) {{
+  const dim3 grid(({pixels}u + {TILE_P - 1}u) / {TILE_P}u, ({c}u + {TILE_C - 1}u) / {TILE_C}u, {n}u);
+  {name}_kernel<<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
   return static_cast<int>(cudaGetLastError());
 }}
 """

@@ -246,20 +246,28 @@ def test_recomputed_for_the_squeeze_the_convolution_stays_channels_last(monkeypa
     assert back() == [False]
 
 
-class DenseRows(nn.Module):
-    """DenseCats with 16 + 4 channels (wide enough for channels-last convolutions): with
-    FUSEFORGE_CL_TILE_IN=1 each batch norm splits and its relu, reading a view of the cats' buffer
-    (NCHW), is written channels-last for the convolution through a transposing tile."""
-    def __init__(self):
+class DenseCats(nn.Module):
+    """DenseNet's block (level3/009) at odd sizes: each layer reads the cat of every feature before
+    it, so cat(x), cat(x, y1) are views of cat(x, y1, y2)'s buffer, each piece copied in once; the
+    batch norms read those views (strided) directly. 6 + 2 x 4 channels, 9 x 11 pixels (widths
+    16, 20: wide enough for channels-last convolutions, DenseRows)."""
+    def __init__(self, widths=(6, 10)):
         super().__init__()
         self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1))
-                                    for c in (16, 20))
+                                    for c in widths)
 
     def forward(self, x):
         features = [x]
         for layer in self.layers:
             features.append(layer(torch.cat(features, 1)))
         return torch.cat(features, 1)
+
+
+def DenseRows():
+    """DenseCats over 16 + 4 channels: with FUSEFORGE_CL_TILE_IN=1 each batch norm splits and its
+    relu, reading a view of the cats' buffer (NCHW), is written channels-last for the convolution
+    through a transposing tile."""
+    return DenseCats((16, 20))
 
 
 def test_norm_results_written_channels_last_through_a_tile(monkeypatch):
@@ -557,22 +565,6 @@ def test_same_padding_runs_channels_last():
     p = plan(capture(SamePadding(), [torch.randn(2, 16, 13, 14)]))
     assert [(e.node.target, e.channels_last, e.to_nchw) for e in p.externs] == \
         [("aten.conv2d.padding", True, True)], p.decisions
-
-
-class DenseCats(nn.Module):
-    """DenseNet's block (level3/009) at odd sizes: each layer reads the cat of every feature before
-    it, so cat(x), cat(x, y1) are views of cat(x, y1, y2)'s buffer, each piece copied in once; the
-    batch norms read those views (strided) directly. 6 + 2 x 4 channels, 9 x 11 pixels."""
-    def __init__(self):
-        super().__init__()
-        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1))
-                                    for c in (6, 10))
-
-    def forward(self, x):
-        features = [x]
-        for layer in self.layers:
-            features.append(layer(torch.cat(features, 1)))
-        return torch.cat(features, 1)
 
 
 def dense_inputs(seed, device="cpu"):

@@ -53,6 +53,17 @@ def args_and_records(doc: str, out: str):
     return args, records
 
 
+def source(args) -> str:
+    """The report a table was made from, as the table names it."""
+    return str(args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else args.results)
+
+
+def write_table(args, head: list[str], rows: list[str]) -> int:
+    args.out.write_text("\n".join(head + rows) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main() -> int:
     args, records = args_and_records(__doc__, "bench/conv_table.md")
     rows, ratios_eager, ratios_compile = [], [], []
@@ -77,16 +88,14 @@ def main() -> int:
         print(rows[-1][:160], flush=True)
     geo = lambda xs: math.exp(sum(map(math.log, xs)) / len(xs))  # noqa: E731
     head = [f"# Convolution problems: times and layout decisions ({len(ratios_compile)} timed)", "",
-            f"From `{args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else args.results}` "
+            f"From `{source(args)}` "
             f"(ms, H100); decisions from the plan at full size. Geomean {geo(ratios_eager):.2f}× eager, "
             f"{geo(ratios_compile):.2f}× torch.compile; below torch.compile: "
             f"{sum(x < 1 for x in ratios_compile)}, below eager: {sum(x < 1 for x in ratios_eager)}. "
             "Regenerate: `python scripts/conv_table.py`.", "",
             "| problem | eager | torch.compile | fuseforge | × eager | × torch.compile | convolution layouts |",
             "|---|---:|---:|---:|---:|---:|---|"]
-    args.out.write_text("\n".join(head + rows) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    return write_table(args, head, rows)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from fuseforge.ops import lookup  # noqa: E402
 from fuseforge.plan import Extern  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
 
-from conv_table import args_and_records  # noqa: E402  (the table scripts' command line and records)
+from conv_table import args_and_records, source, write_table  # noqa: E402  (what the table scripts share)
 
 BAR = 0.80
 HEAVY = re.compile(r"conv|mm|matmul|linear|attention|einsum")
@@ -74,16 +74,14 @@ def main() -> int:
         print(rows[-1], flush=True)
     geo = math.exp(sum(map(math.log, shares)) / len(shares))
     head = [f"# Standalone reductions, norms, pooling, scans and losses ({len(shares)} timed)", "",
-            f"From `{args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else args.results}` "
+            f"From `{source(args)}` "
             f"(ms, H100). Bandwidth = minimal bytes at the measured copy rate / fuseforge's time "
             f"(geomean {100 * geo:.0f} %). Meets issue 3's bar: ≥ {100 * BAR:.0f} % of the copy "
             f"bandwidth, or faster than both eager and torch.compile. Missing the bar: "
             f"{', '.join(missed) or 'none'}. Regenerate: `python scripts/rows_table.py`.", "",
             "| problem | eager | torch.compile | fuseforge | × eager | × torch.compile | bandwidth | bar | kernels |",
             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    args.out.write_text("\n".join(head + rows) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    return write_table(args, head, rows)
 
 
 if __name__ == "__main__":

@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from . import ops
 from .graph import Graph, Node, TensorType
+from .layout import contiguous_strides
 
 COMPUTE = {ops.POINTWISE, ops.ROW, ops.WINDOW, ops.SCAN, ops.GEMM}
-
-
-def _contiguous(shape) -> tuple[int, ...]:
-    return tuple(torch.empty(shape, device="meta").stride())
 
 
 def _cat_along_1(node: Node) -> bool:
     if node.target != "aten.cat.default":
         return False
     y = node.outputs[0]
-    return y.type.ndim >= 2 and node.arg("dim") % y.type.ndim == 1 and y.type.strides == _contiguous(y.type.shape)
+    return y.type.ndim >= 2 and node.arg("dim") % y.type.ndim == 1 and y.type.strides == contiguous_strides(y.type.shape)
 
 
 def families(graph: Graph, decisions: list[str]) -> dict[str, str]:
@@ -62,7 +57,7 @@ def families(graph: Graph, decisions: list[str]) -> dict[str, str]:
                                   for u in users.get(n.outputs[0], []))
                               for n in members):
             continue
-        strides = _contiguous(last.outputs[0].type.shape)
+        strides = contiguous_strides(last.outputs[0].type.shape)
         for n in members:
             y = n.outputs[0]
             y.type = TensorType(y.type.shape, strides, y.type.dtype)

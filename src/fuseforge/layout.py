@@ -49,7 +49,8 @@ from . import ops
 from .graph import Node, TensorType
 
 # the convolutions that measured faster channels-last (ops/convs.py lists every conv target)
-CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv2d.padding", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input"}
+CHANNELS_LAST_CONVS = {"aten.conv2d.default", "aten.conv2d.padding", "aten.conv_transpose2d.input",
+                       "aten.conv_transpose3d.input"}
 MIN_IN_CHANNELS = 16
 # grouped (not depthwise) convolutions measured slower channels-last; grouped transposed 2D
 # ones measured faster (level1/034: 1.17x eager)
@@ -60,6 +61,11 @@ GROUPED_SLOWER = {"aten.conv2d.default": "2D convolution", "aten.conv2d.padding"
 def channels_last_strides(shape) -> tuple[int, ...]:
     fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
     return tuple(torch.empty(shape, device="meta", memory_format=fmt).stride())
+
+
+def is_channels_last(v) -> bool:
+    """Whether the value is a 4D/5D tensor laid out channels-last."""
+    return v.type.ndim in (4, 5) and v.type.strides == channels_last_strides(v.type.shape)
 
 
 def contiguous_strides(shape) -> tuple[int, ...]:
@@ -250,14 +256,14 @@ def _tile_in() -> bool:
     return os.environ.get("FUSEFORGE_CL_TILE_IN") == "1"
 
 
-def _read_by_cl_conv(graph, v, nchw, depth: int = 4) -> Node | None:
+def _read_by_cl_conv(graph, users: dict, v, nchw, depth: int = 4) -> Node | None:
     """A convolution that may run channels-last and reads v, directly or through pointwise ops
     (an activation), where every reader on the way is one of those: else None."""
-    users = graph.users().get(v, [])
-    if not users or depth == 0 or any(o is v for o in graph.outputs):
+    readers = users.get(v, [])
+    if not readers or depth == 0 or any(o is v for o in graph.outputs):
         return None
     found = None
-    for u in users:
+    for u in readers:
         if u.target in CHANNELS_LAST_CONVS and u.arg("input") is v and _why_not(u, nchw) is None:
             found = found or u
             continue
@@ -265,7 +271,7 @@ def _read_by_cl_conv(graph, v, nchw, depth: int = 4) -> Node | None:
         if entry is None or entry.kind != ops.POINTWISE or len(u.outputs) != 1 or \
                 u.outputs[0].type.shape != v.type.shape:
             return None
-        below = _read_by_cl_conv(graph, u.outputs[0], nchw, depth - 1)
+        below = _read_by_cl_conv(graph, users, u.outputs[0], nchw, depth - 1)
         if below is None:
             return None
         found = found or below
@@ -334,7 +340,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
     split: dict[str, tuple[str, bool]] = {}
     if _all_readers() or os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
-    from .lower import Builder, _call_args, _replace_uses, _substitute, _taken
+    from .lower import Builder, _replace_uses, _substitute, _taken
     taken = _taken(graph)
     users = graph.users()
     for node in list(graph.nodes):
@@ -347,7 +353,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
         conv, chain = _channels_last_source(x, nchw)
         reads = conv is not None   # it reads the convolution (else its result feeds one: _tile_in)
         if conv is None and _tile_in():
-            conv, chain = _read_by_cl_conv(graph, node.outputs[0], nchw), []
+            conv, chain = _read_by_cl_conv(graph, users, node.outputs[0], nchw), []
         if conv is None or isinstance(entry.expr(node), str):   # the recipe's conditions
             continue
         if node.name in whole:
@@ -357,10 +363,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
         b = Builder(node, taken)
         # the statistics' kernel reads x; the application computes it again from the convolution
         # (else x would be written by the one and read by the other)
-        again: dict = {}
-        for p in chain:
-            args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
-            again[p.outputs[0]] = b(p.op, *args, **kwargs)
+        again = _again(chain, b)
         y = entry.split(node, b, again.get(x, x))
         at = graph.nodes.index(node)
         graph.nodes[at + 1:at + 1] = b.nodes
@@ -376,6 +379,16 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
                             "(FUSEFORGE_CL_TILE_IN=1)"))
         split[node.name] = (conv.name, reads)
     return graph, split
+
+
+def _again(chain: list[Node], b) -> dict:
+    """The pointwise ops `chain` (first one first) computed again by Builder b: {old value: new}."""
+    from .lower import _call_args, _substitute
+    again: dict = {}
+    for p in chain:
+        args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
+        again[p.outputs[0]] = b(p.op, *args, **kwargs)
+    return again
 
 
 def _reduces_pixels(u: Node) -> bool:
@@ -403,7 +416,7 @@ def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
     (level3/008's depthwise convolution: 0.26 ms of conversions)."""
     if os.environ.get("FUSEFORGE_RECOMPUTE") != "1":
         return
-    from .lower import Builder, _call_args, _substitute, _taken
+    from .lower import Builder, _substitute, _taken
     taken, users = _taken(graph), graph.users()
     for node in list(graph.nodes):
         if len(node.outputs) != 1:
@@ -416,10 +429,7 @@ def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
             continue
         for u in means:
             b = Builder(u, taken)
-            again: dict = {}
-            for p in chain:
-                args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
-                again[p.outputs[0]] = b(p.op, *args, **kwargs)
+            again = _again(chain, b)
             at = graph.nodes.index(u)
             graph.nodes[at:at] = b.nodes
             u.args = [_substitute(a, {v: again[v]}) for a in u.args]
@@ -453,24 +463,22 @@ def _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes)
 def converted_1x1(plan) -> set[str]:
     """The channels-last 1x1 convolutions whose input is converted for them alone (not written
     channels-last by a pointwise kernel or a convolution, not converted anyway for a larger
-    convolution or a second one reading it too: level3/006's first and downsampling ones), unless they widen it (fewer channels in than out) for a kernel
-    that writes channels-last for the next convolution: the conversion is then the cheapest one
-    on the way (level3/007's expansion, 32 -> 192 channels, before its depthwise convolution)."""
+    convolution or a second one reading it too: level3/006's first and downsampling ones), unless
+    they widen it (fewer channels in than out) for a kernel that writes channels-last for the next
+    convolution: the conversion is then the cheapest one on the way (level3/007's expansion, 32 ->
+    192 channels, before its depthwise convolution)."""
     def is_1x1(n):
         return math.prod(n.arg("weight").type.shape[2:]) == 1
-
-    def is_cl(v):
-        return v.type.ndim in (4, 5) and v.type.strides == channels_last_strides(v.type.shape)
 
     def widens_for_cl(n):
         y = n.outputs[0]
         return n.arg("input").type.shape[1] < y.type.shape[1] and \
-            any(y in k.inputs and any(is_cl(o) for o in k.outputs) for k in plan.kernels)
+            any(y in k.inputs and any(is_channels_last(o) for o in k.outputs) for k in plan.kernels)
     cl = [e.node for e in plan.externs if e.channels_last and e.node.target in CHANNELS_LAST_CONVS]
     readers = collections.Counter(n.arg("input") for n in cl)
     shared = {n.arg("input") for n in cl if not is_1x1(n) or readers[n.arg("input")] > 1}
-    return {n.name for n in cl if is_1x1(n) and n.arg("input") not in shared and not is_cl(n.arg("input")) and
-            not widens_for_cl(n)}
+    return {n.name for n in cl if is_1x1(n) and n.arg("input") not in shared and
+            not is_channels_last(n.arg("input")) and not widens_for_cl(n)}
 
 
 def plan_with_layouts(graph, make_plan, nchw=frozenset()):
@@ -513,7 +521,7 @@ def plan_with_layouts(graph, make_plan, nchw=frozenset()):
     cats = _cats_for_channels_last(plan, cl_convs) if os.environ.get("FUSEFORGE_CAT_CL", "1") != "0" else {}
     def inputs(n) -> str:   # (the to_channels_last of an input already channels-last does nothing)
         x = n.arg("input")
-        done = x.type.strides == channels_last_strides(x.type.shape) or x.producer in cats
+        done = is_channels_last(x) or x.producer in cats
         return f"input {'already channels-last' if done else 'converted'}, weight once"
     for n, why in back.items():
         notes.append(f"{n.name} ({n.target}): " + (f"channels-last ({inputs(n)}), output converted "

@@ -172,9 +172,9 @@ def gemm_of(node: Node) -> Gemm | str:
     tiles = spec.batch * math.ceil(spec.m / SMALL[0]) * math.ceil(spec.n / SMALL[1])
     if tiles < SMS // 2 and spec.flops > TINY_FLOPS:
         return f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU without split-K"
-    if packed_bytes(spec) > MAX_PACKED_BYTES:
+    if (packed := packed_bytes(spec)) > MAX_PACKED_BYTES:
         return (f"cuBLAS float32 (its operands packed for the wgmma kernel would take "
-                f"{packed_bytes(spec) / 2**30:.1f} GiB, more than {MAX_PACKED_BYTES / 2**30:.0f})")
+                f"{packed / 2**30:.1f} GiB, more than {MAX_PACKED_BYTES / 2**30:.0f})")
     return spec
 
 

@@ -36,8 +36,8 @@ class ConvEpilogues(nn.Module):
 
 
 class ConvPools(nn.Module):
-    """A window kernel reading a convolution: measured slower on channels-last input, so the
-    convolution's output is converted back to NCHW for it."""
+    """A window kernel reading a convolution: it reads the channels-last output in place through
+    a tile (one thread an output measured slower on a channels-last input)."""
     def __init__(self):
         super().__init__()
         self.c = nn.Conv2d(16, 8, 3)
@@ -50,20 +50,29 @@ def row_inputs(seed, device="cpu"):
     return [torch.randn(2, 16, 64, 64, generator=torch.Generator().manual_seed(seed)).to(device)]
 
 
-def test_window_readers_get_nchw_back(monkeypatch):
-    p = plan(capture(ConvPools(), row_inputs(0)))
-    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)], p.decisions
-    assert sum("converted back to NCHW, since" in d and "measured slower on a channels-last input" in d
+def test_window_readers_read_channels_last_through_a_tile(monkeypatch):
+    def convs():
+        p = plan(capture(ConvPools(), row_inputs(0)))
+        return p, [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target]
+    p, got = convs()
+    assert got == [(True, False)], p.decisions
+    assert "fused_add_max_pool2d_pool(a, (img" in generate(p, name="pools").text
+    monkeypatch.setenv("FUSEFORGE_CL_WINDOWS", "0")   # converted back to NCHW for it instead
+    p, got = convs()
+    assert got == [(True, True)], p.decisions
+    assert sum("converted back to NCHW, since" in d and "does not read it through a tile" in d
                for d in p.decisions) == 1, p.decisions
+    assert "_pool(a," not in generate(p, name="pools").text
     monkeypatch.setenv("FUSEFORGE_CL_BACK", "0")
     assert not any(e.channels_last for e in plan(capture(ConvPools(), row_inputs(0))).externs)
 
 
 class ConvReadBack(nn.Module):
-    """Convolutions whose readers want NCHW: a window kernel (max pool), an extern (cat), the
-    model's result, and a 3D transposed convolution's window kernel (NCDHW back from
-    channels-last-3d). Odd sizes: the conversion's 32 x 32 tiles have tails along the channels (8,
-    6, 5 and 8) and the pixels (31 x 33, 33 x 35, 32 x 34, 7 x 8 x 9)."""
+    """Convolutions whose readers want NCHW or read channels-last through a tile: a window kernel
+    (max pool), an extern (cat), the model's result, and a 3D transposed convolution's window
+    kernel (from channels-last-3d). Odd sizes: the conversion's 32 x 32 tiles have tails along the
+    channels (6 and 5) and the pixels (33 x 35, 32 x 34), the window tiles' (32 channels x 32
+    output pixels) too: 8 channels of 15 x 16 and 3 x 4 x 4 outputs."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(40, 8, 3)
@@ -81,13 +90,28 @@ def read_back_inputs(seed, device="cpu"):
 
 
 def test_convolutions_read_back_in_nchw():
-    """Each runs channels-last (input converted, weight once) and its output is converted back
-    (its results: test_layout_choices_match_eager_*); the three 2D ones read x converted once."""
+    """Each runs channels-last (input converted, weight once); the pools read theirs in place, the
+    others' outputs are converted back (their results: test_layout_choices_match_eager_*); the
+    three 2D ones read x converted once."""
     p = plan(capture(ConvReadBack(), read_back_inputs(0)))
-    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == [(True, True)] * 4, \
-        p.decisions
+    assert [(e.channels_last, e.to_nchw) for e in p.externs if "conv" in e.node.target] == \
+        [(True, False), (True, True), (True, True), (True, False)], p.decisions
     src = generate(p, name="read_back").text
-    assert src.count("ff::to_nchw(ff::call(") == 4 and src.count("ff::to_channels_last(") == 2
+    assert src.count("ff::to_nchw(ff::call(") == 2 and src.count("ff::to_channels_last(") == 2
+    assert src.count("_pool(a, (img") == 2
+
+
+class ConvWindows(nn.Module):
+    """Window kernels reading a channels-last convolution through tiles, at 40 channels (a full
+    tile of 32 and a tail) over 15 x 16 and 16 x 17 outputs: average pooling with a prologue
+    and an epilogue, overlapping padded max pooling."""
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Conv2d(40, 40, 3, bias=False)
+
+    def forward(self, x):
+        y = self.w(x)
+        return F.avg_pool2d(torch.tanh(y - 0.5), 2) * 3, F.max_pool2d(y, 3, 2, 1)
 
 
 class ConvPixelRows(nn.Module):
@@ -120,27 +144,33 @@ def test_scalar_group_joins_a_row_kernel(monkeypatch):
     assert len(own) == 1 and joined == 0
 
 
-def test_pixel_rows_take_channels_last():
+def test_pixel_rows_take_channels_last(monkeypatch):
     """Every one of these convolutions runs channels-last. The mean reads it on the outer
-    schedule and the group norm along runs of 4 channels (its NCHW result written element by
-    element). Batch and instance norm split: their statistics are a row kernel that only reduces
-    (outer schedule), their application pointwise ops that read the convolution through the
-    transposing tile and write NCHW."""
+    schedule. The norms split: their statistics are a row kernel that only reduces (batch and
+    instance norm on the outer schedule), their application pointwise ops that read the
+    convolution through the transposing tile and write NCHW. Kept whole (FUSEFORGE_SPLIT_RESULTS=0:
+    it is a result of the model), the group norm reads runs of 4 channels (its NCHW result written
+    element by element)."""
     from fuseforge.codegen.rows import render
     from fuseforge.plan_rows import ELEM, RowKernel
+
+    def row_kernels(p):
+        return {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}
     p = plan(capture(ConvPixelRows(), row_inputs(0)))
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
-    assert sum("statistics, then pointwise ops" in d for d in p.decisions) == 2, p.decisions
-    rows = {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}
-    assert sorted(rows) == ["_native_batch_norm_legit_functional", "group_norm", "mean", "var_mean"], rows
-    for name in ("_native_batch_norm_legit_functional", "var_mean"):
+    assert sum("statistics, then pointwise ops" in d for d in p.decisions) == 3, p.decisions
+    rows = row_kernels(p)
+    assert sorted(rows) == ["_native_batch_norm_legit_functional", "mean", "native_group_norm", "var_mean"], rows
+    for name in ("_native_batch_norm_legit_functional", "var_mean", "native_group_norm"):
         k = rows[name]
         assert not any(k.phase.get(o) == ELEM for o in k.outputs), k.summary()   # statistics only
-        assert "schedule outer" in render(k).shared
+        assert name == "native_group_norm" or "schedule outer" in render(k).shared
     applied = [k for k in p.kernels if type(k) is not RowKernel and "sub" in k.name]
-    assert len(applied) == 2 and all(k.shape in ((2, 40, 64, 64), (2, 24, 13, 13)) for k in applied), p.decisions
-    gn = rows["group_norm"]
-    source = render(gn).shared
+    assert sorted(k.shape for k in applied) == [(2, 16, 62, 62), (2, 24, 13, 13), (2, 40, 64, 64)], p.decisions
+    monkeypatch.setenv("FUSEFORGE_SPLIT_RESULTS", "0")
+    p = plan(capture(ConvPixelRows(), row_inputs(0)))
+    assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
+    source = render(row_kernels(p)["group_norm"]).shared
     assert "schedule inner" in source and "4 elements per access" in source, source
 
 
@@ -223,9 +253,9 @@ def test_group_norm_split_for_a_row_reader(monkeypatch):
 
 class ConvSqueeze(nn.Module):
     """An EfficientNet block's middle (level3/008) at odd sizes: depthwise convolution, batch norm
-    (training), silu, a squeeze over the pixels, its scale applied, a 1x1 projection. With
-    FUSEFORGE_RECOMPUTE=1 the mean computes the norm and silu again from the convolution, which
-    then stays channels-last (no conversion back)."""
+    (training), silu, a squeeze over the pixels, its scale applied, a 1x1 projection. The mean
+    computes the norm and silu again from the convolution, which then stays channels-last (no
+    conversion back; FUSEFORGE_RECOMPUTE=0 converts it back)."""
     def __init__(self):
         super().__init__()
         self.dw, self.bn = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.BatchNorm2d(16)
@@ -241,9 +271,9 @@ def test_recomputed_for_the_squeeze_the_convolution_stays_channels_last(monkeypa
     def back():
         p = plan(capture(ConvSqueeze(), row_inputs(0)))
         return [e.to_nchw for e in p.externs if e.node.target == "aten.conv2d.default" and e.node.arg("groups") > 1]
-    assert back() == [True]
-    monkeypatch.setenv("FUSEFORGE_RECOMPUTE", "1")
     assert back() == [False]
+    monkeypatch.setenv("FUSEFORGE_RECOMPUTE", "0")
+    assert back() == [True]
 
 
 class DenseCats(nn.Module):
@@ -264,30 +294,28 @@ class DenseCats(nn.Module):
 
 
 def DenseRows():
-    """DenseCats over 16 + 4 channels: with FUSEFORGE_CL_TILE_IN=1 each batch norm splits and its
+    """DenseCats over 16 + 4 channels: each batch norm splits (not with FUSEFORGE_CL_TILE_IN=0) and its
     relu, reading a view of the cats' buffer (NCHW), is written channels-last for the convolution
     through a transposing tile."""
     return DenseCats((16, 20))
 
 
 def test_norm_results_written_channels_last_through_a_tile(monkeypatch):
-    monkeypatch.setenv("FUSEFORGE_CL_TILE_IN", "1")
     p = plan(capture(DenseRows(), row_inputs(0)))
     assert sum("written channels-last for the convolution" in d for d in p.decisions) == 2, p.decisions
     assert sum("reads its result and may run channels-last" in d for d in p.decisions) == 2, p.decisions
     src = generate(p, name="dense_rows").text
     assert src.count("NCHW input(s) cat") == 2, src[:2000]
-    monkeypatch.delenv("FUSEFORGE_CL_TILE_IN")
+    monkeypatch.setenv("FUSEFORGE_CL_TILE_IN", "0")
     assert "NCHW input(s)" not in generate(plan(capture(DenseRows(), row_inputs(0))), name="off").text
 
 
 @pytest.fixture(scope="module", params=[(ConvPixelRows, {}), (ConvChannelRows, {}),
                                         (ConvGroupNormRows, {}),
-                                        (ConvPixelRows, {"FUSEFORGE_SCALAR_SIDE": "0"}),
+                                        (ConvPixelRows, {"FUSEFORGE_SCALAR_SIDE": "0", "FUSEFORGE_SPLIT_RESULTS": "0"}),
                                         (ConvPixelRows, {"FUSEFORGE_CL_ROWS": "all"}),
-                                        (ConvSqueeze, {"FUSEFORGE_RECOMPUTE": "1"}),
-                                        (DenseRows, {"FUSEFORGE_CL_TILE_IN": "1"})],
-                ids=["pixel_rows", "channel_rows", "group_norm_split", "pixel_rows_own_scalar_launch",
+                                        (ConvSqueeze, {}), (DenseRows, {})],
+                ids=["pixel_rows", "channel_rows", "group_norm_split", "pixel_rows_own_scalar_launch_whole_group_norm",
                      "pixel_rows_all", "squeeze_recomputed", "dense_tile_in"])
 def conv_rows(request):
     torch.manual_seed(0)
@@ -449,7 +477,8 @@ class ConvChain(nn.Module):
     """conv -> relu * per-channel scale -> conv -> relu, and a residual add of an NCHW tensor before
     a third conv: the first pointwise kernel (its inputs the
     channels-last convolution's output and a broadcast scale) writes channels-last for the conv
-    after it; the residual kernel (a full-size NCHW input) keeps NCHW. Odd sizes: 20 x 21 pixels."""
+    after it; so does the residual kernel, reading its full-size NCHW input through a transposing
+    tile (FUSEFORGE_CL_TILE_IN=0: it keeps NCHW). Odd sizes: 20 x 21 pixels."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(16, 16, 3)
@@ -472,9 +501,12 @@ def test_convolution_inputs_written_channels_last(monkeypatch):
     p = plan(capture(ConvChain(), chain_inputs(0)))
     first, residual, _ = p.kernels     # relu * s (for conv b); relu + r (for conv c); the last relu
     assert first.order == channels_last_order(4) and first.outputs[0].type.strides == channels_last_strides(first.shape)
-    assert residual.order == (0, 1, 2, 3), residual.order
+    assert residual.order == channels_last_order(4), residual.order
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 3, p.decisions
-    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 1, p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 2, p.decisions
+    monkeypatch.setenv("FUSEFORGE_CL_TILE_IN", "0")
+    residual = plan(capture(ConvChain(), chain_inputs(0))).kernels[1]
+    assert residual.order == (0, 1, 2, 3), residual.order
     monkeypatch.setenv("FUSEFORGE_CL_PRODUCERS", "0")
     first = plan(capture(ConvChain(), chain_inputs(0))).kernels[0]
     assert first.outputs[0].type.strides != channels_last_strides(first.shape)
@@ -605,17 +637,17 @@ def test_cats_read_by_views_keep_their_own_memory():
 
 
 class LayoutChoices(nn.Module):
-    """ConvReadBack, ConvChain, CatConv and OneByOne in one module, built once (a build costs CI
+    """ConvReadBack, ConvChain, CatConv, OneByOne, SamePadding, DenseCats and ConvWindows in one module, built once (a build costs CI
     about 50 s), (channels-last producers and cats change neither ConvReadBack's code nor each
     other's model)."""
     def __init__(self):
         super().__init__()
         self.read_back, self.chain, self.cat, self.one = ConvReadBack(), ConvChain(), CatConv(), OneByOne()
-        self.same, self.dense = SamePadding(), DenseCats()
+        self.same, self.dense, self.windows = SamePadding(), DenseCats(), ConvWindows()
 
     def forward(self, x, v, xc, r, xk, xo, xo2, xo3, xo4, xs, xd):
         return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk), *self.one(xo, xo2, xo3, xo4), self.same(xs),
-                self.dense(xd))
+                self.dense(xd), *self.windows(x))
 
 
 def choices_inputs(seed, device="cpu"):
@@ -634,10 +666,10 @@ def layout_choices():
 
 def test_layout_choices_match_eager_on_cpu(layout_choices):
     model, p, fast = layout_choices
-    # converted back: ConvReadBack's 4, OneByOne's p2 (the cat reads it; p1's bias add reads p1 in
-    # place), SamePadding's
-    assert sum(e.to_nchw for e in p.externs) == 6 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
-    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 3, p.decisions
+    # converted back: ConvReadBack's 2 (the pools read theirs through tiles), OneByOne's p2 (the
+    # cat reads it; p1's bias add reads p1 in place), SamePadding's
+    assert sum(e.to_nchw for e in p.externs) == 4 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 4, p.decisions
     with torch.no_grad():
         assert_same_layout_and_close(fast(*choices_inputs(1)), model(*choices_inputs(1)))
 

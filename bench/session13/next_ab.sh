@@ -17,6 +17,7 @@ generate)
   FUSEFORGE_CL_TILE_IN=1 $PY scripts/generate_sources.py $D/new $P2
   ;;
 run)
+  mkdir -p "${OUT:-out}"
   PYTHONPATH=src python3 scripts/ab_generated.py $D/old $D/new $P $P2 --build-only > /dev/null
   PYTHONPATH=src python3 scripts/ab_generated.py $D/old $D/new $P $P2 --rounds 7 --trials 40 --json "${OUT:-out}/ab_next.json"
   ;;

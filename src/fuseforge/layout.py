@@ -18,10 +18,14 @@ place (a plain .contiguous() of it costs 5.8 copies), by generated kernels:
 - row kernels over the pixels that only reduce (means: the channels side by side, the outer
   schedule), or whose rows are runs of channels read 4 at a time (group norm);
 - permutes of it (ConvNeXt's permute to NHWC), whose readers then follow the same rules (the
-  pointwise ops between the convolution and the permute move after it: lower.py).
-Whole batch and instance norms (their NCHW results written across the rows) and window kernels
-measured slower reading a channels-last tensor (bench/conv_cl_rows, bench/pixel_rows), so they
-read an NCHW copy (below); a batch or instance norm after a convolution that may run channels-last
+  pointwise ops between the convolution and the permute move after it: lower.py);
+- window kernels (pooling), through a tile that reads along the channels and writes NCHW along
+  the pixels (codegen/window.py; one thread an output measured slower, bench/conv_cl_rows):
+  measured on an H100, the nine problems that pool a convolution 0.68-0.86x of their times with
+  the conversion back (bench/session14/ab_windows_split_h100.json; FUSEFORGE_CL_WINDOWS=0).
+Whole batch and instance norms (their NCHW results written across the rows) measured slower
+reading a channels-last tensor (bench/pixel_rows), so they read an NCHW copy (below); a batch or
+instance norm after a convolution that may run channels-last
 is therefore split into its statistics and pointwise ops that apply them (split_norms: level2/001
 0.81 -> 0.65 ms end to end, bench/session7/a), and kept whole where the convolution stays NCHW
 for another reader. The plan is made, such convolutions are switched to channels-last, the
@@ -161,6 +165,13 @@ def _row_reader_why_not(k, v, tentative: bool) -> str | None:
     return None
 
 
+def _window_tiles() -> bool:
+    """On unless FUSEFORGE_CL_WINDOWS=0: a window kernel whose pooled input is a channels-last
+    convolution's output reads it in place through a tile (codegen/window.py's channels_last_tile)
+    instead of an NCHW copy."""
+    return os.environ.get("FUSEFORGE_CL_WINDOWS") != "0"
+
+
 def _all_readers() -> bool:
     """FUSEFORGE_CL_ROWS=all: every row and window reader takes channels-last (to measure)."""
     return os.environ.get("FUSEFORGE_CL_ROWS") == "all"
@@ -185,6 +196,7 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
     place, or a permute of it whose readers are."""
     from .plan import Extern, Kernel
     from .plan_rows import RowKernel
+    from .codegen.window import channels_last_tile
     from .plan_windows import WindowKernel
     if any(o is v for o in plan.graph.outputs):
         return "its output is a result of the model"
@@ -204,9 +216,9 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
                 return why
             continue
         if isinstance(k, WindowKernel):
-            if not _all_readers():
-                return f"{k.name} is a window kernel (measured slower on a channels-last input: " \
-                       "bench/conv_cl_rows)"
+            if not (_all_readers() or _window_tiles() and channels_last_tile(k, v)):
+                return f"{k.name} is a window kernel that does not read it through a tile (one thread " \
+                       "an output measured slower on a channels-last input: bench/conv_cl_rows)"
             continue
         if type(k) is not Kernel:
             return f"{k.name} is not a pointwise kernel"
@@ -247,13 +259,14 @@ def _cl_producers(plan, convs) -> list:
 
 
 def _tile_in() -> bool:
-    """FUSEFORGE_CL_TILE_IN=1 (to measure; off by default): a pointwise kernel with NCHW inputs of
+    """On unless FUSEFORGE_CL_TILE_IN=0: a pointwise kernel with NCHW inputs of
     its full size writes channels-last for the convolutions reading it too, through a transposing
     tile (codegen/pointwise.py's _render_cuda_tiled_nchw), and a norm whose result only such
     convolutions read is split for it (split_norms): DenseNet's layers (a view of the cat's buffer,
     batch norm, relu, convolution: 0.12 ms of conversions in level3/009) and U-Net's second
-    convolution."""
-    return os.environ.get("FUSEFORGE_CL_TILE_IN") == "1"
+    convolution. Measured 0.85x level3/009's time, 0.96x level3/017's
+    (bench/session14/ab_next_flags_h100.json)."""
+    return os.environ.get("FUSEFORGE_CL_TILE_IN") != "0"
 
 
 def _read_by_cl_conv(graph, users: dict, v, nchw, depth: int = 4) -> Node | None:
@@ -334,7 +347,10 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
     well whole (runs of channels), but is split too (native_group_norm's statistics per group), so
     that a row kernel after it, such as level2/014's logsumexp over the channels, applies it as it
     reads the convolution: no full-size tensor is written between them (level2/014 0.848 -> 0.665
-    ms, bench/session13/ab_next_flags_h100.json; FUSEFORGE_SPLIT_GROUP_NORM=0 keeps it whole). Norms named in
+    ms, bench/session13/ab_next_flags_h100.json; FUSEFORGE_SPLIT_GROUP_NORM=0 keeps it whole). A norm
+    that is a result of the model is split too (its application writes the NCHW result through
+    the tile: level2/002 0.875x of its time, level2/028 1.009x, bench/session14/ab_windows_split_h100.json;
+    FUSEFORGE_SPLIT_RESULTS=0 keeps it whole). Norms named in
     `whole` stay whole (split, their convolution still kept NCHW: another reader wants it so).
     Returns the graph and {split norm: (its convolution, whether it reads it)}."""
     split: dict[str, tuple[str, bool]] = {}
@@ -342,10 +358,12 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
         return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
     from .lower import Builder, _replace_uses, _substitute, _taken
     taken = _taken(graph)
-    users = graph.users()
+    users, live = graph.users(), graph.live_out()
+    results = os.environ.get("FUSEFORGE_SPLIT_RESULTS", "1") != "0"
     for node in list(graph.nodes):
         entry = ops.lookup(node.target)
-        if entry is None or entry.split is None or not users.get(node.outputs[0]):
+        if entry is None or entry.split is None or \
+                not (users.get(node.outputs[0]) or results and node.outputs[0] in live):
             continue
         if node.target == "aten.group_norm.default" and os.environ.get("FUSEFORGE_SPLIT_GROUP_NORM", "1") == "0":
             continue   # (see above)
@@ -376,7 +394,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
             graph.nodes.remove(node)
         decisions.append(f"{node.name} ({node.target}): statistics, then pointwise ops, since {conv.name} "
                          + ("may run channels-last" if reads else "reads its result and may run channels-last "
-                            "(FUSEFORGE_CL_TILE_IN=1)"))
+                            "(FUSEFORGE_CL_TILE_IN=0 turns this off)"))
         split[node.name] = (conv.name, reads)
     return graph, split
 
@@ -407,14 +425,15 @@ def _reduces_pixels(u: Node) -> bool:
 
 
 def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
-    """FUSEFORGE_RECOMPUTE=1 (to measure; off by default): pointwise ops computed from a convolution
+    """On unless FUSEFORGE_RECOMPUTE=0: pointwise ops computed from a convolution
     that may run channels-last (a split batch norm's application, an activation) whose result a
     reduction over the pixels reads besides other readers (an SE block: the mean, then the product
     with its scale): the reduction gets its own copy of the ops, so its row kernel only reduces,
     reading the convolution in place, and writes no NCHW element result (measured slow on a
     channels-last input: bench/pixel_rows) that would send the convolution back to NCHW
-    (level3/008's depthwise convolution: 0.26 ms of conversions)."""
-    if os.environ.get("FUSEFORGE_RECOMPUTE") != "1":
+    (level3/008's depthwise convolution: 0.26 ms of conversions). Measured 0.86x level3/008's
+    time, 0.87x level3/019's (bench/session14/ab_next_flags_h100.json)."""
+    if os.environ.get("FUSEFORGE_RECOMPUTE") == "0":
         return
     from .lower import Builder, _substitute, _taken
     taken, users = _taken(graph), graph.users()
@@ -434,7 +453,7 @@ def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
             graph.nodes[at:at] = b.nodes
             u.args = [_substitute(a, {v: again[v]}) for a in u.args]
             notes.append(f"{u.name} ({u.target}): computes {', '.join(p.name for p in chain)} again from {conv.name} "
-                         "(FUSEFORGE_RECOMPUTE=1), so that its kernel only reduces")
+                         "(FUSEFORGE_RECOMPUTE=0 turns this off), so that its kernel only reduces")
 
 
 def _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes):

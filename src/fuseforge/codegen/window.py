@@ -7,12 +7,16 @@ For kernel K the shared text (CUDA and the CPU twin) defines
               and ops, so the prologue's result is never stored,
   K_elem      item i, output element i or the PAIRED outputs of item i: the window's bounds,
               the reduction over it, the epilogue and the stores;
-the CUDA text is the pointwise grid-stride kernel over the items.
+the CUDA text is the pointwise grid-stride kernel over the items, or, where the pooled input is
+channels-last (a convolution's output read in place), a tile kernel (channels_last_tile): then
+K_elem is K_store(K_pool(i)), the window's value and the epilogue with the stores apart.
 """
 from __future__ import annotations
 
 import math
 import os
+
+import torch
 
 from ..plan_windows import WindowKernel
 from .cpp import ctype, literal
@@ -66,7 +70,8 @@ def render(k: WindowKernel) -> KernelSource:
     # --- the window of output element i, or of R outputs along the paired dim (see _paired)
     nd = w.dims
     O, I = shape[-nd:], frame[-nd:]
-    R, pd = _paired(w, O)
+    tiled = channels_last_tile(k)
+    R, pd = _paired(w, O) if not tiled else (1, 0)
     Q = O if R == 1 else O[:pd] + (-(-O[pd] // R),) + O[pd + 1:]   # the thread's outputs: items
     body = []
     for d in range(nd):
@@ -154,7 +159,9 @@ def render(k: WindowKernel) -> KernelSource:
     tail = lines + [_render_node(n, names) for n in k.epilogue]
     for op in outs:
         tail.append(f"a.{op.var}[{storage(_broadcast_strides(op.value.type, shape), shape, 'i')}] = {names[op.value]};")
-    if R == 1:
+    if tiled:   # the window's value, then the epilogue and the stores (phases of the tile kernel)
+        body += result("acc") + [f"return {y.name};"]
+    elif R == 1:
         body += result("acc") + tail
     else:   # each output of the thread's R: its element index i, then as one output per thread
         body.append(f"const {itype} first = i / {math.prod(Q)}{suffix} * {math.prod(O)}{suffix};  // of the batch dims' outputs")
@@ -168,6 +175,8 @@ def render(k: WindowKernel) -> KernelSource:
 
     per_thread = "one output element per thread" if R == 1 else \
         f"{R} outputs along dim {len(shape) - nd + pd} per thread (their windows' union read once)"
+    if tiled:
+        per_thread = f"tiles of {TILE} channels x {TILE} output pixels, the channels-last input read along the channels"
     fields = arg_fields(ins, outs)
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     shared = f"""
@@ -182,11 +191,93 @@ FF_HD {T} {name}_source(const {name}_args& a, const {itype} j) {{
 {chr(10).join('  ' + line for line in src)}
 }}
 
-FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
-{chr(10).join('  ' + line for line in body)}
-}}
+{_element_functions(name, T, itype, y.name, body, tail if tiled else None)}
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    return KernelSource(k, shared, _render_cuda(name, itype, [], []), ins, outs)
+    cuda = _render_cuda_tiled(name, T, itype, shape) if tiled else _render_cuda(name, itype, [], [])
+    return KernelSource(k, shared, cuda, ins, outs)
+
+
+def _element_functions(name, T, itype, y, body, tail) -> str:
+    """K_elem(i) doing everything, or (tail given) K_pool(i) returning the window's value y and
+    K_store(i, y) the epilogue and the stores, with K_elem their composition."""
+    def block(lines):
+        return chr(10).join('  ' + line for line in lines)
+    if tail is None:
+        return f"""FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
+{block(body)}
+}}"""
+    return f"""FF_HD {T} {name}_pool(const {name}_args& a, const {itype} i) {{
+{block(body)}
+}}
+
+FF_HD void {name}_store(const {name}_args& a, const {itype} i, const {T} {y}) {{
+{block(tail)}
+}}
+
+FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
+  {name}_store(a, i, {name}_pool(a, i));
+}}"""
+
+
+TILE = 32   # channels x output pixels of a tile kernel's block (256 threads, 4 outputs each)
+
+
+def channels_last_tile(k: WindowKernel, also=None) -> bool:
+    """Whether k pools a channels-last input (a convolution's output, read in place) into NCHW(D)
+    outputs with a tile kernel: a 4D/5D pooled input over its spatial dims whose full-size inputs
+    are all channels-last float32 (`also`: a value taken as channels-last, layout.py asking before
+    the switch). One thread per output would read it a channel's stride apart; the tile reads
+    along the channels, pools into shared memory and writes along the pixels."""
+    from ..layout import channels_last_strides, contiguous_strides
+    frame, w = k.frame, k.window
+    if len(frame) not in (4, 5) or w.dims != len(frame) - 2 or k.shape[0] > 65535 or \
+            any(o.type.strides != contiguous_strides(o.type.shape) for o in k.outputs):
+        return False
+    full = [v for v in k.inputs if v.type.shape == frame]
+    cl = channels_last_strides(frame)
+    return bool(full) and all((v is also or v.type.strides == cl) and v.type.dtype == torch.float32 for v in full)
+
+
+def _render_cuda_tiled(name, T, itype, shape) -> str:
+    """A block takes 32 channels x 32 output pixels (flattened) of one image: each thread pools
+    4 outputs of one channel, the 32 threads of a warp neighbouring channels (their window reads
+    coalesced in the channels-last input), into shared memory; then each thread applies the
+    epilogue to 4 outputs of one pixel column, a warp's 32 neighbouring pixels (coalesced NCHW
+    stores)."""
+    n, c, pixels = shape[0], shape[1], math.prod(shape[2:])
+    u = "u" if itype == "uint32_t" else "ull"
+    rows = 256 // TILE
+    return f"""
+__global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
+  __shared__ {T} tile[{TILE}][{TILE + 1}];  // [pixel][channel]
+  const {itype} img = blockIdx.z;
+  const {itype} c0 = ({itype})blockIdx.y * {TILE}u, p0 = ({itype})blockIdx.x * {TILE}u;
+  {{  // channel cc of pixels pr, pr + {rows}, ..
+    const uint32_t cc = threadIdx.x % {TILE}u, pr = threadIdx.x / {TILE}u;
+    const {itype} ch = c0 + cc;
+#pragma unroll
+    for (int j = 0; j < {TILE // rows}; ++j) {{
+      const {itype} p = p0 + pr + {rows}u * j;
+      if (ch < {c}{u} && p < {pixels}{u}) tile[pr + {rows} * j][cc] = {name}_pool(a, (img * {c}{u} + ch) * {pixels}{u} + p);
+    }}
+  }}
+  __syncthreads();
+  const uint32_t pc = threadIdx.x % {TILE}u, cr = threadIdx.x / {TILE}u;  // pixel pc of channels cr, cr + {rows}, ..
+  const {itype} p = p0 + pc;
+  if (p >= {pixels}{u}) return;
+#pragma unroll
+  for (int j = 0; j < {TILE // rows}; ++j) {{
+    const {itype} ch = c0 + cr + {rows}u * j;
+    if (ch < {c}{u}) {name}_store(a, (img * {c}{u} + ch) * {pixels}{u} + p, tile[pc][cr + {rows} * j]);
+  }}
+}}
+
+int {name}_cuda(const {name}_args& a, void* stream) {{
+  const dim3 grid(({pixels}u + {TILE - 1}u) / {TILE}u, ({c}u + {TILE - 1}u) / {TILE}u, {n}u);
+  {name}_kernel<<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  return static_cast<int>(cudaGetLastError());
+}}
+"""
 

@@ -678,3 +678,27 @@ def test_layout_choices_match_eager_on_cpu(layout_choices):
 def test_layout_choices_match_eager_on_cuda(layout_choices):
     model, _, fast = layout_choices
     _no_looser_than_eager(model.cuda(), fast.cuda(), choices_inputs(2, "cuda"))
+
+
+@pytest.fixture(scope="module")
+def foreach_state():
+    """DenseCats with FUSEFORGE_FOREACH_STATE=1: its two batch norms' running statistics copied by
+    one aten::_foreach_copy_ a dtype (float32: 4 tensors, int64: 2) instead of six copy_."""
+    torch.manual_seed(0)
+    model = DenseCats()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_FOREACH_STATE", "1")
+        text = generate(plan(capture(model, dense_inputs(0))), name="foreach").text
+        return model, text, fuseforge.compile(model, dense_inputs(0))
+
+
+def test_state_updates_copied_together_on_cpu(foreach_state):
+    model, text, fast = foreach_state
+    assert text.count("ff::call(op_foreach_copy,") == 2 and "running_mean.copy_(" not in text
+    _buffers_follow_eager(model, fast, dense_inputs(1))
+
+
+@pytest.mark.gpu
+def test_state_updates_copied_together_on_cuda(foreach_state):
+    model, _, fast = foreach_state
+    _buffers_follow_eager(model.cuda(), fast.cuda(), dense_inputs(2, "cuda"))

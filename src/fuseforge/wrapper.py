@@ -6,6 +6,8 @@ checked against the layout their index code assumes and copied only if they diff
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .codegen.cpp import SCALAR_TYPES, ctype, literal
@@ -92,6 +94,9 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
         handles.setdefault(_handle(step.node), (RUN_AS[s.name], "") if s.name in RUN_AS else
                            (s.name, s.overload_name))
 
+    together = _state_updates_together(g.mutations)
+    if together:
+        handles["op_foreach_copy"] = ("aten::_foreach_copy_", "")
     user_inputs = g.user_inputs()
     state = g.state() + plan.constants()
     emit("std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs,")
@@ -128,7 +133,11 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
         emit("")
         emit("  // state updates the model makes in place (batch-norm running statistics, ...)")
     for new, old in g.mutations:
-        emit(f"  {old.name}.copy_({new.name});")
+        if old.type.dtype not in together:
+            emit(f"  {old.name}.copy_({new.name});")
+    for pairs in together.values():
+        news, olds = (", ".join(v.name for v in vs) for vs in zip(*pairs))
+        emit(f"  ff::call(op_foreach_copy, {{c10::List<at::Tensor>({{{olds}}}), c10::List<at::Tensor>({{{news}}}), false}});")
     outs = [v.name for v in g.outputs if isinstance(v, Value)]
     emit(f"  return {{{', '.join(outs)}}};")
     emit("}")
@@ -142,6 +151,19 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
                '  m.def("set_poison", [](bool on) { ff::poison = on; }, "fill fresh kernel outputs with NaN");',
                "}"]
     return "\n".join(head + [""] + lines + binding) + "\n"
+
+
+def _state_updates_together(mutations) -> dict:
+    """FUSEFORGE_FOREACH_STATE=1 (to measure; off by default): the state updates of one dtype (a
+    batch norm's running mean and variance, its num_batches_tracked) copied by one
+    aten::_foreach_copy_ (one launch on the GPU) instead of one copy_ each: {dtype: [(new, old)]}
+    for the dtypes with two or more."""
+    if os.environ.get("FUSEFORGE_FOREACH_STATE") != "1":
+        return {}
+    by_dtype: dict = {}
+    for new, old in mutations:
+        by_dtype.setdefault(old.type.dtype, []).append((new, old))
+    return {d: pairs for d, pairs in by_dtype.items() if len(pairs) > 1}
 
 
 def _render_extern(step: Extern, emit, converted: dict) -> None:

@@ -307,3 +307,46 @@ def _substitute(v, replace):
     if isinstance(v, tuple):
         return tuple(_substitute(x, replace) for x in v)
     return v
+
+
+SOFTMAXES = ("aten.softmax.int", "aten._softmax.default")
+
+
+def split_reduced_softmax(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """FUSEFORGE_SPLIT_SOFTMAX=1 (to measure; off by default): a float32 softmax that only
+    reductions or pooling read (level2/039's mean over the pixels of a softmax over the
+    channels) becomes its statistics, m = amax(x, dim) and s = sum(exp(x - m), dim), and
+    exp(x - m) / s computed again by its readers as they load it (plan_rows leaves it to them), x
+    too from what pointwise ops compute it from (the convolution): nothing of full size is written
+    between them (torch.compile's two kernels do the same). Eager's arithmetic: the same max, sum
+    and division."""
+    import os
+    if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") != "1":
+        return graph
+    A = torch.ops.aten
+    users, live, taken = graph.users(), graph.live_out(), _taken(graph)
+    for node in list(graph.nodes):
+        if node.target not in SOFTMAXES or len(node.outputs) != 1:
+            continue
+        x, y = node.arg("self"), node.outputs[0]
+        readers = users.get(y, [])
+        if y in live or not readers or x.type.dtype != torch.float32 or y.type.dtype != torch.float32 or \
+                not all(getattr(ops.lookup(u.target), "kind", None) in (ops.ROW, ops.WINDOW) for u in readers):
+            continue
+        dim = node.arg("dim")
+        b = Builder(node, taken)
+        m = b(A.amax.default, x, [dim], True)
+        s = b(A.sum.dim_IntList, b(A.exp.default, b(A.sub.Tensor, x, m)), [dim], True)
+        _, chain = elementwise_source(x)
+        computed: dict = {}
+        for q in chain:
+            args, kwargs = _call_args(q, [_substitute(a, computed) for a in q.args])
+            computed[q.outputs[0]] = b(q.op, *args, **kwargs)
+        again = b(A.div.Tensor, b(A.exp.default, b(A.sub.Tensor, computed.get(x, x), m)), s)
+        at = graph.nodes.index(node)
+        graph.nodes[at:at + 1] = b.nodes
+        _replace_uses(graph, {y: again})
+        if decisions is not None:
+            decisions.append(f"{node.name} ({node.target}): its statistics (max, sum of exp), then exp(x - max) / sum "
+                             f"computed again by {', '.join(u.name for u in readers)} (FUSEFORGE_SPLIT_SOFTMAX=1)")
+    return graph

@@ -137,9 +137,10 @@ def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .cat_buffers import families
     from .layout import converted_1x1, plan_with_layouts, recompute_for_pixel_readers, split_norms
-    from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits
+    from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits, split_reduced_softmax
     lowered: list[str] = []
     graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
+    graph = split_reduced_softmax(graph, lowered)
     cats = families(graph, lowered)
     whole: set[str] = set()          # norms kept whole: their convolution stayed NCHW when split
     nchw: set[str] = set()           # 1x1 convolutions kept NCHW: channels-last, their input was converted

@@ -104,14 +104,16 @@ def test_convolutions_read_back_in_nchw():
 class ConvWindows(nn.Module):
     """Window kernels reading a channels-last convolution through tiles, at 40 channels (a full
     tile of 32 and a tail) over 15 x 16 and 16 x 17 outputs: average pooling with a prologue
-    and an epilogue, overlapping padded max pooling."""
+    and an epilogue (which reads an operand of the output's size as it stores), overlapping padded
+    max pooling."""
     def __init__(self):
         super().__init__()
         self.w = nn.Conv2d(40, 40, 3, bias=False)
+        self.r = nn.Parameter(torch.randn(40, 15, 16))
 
     def forward(self, x):
         y = self.w(x)
-        return F.avg_pool2d(torch.tanh(y - 0.5), 2) * 3, F.max_pool2d(y, 3, 2, 1)
+        return F.avg_pool2d(torch.tanh(y - 0.5), 2) * 3 + self.r, F.max_pool2d(y, 3, 2, 1)
 
 
 class ConvPixelRows(nn.Module):

@@ -356,7 +356,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
     split: dict[str, tuple[str, bool]] = {}
     if _all_readers() or os.environ.get("FUSEFORGE_CHANNELS_LAST", "1") == "0":
         return graph, split  # the whole norm reads channels-last, or no convolution does: nothing to split
-    from .lower import Builder, _replace_uses, _substitute, _taken
+    from .lower import Builder, _replace_uses, _substitute, _taken, compute_again
     taken = _taken(graph)
     users, live = graph.users(), graph.live_out()
     results = os.environ.get("FUSEFORGE_SPLIT_RESULTS", "1") != "0"
@@ -381,7 +381,7 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
         b = Builder(node, taken)
         # the statistics' kernel reads x; the application computes it again from the convolution
         # (else x would be written by the one and read by the other)
-        again = _again(chain, b)
+        again = compute_again(chain, b)
         y = entry.split(node, b, again.get(x, x))
         at = graph.nodes.index(node)
         graph.nodes[at + 1:at + 1] = b.nodes
@@ -397,16 +397,6 @@ def split_norms(graph, decisions: list[str], whole=frozenset(), nchw=frozenset()
                             "(FUSEFORGE_CL_TILE_IN=0 turns this off)"))
         split[node.name] = (conv.name, reads)
     return graph, split
-
-
-def _again(chain: list[Node], b) -> dict:
-    """The pointwise ops `chain` (first one first) computed again by Builder b: {old value: new}."""
-    from .lower import _call_args, _substitute
-    again: dict = {}
-    for p in chain:
-        args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
-        again[p.outputs[0]] = b(p.op, *args, **kwargs)
-    return again
 
 
 def _reduces_pixels(u: Node) -> bool:
@@ -435,7 +425,7 @@ def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
     time, 0.87x level3/019's (bench/session14/ab_next_flags_h100.json)."""
     if os.environ.get("FUSEFORGE_RECOMPUTE") == "0":
         return
-    from .lower import Builder, _substitute, _taken
+    from .lower import Builder, _substitute, _taken, compute_again
     taken, users = _taken(graph), graph.users()
     for node in list(graph.nodes):
         if len(node.outputs) != 1:
@@ -448,7 +438,7 @@ def recompute_for_pixel_readers(graph, notes: list[str]) -> None:
             continue
         for u in means:
             b = Builder(u, taken)
-            again = _again(chain, b)
+            again = compute_again(chain, b)
             at = graph.nodes.index(u)
             graph.nodes[at:at] = b.nodes
             u.args = [_substitute(a, {v: again[v]}) for a in u.args]

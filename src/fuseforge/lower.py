@@ -309,43 +309,49 @@ def _substitute(v, replace):
     return v
 
 
-SOFTMAXES = ("aten.softmax.int", "aten._softmax.default")
+
+def compute_again(chain: list[Node], b: Builder) -> dict:
+    """The pointwise ops `chain` (first one first) computed again by Builder b: {old value: new}."""
+    again: dict = {}
+    for p in chain:
+        args, kwargs = _call_args(p, [_substitute(a, again) for a in p.args])
+        again[p.outputs[0]] = b(p.op, *args, **kwargs)
+    return again
+
+
+def only_reduced_or_pooled(readers: list[Node]) -> bool:
+    """Every reader is a reduction or norm (a row op) or pooling (a window op), none pointwise."""
+    return bool(readers) and all(getattr(ops.lookup(u.target), "kind", None) in (ops.ROW, ops.WINDOW)
+                                 for u in readers)
 
 
 def split_reduced_softmax(graph: Graph, decisions: list[str] | None = None) -> Graph:
     """FUSEFORGE_SPLIT_SOFTMAX=1 (to measure; off by default): a float32 softmax that only
     reductions or pooling read (level2/039's mean over the pixels of a softmax over the
-    channels) becomes its statistics, m = amax(x, dim) and s = sum(exp(x - m), dim), and
-    exp(x - m) / s computed again by its readers as they load it (plan_rows leaves it to them), x
-    too from what pointwise ops compute it from (the convolution): nothing of full size is written
-    between them (torch.compile's two kernels do the same). Eager's arithmetic: the same max, sum
-    and division."""
+    channels) becomes its statistics and its application (ops/rows.py's softmax_statistics and
+    softmax_applied), which its readers compute as they load it (plan_rows leaves it to them), x
+    too from what pointwise ops compute it from (the convolution): nothing of full size is
+    written between them (torch.compile's two kernels do the same)."""
     import os
+    from .ops.rows import SOFTMAXES, softmax_applied, softmax_statistics
     if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") != "1":
         return graph
-    A = torch.ops.aten
     users, live, taken = graph.users(), graph.live_out(), _taken(graph)
     for node in list(graph.nodes):
         if node.target not in SOFTMAXES or len(node.outputs) != 1:
             continue
         x, y = node.arg("self"), node.outputs[0]
         readers = users.get(y, [])
-        if y in live or not readers or x.type.dtype != torch.float32 or y.type.dtype != torch.float32 or \
-                not all(getattr(ops.lookup(u.target), "kind", None) in (ops.ROW, ops.WINDOW) for u in readers):
+        if y in live or x.type.dtype != torch.float32 or y.type.dtype != torch.float32 or \
+                not only_reduced_or_pooled(readers):
             continue
-        dim = node.arg("dim")
         b = Builder(node, taken)
-        m = b(A.amax.default, x, [dim], True)
-        s = b(A.sum.dim_IntList, b(A.exp.default, b(A.sub.Tensor, x, m)), [dim], True)
-        _, chain = elementwise_source(x)
-        computed: dict = {}
-        for q in chain:
-            args, kwargs = _call_args(q, [_substitute(a, computed) for a in q.args])
-            computed[q.outputs[0]] = b(q.op, *args, **kwargs)
-        again = b(A.div.Tensor, b(A.exp.default, b(A.sub.Tensor, computed.get(x, x), m)), s)
+        m, s = softmax_statistics(node, b)
+        again = compute_again(elementwise_source(x)[1], b)
+        y_again = softmax_applied(b, again.get(x, x), m, s)
         at = graph.nodes.index(node)
         graph.nodes[at:at + 1] = b.nodes
-        _replace_uses(graph, {y: again})
+        _replace_uses(graph, {y: y_again})
         if decisions is not None:
             decisions.append(f"{node.name} ({node.target}): its statistics (max, sum of exp), then exp(x - max) / sum "
                              f"computed again by {', '.join(u.name for u in readers)} (FUSEFORGE_SPLIT_SOFTMAX=1)")

@@ -389,14 +389,14 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
         """FUSEFORGE_SPLIT_SOFTMAX=1 (lower.split_reduced_softmax): a group that reads rg's row values
         and, of full size, only tensors in memory, and that only reductions and pooling read, is
         computed by those readers as they load it (a prologue), rather than written by rg."""
+        from .lower import only_reduced_or_pooled
         if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") != "1":
             return False
         members = set(g.nodes)
         outs = [n.outputs[0] for n in g.nodes if any(u not in members for u in users.get(n.outputs[0], []))]
         readers = [u for v in outs for u in users.get(v, []) if u not in members]
         full = g.nodes[-1].outputs[0].type.shape
-        return bool(readers) and not any(v in live for v in outs) and \
-            all(getattr(ops.lookup(u.target), "kind", None) in (ops.ROW, ops.WINDOW) for u in readers) and \
+        return only_reduced_or_pooled(readers) and not any(v in live for v in outs) and \
             not any(v.producer in rg.nodes and v.type.shape == full for n in g.nodes for v in n.tensor_inputs())
 
     for node in graph.nodes:

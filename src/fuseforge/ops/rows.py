@@ -193,7 +193,8 @@ def _softmax(node: Node, log: bool):
     return Recipe(x, x.type.shape, axes, steps, {0: Result("elem", expr)})
 
 
-register_row(["aten.softmax.int", "aten._softmax.default"], lambda n: _softmax(n, False))
+SOFTMAXES = ["aten.softmax.int", "aten._softmax.default"]
+register_row(SOFTMAXES, lambda n: _softmax(n, False))
 register_row(["aten.log_softmax.int", "aten._log_softmax.default"], lambda n: _softmax(n, True))
 
 
@@ -348,6 +349,19 @@ def _split_group_norm(node: Node, b, x: Value) -> Value:
         t = b(A.expand.default, b(A.view.default, t, [n, groups, 1]), [n, groups, c // groups])
         return b(A.reshape.default, t, [n, c] + [1] * len(rest))
     return _applied(node, b, x, per_channel(mean), per_channel(rstd))
+
+
+def softmax_statistics(node: Node, b) -> tuple[Value, Value]:
+    """A softmax's statistics as ATen ops, the recipe's arithmetic: m = amax(input, dim) and
+    s = sum(exp(input - m), dim), kept dims (lower.split_reduced_softmax)."""
+    inp, dim = node.arg("self"), node.arg("dim")
+    m = b(A.amax.default, inp, [dim], True)
+    return m, b(A.sum.dim_IntList, b(A.exp.default, b(A.sub.Tensor, inp, m)), [dim], True)
+
+
+def softmax_applied(b, x: Value, m: Value, s: Value) -> Value:
+    """The softmax of x from its statistics: exp(x - m) / s, as the recipe's element result."""
+    return b(A.div.Tensor, b(A.exp.default, b(A.sub.Tensor, x, m)), s)
 
 
 def _split_instance_norm(node: Node, b, x: Value) -> Value:

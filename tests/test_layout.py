@@ -684,19 +684,20 @@ def test_layout_choices_match_eager_on_cuda(layout_choices):
 
 @pytest.fixture(scope="module")
 def foreach_state():
-    """DenseCats with FUSEFORGE_FOREACH_STATE=1: its two batch norms' running statistics copied by
-    one aten::_foreach_copy_ a dtype (float32: 4 tensors, int64: 2) instead of six copy_."""
+    """DenseCats: its two batch norms' running statistics copied by one aten::_foreach_copy_ a
+    dtype (float32: 4 tensors, int64: 2) instead of six copy_ (FUSEFORGE_FOREACH_STATE=0)."""
     torch.manual_seed(0)
     model = DenseCats()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_FOREACH_STATE", "1")
-        text = generate(plan(capture(model, dense_inputs(0))), name="foreach").text
-        return model, text, fuseforge.compile(model, dense_inputs(0))
+    text = generate(plan(capture(model, dense_inputs(0))), name="foreach").text
+    return model, text, fuseforge.compile(model, dense_inputs(0))
 
 
-def test_state_updates_copied_together_on_cpu(foreach_state):
+def test_state_updates_copied_together_on_cpu(foreach_state, monkeypatch):
     model, text, fast = foreach_state
     assert text.count("ff::call(op_foreach_copy,") == 2 and "running_mean.copy_(" not in text
+    monkeypatch.setenv("FUSEFORGE_FOREACH_STATE", "0")
+    one_each = generate(plan(capture(model, dense_inputs(0))), name="foreach").text
+    assert "op_foreach_copy" not in one_each and one_each.count("running_mean.copy_(") == 2
     _buffers_follow_eager(model, fast, dense_inputs(1))
 
 

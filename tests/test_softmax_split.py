@@ -1,5 +1,5 @@
 """A softmax that only reductions or pooling read, split into its statistics and recomputed by its
-readers (FUSEFORGE_SPLIT_SOFTMAX=1, lower.split_reduced_softmax): the plan, and the results
+readers (lower.split_reduced_softmax; FUSEFORGE_SPLIT_SOFTMAX=0 turns it off): the plan, and the results
 against eager on fresh inputs."""
 import pytest
 import torch
@@ -34,21 +34,19 @@ def inputs(seed, device="cpu"):
 def test_softmax_statistics_only_and_recomputed_by_the_readers(monkeypatch):
     def softmax_written(p):   # row kernels writing a full-size result
         return [k.name for k in p.kernels if isinstance(k, RowKernel) and any(k.phase.get(o) == ELEM for o in k.outputs)]
-    assert len(softmax_written(plan(capture(SoftmaxReduced(), inputs(0))))) == 2
-    monkeypatch.setenv("FUSEFORGE_SPLIT_SOFTMAX", "1")
     p = plan(capture(SoftmaxReduced(), inputs(0)))
     assert softmax_written(p) == [], p.decisions
     assert sum("computed again by" in d for d in p.decisions) == 2, p.decisions
     assert sum("left to the kernels that reduce or pool it" in d for d in p.decisions) == 2, p.decisions
+    monkeypatch.setenv("FUSEFORGE_SPLIT_SOFTMAX", "0")
+    assert len(softmax_written(plan(capture(SoftmaxReduced(), inputs(0))))) == 2
 
 
 @pytest.fixture(scope="module")
 def split():
     torch.manual_seed(0)
     model = SoftmaxReduced()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_SPLIT_SOFTMAX", "1")
-        return model, fuseforge.compile(model, inputs(0))
+    return model, fuseforge.compile(model, inputs(0))
 
 
 def test_split_softmax_matches_eager_on_cpu(split):

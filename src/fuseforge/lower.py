@@ -326,15 +326,16 @@ def only_reduced_or_pooled(readers: list[Node]) -> bool:
 
 
 def split_reduced_softmax(graph: Graph, decisions: list[str] | None = None) -> Graph:
-    """FUSEFORGE_SPLIT_SOFTMAX=1 (to measure; off by default): a float32 softmax that only
+    """A float32 softmax that only
     reductions or pooling read (level2/039's mean over the pixels of a softmax over the
     channels) becomes its statistics and its application (ops/rows.py's softmax_statistics and
     softmax_applied), which its readers compute as they load it (plan_rows leaves it to them), x
     too from what pointwise ops compute it from (the convolution): nothing of full size is
-    written between them (torch.compile's two kernels do the same)."""
+    written between them (torch.compile's two kernels do the same; level2/038 0.97, 039 0.94 of
+    their times, bench/session15/ab_softmax_h100.json). FUSEFORGE_SPLIT_SOFTMAX=0 turns it off."""
     import os
     from .ops.rows import SOFTMAXES, softmax_applied, softmax_statistics
-    if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") != "1":
+    if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") == "0":
         return graph
     users, live, taken = graph.users(), graph.live_out(), _taken(graph)
     for node in list(graph.nodes):
@@ -354,5 +355,5 @@ def split_reduced_softmax(graph: Graph, decisions: list[str] | None = None) -> G
         _replace_uses(graph, {y: y_again})
         if decisions is not None:
             decisions.append(f"{node.name} ({node.target}): its statistics (max, sum of exp), then exp(x - max) / sum "
-                             f"computed again by {', '.join(u.name for u in readers)} (FUSEFORGE_SPLIT_SOFTMAX=1)")
+                             f"computed again by {', '.join(u.name for u in readers)} (FUSEFORGE_SPLIT_SOFTMAX=0 keeps it whole)")
     return graph

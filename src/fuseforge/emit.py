@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .codegen import cpp, gemm, pointwise, rows, scan, window
+from .codegen import conv, cpp, gemm, pointwise, rows, scan, window
 from .errors import CaptureError, ProblemError
 from .graph import PARAMETER, Value
 from .ops.pointwise import DIV_TARGETS, divides_by_scalar
 from .plan import Plan
+from .plan_conv import ConvKernel
 from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel
 from .plan_scans import ScanKernel
@@ -30,7 +31,7 @@ FORMAT_VERSION = "1"
 MAX_EMBEDDED_CONSTANT = 4096
 HOST_FLAGS = ["-O3"]
 CUDA_FLAGS = ["-O3"]
-# With a generated GEMM: the H100's own machine code (sm_90a: wgmma), and PTX that other GPUs
+# With a generated GEMM or convolution: the H100's own machine code (sm_90a: wgmma), and PTX that other GPUs
 # (sm_80 on) compile when they load it. Naming an arch replaces the one torch would pick.
 GEMM_CUDA_FLAGS = ["-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=compute_80"]
 
@@ -157,7 +158,7 @@ def _slug(name: str) -> str:
 
 def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
-    renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render,
+    renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render, ConvKernel: conv.render,
                  ScanKernel: scan.render}
     sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
     helpers = [h for s in sources.values() for h in s.helpers]
@@ -167,8 +168,10 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     helpers = "".join(dict.fromkeys(helpers))
     element = cpp.PRELUDE + helpers + "".join(s.shared for s in sources.values())
     has_gemm = any(isinstance(k, GemmKernel) for k in plan.kernels)
-    library = gemm.GEMM_LIBRARY if has_gemm else ""
-    cuda_flags = CUDA_FLAGS + (GEMM_CUDA_FLAGS if has_gemm else [])
+    has_conv = any(isinstance(k, ConvKernel) for k in plan.kernels)
+    library = (gemm.SM90_PRIMITIVES if has_gemm or has_conv else "") + (gemm.GEMM_LIBRARY if has_gemm else "") + \
+        (conv.CONV_LIBRARY if has_conv else "")
+    cuda_flags = CUDA_FLAGS + (GEMM_CUDA_FLAGS if has_gemm or has_conv else [])
     cuda = cpp.CUDA_PRELUDE + library + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME
     if any(e.cat_channels_last for e in plan.externs):   # layout.py: a cat written channels-last piece by piece

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from . import ops
 from .graph import CONSTANT, Graph, Node, Value
+from .plan_conv import ConvKernel, form_conv_kernels
+from .plan_conv import enabled as conv_enabled
 from .plan_gemm import GemmKernel, form_gemm_kernels
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_scans import ScanKernel, form_scan_kernels
@@ -56,7 +58,7 @@ class Extern:
 @dataclass
 class Plan:
     graph: Graph
-    steps: list                      # Kernel | RowKernel | WindowKernel | GemmKernel | Extern, in order
+    steps: list                      # Kernel | RowKernel | WindowKernel | GemmKernel | ConvKernel | Extern, in order
     decisions: list[str] = field(default_factory=list)
 
     @property
@@ -208,8 +210,9 @@ def _plan(graph: Graph) -> Plan:
         ok, why = fusible(node, users, live)
         if not ok:
             if ops.lookup(node.target) is not None and \
-                    ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW, ops.GEMM, ops.SCAN, ops.VIEW):
-                continue          # the row, window, GEMM and scan passes below decide
+                    ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW, ops.GEMM, ops.SCAN, ops.VIEW) or \
+                    node.target == "aten.conv2d.default" and conv_enabled():
+                continue          # the row, window, GEMM, scan and conv passes below decide
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
             continue
         target = None
@@ -239,9 +242,10 @@ def _plan(graph: Graph) -> Plan:
     windows = form_window_kernels(graph, groups, group_of, closed, users, live,
                                   {n for rg in rows for n in rg.nodes}, decisions, reasons)
     gemms = form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
+    convs = form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
     scans = form_scan_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
     kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + \
-        windows + gemms + scans
+        windows + gemms + convs + scans
     kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
     for k in kernels:
@@ -257,6 +261,10 @@ def _plan(graph: Graph) -> Plan:
         elif isinstance(k, GemmKernel):
             decisions.append(f"{k.name}: GEMM {k.gemm.describe()} (3xTF32 tensor cores), {len(k.epilogue)} "
                              f"op(s) fused after it, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
+        elif isinstance(k, ConvKernel):
+            decisions.append(f"{k.name}: convolution {k.conv.describe()} (TF32 tensor cores, as cuDNN's), "
+                             f"{len(k.epilogue)} op(s) fused after it, reads {len(k.inputs)} tensor(s), "
+                             f"writes {len(k.outputs)}")
         elif isinstance(k, ScanKernel):
             decisions.append(f"{k.name}: scan kernel, {k.describe()}, {len(k.prologue)} op(s) fused before it "
                              f"and {len(k.epilogue)} after, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")

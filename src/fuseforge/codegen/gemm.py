@@ -39,7 +39,7 @@ import math
 from ..plan_gemm import PACK_K, GemmKernel, config, operand_layout, packed_bytes
 from .cpp import literal
 from ..plan import inline_constant
-from .pointwise import KernelSource, _broadcast_strides, _const_literal, _render_node, arg_fields, kernel_operands, load_inputs, \
+from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, kernel_operands, \
     storage_offset
 
 
@@ -55,7 +55,6 @@ def render(k: GemmKernel) -> KernelSource:
     y = k.node.outputs[0]
 
     # --- the product's value at output element i, then the epilogue and the stores
-    body = []
     value = "acc" if g.alpha == 1 else f"{literal(g.alpha, y.type.dtype)} * acc"
     if g.bias is not None and g.beta != 0:   # beta = 0: eager ignores the bias (NaN included)
         if inline_constant(g.bias):          # a one-element constant is a literal, not an operand
@@ -63,15 +62,7 @@ def render(k: GemmKernel) -> KernelSource:
         else:
             bias = f"a.{var[g.bias]}[{storage_offset(_broadcast_strides(g.bias.type, shape), shape, 'i', itype)}]"
         value += f" + {bias}" if g.beta == 1 else f" + {literal(g.beta, y.type.dtype)} * {bias}"
-    body.append(f"const float {y.name} = {value};")
-    names = {y: y.name}
-    lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, name,
-                                lambda st: storage_offset(st, shape, "i", itype))
-    names.update(loaded)
-    body += lines + [_render_node(n, names) for n in k.epilogue]
-    for op in outs:
-        at = storage_offset(_broadcast_strides(op.value.type, shape), shape, "i", itype)
-        body.append(f"a.{op.var}[{at}] = {names[op.value]};")
+    body = epilogue_lines(k, y, value, outs, var, shape, itype)
 
     mn = g.m * g.n
     x_k, w_k = f"x[k * {g.a.k}{suffix}]", f"w[k * {g.b.k}{suffix}]"
@@ -158,6 +149,75 @@ def _wgmma_asm() -> str:
             f'      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {{{regs}}}, %64, %65, p, 1, 1;\\n}}\\n"\n'
             f'      : {wrapped}\n'
             '      : "l"(ad), "l"(bd), "r"(accumulate)')
+
+
+SM90_PRIMITIVES = r"""
+// ---- the H100's own instructions (sm_90a): shared by the generated GEMM and convolution kernels
+namespace ffsm90 {
+
+// an sm_90 GPU (the H100, the H200): the sm_90a code runs, and with it these kernels
+inline bool available() {
+  static int cc[64] = {};   // per device, 0 until asked
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  if (!cc[dev]) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    cc[dev] = major * 10 + minor;
+  }
+  return cc[dev] == 90;
+}
+
+// A kernel's dynamic shared memory allowed up to `bytes`, once per device (any GPU: a call costs
+// microseconds of host time on every launch otherwise)
+template <auto Kernel>
+inline cudaError_t smem_once(int bytes) {
+  static int set[64] = {};   // per device: 1 once done
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess || dev < 0 || dev >= 64) return e != cudaSuccess ? e : cudaErrorInvalidDevice;
+  if (set[dev]) return cudaSuccess;
+  e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) set[dev] = 1;
+  return e;
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+// shared-memory matrix descriptor: rows of 128 bytes (32 k), 128-byte swizzle, 8-row groups 1024 bytes apart
+__device__ __forceinline__ uint64_t desc(const float* p) {
+  const uint64_t addr = smem_addr(p);
+  return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// keep the compiler from moving register reads and writes across the asynchronous multiply
+template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
+}
+__device__ __forceinline__ void bar_init(uint64_t* b, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(smem_addr(b)), "r"(count));
+}
+__device__ __forceinline__ void bar_arrive(uint64_t* b) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(smem_addr(b)) : "memory");
+}
+__device__ __forceinline__ void bar_wait(uint64_t* b, unsigned parity) {   // until the phase of this parity completes
+  asm volatile("{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n"
+               :: "r"(smem_addr(b)), "r"(parity) : "memory");
+}
+// `bytes` from global memory into shared memory by the copy engine, counted on barrier b
+__device__ __forceinline__ void bulk_copy(float* dst, const float* src, unsigned bytes, uint64_t* b) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               :: "r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(b)) : "memory");
+}
+
+#endif
+
+}  // namespace ffsm90
+"""
 
 
 GEMM_LIBRARY = r"""
@@ -289,19 +349,7 @@ template <class T> constexpr int64_t b_batches() { return T::B_BATCH ? T::BATCH 
 template <class T> constexpr int64_t packed_a_floats() { return a_batches<T>() * m_tiles<T>() * k_tiles<T>() * 2 * TILE; }
 constexpr int smem_bytes() { return STAGES * 4 * TILE * 4 + 1024; }   // the stages, alignment
 
-// an sm_90 GPU (the H100, the H200): the sm_90a code runs, and with it this kernel
-inline bool available() {
-  static int cc[64] = {};   // per device, 0 until asked
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  if (!cc[dev]) {
-    int major = 0, minor = 0;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    cc[dev] = major * 10 + minor;
-  }
-  return cc[dev] == 90;
-}
+using ffsm90::available;
 
 // Operand A (or B) into packed tiles [batch][tile of 128 rows][slice of 32 k][hi, lo][128][32], a
 // block per tile and slice: read along the operand's contiguous dim into shared memory, written
@@ -338,35 +386,8 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-// shared-memory matrix descriptor: rows of 128 bytes (32 k), 128-byte swizzle, 8-row groups 1024 bytes apart
-__device__ __forceinline__ uint64_t desc(const float* p) {
-  const uint64_t addr = smem_addr(p);
-  return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
-}
-__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-// keep the compiler from moving register reads and writes across the asynchronous multiply
-__device__ __forceinline__ void pin(float (&d)[64]) {
-#pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
-}
-__device__ __forceinline__ void bar_init(uint64_t* b, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(smem_addr(b)), "r"(count));
-}
-__device__ __forceinline__ void bar_arrive(uint64_t* b) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(smem_addr(b)) : "memory");
-}
-__device__ __forceinline__ void bar_wait(uint64_t* b, unsigned parity) {   // until the phase of this parity completes
-  asm volatile("{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n"
-               :: "r"(smem_addr(b)), "r"(parity) : "memory");
-}
-// `bytes` from global memory into shared memory by the copy engine, counted on barrier b
-__device__ __forceinline__ void bulk_copy(float* dst, const float* src, unsigned bytes, uint64_t* b) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
-               :: "r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(b)) : "memory");
-}
+using ffsm90::smem_addr, ffsm90::desc, ffsm90::fence, ffsm90::commit, ffsm90::wait_all, ffsm90::pin,
+    ffsm90::bar_init, ffsm90::bar_arrive, ffsm90::bar_wait, ffsm90::bulk_copy;
 
 // d = a * b (+ d when accumulate): a 64 x 8, b 8 x 128, both from shared memory (descriptors ad, bd)
 __device__ __forceinline__ void mma(float (&d)[64], uint64_t ad, uint64_t bd, int accumulate) {
@@ -563,14 +584,14 @@ int launch(const typename T::Args& a, void* stream) {
       constexpr int KT = hopper::k_tiles<T>(), smem = hopper::smem_bytes();
       hopper::pack<T, true><<<dim3(KT, TM, hopper::a_batches<T>()), 256, 0, s>>>(a);
       hopper::pack<T, false><<<dim3(KT, TN, hopper::b_batches<T>()), 256, 0, s>>>(a);
-      const cudaError_t set = cudaFuncSetAttribute(hopper::gemm<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      const cudaError_t set = ffsm90::smem_once<hopper::gemm<T>>(smem);
       if (set != cudaSuccess) return set;
       hopper::gemm<T><<<dim3(TM * TN, T::BATCH), 256, smem, s>>>(a);
       return cudaGetLastError();
     }
   }
   constexpr int smem = smem_bytes<T>();
-  const cudaError_t set = cudaFuncSetAttribute(gemm_3xtf32<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const cudaError_t set = ffsm90::smem_once<gemm_3xtf32<T>>(smem);
   if (set != cudaSuccess) return set;
   gemm_3xtf32<T><<<dim3(TM * TN, T::BATCH), threads<T>(), smem, s>>>(a);
   return cudaGetLastError();

@@ -133,6 +133,21 @@ def storage_offset(strides, space, index_var: str, itype: str) -> str:
     return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
 
 
+def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shape, itype: str) -> list[str]:
+    """The body of a GEMM's or convolution's K_epilogue at output element i: y = value (the dot
+    product), the fused pointwise ops (k.epilogue) with the inputs they read, and the stores."""
+    body = [f"const float {y.name} = {value};"]
+    names = {y: y.name}
+    lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, k.name,
+                                lambda st: storage_offset(st, shape, "i", itype))
+    names.update(loaded)
+    body += lines + [_render_node(n, names) for n in k.epilogue]
+    for op in outs:
+        at = storage_offset(_broadcast_strides(op.value.type, shape), shape, "i", itype)
+        body.append(f"a.{op.var}[{at}] = {names[op.value]};")
+    return body
+
+
 def load_inputs(inputs: list[Value], var: dict, nodes, space, where: str, at) -> tuple[list[str], dict]:
     """Load every kernel input the nodes read over `space`, at the offset `at(strides)` gives
     for the input's strides over that space: the lines and the C++ name of each loaded value."""

@@ -1,0 +1,309 @@
+"""Render a ConvKernel: a 2D convolution as an implicit GEMM on the H100's TF32 tensor cores
+(wgmma), the epilogue applied to each output element before the one store, NCHW.
+
+GEMM view: M = output pixels (image, oh, ow), N = output channels, K = (r, s, c), c innermost.
+A call runs three kernels (CONV_LIBRARY):
+  pack     the weights into tiles of BN channels x 32 k, K-major in wgmma's 128-byte swizzle,
+           rounded to TF32 (zeros past the channels), in the workspace (a few hundred KB: every
+           call, so a changed weight is never stale);
+  to_nhwc  the input, NCHW, into the workspace channels-last and rounded to TF32 (a tiled
+           transpose: what converting it for cuDNN costs, and the rounding comes with it);
+  conv     a block per 128 pixels x BN channels: two warpgroups of 64 pixels; k in slices of 32
+           channels of one (r, s), 3 stages. A slice of A is each pixel's 128 bytes of the
+           channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
+           padding or past the channels), B's slice one bulk copy onto an mbarrier; then the
+           accumulators go through the epilogue (K_epilogue: the fused pointwise ops, the stores).
+Numerics: both operands rounded to TF32 to nearest, float32 sums, as cuDNN's TF32 convolution
+(what eager runs by default) computes (plan_conv.py). The CPU twin (K_elem) sums the same
+rounded products in float32.
+
+Other GPUs: the launcher returns cudaErrorNotSupported (the plan takes generated convolutions
+only with FUSEFORGE_CONV=1 for now; a fallback kernel is future work).
+"""
+from __future__ import annotations
+
+import math
+
+from ..plan_conv import ConvKernel, tiles
+from .pointwise import KernelSource, arg_fields, epilogue_lines, kernel_operands
+
+BM, BK, STAGES = 128, 32, 3
+
+# x rounded to TF32 as cvt.rna.tf32.f32 rounds it (10 mantissa bits, ties away from zero): the
+# CPU twin's operands; Inf and NaN pass unchanged
+TF32_ROUND = r"""
+FF_HD float ff_tf32(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  __builtin_memcpy(&x, &u, 4);
+  return x;
+}
+"""
+
+
+def render(k: ConvKernel) -> KernelSource:
+    name, cv = k.name, k.conv
+    shape = k.shape
+    itype, suffix, ins, outs, var = kernel_operands(k, [shape])
+    y = k.node.outputs[0]
+
+    # --- the convolution's value at output element i, then the epilogue and the stores
+    body = epilogue_lines(k, y, "acc", outs, var, shape, itype)
+
+    sh, sw = cv.stride
+    ph, pw = cv.padding
+    dh, dw = cv.dilation
+    twin = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, co = i / {cv.ow * cv.oh} % {cv.k}, "
+            f"img = i / {cv.ow * cv.oh * cv.k};",
+            f"const float* x = a.{var[cv.x]} + img * {cv.c * cv.h * cv.w_};",
+            f"const float* w = a.{var[cv.w]} + co * {cv.c * cv.r * cv.s};",
+            "float acc = 0.0f;",
+            f"for (int64_t c = 0; c < {cv.c}; ++c)",
+            f"  for (int64_t r = 0; r < {cv.r}; ++r) {{",
+            f"    const int64_t ih = oh * {sh} - {ph} + r * {dh};",
+            f"    if (ih < 0 || ih >= {cv.h}) continue;",
+            f"    for (int64_t s = 0; s < {cv.s}; ++s) {{",
+            f"      const int64_t iw = ow * {sw} - {pw} + s * {dw};",
+            f"      if (iw >= 0 && iw < {cv.w_}) acc += ff_tf32(x[(c * {cv.h} + ih) * {cv.w_} + iw]) * "
+            f"ff_tf32(w[(c * {cv.r} + r) * {cv.s} + s]);",
+            "    }",
+            "  }",
+            f"{name}_epilogue(a, i, acc);"]
+
+    bn, cs, kt = tiles(cv)
+    nt = math.ceil(cv.k / bn)
+    ws = (nt * kt * bn * BK + cv.n * cv.h * cv.w_ * cv.c) * 4
+    fields = arg_fields(ins, outs) + ["  unsigned char* __restrict__ ws;  // packed weights, the input channels-last"]
+    ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
+    shared = f"""
+// ---- {name}: {ops_list}
+//      convolution {cv.describe()}: TF32 tensor cores on the GPU (operands rounded to nearest,
+//      float32 sums), the epilogue at each output element
+struct {name}_args {{
+{chr(10).join(fields)}
+}};
+constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
+
+FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc) {{
+{chr(10).join('  ' + line for line in body)}
+}}
+
+// the CPU twin: one output element, the rounded products summed in float32
+FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
+{chr(10).join('  ' + line for line in twin)}
+}}
+
+constexpr size_t {name}_ws_bytes = {ws};  // the weights packed ({nt * kt} tiles), the input channels-last
+int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
+"""
+    cuda = f"""
+// ---- {name}: {cv.describe()}, tiles {BM} pixels x {bn} channels x {BK} k, {kt} k-slices
+struct {name}_conv {{
+  using Args = {name}_args;
+  static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
+  static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
+  static constexpr int BN = {bn};
+  static __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
+  static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
+  static __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
+  static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
+    {name}_epilogue(a, static_cast<{itype}>(i), v);
+  }}
+}};
+
+int {name}_cuda(const {name}_args& a, void* stream) {{ return ffconv::launch<{name}_conv>(a, stream); }}
+"""
+    return KernelSource(k, shared, cuda, ins, outs, workspace=True, workspace_on_cpu=False, helpers=(TF32_ROUND,))
+
+
+def _wgmma(n: int) -> str:
+    """wgmma m64n{n}k8, TF32 operands from shared memory (descriptors ad, bd), accumulating into
+    the float32 d[0..n/2) of this thread (written out: inline asm takes no arrays)."""
+    regs = ", ".join(f"%{i}" for i in range(n // 2))
+    outs = ",\n        ".join(", ".join(f'"+f"(d[{i}])' for i in range(j, min(j + 8, n // 2))) for j in range(0, n // 2, 8))
+    return f"""template <> struct wgmma<{n}> {{
+  static __device__ __forceinline__ void run(float (&d)[{n // 2}], uint64_t ad, uint64_t bd) {{
+    asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{n // 2 + 2}, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n}k8.f32.tf32.tf32 {{{regs}}}, %{n // 2}, %{n // 2 + 1}, p, 1, 1;\\n}}\\n"
+      : {outs}
+      : "l"(ad), "l"(bd), "r"(1));
+  }}
+}};"""
+
+
+CONV_LIBRARY = r"""
+// ---- fuseforge convolution: an implicit GEMM on TF32 tensor cores (wgmma), NCHW in and out
+namespace ffconv {
+
+constexpr int BM = 128, BK = 32, STAGES = 3;   // pixels a block (two warpgroups), k a slice, slices in flight
+template <class T> constexpr int CS = (T::C + BK - 1) / BK;                // k-slices per (r, s)
+template <class T> constexpr int KT = T::R * T::S * CS<T>;                 // k-slices in all
+template <class T> constexpr int NT = (T::K + T::BN - 1) / T::BN;          // channel tiles
+template <class T> constexpr int64_t M = int64_t(T::N) * T::OH * T::OW;    // output pixels
+template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
+template <class T> constexpr int smem_bytes() { return STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
+
+// rows of 32 floats, 16-byte chunk c of row r at c ^ r % 8 (wgmma's 128-byte swizzle)
+__device__ __forceinline__ int swz(int r, int k) { return r * BK + (((k >> 2) ^ (r & 7)) << 2) + (k & 3); }
+__device__ __forceinline__ float round_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return __uint_as_float(r);
+}
+
+// The weights [K][C][R][S] into tiles [channel tile][k-slice][BN][32], k = (r, s, c), rounded.
+template <class T>
+__global__ void __launch_bounds__(256) pack(const typename T::Args a) {
+  const float* w = T::w(a);
+  float* dst = T::ws(a);
+  for (int64_t e = int64_t(blockIdx.x) * 256 + threadIdx.x; e < packed_floats<T>(); e += int64_t(gridDim.x) * 256) {
+    const int kk = static_cast<int>(e % BK), row = static_cast<int>(e / BK % T::BN);
+    const int64_t tile = e / (BK * T::BN);   // channel tile * KT + k-slice
+    const int kt = static_cast<int>(tile % KT<T>), co = static_cast<int>(tile / KT<T>) * T::BN + row;
+    const int rs = kt / CS<T>, c = kt % CS<T> * BK + kk;
+    const float v = co < T::K && c < T::C ? w[((int64_t(co) * T::C + c) * T::R + rs / T::S) * T::S + rs % T::S] : 0.0f;
+    dst[tile * (T::BN * BK) + swz(row, kk)] = round_tf32(v);
+  }
+}
+
+// The input [N][C][H*W] into [N][H*W][C] after the packed weights, rounded: 32 x 32 tiles
+// through shared memory (reads along the pixels, writes along the channels).
+template <class T>
+__global__ void __launch_bounds__(256) to_nhwc(const typename T::Args a) {
+  constexpr int P = T::H * T::W;
+  __shared__ float tile[32][33];
+  const float* x = T::x(a);
+  float* y = T::ws(a) + packed_floats<T>();
+  const int64_t img = blockIdx.z;
+  const int c0 = blockIdx.y * 32, p0 = blockIdx.x * 32;
+  for (int k = threadIdx.y; k < 32; k += 8)
+    if (c0 + k < T::C && p0 + int(threadIdx.x) < P) tile[k][threadIdx.x] = x[(img * T::C + c0 + k) * P + p0 + threadIdx.x];
+  __syncthreads();
+  for (int k = threadIdx.y; k < 32; k += 8)
+    if (p0 + k < P && c0 + int(threadIdx.x) < T::C) y[(img * P + p0 + k) * T::C + c0 + threadIdx.x] = round_tf32(tile[threadIdx.x][k]);
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+template <int N> struct wgmma;
+WGMMA_SHAPES
+__device__ __forceinline__ void copy16(float* dst, const float* src, bool ok) {   // zeros where !ok
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(ffsm90::smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
+}
+#endif
+
+template <class T>
+__global__ void __launch_bounds__(256) conv(const typename T::Args a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int BN = T::BN, A_TILE = BM * BK, STAGE = (BM + BN) * BK;
+  constexpr int P = T::OH * T::OW;
+  extern __shared__ float4 ffconv_smem[];
+  __shared__ alignas(8) uint64_t full[STAGES];   // a stage's weights landed
+  float* smem = reinterpret_cast<float*>(ffconv_smem);
+  smem += ((1024 - (ffsm90::smem_addr(smem) & 1023)) & 1023) / 4;   // the swizzle wants 1024-byte alignment
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const int64_t m0 = int64_t(blockIdx.x) * BM;
+  const float* xin = T::ws(a) + packed_floats<T>();
+  const float* wt = T::ws(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
+  // this thread's four pixels (rows warp * 16 + lane / 8 + 4 i of the tile) and 16-byte chunk (lane % 8)
+  const int chunk = lane & 7;
+  const float* base[4];
+  int ih0[4], iw0[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t m = m0 + warp * 16 + (lane >> 3) + 4 * i;
+    const int64_t img = m / P;
+    const int p = static_cast<int>(m % P);
+    base[i] = xin + img * T::H * T::W * T::C + chunk * 4;
+    ih0[i] = m < M<T> ? p / T::OW * T::SH - T::PH : -(1 << 29);   // (past the end: every tap out of bounds)
+    iw0[i] = p % T::OW * T::SW - T::PW;
+  }
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) ffsm90::bar_init(&full[s], 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  auto load = [&](int kt) {   // slice kt into stage kt % STAGES: A gathered by every thread, B by one bulk copy
+    float* as = smem + kt % STAGES * STAGE;
+    const int rs = kt / CS<T>, c0 = kt % CS<T> * BK;
+    const int r = rs / T::S, s = rs % T::S;
+    const bool c_ok = c0 + chunk * 4 < T::C;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int ih = ih0[i] + r * T::DH, iw = iw0[i] + s * T::DW;
+      const bool ok = c_ok && ih >= 0 && ih < T::H && iw >= 0 && iw < T::W;
+      copy16(as + swz(warp * 16 + (lane >> 3) + 4 * i, chunk * 4),
+             ok ? base[i] + (int64_t(ih) * T::W + iw) * T::C + c0 : xin, ok);
+    }
+    if (tid == 0) {
+      uint64_t* b = &full[kt % STAGES];
+      asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(ffsm90::smem_addr(b)), "r"(BN * BK * 4) : "memory");
+      ffsm90::bulk_copy(as + A_TILE, wt + int64_t(kt) * BN * BK, BN * BK * 4, b);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < KT<T>) load(s);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  }
+  float acc[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+  for (int kt = 0; kt < KT<T>; ++kt) {
+    const int s = kt % STAGES;
+    const float* as = smem + s * STAGE;
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(STAGES - 2) : "memory");   // this thread's part of slice kt
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");           // ... visible to wgmma
+    ffsm90::bar_wait(&full[s], (kt / STAGES) & 1);
+    __syncthreads();
+    ffsm90::pin(acc);
+    ffsm90::fence();
+#pragma unroll
+    for (int kk = 0; kk < BK / 8; ++kk)
+      wgmma<BN>::run(acc, ffsm90::desc(as + wg * 64 * BK + kk * 8), ffsm90::desc(as + A_TILE + kk * 8));
+    ffsm90::commit();
+    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");   // slice kt - 1's products are done
+    ffsm90::pin(acc);
+    __syncthreads();   // ... in both warpgroups: its stage may be written again
+    if (kt + STAGES - 1 < KT<T>) load(kt + STAGES - 1);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  }
+  ffsm90::wait_all();
+  ffsm90::pin(acc);
+  // accumulator i: pixel row g + 8 * (i / 2 % 2) of the warp's 16, channel 8 * (i / 4) + 2 t + i % 2
+  const int g = lane >> 2, t = lane & 3;
+  int64_t at[2];   // output element of channel 0 at this thread's two pixels (-1: past the end)
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t m = m0 + warp * 16 + g + 8 * h;
+    at[h] = m < M<T> ? m / P * T::K * P + m % P : -1;
+  }
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) {
+    const int64_t o = at[(i >> 1) & 1];
+    const int co = blockIdx.y * BN + 8 * (i >> 2) + 2 * t + (i & 1);
+    if (o >= 0 && co < T::K) T::store(a, o + int64_t(co) * P, acc[i]);
+  }
+#else
+  __trap();   // launched only where ffsm90::available()
+#endif
+}
+
+template <class T>
+int launch(const typename T::Args& a, void* stream) {
+  if (!ffsm90::available()) return cudaErrorNotSupported;   // (an sm_90 GPU only, for now)
+  static_assert(T::N <= 65535, "the images run on gridDim.z");
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int64_t packed = packed_floats<T>();
+  pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
+  to_nhwc<T><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(a);
+  constexpr int smem = smem_bytes<T>();
+  const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
+  if (set != cudaSuccess) return set;
+  conv<T><<<dim3(static_cast<unsigned>((M<T> + BM - 1) / BM), NT<T>), 256, smem, s>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace ffconv
+""".replace("WGMMA_SHAPES", "\n".join(_wgmma(n) for n in (64, 128)))

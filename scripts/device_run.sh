@@ -36,7 +36,11 @@ save() { tar czf "$OUT/results.tgz" -C "$W" .; }   # after every stage: a call c
 # Every GPU test, in four groups spread over the machine's GPUs (TEST_GROUPS="a b|c|..." overrides).
 gpu_tests() {
   local NG; NG=$(nvidia-smi -L | wc -l)
-  IFS='|' read -r -a GROUPS_ <<< "${TEST_GROUPS:-tests/test_gemm.py tests/test_scans.py tests/test_convs.py|tests/test_check.py|tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py|tests/test_rows.py tests/test_windows.py tests/test_layout.py}"
+  # four groups by default; the last takes every test file the first three do not name, so a new
+  # test file is never left out
+  local FIRST="tests/test_gemm.py tests/test_scans.py tests/test_convs.py|tests/test_check.py|tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py"
+  local REST; REST=$(ls tests/test_*.py | grep -v -x -F -f <(tr ' |' '\n\n' <<< "$FIRST") | tr '\n' ' ')
+  IFS='|' read -r -a GROUPS_ <<< "${TEST_GROUPS:-$FIRST|$REST}"
   for k in "${!GROUPS_[@]}"; do
     (CUDA_VISIBLE_DEVICES=$((k % NG)) python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/gpu-test-$k.log" 2>&1
      echo "exit $?" >> "$W/gpu-test-$k.log") &

@@ -76,6 +76,23 @@ def test_plan_takes_every_convolution(compiled, monkeypatch):
     assert not [k for k in plan(capture(ConvZoo(), inputs(0))).kernels if isinstance(k, ConvKernel)]
 
 
+class ConvMean(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 32, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))
+
+
+def test_a_convolution_without_epilogue_stays_cudnn(monkeypatch):
+    """Its bias add goes into the mean's row kernel: nothing to fuse, so cuDNN runs it."""
+    monkeypatch.setenv("FUSEFORGE_CONV", "1")
+    p = plan(capture(ConvMean(), [torch.randn(2, 16, 8, 8)]))
+    assert not [k for k in p.kernels if isinstance(k, ConvKernel)], p.decisions
+    assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
+
+
 def _close_to_rounded(got, want):
     for a, b in zip(got, want):
         assert a.shape == b.shape and a.is_contiguous()

@@ -13,8 +13,9 @@ both the same way.
 Measured on an H100 (bench/session15/igemm, the bundled example's convolution with its
 epilogue, NCHW in and out): 1.53 ms with the input converted to channels-last and rounded by the
 kernel that reads it, against cuDNN's 1.71 for the convolution alone (its output channels-last,
-the bias added by a second pass) and torch.compile's 1.96 for the whole model. Off by default
-until the suite is timed with it: FUSEFORGE_CONV=1 turns it on.
+the bias added by a second pass) and torch.compile's 1.96 for the whole model. In the models
+(NO_EPILOGUE below) it wins on some and loses on others, so it is off by default until its main
+loop is faster: FUSEFORGE_CONV=1 turns it on.
 """
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ from .plan_fusion import FusedOps, external_inputs, find_epilogue, needed_outsid
 
 MIN_IN_CHANNELS = 16    # fewer input channels: cuDNN (a k-slice of 32 channels would be mostly zeros)
 MIN_OUT_CHANNELS = 16
+# Measured on an H100 with every convolution generated (bench/session15/ab_conv_h100.json, new /
+# old): those with a pointwise epilogue 0.89-1.09 (level2/006 0.890, 004 0.946, the example
+# 0.998, 024 1.088), those without one (a row or window kernel, or a batch norm, reads the result)
+# 1.01-1.35 (level2/001 1.006, 016 1.124; VGG's and U-Net's blocks 1.350, 1.215): without an
+# epilogue cuDNN's channels-last output, read in place by those kernels, stays.
+NO_EPILOGUE = ("cuDNN: no pointwise epilogue to fuse (its readers read cuDNN's channels-last result in place: "
+               "measured faster, bench/session15/ab_conv_h100.json)")
 
 
 @dataclass
@@ -107,26 +115,25 @@ def conv_of(node: Node) -> Conv | str:
 
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict) -> list[ConvKernel]:
-    """A conv kernel for every 2D convolution the generated kernel takes (FUSEFORGE_CONV=1); the
-    pointwise group it absorbs as its epilogue is removed from `groups`."""
+    """A conv kernel for every 2D convolution the generated kernel takes (FUSEFORGE_CONV=1) and
+    whose result a pointwise group consumes; that group, its epilogue, is removed from `groups`."""
     if not enabled():
         return []
     kernels = []
     for node in graph.nodes:
         if node.target != "aten.conv2d.default":
             continue
-        spec = conv_of(node)
-        if isinstance(spec, str):
-            why_extern[node] = f"cuDNN: {spec}"
-            decisions.append(f"{node.name} ({node.target}): not a generated convolution, {spec}")
-            continue
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
-        epilogue = list(group.nodes) if group else []
-        if group:
-            members |= set(group.nodes)
-            groups.remove(group)
-            decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
+        spec = conv_of(node) if group is not None else NO_EPILOGUE
+        if isinstance(spec, str):
+            why_extern[node] = spec if group is None else f"cuDNN: {spec}"
+            decisions.append(f"{node.name} ({node.target}): not a generated convolution, {why_extern[node]}")
+            continue
+        epilogue = list(group.nodes)
+        members |= set(group.nodes)
+        groups.remove(group)
+        decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
         nodes = [node] + epilogue
         outputs = [m.outputs[0] for m in nodes if needed_outside(m, members, users, live)]
         kernels.append(ConvKernel("", nodes, node, spec, epilogue, external_inputs(nodes, members), outputs))

@@ -16,6 +16,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
+from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
 
 
@@ -41,18 +42,12 @@ def inputs(seed, device="cpu"):
     return [torch.randn(*s, generator=g).to(device) for s in ((2, 24, 9, 11), (2, 32, 13, 10), (3, 16, 5, 7))]
 
 
-def tf32(t):
-    """t rounded to TF32 as cvt.rna.tf32.f32 does (ties away from zero)."""
-    b = t.float().contiguous().view(torch.int32)
-    return ((b + 0x1000) & ~0x1fff).view(torch.float32)
-
-
 def rounded_reference(model, x):
     """The model in float64 with every convolution's input and weight rounded to TF32 first."""
     m = copy.deepcopy(model).double()
     for conv in (m.a, m.b, m.c):
-        conv.weight.data = tf32(conv.weight.data).double()
-        conv.register_forward_pre_hook(lambda mod, args: (tf32(args[0]).double(),))
+        conv.weight.data = _tf32(conv.weight.data.float()).double()
+        conv.register_forward_pre_hook(lambda mod, args: (_tf32(args[0].float()).double(),))
     with torch.no_grad():
         return m(*[t.double() for t in x])
 

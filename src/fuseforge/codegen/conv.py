@@ -25,21 +25,11 @@ from __future__ import annotations
 import math
 
 from ..plan_conv import ConvKernel, tiles
+from .cpp import TF32_ROUND
 from .pointwise import KernelSource, arg_fields, epilogue_lines, kernel_operands
 
 BM, BK, STAGES = 128, 32, 3
 
-# x rounded to TF32 as cvt.rna.tf32.f32 rounds it (10 mantissa bits, ties away from zero): the
-# CPU twin's operands; Inf and NaN pass unchanged
-TF32_ROUND = r"""
-FF_HD float ff_tf32(float x) {
-  uint32_t u;
-  __builtin_memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
-  __builtin_memcpy(&x, &u, 4);
-  return x;
-}
-"""
 
 
 def render(k: ConvKernel) -> KernelSource:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 
 from ..plan_gemm import PACK_K, GemmKernel, config, operand_layout, packed_bytes
-from .cpp import literal
+from .cpp import TF32_ROUND, literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, kernel_operands, \
     storage_offset
@@ -67,24 +67,13 @@ def render(k: GemmKernel) -> KernelSource:
     mn = g.m * g.n
     x_k, w_k = f"x[k * {g.a.k}{suffix}]", f"w[k * {g.b.k}{suffix}]"
     if k.tf32:   # the operands rounded as the GPU's one TF32 product takes them
-        x_k, w_k = f"{name}_tf32({x_k})", f"{name}_tf32({w_k})"
+        x_k, w_k = f"ff_tf32({x_k})", f"ff_tf32({w_k})"
     twin = [f"const {itype} b = i / {mn}{suffix}, m = i / {g.n}{suffix} % {g.m}{suffix}, n = i % {g.n}{suffix};",
             f"const float* x = a.{var[g.a.value]} + b * {g.a.batch}{suffix} + m * {g.a.rows}{suffix};",
             f"const float* w = a.{var[g.b.value]} + b * {g.b.batch}{suffix} + n * {g.b.rows}{suffix};",
             "float acc = 0.0f;",
             f"for ({itype} k = 0; k < {g.k}{suffix}; ++k) acc += {x_k} * {w_k};",
             f"{name}_epilogue(a, i, acc);"]
-    rounding = f"""
-// x rounded to TF32 as cvt.rna.tf32.f32 rounds it: 10 mantissa bits, ties away from zero
-FF_HD float {name}_tf32(float x) {{
-  uint32_t u;
-  __builtin_memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
-  __builtin_memcpy(&x, &u, 4);
-  return x;
-}}
-""" if k.tf32 else ""
-
     fields = arg_fields(ins, outs)
     bm, bn, wm, wn = config(g)
     packed = packed_bytes(g)
@@ -103,7 +92,7 @@ FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float ac
 {chr(10).join('  ' + line for line in body)}
 }}
 
-{rounding}// the CPU twin: one output element's dot product in float32
+// the CPU twin: one output element's dot product in float32
 FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 {chr(10).join('  ' + line for line in twin)}
 }}
@@ -136,7 +125,8 @@ struct {name}_gemm {{
 
 int {name}_cuda(const {name}_args& a, void* stream) {{ return ffgemm::launch<{name}_gemm>(a, stream); }}
 """
-    return KernelSource(k, shared, cuda, ins, outs, workspace=bool(packed), workspace_on_cpu=False)
+    return KernelSource(k, shared, cuda, ins, outs, workspace=bool(packed), workspace_on_cpu=False,
+                        helpers=(TF32_ROUND,) if k.tf32 else ())
 
 
 def _wgmma_asm() -> str:

@@ -28,8 +28,7 @@ from ..plan_conv import ConvKernel, tiles
 from .cpp import TF32_ROUND
 from .pointwise import KernelSource, arg_fields, epilogue_lines, kernel_operands
 
-BM, BK, STAGES = 128, 32, 3
-
+BM, BK = 128, 32   # pixels a block, k a slice (CONV_LIBRARY's constants, for the comments)
 
 
 def render(k: ConvKernel) -> KernelSource:
@@ -108,8 +107,8 @@ int {name}_cuda(const {name}_args& a, void* stream) {{ return ffconv::launch<{na
 
 
 def _wgmma(n: int) -> str:
-    """wgmma m64n{n}k8, TF32 operands from shared memory (descriptors ad, bd), accumulating into
-    the float32 d[0..n/2) of this thread (written out: inline asm takes no arrays)."""
+    """wgmma m64n{n}k8, TF32 operands from shared memory (descriptors ad, bd), always accumulating
+    (scale-d true) into the float32 d[0..n/2) of this thread (written out: inline asm takes no arrays)."""
     regs = ", ".join(f"%{i}" for i in range(n // 2))
     outs = ",\n        ".join(", ".join(f'"+f"(d[{i}])' for i in range(j, min(j + 8, n // 2))) for j in range(0, n // 2, 8))
     return f"""template <> struct wgmma<{n}> {{

@@ -4,9 +4,12 @@
 # Locally: bash bench/session15/ab_conv.sh generate; on the device: OUT=... bash bench/session15/ab_conv.sh run
 set -eu
 D=abx/conv
-P="examples/conv2d_min_add_mul.py suite/level2/001_conv2d_batchnorm_relu.py suite/level2/004_conv2d_bias_scale_sigmoid.py
+# LIST=bench/session15/conv_changed.txt: the 17 problems whose plan FUSEFORGE_CONV=1 changes since
+# convolutions without a pointwise epilogue stay cuDNN's (the default list: this session's 8)
+P=${LIST:+$(cat "$LIST")}
+P=${P:-"examples/conv2d_min_add_mul.py suite/level2/001_conv2d_batchnorm_relu.py suite/level2/004_conv2d_bias_scale_sigmoid.py
 suite/level2/006_conv2d_hardswish_relu.py suite/level2/016_conv2d_globalavg_bias_logsumexp_sum_multiply.py
-suite/level2/024_conv2d_swish_residual.py suite/level3/004_vgg_block.py suite/level3/017_unet_down_up_block.py"
+suite/level2/024_conv2d_swish_residual.py suite/level3/004_vgg_block.py suite/level3/017_unet_down_up_block.py"}
 PY=${PY:-.venv/bin/python}
 case "$1" in
 generate)

@@ -309,7 +309,6 @@ def _substitute(v, replace):
     return v
 
 
-
 def compute_again(chain: list[Node], b: Builder) -> dict:
     """The pointwise ops `chain` (first one first) computed again by Builder b: {old value: new}."""
     again: dict = {}
@@ -325,17 +324,22 @@ def only_reduced_or_pooled(readers: list[Node]) -> bool:
                                  for u in readers)
 
 
-def split_reduced_softmax(graph: Graph, decisions: list[str] | None = None) -> Graph:
-    """A float32 softmax that only
-    reductions or pooling read (level2/039's mean over the pixels of a softmax over the
-    channels) becomes its statistics and its application (ops/rows.py's softmax_statistics and
-    softmax_applied), which its readers compute as they load it (plan_rows leaves it to them), x
-    too from what pointwise ops compute it from (the convolution): nothing of full size is
-    written between them (torch.compile's two kernels do the same; level2/038 0.97, 039 0.94 of
-    their times, bench/session15/ab_softmax_h100.json). FUSEFORGE_SPLIT_SOFTMAX=0 turns it off."""
+def softmax_split_on() -> bool:
+    """split_reduced_softmax and plan_rows' side of it: on unless FUSEFORGE_SPLIT_SOFTMAX=0."""
     import os
+    return os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") != "0"
+
+
+def split_reduced_softmax(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """A float32 softmax that only reductions or pooling read (level2/039's mean over the pixels
+    of a softmax over the channels) becomes its statistics and its application (ops/rows.py's
+    softmax_statistics and softmax_applied), which its readers compute as they load it (plan_rows
+    leaves it to them), x too from what pointwise ops compute it from (the convolution): nothing
+    of full size is written between them (torch.compile's two kernels do the same; level2/038
+    0.97, 039 0.94 of their times, bench/session15/ab_softmax_h100.json). FUSEFORGE_SPLIT_SOFTMAX=0
+    turns it off."""
     from .ops.rows import SOFTMAXES, softmax_applied, softmax_statistics
-    if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") == "0":
+    if not softmax_split_on():
         return graph
     users, live, taken = graph.users(), graph.live_out(), _taken(graph)
     for node in list(graph.nodes):

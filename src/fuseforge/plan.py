@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 from . import ops
 from .graph import CONSTANT, Graph, Node, Value
-from .plan_conv import ConvKernel, form_conv_kernels
-from .plan_conv import enabled as conv_enabled
+from .plan_conv import ConvKernel, decides as conv_decides, form_conv_kernels
 from .plan_gemm import GemmKernel, form_gemm_kernels
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_scans import ScanKernel, form_scan_kernels
@@ -211,7 +210,7 @@ def _plan(graph: Graph) -> Plan:
         if not ok:
             if ops.lookup(node.target) is not None and \
                     ops.lookup(node.target).kind in (ops.ROW, ops.WINDOW, ops.GEMM, ops.SCAN, ops.VIEW) or \
-                    node.target == "aten.conv2d.default" and conv_enabled():
+                    conv_decides(node):
                 continue          # the row, window, GEMM, scan and conv passes below decide
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
             continue

@@ -77,8 +77,16 @@ class ConvKernel(FusedOps):
     outputs: list[Value]
 
 
+CONV2D = "aten.conv2d.default"
+
+
 def enabled() -> bool:
     return os.environ.get("FUSEFORGE_CONV", "0") == "1"
+
+
+def decides(node: Node) -> bool:
+    """Whether form_conv_kernels decides this node (a 2D convolution, generated ones switched on)."""
+    return node.target == CONV2D and enabled()
 
 
 def _pair(v) -> tuple[int, int]:
@@ -121,7 +129,7 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
         return []
     kernels = []
     for node in graph.nodes:
-        if node.target != "aten.conv2d.default":
+        if node.target != CONV2D:
             continue
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)

@@ -389,8 +389,8 @@ def form_row_groups(graph, groups, group_of, closed, users, live, decisions,
         """lower.split_reduced_softmax (FUSEFORGE_SPLIT_SOFTMAX=0 turns it off): a group that reads rg's row values
         and, of full size, only tensors in memory, and that only reductions and pooling read, is
         computed by those readers as they load it (a prologue), rather than written by rg."""
-        from .lower import only_reduced_or_pooled
-        if os.environ.get("FUSEFORGE_SPLIT_SOFTMAX") == "0":
+        from .lower import only_reduced_or_pooled, softmax_split_on
+        if not softmax_split_on():
             return False
         members = set(g.nodes)
         outs = [n.outputs[0] for n in g.nodes if any(u not in members for u in users.get(n.outputs[0], []))]

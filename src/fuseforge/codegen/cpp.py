@@ -319,8 +319,6 @@ template <class T> FF_HD void ff_store_pack(T* p, const ff_pack4<T>& x) {
 """
 
 
-# Helpers of the row kernels (rows.py) beyond the prelude, in the element code of a module whose
-# kernels use them: the outer schedule's batched Welford step, and the resident rows.
 # x rounded to TF32 as cvt.rna.tf32.f32 rounds it (10 mantissa bits, ties away from zero): the
 # CPU twins' operands of TF32 products (convolutions, --tf32 GEMMs); Inf and NaN pass unchanged
 TF32_ROUND = r"""
@@ -333,6 +331,8 @@ FF_HD float ff_tf32(float x) {
 }
 """
 
+# Helpers of the row kernels (rows.py) beyond the prelude, in the element code of a module whose
+# kernels use them: the outer schedule's batched Welford step, and the resident rows.
 WELFORD_BATCH_PRELUDE = r"""
 // The first nb of x (a step of the outer schedule's batched loop, rows.py) folded at once: their
 // mean and M2 exactly, merged as a partial (two divisions instead of one per element).

@@ -252,8 +252,8 @@ def _channels_last_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
 
 def _nchw_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
     """The mirror case: NCHW(D) inputs (pixels contiguous in each channel, any batch stride: a view of
-    a cat's buffer too) of a kernel that walks and writes channels-last (layout.py's producers with
-    on unless FUSEFORGE_CL_TILE_IN=0): read through a transposing tile."""
+    a cat's buffer too) of a kernel that walks and writes channels-last (layout.py's producers;
+    FUSEFORGE_CL_TILE_IN=0 turns it off): read through a transposing tile."""
     from ..layout import channels_last_order, contiguous_strides
     shape = kernel.shape
     if len(shape) not in (4, 5) or kernel.order != channels_last_order(len(shape)) or shape[0] > 65535 \

@@ -1,6 +1,6 @@
-"""Generated convolutions (plan_conv.py, codegen/conv.py; FUSEFORGE_CONV=1): the plan, and the
-results against references on fresh random inputs, on the CPU twin and on the GPU (the implicit
-GEMM on TF32 tensor cores):
+"""Generated convolutions (plan_conv.py, codegen/conv.py): the plan's rules, and the results
+against references on fresh random inputs, on the CPU twin and on the GPU (the implicit GEMM on
+TF32 tensor cores, and the direct kernel other GPUs run):
 - against float64 convolutions of the operands rounded to TF32 as cuDNN rounds them (tight: only
   the float32 sums differ), so a wrong tap, channel or tile shows;
 - against eager: no looser than eager's own TF32 convolution (GPU) or within KernelBench's
@@ -10,9 +10,11 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import fuseforge
 from fuseforge.capture import capture
+from fuseforge.codegen import conv as conv_codegen
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
@@ -21,15 +23,15 @@ from .test_layout import _no_looser_than_eager
 
 
 class ConvZoo(nn.Module):
-    """Tails everywhere: 24 input channels (part of a 32-channel k-slice), 40 and 80 output
-    channels (part of a 64- or 128-channel tile), pixel counts that are not a multiple of the
-    128-pixel tile; padding, stride and dilation; an epilogue, a result that is also read by its
-    epilogue, and an epilogue that reads the convolution's own input."""
+    """Tails everywhere: 36 input channels (a second 32-channel k-slice mostly empty), 40 and 80
+    output channels (part of a 64- or 128-channel tile), pixel counts that are not a multiple of
+    the 128-pixel tile; padding, stride and dilation; an epilogue, a result that is also read by
+    its epilogue, and an epilogue that reads the convolution's own input."""
     def __init__(self):
         super().__init__()
-        self.a = nn.Conv2d(24, 40, 3, padding=1)
+        self.a = nn.Conv2d(36, 40, 3, padding=1)
         self.b = nn.Conv2d(32, 80, 3, stride=2, padding=2, dilation=2)
-        self.c = nn.Conv2d(16, 16, 1, bias=False)
+        self.c = nn.Conv2d(32, 32, 1, bias=False)
 
     def forward(self, x, y, z):
         p = torch.relu(self.a(x)) * 2
@@ -39,7 +41,7 @@ class ConvZoo(nn.Module):
 
 def inputs(seed, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=g).to(device) for s in ((2, 24, 9, 11), (2, 32, 13, 10), (3, 16, 5, 7))]
+    return [torch.randn(*s, generator=g).to(device) for s in ((2, 36, 9, 11), (2, 32, 13, 10), (3, 32, 5, 7))]
 
 
 def rounded_reference(model, x):
@@ -52,29 +54,83 @@ def rounded_reference(model, x):
         return m(*[t.double() for t in x])
 
 
+def _compile(model, x, mode="all"):
+    """fuseforge.compile with FUSEFORGE_CONV=mode ("all": every convolution the kernel computes)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV", mode)
+        return plan(capture(model, x)), fuseforge.compile(model, x)
+
+
 @pytest.fixture(scope="module")
 def compiled():
     torch.manual_seed(0)
     model = ConvZoo()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CONV", "1")
-        p = plan(capture(model, inputs(0)))
-        return model, p, fuseforge.compile(model, inputs(0))
+    return (model, *_compile(model, inputs(0)))
 
 
-def test_plan_takes_every_convolution(compiled, monkeypatch):
+def _convs(p):
+    return [k for k in p.kernels if isinstance(k, ConvKernel)]
+
+
+def test_plan_takes_every_convolution_it_computes(compiled, monkeypatch):
     _, p, _ = compiled
-    convs = [k for k in p.kernels if isinstance(k, ConvKernel)]
-    assert sorted(len(k.epilogue) for k in convs) == [1, 3, 3], p.decisions
+    assert sorted(len(k.epilogue) for k in _convs(p)) == [1, 3, 3], p.decisions
     assert not [e for e in p.externs if "conv" in e.node.target], p.decisions
-    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)   # off by default for now
-    assert not [k for k in plan(capture(ConvZoo(), inputs(0))).kernels if isinstance(k, ConvKernel)]
+    monkeypatch.setenv("FUSEFORGE_CONV", "0")
+    assert not _convs(plan(capture(ConvZoo(), inputs(0))))
+
+
+def test_default_rules(monkeypatch):
+    """By default (the measured rules): 36 channels through a 3x3 window stay cuDNN's, the 32-channel
+    3x3 and the 1x1 convolutions are generated."""
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    p = plan(capture(ConvZoo(), inputs(0)))
+    assert sorted(k.conv.c for k in _convs(p)) == [32, 32], p.decisions
+    assert any("36 input channels through a 3x3 window" in e.reason for e in p.externs), p.decisions
+
+
+class ConvMish(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, 32, 3)
+
+    def forward(self, x):
+        return F.mish(F.mish(self.conv(x)))
+
+
+@pytest.mark.parametrize("c, why", [(32, "6 transcendental functions"), (16, "16 input channels")])
+def test_stays_cudnn(monkeypatch, c, why):
+    """Two mish an element measured slower inside the convolution; with 16 input channels eager's
+    cuDNN may run float32 (plan_conv's numerics), which a TF32 kernel would be looser than."""
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    p = plan(capture(ConvMish(c), [torch.randn(2, c, 8, 8)]))
+    assert not _convs(p), p.decisions
+    assert any(why in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
+
+
+class ConvPair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(64, 128, 3)
+        self.b = nn.Conv2d(128, 128, 3)
+
+    def forward(self, x):
+        return torch.relu(self.b(torch.relu(self.a(x))))
+
+
+def test_wide_window_only_on_a_model_input(monkeypatch):
+    """More than 32 input channels through a window: generated when the input is the model's (the
+    first), cuDNN's when the model computes it (the second reads it channels-last for free)."""
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    p = plan(capture(ConvPair(), [torch.randn(2, 64, 10, 10)]))
+    assert [k.conv.c for k in _convs(p)] == [64], p.decisions
+    assert any("the input computed by the model" in e.reason for e in p.externs), p.decisions
 
 
 class ConvMean(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(16, 32, 3)
+        self.conv = nn.Conv2d(32, 32, 3)
 
     def forward(self, x):
         return self.conv(x).mean((2, 3))
@@ -82,9 +138,9 @@ class ConvMean(nn.Module):
 
 def test_a_convolution_without_epilogue_stays_cudnn(monkeypatch):
     """Its bias add goes into the mean's row kernel: nothing to fuse, so cuDNN runs it."""
-    monkeypatch.setenv("FUSEFORGE_CONV", "1")
-    p = plan(capture(ConvMean(), [torch.randn(2, 16, 8, 8)]))
-    assert not [k for k in p.kernels if isinstance(k, ConvKernel)], p.decisions
+    monkeypatch.setenv("FUSEFORGE_CONV", "all")
+    p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
+    assert not _convs(p), p.decisions
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
 
 
@@ -117,3 +173,18 @@ def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled, se
     _close_to_rounded(got, rounded_reference(model, x))
     # eager: cuDNN under PyTorch's default flags (TF32 in at least one of NCHW and channels-last)
     _no_looser_than_eager(model, fast, x)
+
+
+@pytest.mark.gpu
+def test_direct_kernel_matches_rounded_reference_on_cuda(monkeypatch):
+    """The kernel GPUs without wgmma run, forced on the H100."""
+    source = conv_codegen.CONV_LIBRARY
+    assert source.count("if (!ffsm90::available()) {") == 1
+    monkeypatch.setattr(conv_codegen, "CONV_LIBRARY", source.replace("if (!ffsm90::available()) {", "if (true) {"))
+    torch.manual_seed(0)
+    model = ConvZoo()
+    _, fast = _compile(model, inputs(0))
+    x = inputs(3, "cuda")
+    with torch.no_grad():
+        got = fast.cuda()(*x)
+    _close_to_rounded(got, rounded_reference(model.cuda(), x))

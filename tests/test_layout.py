@@ -556,7 +556,7 @@ class OneByOne(nn.Module):
         self.expand = nn.Conv2d(16, 24, 1, bias=False)
         self.head = nn.Conv2d(24, 4, 1)
         self.alone = nn.Conv2d(16, 16, 1)
-        self.wide, self.c3 = nn.Conv2d(16, 32, 1), nn.Conv2d(32, 16, 3)
+        self.wide, self.c3 = nn.Conv2d(16, 24, 1), nn.Conv2d(24, 16, 3)   # (under 32 channels: cuDNN)
         self.p1, self.p2 = nn.Conv2d(16, 16, 1), nn.Conv2d(16, 24, 1, bias=False)
 
     def forward(self, x, x2, x3, x4):

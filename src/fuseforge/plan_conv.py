@@ -14,8 +14,29 @@ Measured on an H100 (bench/session15/igemm, the bundled example's convolution wi
 epilogue, NCHW in and out): 1.53 ms with the input converted to channels-last and rounded by the
 kernel that reads it, against cuDNN's 1.71 for the convolution alone (its output channels-last,
 the bias added by a second pass) and torch.compile's 1.96 for the whole model. In the models
-(NO_EPILOGUE below) it wins on some and loses on others, so it is off by default until its main
-loop is faster: FUSEFORGE_CONV=1 turns it on.
+(bench/session16/ab_conv_lean_h100.json, new / old: every convolution with a pointwise epilogue
+generated, against cuDNN and a pass of its own) it wins on 14 of 17, so the plan takes it except
+where those measurements say:
+- 64 input channels through a window into 64 output channels (level2/024, 1.09): a 64-channel
+  tile does half the products per gathered pixel of a 128-channel one (the example 0.94,
+  level1/021 0.88, 023 0.91, all with 128);
+- more than 32 input channels through a window where the model computes the input (VGG's block,
+  1.14): the kernel computing it writes it channels-last for cuDNN at no cost, where the
+  generated convolution converts it once more;
+- an epilogue of more than MAX_EPILOGUE_MATH transcendental functions an element (the registry's
+  count): it runs after the main loop at three blocks a multiprocessor, where a pass of its own
+  hides it behind memory (two mish, 6: level2/007 1.04; one, 3: 018 0.96).
+The rest: 32 input channels level2/004, 006, 010, 012, 015, 017 0.77-0.90, level1/022, 024 0.84,
+0.86; 1x1 level1/027 0.90, level2/020 0.93.
+FUSEFORGE_CONV=0 turns generated convolutions off, =all takes every one the kernel can compute
+(for measuring; the numerics rule below still holds).
+
+Numerics, where eager runs float32: cuDNN's heuristics pick a float32 algorithm for some shapes
+even though TF32 is allowed, mostly with 16 input channels (both layouts: 32 x 16 x 16 x 16 into
+128 channels, 8 x 16 x 32 x 32 into 128); with 32 or more every one of 222 shapes ran TF32 in at
+least one layout (bench/session16/eager_tf32_h100.txt). The kernel takes 32 or more, so it is no
+looser than eager in the layout eager is loosest in, the test policy of every convolution
+(tests/test_layout._no_looser_than_eager).
 """
 from __future__ import annotations
 
@@ -27,15 +48,15 @@ import torch
 
 from .graph import Node, Value
 from .layout import contiguous_strides
-from .plan_fusion import FusedOps, external_inputs, find_epilogue, needed_outside
+from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
 
-MIN_IN_CHANNELS = 16    # fewer input channels: cuDNN (a k-slice of 32 channels would be mostly zeros)
+MIN_IN_CHANNELS = 32    # fewer: eager's cuDNN may run float32 (the numerics above)
 MIN_OUT_CHANNELS = 16
+MAX_EPILOGUE_MATH = 4   # transcendental functions an element (the speed rules above)
 # Measured on an H100 with every convolution generated (bench/session15/ab_conv_h100.json, new /
-# old): those with a pointwise epilogue 0.89-1.09 (level2/006 0.890, 004 0.946, the example
-# 0.998, 024 1.088), those without one (a row or window kernel, or a batch norm, reads the result)
-# 1.01-1.35 (level2/001 1.006, 016 1.124; VGG's and U-Net's blocks 1.350, 1.215): without an
-# epilogue cuDNN's channels-last output, read in place by those kernels, stays.
+# old): those without a pointwise epilogue (a row or window kernel, or a batch norm, reads the
+# result) 1.01-1.35 (level2/001 1.006, 016 1.124; VGG's and U-Net's blocks 1.350, 1.215): cuDNN's
+# channels-last output, read in place by those kernels, stays.
 NO_EPILOGUE = ("cuDNN: no pointwise epilogue to fuse (its readers read cuDNN's channels-last result in place: "
                "measured faster, bench/session15/ab_conv_h100.json)")
 
@@ -80,21 +101,26 @@ class ConvKernel(FusedOps):
 CONV2D = "aten.conv2d.default"
 
 
-def enabled() -> bool:
-    return os.environ.get("FUSEFORGE_CONV", "0") == "1"
+def mode() -> str:
+    """FUSEFORGE_CONV: "auto" (default, the measured rules), "0" (off), "all" (every convolution the
+    kernel computes; "1" too, its name before the rules)."""
+    m = os.environ.get("FUSEFORGE_CONV", "auto")
+    return "all" if m == "1" else m
 
 
 def decides(node: Node) -> bool:
     """Whether form_conv_kernels decides this node (a 2D convolution, generated ones switched on)."""
-    return node.target == CONV2D and enabled()
+    return node.target == CONV2D and mode() != "0"
 
 
 def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[-1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
 
 
-def conv_of(node: Node) -> Conv | str:
-    """The convolution the generated kernel computes for this node, or why not."""
+def conv_of(node: Node, epilogue=None) -> Conv | str:
+    """The convolution the generated kernel computes for this node (the rules for its pointwise
+    `epilogue` group applied, unless mode() is "all"), or why not. The layout comes last: after the
+    layout pass made a result channels-last, the log still says why it stayed cuDNN's."""
     x, w, y = node.arg("input"), node.arg("weight"), node.outputs[0]
     if not torch.backends.cudnn.allow_tf32:
         return "TF32 not allowed (torch.backends.cudnn.allow_tf32 is off: cuDNN computes it in float32)"
@@ -106,26 +132,48 @@ def conv_of(node: Node) -> Conv | str:
         return "an unbatched input"
     if int(node.arg("groups")) != 1:
         return "a grouped convolution"
-    for v, what in ((x, "input"), (w, "weight"), (y, "result")):
-        if v.type.strides != contiguous_strides(v.type.shape):
-            return f"a {what} that is not contiguous NCHW"
     n, c, h, w_ = x.type.shape
     k, _, r, s = w.type.shape
     if c % 4 or c < MIN_IN_CHANNELS:
-        return f"{c} input channels (the kernel reads them 4 at a time, {MIN_IN_CHANNELS} or more)"
+        return (f"{c} input channels (the kernel reads them 4 at a time, and {MIN_IN_CHANNELS} or more: with fewer "
+                "eager's cuDNN may run float32)")
     if k < MIN_OUT_CHANNELS:
         return f"{k} output channels (fewer than {MIN_OUT_CHANNELS})"
     _, _, oh, ow = y.type.shape
     if max(x.type.numel, y.type.numel, n * oh * ow * 128) >= 2**31:
         return "more than 2^31 elements"
-    return Conv(x, w, n, c, h, w_, k, r, s, _pair(node.arg("stride")), _pair(node.arg("padding")),
+    conv = Conv(x, w, n, c, h, w_, k, r, s, _pair(node.arg("stride")), _pair(node.arg("padding")),
                 _pair(node.arg("dilation")), oh, ow)
+    if mode() != "all" and (why := slower(conv, epilogue)):
+        return why
+    for v, what in ((x, "input"), (w, "weight"), (y, "result")):
+        if v.type.strides != contiguous_strides(v.type.shape):
+            return f"a {what} that is not contiguous NCHW"
+    return conv
+
+
+def slower(conv: Conv, epilogue) -> str | None:
+    """Why cuDNN and a pass of its own measured faster for this convolution and epilogue (the
+    rules in the module's docstring), or None."""
+    if conv.c > 32 and conv.r * conv.s > 1:
+        window = f"{conv.c} input channels through a {conv.r}x{conv.s} window"
+        if conv.k <= 64:
+            return (f"{window} into {conv.k} output channels (a 64-channel tile: measured 1.09x cuDNN's time, "
+                    "bench/session16/ab_conv_lean_h100.json)")
+        if conv.x.producer is not None:
+            return (f"{window}, the input computed by the model (written channels-last for cuDNN where it is "
+                    "computed; measured 1.14x, bench/session16/ab_conv_lean_h100.json)")
+    math_ = epilogue_math(epilogue)
+    if math_ > MAX_EPILOGUE_MATH:
+        return (f"an epilogue of {math_} transcendental functions an element (more than {MAX_EPILOGUE_MATH}: "
+                "slower inside the convolution, bench/session16/ab_conv_lean_h100.json)")
+    return None
 
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict) -> list[ConvKernel]:
-    """A conv kernel for every 2D convolution the generated kernel takes (FUSEFORGE_CONV=1) and
-    whose result a pointwise group consumes; that group, its epilogue, is removed from `groups`."""
-    if not enabled():
+    """A conv kernel for every 2D convolution the generated kernel takes (mode(), the rules above)
+    and whose result a pointwise group consumes; that group, its epilogue, is removed from `groups`."""
+    if mode() == "0":
         return []
     kernels = []
     for node in graph.nodes:
@@ -133,7 +181,7 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
             continue
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
-        spec = conv_of(node) if group is not None else NO_EPILOGUE
+        spec = conv_of(node, group) if group is not None else NO_EPILOGUE
         if isinstance(spec, str):
             why_extern[node] = spec if group is None else f"cuDNN: {spec}"
             decisions.append(f"{node.name} ({node.target}): not a generated convolution, {why_extern[node]}")

@@ -26,6 +26,12 @@ def needed_outside(n: Node, members, users, live) -> bool:
     return n.outputs[0] in live or any(u not in members for u in users.get(n.outputs[0], []))
 
 
+def epilogue_math(epilogue) -> int:
+    """Transcendental functions per element in a fused epilogue group (the registry's
+    `transcendentals`): what a GEMM's or a convolution's epilogue costs after its main loop."""
+    return sum(ops.lookup(n.target).transcendentals for n in epilogue.nodes) if epilogue else 0
+
+
 def find_epilogue(y: Value, members: set, groups, group_of, closed, users, live):
     """The pointwise group that consumes `y` over y's shape and can join the kernel (members)
     that computes y, or None: nothing outside may need one of its values of a smaller shape (it

@@ -21,7 +21,7 @@ from . import ops
 from .errors import ConfigError
 from .graph import Node, Value
 from .ops.gemm import Gemm
-from .plan_fusion import FusedOps, each_spec, entry_spec, external_inputs, find_epilogue, needed_outside
+from .plan_fusion import FusedOps, each_spec, entry_spec, epilogue_math, external_inputs, find_epilogue, needed_outside
 
 SMS = 132                  # H100 SXM: output tiles below this leave multiprocessors idle
 TINY_FLOPS = 2e8           # below this a product is launch-bound: fusing always pays
@@ -108,11 +108,6 @@ def wgmma_seconds(g: Gemm) -> float:
     bm, bn = LARGE[:2]
     flops = 2 * g.batch * math.ceil(g.m / bm) * bm * math.ceil(g.n / bn) * bn * math.ceil(g.k / PACK_K) * PACK_K
     return flops / WGMMA_FLOPS + 1.5 * packed_bytes(g) / COPY_BYTES_PER_S
-
-
-def epilogue_math(epilogue) -> int:
-    """Transcendental functions per element in a fused epilogue (the registry's `transcendentals`)."""
-    return sum(ops.lookup(n.target).transcendentals for n in epilogue.nodes) if epilogue else 0
 
 
 @dataclass(eq=False)

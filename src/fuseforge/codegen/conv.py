@@ -11,14 +11,17 @@ A call runs three kernels (CONV_LIBRARY):
   conv     a block per 128 pixels x BN channels: two warpgroups of 64 pixels; k in slices of 32
            channels of one (r, s), 3 stages. A slice of A is each pixel's 128 bytes of the
            channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
-           padding or past the channels), B's slice one bulk copy onto an mbarrier; then the
-           accumulators go through the epilogue (K_epilogue: the fused pointwise ops, the stores).
+           padding or past the channels; each thread's addresses set once, a slice adds its
+           tap's offset: 123 instructions a slice per warp where it was 222, the models' times
+           0.90-0.99 of the earlier ones, bench/session16/ab_conv*_h100.json), B's slice one
+           bulk copy onto an mbarrier; then the accumulators go through the epilogue
+           (K_epilogue: the fused pointwise ops, the stores).
 Numerics: both operands rounded to TF32 to nearest, float32 sums, as cuDNN's TF32 convolution
 (what eager runs by default) computes (plan_conv.py). The CPU twin (K_elem) sums the same
 rounded products in float32.
 
-Other GPUs: the launcher returns cudaErrorNotSupported (the plan takes generated convolutions
-only with FUSEFORGE_CONV=1 for now; a fallback kernel is future work).
+Other GPUs (no wgmma): `direct`, a thread an output element computing the CPU twin's sum, the
+same numerics; correct, not fast (the plan's rules are measured on the H100).
 """
 from __future__ import annotations
 
@@ -99,6 +102,7 @@ struct {name}_conv {{
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
     {name}_epilogue(a, static_cast<{itype}>(i), v);
   }}
+  static __device__ __forceinline__ void direct(const Args& a, int64_t i) {{ {name}_elem(a, static_cast<{itype}>(i)); }}
 }};
 
 int {name}_cuda(const {name}_args& a, void* stream) {{ return ffconv::launch<{name}_conv>(a, stream); }}
@@ -177,8 +181,8 @@ __global__ void __launch_bounds__(256) to_nhwc(const typename T::Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 template <int N> struct wgmma;
 WGMMA_SHAPES
-__device__ __forceinline__ void copy16(float* dst, const float* src, bool ok) {   // zeros where !ok
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(ffsm90::smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
+__device__ __forceinline__ void copy16(unsigned dst, const float* src, bool ok) {   // zeros where !ok
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
 }
 #endif
 
@@ -187,6 +191,7 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BN = T::BN, A_TILE = BM * BK, STAGE = (BM + BN) * BK;
   constexpr int P = T::OH * T::OW;
+  constexpr bool PADDED = T::PH > 0 || T::PW > 0;   // (unpadded, every tap of a pixel is inside the image)
   extern __shared__ float4 ffconv_smem[];
   __shared__ alignas(8) uint64_t full[STAGES];   // a stage's weights landed
   float* smem = reinterpret_cast<float*>(ffconv_smem);
@@ -195,68 +200,87 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   const int64_t m0 = int64_t(blockIdx.x) * BM;
   const float* xin = T::ws(a) + packed_floats<T>();
   const float* wt = T::ws(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
-  // this thread's four pixels (rows warp * 16 + lane / 8 + 4 i of the tile) and 16-byte chunk (lane % 8)
+  // The gather's per-thread state, set once (the main loop adds the tap's offset, the same for
+  // every thread): this thread's four pixels (rows warp * 16 + lane / 8 + 4 i of the tile) and
+  // 16-byte chunk (lane % 8): where the chunk is at tap (0, 0) (a pixel past the end reads the
+  // first pixel's, zero-filled), its row and column there (for the padding), and its place in
+  // stage 0. Offsets fit 32 bits: the plan keeps tensors under 2^31 elements.
   const int chunk = lane & 7;
-  const float* base[4];
+  const unsigned stage0 = ffsm90::smem_addr(smem);
+  const float* src[4];
   int ih0[4], iw0[4];
+  unsigned dst[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int64_t m = m0 + warp * 16 + (lane >> 3) + 4 * i;
-    const int64_t img = m / P;
-    const int p = static_cast<int>(m % P);
-    base[i] = xin + img * T::H * T::W * T::C + chunk * 4;
-    ih0[i] = m < M<T> ? p / T::OW * T::SH - T::PH : -(1 << 29);   // (past the end: every tap out of bounds)
+    const int row = warp * 16 + (lane >> 3) + 4 * i;
+    const bool valid = m0 + row < M<T>;
+    const int64_t m = valid ? m0 + row : 0;
+    const int img = static_cast<int>(m / P), p = static_cast<int>(m % P);
+    ih0[i] = valid ? p / T::OW * T::SH - T::PH : -(1 << 29);   // (past the end: every tap out of bounds)
     iw0[i] = p % T::OW * T::SW - T::PW;
+    src[i] = xin + (((img * T::H + p / T::OW * T::SH - T::PH) * T::W + iw0[i]) * T::C + chunk * 4);
+    dst[i] = stage0 + 4 * swz(row, chunk * 4);
   }
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) ffsm90::bar_init(&full[s], 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  auto load = [&](int kt) {   // slice kt into stage kt % STAGES: A gathered by every thread, B by one bulk copy
-    float* as = smem + kt % STAGES * STAGE;
-    const int rs = kt / CS<T>, c0 = kt % CS<T> * BK;
-    const int r = rs / T::S, s = rs % T::S;
-    const bool c_ok = c0 + chunk * 4 < T::C;
+  int r = 0, s = 0, c0 = 0, into = 0;   // the next slice to load: tap (r, s), channels c0..., into stage `into`
+  auto load = [&](int kt) {   // slice kt: A gathered by every thread, B by one bulk copy
+    const int tap = ((r * T::DH) * T::W + s * T::DW) * T::C + c0;
+    const bool c_ok = T::C % BK == 0 || c0 + chunk * 4 < T::C;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int ih = ih0[i] + r * T::DH, iw = iw0[i] + s * T::DW;
-      const bool ok = c_ok && ih >= 0 && ih < T::H && iw >= 0 && iw < T::W;
-      copy16(as + swz(warp * 16 + (lane >> 3) + 4 * i, chunk * 4),
-             ok ? base[i] + (int64_t(ih) * T::W + iw) * T::C + c0 : xin, ok);
+      // unpadded, a pixel's every tap is inside the image
+      const bool ok = c_ok && (PADDED ? unsigned(ih0[i] + r * T::DH) < unsigned(T::H) && unsigned(iw0[i] + s * T::DW) < unsigned(T::W)
+                                      : ih0[i] >= 0);
+      copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
     }
     if (tid == 0) {
-      uint64_t* b = &full[kt % STAGES];
+      uint64_t* b = &full[into];
       asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(ffsm90::smem_addr(b)), "r"(BN * BK * 4) : "memory");
-      ffsm90::bulk_copy(as + A_TILE, wt + int64_t(kt) * BN * BK, BN * BK * 4, b);
+      ffsm90::bulk_copy(smem + into * STAGE + A_TILE, wt + int64_t(kt) * BN * BK, BN * BK * 4, b);
     }
+    if ((c0 += BK) >= T::C) {   // the next tap
+      c0 = 0;
+      if (++s == T::S) s = 0, ++r;
+    }
+    if (++into == STAGES) into = 0;
   };
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < KT<T>) load(s);
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < KT<T>) load(st);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   }
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+  // descriptors of stage 0 (this warpgroup's 64 pixels, the weights): a stage, or 8 k, further
+  // adds its byte offset / 16 to the address field, the low bits (which never carry: under 256 KB)
+  const uint64_t ad = ffsm90::desc(smem + wg * 64 * BK), bd = ffsm90::desc(smem + A_TILE);
+  const unsigned a_lo = static_cast<unsigned>(ad), b_lo = static_cast<unsigned>(bd);
+  const uint64_t hi = ad & ~uint64_t(0xffffffff);   // (the same for both)
+  unsigned st = 0, phase = 0;
   for (int kt = 0; kt < KT<T>; ++kt) {
-    const int s = kt % STAGES;
-    const float* as = smem + s * STAGE;
     asm volatile("cp.async.wait_group %0;\n" :: "n"(STAGES - 2) : "memory");   // this thread's part of slice kt
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");           // ... visible to wgmma
-    ffsm90::bar_wait(&full[s], (kt / STAGES) & 1);
+    ffsm90::bar_wait(&full[st], phase);
     __syncthreads();
     ffsm90::pin(acc);
     ffsm90::fence();
 #pragma unroll
-    for (int kk = 0; kk < BK / 8; ++kk)
-      wgmma<BN>::run(acc, ffsm90::desc(as + wg * 64 * BK + kk * 8), ffsm90::desc(as + A_TILE + kk * 8));
+    for (int kk = 0; kk < BK / 8; ++kk) {
+      const unsigned at = st * (STAGE / 4) + kk * 2;   // (STAGE + 8 k) floats * 4 bytes / 16
+      wgmma<BN>::run(acc, hi | (a_lo + at), hi | (b_lo + at));
+    }
     ffsm90::commit();
     asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");   // slice kt - 1's products are done
     ffsm90::pin(acc);
     __syncthreads();   // ... in both warpgroups: its stage may be written again
     if (kt + STAGES - 1 < KT<T>) load(kt + STAGES - 1);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
+    if (++st == STAGES) st = 0, phase ^= 1;
   }
   ffsm90::wait_all();
   ffsm90::pin(acc);
@@ -279,11 +303,22 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #endif
 }
 
+// GPUs without wgmma: a thread an output element, the CPU twin's loop (the same rounding and sums).
+template <class T>
+__global__ void __launch_bounds__(256) direct(const typename T::Args a) {
+  for (int64_t i = int64_t(blockIdx.x) * 256 + threadIdx.x; i < M<T> * T::K; i += int64_t(gridDim.x) * 256)
+    T::direct(a, i);
+}
+
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
-  if (!ffsm90::available()) return cudaErrorNotSupported;   // (an sm_90 GPU only, for now)
   static_assert(T::N <= 65535, "the images run on gridDim.z");
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (!ffsm90::available()) {
+    constexpr int64_t blocks = (M<T> * T::K + 255) / 256;
+    direct<T><<<static_cast<unsigned>(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(a);
+    return cudaGetLastError();
+  }
   const int64_t packed = packed_floats<T>();
   pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
   to_nhwc<T><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(a);

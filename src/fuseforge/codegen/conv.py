@@ -6,8 +6,8 @@ A call runs three kernels (CONV_LIBRARY):
   pack     the weights into tiles of BN channels x 32 k, K-major in wgmma's 128-byte swizzle,
            rounded to TF32 (zeros past the channels), in the workspace (a few hundred KB: every
            call, so a changed weight is never stale);
-  to_nhwc  the input, NCHW, into the workspace channels-last and rounded to TF32 (a tiled
-           transpose: what converting it for cuDNN costs, and the rounding comes with it);
+  (tile)   the input, NCHW, into the workspace channels-last and rounded to TF32 (the tile
+           transpose that converts inputs for cuDNN, ff_transpose_kernel, rounding as it writes);
   conv     a block per 128 pixels x BN channels: two warpgroups of 64 pixels; k in slices of 32
            channels of one (r, s), 3 stages. A slice of A is each pixel's 128 bytes of the
            channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
@@ -96,9 +96,9 @@ struct {name}_conv {{
   static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
   static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
   static constexpr int BN = {bn};
-  static __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
+  static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
-  static __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
+  static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
     {name}_epilogue(a, static_cast<{itype}>(i), v);
   }}
@@ -140,11 +140,6 @@ template <class T> constexpr int smem_bytes() { return STAGES * (BM + T::BN) * B
 
 // rows of 32 floats, 16-byte chunk c of row r at c ^ r % 8 (wgmma's 128-byte swizzle)
 __device__ __forceinline__ int swz(int r, int k) { return r * BK + (((k >> 2) ^ (r & 7)) << 2) + (k & 3); }
-__device__ __forceinline__ float round_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return __uint_as_float(r);
-}
 
 // The weights [K][C][R][S] into tiles [channel tile][k-slice][BN][32], k = (r, s, c), rounded.
 template <class T>
@@ -157,25 +152,8 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
     const int kt = static_cast<int>(tile % KT<T>), co = static_cast<int>(tile / KT<T>) * T::BN + row;
     const int rs = kt / CS<T>, c = kt % CS<T> * BK + kk;
     const float v = co < T::K && c < T::C ? w[((int64_t(co) * T::C + c) * T::R + rs / T::S) * T::S + rs % T::S] : 0.0f;
-    dst[tile * (T::BN * BK) + swz(row, kk)] = round_tf32(v);
+    dst[tile * (T::BN * BK) + swz(row, kk)] = ff_round_tf32(v);
   }
-}
-
-// The input [N][C][H*W] into [N][H*W][C] after the packed weights, rounded: 32 x 32 tiles
-// through shared memory (reads along the pixels, writes along the channels).
-template <class T>
-__global__ void __launch_bounds__(256) to_nhwc(const typename T::Args a) {
-  constexpr int P = T::H * T::W;
-  __shared__ float tile[32][33];
-  const float* x = T::x(a);
-  float* y = T::ws(a) + packed_floats<T>();
-  const int64_t img = blockIdx.z;
-  const int c0 = blockIdx.y * 32, p0 = blockIdx.x * 32;
-  for (int k = threadIdx.y; k < 32; k += 8)
-    if (c0 + k < T::C && p0 + int(threadIdx.x) < P) tile[k][threadIdx.x] = x[(img * T::C + c0 + k) * P + p0 + threadIdx.x];
-  __syncthreads();
-  for (int k = threadIdx.y; k < 32; k += 8)
-    if (p0 + k < P && c0 + int(threadIdx.x) < T::C) y[(img * P + p0 + k) * T::C + c0 + threadIdx.x] = round_tf32(tile[threadIdx.x][k]);
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -321,7 +299,9 @@ int launch(const typename T::Args& a, void* stream) {
   }
   const int64_t packed = packed_floats<T>();
   pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
-  to_nhwc<T><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(a);
+  // the input [N][C][H*W] into [N][H*W][C] after the packed weights, rounded
+  ff_transpose_kernel<unsigned, unsigned, true><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
+      T::x(a), T::ws(a) + packed, T::C, T::H * T::W, T::C, 0u);
   constexpr int smem = smem_bytes<T>();
   const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
   if (set != cudaSuccess) return set;

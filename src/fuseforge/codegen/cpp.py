@@ -570,8 +570,14 @@ struct ff_team_column { // rows side by side in threadIdx.x, a row's elements sp
 // run along b and the writes along a, both coalesced (ATen's copy between NCHW and channels-last
 // reads or writes with a stride: 1.7x slower on an H100). To channels-last: a channels, b pixels;
 // back: a pixels, b channels. The output's rows hold ldy >= a floats, a written from offset off
-// (a piece of a cat along the channels goes into its slice of the channels-last result).
-template <class A, class B>
+// (a piece of a cat along the channels goes into its slice of the channels-last result). TF32:
+// each value rounded to TF32 as it is written (a generated convolution's input, codegen/conv.py).
+__device__ __forceinline__ float ff_round_tf32(float x) {   // to nearest, ties away (sm_80 and later)
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return __uint_as_float(r);
+}
+template <class A, class B, bool TF32 = false>
 __global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restrict__ x, float* __restrict__ y, A na, B nb,
                                                            A ldy, A off) {
   __shared__ float tile[32][33];
@@ -587,7 +593,10 @@ __global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restri
   for (int k = 0; k < 32; k += 8) {
     const B j = b0 + threadIdx.y + k;
     const A i = a0 + threadIdx.x;
-    if (i < na && j < nb) y[(img * nb + j) * ldy + off + i] = tile[threadIdx.x][threadIdx.y + k];
+    if (i < na && j < nb) {
+      const float v = tile[threadIdx.x][threadIdx.y + k];
+      y[(img * nb + j) * ldy + off + i] = TF32 ? ff_round_tf32(v) : v;
+    }
   }
 }
 int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {

@@ -118,13 +118,15 @@ class ConvPair(nn.Module):
         return torch.relu(self.b(torch.relu(self.a(x))))
 
 
-def test_wide_window_only_on_a_model_input(monkeypatch):
-    """More than 32 input channels through a window: generated when the input is the model's (the
-    first), cuDNN's when the model computes it (the second reads it channels-last for free)."""
+def test_a_result_another_convolution_reads_stays_cudnn(monkeypatch):
+    """The first stays cuDNN's (its result written channels-last for the second where computed);
+    the second, 128 input channels into 128 through a window, is generated; so is the first alone."""
     monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
     p = plan(capture(ConvPair(), [torch.randn(2, 64, 10, 10)]))
+    assert [k.conv.c for k in _convs(p)] == [128], p.decisions
+    assert any("read by another convolution" in e.reason for e in p.externs), p.decisions
+    p = plan(capture(ConvPair().a, [torch.randn(2, 64, 10, 10)]))
     assert [k.conv.c for k in _convs(p)] == [64], p.decisions
-    assert any("the input computed by the model" in e.reason for e in p.externs), p.decisions
 
 
 class ConvMean(nn.Module):

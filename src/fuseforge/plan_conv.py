@@ -20,9 +20,9 @@ where those measurements say:
 - 64 input channels through a window into 64 output channels (level2/024, 1.09): a 64-channel
   tile does half the products per gathered pixel of a 128-channel one (the example 0.94,
   level1/021 0.88, 023 0.91, all with 128);
-- more than 32 input channels through a window where the model computes the input (VGG's block,
-  1.14): the kernel computing it writes it channels-last for cuDNN at no cost, where the
-  generated convolution converts it once more;
+- a result another convolution reads (VGG's block, 1.14: its first convolution generated; the
+  second reads the result channels-last, which the old plan's epilogue wrote at no cost, where
+  the generated convolution writes NCHW and the second converts it);
 - an epilogue of more than MAX_EPILOGUE_MATH transcendental functions an element (the registry's
   count): it runs after the main loop at three blocks a multiprocessor, where a pass of its own
   hides it behind memory (two mish, 6: level2/007 1.04; one, 3: 018 0.96).
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from .graph import Node, Value
-from .layout import contiguous_strides
+from .layout import CHANNELS_LAST_CONVS, contiguous_strides
 from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
 
 MIN_IN_CHANNELS = 32    # fewer: eager's cuDNN may run float32 (the numerics above)
@@ -117,10 +117,11 @@ def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[-1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
 
 
-def conv_of(node: Node, epilogue=None) -> Conv | str:
+def conv_of(node: Node, epilogue=None, feeds_conv: bool = False) -> Conv | str:
     """The convolution the generated kernel computes for this node (the rules for its pointwise
-    `epilogue` group applied, unless mode() is "all"), or why not. The layout comes last: after the
-    layout pass made a result channels-last, the log still says why it stayed cuDNN's."""
+    `epilogue` group applied, and whether another convolution reads its result, unless mode() is
+    "all"), or why not. The layout comes last: after the layout pass made a result channels-last,
+    the log still says why it stayed cuDNN's."""
     x, w, y = node.arg("input"), node.arg("weight"), node.outputs[0]
     if not torch.backends.cudnn.allow_tf32:
         return "TF32 not allowed (torch.backends.cudnn.allow_tf32 is off: cuDNN computes it in float32)"
@@ -144,7 +145,7 @@ def conv_of(node: Node, epilogue=None) -> Conv | str:
         return "more than 2^31 elements"
     conv = Conv(x, w, n, c, h, w_, k, r, s, _pair(node.arg("stride")), _pair(node.arg("padding")),
                 _pair(node.arg("dilation")), oh, ow)
-    if mode() != "all" and (why := slower(conv, epilogue)):
+    if mode() != "all" and (why := slower(conv, epilogue, feeds_conv)):
         return why
     for v, what in ((x, "input"), (w, "weight"), (y, "result")):
         if v.type.strides != contiguous_strides(v.type.shape):
@@ -152,17 +153,15 @@ def conv_of(node: Node, epilogue=None) -> Conv | str:
     return conv
 
 
-def slower(conv: Conv, epilogue) -> str | None:
+def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
     """Why cuDNN and a pass of its own measured faster for this convolution and epilogue (the
     rules in the module's docstring), or None."""
-    if conv.c > 32 and conv.r * conv.s > 1:
-        window = f"{conv.c} input channels through a {conv.r}x{conv.s} window"
-        if conv.k <= 64:
-            return (f"{window} into {conv.k} output channels (a 64-channel tile: measured 1.09x cuDNN's time, "
-                    "bench/session16/ab_conv_lean_h100.json)")
-        if conv.x.producer is not None:
-            return (f"{window}, the input computed by the model (written channels-last for cuDNN where it is "
-                    "computed; measured 1.14x, bench/session16/ab_conv_lean_h100.json)")
+    if feeds_conv:
+        return ("its result read by another convolution (written channels-last for it where computed; "
+                "the generated convolution writes NCHW: VGG's block 1.14x, bench/session16/ab_conv_lean_h100.json)")
+    if conv.c > 32 and conv.r * conv.s > 1 and conv.k <= 64:
+        return (f"{conv.c} input channels through a {conv.r}x{conv.s} window into {conv.k} output channels "
+                "(a 64-channel tile: measured 1.09x cuDNN's time, bench/session16/ab_conv_lean_h100.json)")
     math_ = epilogue_math(epilogue)
     if math_ > MAX_EPILOGUE_MATH:
         return (f"an epilogue of {math_} transcendental functions an element (more than {MAX_EPILOGUE_MATH}: "
@@ -181,7 +180,9 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
             continue
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
-        spec = conv_of(node, group) if group is not None else NO_EPILOGUE
+        results = [node] + (group.nodes if group is not None else [])
+        feeds_conv = any(u.target in CHANNELS_LAST_CONVS for n in results for u in users.get(n.outputs[0], []))
+        spec = conv_of(node, group, feeds_conv) if group is not None else NO_EPILOGUE
         if isinstance(spec, str):
             why_extern[node] = spec if group is None else f"cuDNN: {spec}"
             decisions.append(f"{node.name} ({node.target}): not a generated convolution, {why_extern[node]}")

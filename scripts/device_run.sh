@@ -20,7 +20,7 @@
 #                                      tests spread over the GPUs. A later call resumes (same n).
 #                                      LIST=file: only the problems it names (one path a line), into
 #                                      OUTDIR (default bench/suite_full)/shard_i_n.
-#   bash scripts/device_run.sh gpu-tests  every GPU test, four groups spread over the GPUs
+#   bash scripts/device_run.sh gpu-tests  every GPU test, five groups spread over the GPUs
 #   bash scripts/device_run.sh profile P...  scripts/profile_kernels.py over the problems P, spread
 #                                      over the GPUs (problem j on GPU j mod n); the logs print last.
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
@@ -33,12 +33,13 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 ff() { python3 -m fuseforge.cli "$@"; }
 save() { tar czf "$OUT/results.tgz" -C "$W" .; }   # after every stage: a call cut short keeps what ran
 
-# Every GPU test, in four groups spread over the machine's GPUs (TEST_GROUPS="a b|c|..." overrides).
+# Every GPU test, in five groups spread over the machine's GPUs (TEST_GROUPS="a b|c|..." overrides).
 gpu_tests() {
   local NG; NG=$(nvidia-smi -L | wc -l)
-  # four groups by default; the last takes every test file the first three do not name, so a new
-  # test file is never left out
-  local FIRST="tests/test_gemm.py tests/test_scans.py tests/test_convs.py|tests/test_check.py|tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py"
+  # five groups by default; the last takes every test file the first four do not name, so a new
+  # test file is never left out (four groups took over 430 s on one H100 in the 16th session: the
+  # last, with the layout and window tests, builds its models one after another)
+  local FIRST="tests/test_gemm.py tests/test_scans.py tests/test_convs.py|tests/test_check.py|tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py|tests/test_layout.py tests/test_windows.py"
   local REST; REST=$(ls tests/test_*.py | grep -v -x -F -f <(tr ' |' '\n\n' <<< "$FIRST") | tr '\n' ' ')
   IFS='|' read -r -a GROUPS_ <<< "${TEST_GROUPS:-$FIRST|$REST}"
   for k in "${!GROUPS_[@]}"; do

@@ -26,14 +26,14 @@ def example(tmp_path_factory):
     return optimize(EXAMPLE, out, device="cpu", trials=3, overrides=SMALL)
 
 
-def test_example_is_one_extern_conv_and_one_fused_kernel(example):
-    # the convolution runs without its bias, which the kernel adds (a view of it as [C, 1, 1])
-    assert [e.node.target for e in example.plan.externs] == ["aten.conv2d.default", "aten.view.default"]
-    assert example.plan.externs[0].node.arg("bias") is None
+def test_example_is_one_generated_conv_with_its_epilogue(example):
+    # the convolution is generated (plan_conv: 64 input channels into 128 on the model's input),
+    # without its bias, which its epilogue adds (a view of it as [C, 1, 1])
+    assert [e.node.target for e in example.plan.externs] == ["aten.view.default"]
     [kernel] = example.plan.kernels
-    assert [n.target for n in kernel.nodes] == ["aten.add.Tensor", "aten.min.other", "aten.add.Tensor",
-                                                "aten.mul.Tensor"]
-    assert kernel.name == "fused_add_min_add_mul"
+    assert [n.target for n in kernel.nodes] == ["aten.conv2d.default", "aten.add.Tensor", "aten.min.other",
+                                                "aten.add.Tensor", "aten.mul.Tensor"]
+    assert kernel.node.arg("bias") is None and kernel.name == "fused_conv2d_add_min_add_mul"
 
 
 def test_example_verifies_on_cpu(example):
@@ -54,7 +54,7 @@ def test_emitted_file_is_kernelbench_clean(example):
             imported.add(n.module.split(".")[0])
     assert imported <= {"torch"} | set(sys.stdlib_module_names), imported
     assert "load_inline(" in text and "cuda_sources=" in text
-    assert "__global__ void __launch_bounds__(256) fused_add_min_add_mul_kernel" in text
+    assert "struct fused_conv2d_add_min_add_mul_conv {" in text and "ffconv::launch<fused_conv2d_add_min_add_mul_conv>" in text
 
 
 def test_same_seed_same_state_dict(example):

@@ -18,7 +18,8 @@ A call runs three kernels (CONV_LIBRARY):
            (K_epilogue: the fused pointwise ops, the stores).
 Numerics: both operands rounded to TF32 to nearest, float32 sums, as cuDNN's TF32 convolution
 (what eager runs by default) computes (plan_conv.py). The CPU twin (K_elem) sums the same
-rounded products in float32.
+rounded products in float32 where it runs on a GPU (`direct`); on the CPU it sums the float32
+products, as eager's CPU convolution does: no looser than eager on either.
 
 Other GPUs (no wgmma): `direct`, a thread an output element computing the CPU twin's sum, the
 same numerics; correct, not fast (the plan's rules are measured on the H100).
@@ -57,8 +58,13 @@ def render(k: ConvKernel) -> KernelSource:
             f"    if (ih < 0 || ih >= {cv.h}) continue;",
             f"    for (int64_t s = 0; s < {cv.s}; ++s) {{",
             f"      const int64_t iw = ow * {sw} - {pw} + s * {dw};",
-            f"      if (iw >= 0 && iw < {cv.w_}) acc += ff_tf32(x[(c * {cv.h} + ih) * {cv.w_} + iw]) * "
-            f"ff_tf32(w[(c * {cv.r} + r) * {cv.s} + s]);",
+            f"      if (iw >= 0 && iw < {cv.w_}) {{",
+            "#ifdef __CUDA_ARCH__   // a GPU's: TF32 operands, as the tensor cores' (and cuDNN's)",
+            f"        acc += ff_tf32(x[(c * {cv.h} + ih) * {cv.w_} + iw]) * ff_tf32(w[(c * {cv.r} + r) * {cv.s} + s]);",
+            "#else                  // the CPU's: float32, as eager's on the CPU",
+            f"        acc += x[(c * {cv.h} + ih) * {cv.w_} + iw] * w[(c * {cv.r} + r) * {cv.s} + s];",
+            "#endif",
+            "      }",
             "    }",
             "  }",
             f"{name}_epilogue(a, i, acc);"]
@@ -81,7 +87,9 @@ FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float ac
 {chr(10).join('  ' + line for line in body)}
 }}
 
-// the CPU twin: one output element, the rounded products summed in float32
+// the CPU twin (and the direct kernel of GPUs without wgmma): one output element, the products
+// summed in float32; on a GPU of TF32-rounded operands, as the tensor cores and eager's cuDNN
+// round them, on the CPU of the float32 operands, as eager's CPU convolution
 FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 {chr(10).join('  ' + line for line in twin)}
 }}

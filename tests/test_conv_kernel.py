@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import fuseforge
 from fuseforge.capture import capture
 from fuseforge.codegen import conv as conv_codegen
+from fuseforge.errors import ConfigError
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
@@ -79,6 +80,12 @@ def test_plan_takes_every_convolution_it_computes(compiled, monkeypatch):
     assert not [e for e in p.externs if "conv" in e.node.target], p.decisions
     monkeypatch.setenv("FUSEFORGE_CONV", "0")
     assert not _convs(plan(capture(ConvZoo(), inputs(0))))
+
+
+def test_unknown_mode_is_an_error(monkeypatch):
+    monkeypatch.setenv("FUSEFORGE_CONV", "fast")
+    with pytest.raises(ConfigError, match="FUSEFORGE_CONV='fast'"):
+        plan(capture(ConvZoo(), inputs(0)))
 
 
 def test_default_rules(monkeypatch):

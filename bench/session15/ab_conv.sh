@@ -1,5 +1,5 @@
 #!/bin/bash
-# Generated convolutions (FUSEFORGE_CONV=1: the implicit GEMM on TF32 tensor cores with the
+# Generated convolutions (FUSEFORGE_CONV=all, =1 before the 16th session: the implicit GEMM on TF32 tensor cores with the
 # epilogue fused, NCHW in and out) against the default plan (cuDNN channels-last).
 # Locally: bash bench/session15/ab_conv.sh generate; on the device: OUT=... bash bench/session15/ab_conv.sh run
 set -eu
@@ -14,7 +14,7 @@ PY=${PY:-.venv/bin/python}
 case "$1" in
 generate)
   $PY scripts/generate_sources.py $D/old $P
-  FUSEFORGE_CONV=1 $PY scripts/generate_sources.py $D/new $P
+  FUSEFORGE_CONV=all $PY scripts/generate_sources.py $D/new $P
   ;;
 run)
   mkdir -p "${OUT:-out}"

@@ -13,7 +13,7 @@ OUT=${OUT:-out}
 mkdir -p "$OUT"
 PYTHONPATH=src timeout 200 python3 -m pytest -q -m gpu tests/test_conv_kernel.py tests/test_softmax_split.py 2>&1 | tail -4
 mkdir -p abx/ncu
-FUSEFORGE_CONV=1 PYTHONPATH=src python3 scripts/generate_sources.py abx/ncu suite/level2/024_conv2d_swish_residual.py > /dev/null 2>&1
+FUSEFORGE_CONV=all PYTHONPATH=src python3 scripts/generate_sources.py abx/ncu suite/level2/024_conv2d_swish_residual.py > /dev/null 2>&1
 PYTHONPATH=src timeout 150 /usr/local/cuda/bin/ncu --kernel-name "regex:ffconv::conv<" --launch-count 1 --section SpeedOfLight --section WarpStateStats \
   --section MemoryWorkloadAnalysis --section Occupancy python3 scripts/ab_generated.py abx/ncu abx/ncu \
   suite/level2/024_conv2d_swish_residual.py --rounds 1 --trials 1 > "$OUT/ncu_conv_024.txt" 2>&1

@@ -12,7 +12,7 @@ PYTHONPATH=src timeout 150 python3 bench/session16/conv_diag.py > "$OUT/conv_dia
 PYTHONPATH=src timeout 100 python3 -m pytest -q -m gpu -x tests/test_conv_kernel.py > "$OUT/conv_test.txt" 2>&1
 grep -E "^E |passed|failed" "$OUT/conv_test.txt" | head -8
 mkdir -p abx/ncu
-FUSEFORGE_CONV=1 PYTHONPATH=src python3 scripts/generate_sources.py abx/ncu suite/level2/024_conv2d_swish_residual.py > /dev/null 2>&1
+FUSEFORGE_CONV=all PYTHONPATH=src python3 scripts/generate_sources.py abx/ncu suite/level2/024_conv2d_swish_residual.py > /dev/null 2>&1
 PYTHONPATH=src timeout 120 /usr/local/cuda/bin/ncu --kernel-name conv --launch-count 1 --section SpeedOfLight \
   --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats \
   --section ComputeWorkloadAnalysis python3 scripts/ab_generated.py abx/ncu abx/ncu \

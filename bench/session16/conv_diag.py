@@ -1,4 +1,4 @@
-"""Per-output errors of the generated convolution (FUSEFORGE_CONV=1) on tests/test_conv_kernel's
+"""Per-output errors of the generated convolution (FUSEFORGE_CONV=all) on tests/test_conv_kernel's
 ConvZoo, on the GPU: ours against float64 of the TF32-rounded operands, and ours and eager (NCHW,
 channels-last) against float64 of the float32 operands. Run from the repo root with PYTHONPATH=src."""
 import copy
@@ -8,7 +8,7 @@ import sys
 import torch
 
 sys.path.insert(0, ".")
-os.environ["FUSEFORGE_CONV"] = "1"
+os.environ["FUSEFORGE_CONV"] = "all"
 from tests.test_conv_kernel import ConvZoo, inputs, rounded_reference  # noqa: E402
 from tests.test_layout import _channels_last  # noqa: E402
 import fuseforge  # noqa: E402

@@ -28,7 +28,7 @@ where those measurements say:
   hides it behind memory (two mish, 6: level2/007 1.04; one, 3: 018 0.96).
 The rest: 32 input channels level2/004, 006, 010, 012, 015, 017 0.77-0.90, level1/022, 024 0.84,
 0.86; 1x1 level1/027 0.90, level2/020 0.93.
-FUSEFORGE_CONV=0 turns generated convolutions off, =all takes every one the kernel can compute
+FUSEFORGE_CONV=off (or 0) turns generated convolutions off, =all takes every one the kernel can compute
 (for measuring; the numerics rule below still holds).
 
 Numerics, where eager runs float32: cuDNN's heuristics pick a float32 algorithm for some shapes
@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ConfigError
 from .graph import Node, Value
 from .layout import CHANNELS_LAST_CONVS, contiguous_strides
 from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
@@ -102,15 +103,18 @@ CONV2D = "aten.conv2d.default"
 
 
 def mode() -> str:
-    """FUSEFORGE_CONV: "auto" (default, the measured rules), "0" (off), "all" (every convolution the
-    kernel computes; "1" too, its name before the rules)."""
-    m = os.environ.get("FUSEFORGE_CONV", "auto")
-    return "all" if m == "1" else m
+    """FUSEFORGE_CONV, as FUSEFORGE_GEMM: auto (default, the measured rules), off (or 0), all (every
+    convolution the kernel computes)."""
+    m = os.environ.get("FUSEFORGE_CONV", "") or "auto"
+    m = {"0": "off", "1": "auto"}.get(m, m)
+    if m not in ("off", "auto", "all"):
+        raise ConfigError(f"FUSEFORGE_CONV={m!r}: expected off, auto or all")
+    return m
 
 
 def decides(node: Node) -> bool:
     """Whether form_conv_kernels decides this node (a 2D convolution, generated ones switched on)."""
-    return node.target == CONV2D and mode() != "0"
+    return node.target == CONV2D and mode() != "off"
 
 
 def _pair(v) -> tuple[int, int]:
@@ -172,7 +176,7 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict) -> list[ConvKernel]:
     """A conv kernel for every 2D convolution the generated kernel takes (mode(), the rules above)
     and whose result a pointwise group consumes; that group, its epilogue, is removed from `groups`."""
-    if mode() == "0":
+    if mode() == "off":
         return []
     kernels = []
     for node in graph.nodes:

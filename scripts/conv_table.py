@@ -26,12 +26,16 @@ CONV = re.compile(r"nn\.Conv|F\.conv|conv_transpose|conv[123]d\(")
 
 
 def decisions(path: Path) -> list[str]:
-    """The plan's layout line for each convolution, shortened: 'name: decision'."""
+    """The plan's layout line for each convolution, shortened: 'name: decision' (a generated one's
+    too)."""
     problem = load_problem(path)
     with torch.no_grad():
         p = plan(capture(problem.build(0), problem.inputs(0)))
     out = []
     for d in p.decisions:
+        if g := re.match(r"(\S+): pointwise group \S+ fused into its epilogue", d):   # plan_conv
+            out.append(f"{g[1]}: generated (TF32 implicit GEMM, its epilogue fused, NCHW)")
+            continue
         m = re.match(r"(\S+) \((aten\.conv[\w.]*)\): (NCHW|channels-last)(.*)", d)
         if m:
             what = "channels-last, back to NCHW" if "converted back" in m[4] else m[3]

@@ -188,9 +188,11 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   const float* wt = T::ws(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
   // The gather's per-thread state, set once (the main loop adds the tap's offset, the same for
   // every thread): this thread's four pixels (rows warp * 16 + lane / 8 + 4 i of the tile) and
-  // 16-byte chunk (lane % 8): where the chunk is at tap (0, 0) (a pixel past the end reads the
-  // first pixel's, zero-filled), its row and column there (for the padding), and its place in
-  // stage 0. Offsets fit 32 bits: the plan keeps tensors under 2^31 elements.
+  // 16-byte chunk (lane % 8): where the chunk is at tap (0, 0) (a pixel past the end takes the
+  // first pixel's), its row and column there (for the padding), and its place in stage 0. A copy
+  // that is not ok copies 0 bytes and reads nothing (zero-filled); where the address could leave
+  // the image (the padding) it is the input's start anyway. Offsets fit 32 bits: the plan keeps
+  // tensors under 2^31 elements.
   const int chunk = lane & 7;
   const unsigned stage0 = ffsm90::smem_addr(smem);
   const float* src[4];

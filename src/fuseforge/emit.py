@@ -33,7 +33,7 @@ HOST_FLAGS = ["-O3"]
 CUDA_FLAGS = ["-O3"]
 # With a generated GEMM or convolution: the H100's own machine code (sm_90a: wgmma), and PTX that other GPUs
 # (sm_80 on) compile when they load it. Naming an arch replaces the one torch would pick.
-GEMM_CUDA_FLAGS = ["-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=compute_80"]
+SM90_CUDA_FLAGS = ["-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=compute_80"]
 
 
 @dataclass
@@ -171,7 +171,7 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     has_conv = any(isinstance(k, ConvKernel) for k in plan.kernels)
     library = (gemm.SM90_PRIMITIVES if has_gemm or has_conv else "") + (gemm.GEMM_LIBRARY if has_gemm else "") + \
         (conv.CONV_LIBRARY if has_conv else "")
-    cuda_flags = CUDA_FLAGS + (GEMM_CUDA_FLAGS if has_gemm or has_conv else [])
+    cuda_flags = CUDA_FLAGS + (SM90_CUDA_FLAGS if has_gemm or has_conv else [])
     cuda = cpp.CUDA_PRELUDE + library + "".join(s.cuda for s in sources.values())
     host = cpp.HOST_RUNTIME
     if any(e.cat_channels_last for e in plan.externs):   # layout.py: a cat written channels-last piece by piece

@@ -203,6 +203,8 @@ def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str
     kernel_of = {n: s for s in plan.steps if not isinstance(s, Extern) for n in s.nodes}
     for u in plan.graph.users().get(v, []):
         k = kernel_of.get(u)
+        if getattr(k, "rows", None) is not None and u in k.nodes and v.producer in k.nodes:
+            continue   # its channels' rows run in the generated convolution's epilogue (plan_conv.fold_pixel_rows)
         if k is None and u.target == "aten.permute.default":
             why = _readers_why_not(plan, u.outputs[0], tentative, root=False)
             if why:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from . import ops
 from .graph import CONSTANT, Graph, Node, Value
-from .plan_conv import ConvKernel, decides as conv_decides, form_conv_kernels
+from .plan_conv import ConvKernel, decides as conv_decides, fold_pixel_rows, form_conv_kernels
 from .plan_gemm import GemmKernel, form_gemm_kernels
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_scans import ScanKernel, form_scan_kernels
@@ -245,6 +245,7 @@ def _plan(graph: Graph) -> Plan:
     scans = form_scan_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
     kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + \
         windows + gemms + convs + scans
+    kernels = fold_pixel_rows(kernels, closed, users, live, decisions, reasons)
     kernels.sort(key=lambda k: position[k.nodes[0]])
     _name_kernels(kernels)
     for k in kernels:
@@ -261,8 +262,10 @@ def _plan(graph: Graph) -> Plan:
             decisions.append(f"{k.name}: GEMM {k.gemm.describe()} (3xTF32 tensor cores), {len(k.epilogue)} "
                              f"op(s) fused after it, reads {len(k.inputs)} tensor(s), writes {len(k.outputs)}")
         elif isinstance(k, ConvKernel):
+            after = f"a row kernel over each pixel's channels ({len(k.rows.nodes)} op(s))" if k.rows else \
+                f"{len(k.epilogue)} op(s)"
             decisions.append(f"{k.name}: convolution {k.conv.describe()} (TF32 tensor cores, as cuDNN's), "
-                             f"{len(k.epilogue)} op(s) fused after it, reads {len(k.inputs)} tensor(s), "
+                             f"{after} fused after it, reads {len(k.inputs)} tensor(s), "
                              f"writes {len(k.outputs)}")
         elif isinstance(k, ScanKernel):
             decisions.append(f"{k.name}: scan kernel, {k.describe()}, {len(k.prologue)} op(s) fused before it "

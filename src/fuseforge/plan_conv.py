@@ -48,7 +48,7 @@ import torch
 
 from .errors import ConfigError
 from .graph import Node, Value
-from .layout import CHANNELS_LAST_CONVS, contiguous_strides
+from .layout import CHANNELS_LAST_CONVS, contiguous_strides, is_channels_last
 from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
 
 MIN_IN_CHANNELS = 32    # fewer: eager's cuDNN may run float32 (the numerics above)
@@ -97,6 +97,8 @@ class ConvKernel(FusedOps):
     epilogue: list[Node]
     inputs: list[Value]
     outputs: list[Value]
+    rows: object = None      # a RowKernel over each pixel's channels run in the epilogue instead
+    fed: Value | None = None  # ... the value it reads the convolution's result as (fold_pixel_rows)
 
 
 CONV2D = "aten.conv2d.default"
@@ -121,7 +123,7 @@ def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[-1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
 
 
-def conv_of(node: Node, epilogue=None, feeds_conv: bool = False) -> Conv | str:
+def conv_of(node: Node, epilogue=None, feeds_conv: bool = False, writes_result: bool = True) -> Conv | str:
     """The convolution the generated kernel computes for this node (the rules for its pointwise
     `epilogue` group applied, and whether another convolution reads its result, unless mode() is
     "all"), or why not. The layout comes last: after the layout pass made a result channels-last,
@@ -151,7 +153,7 @@ def conv_of(node: Node, epilogue=None, feeds_conv: bool = False) -> Conv | str:
                 _pair(node.arg("dilation")), oh, ow)
     if mode() != "all" and (why := slower(conv, epilogue, feeds_conv)):
         return why
-    for v, what in ((x, "input"), (w, "weight"), (y, "result")):
+    for v, what in ((x, "input"), (w, "weight"), (y, "result"))[:3 if writes_result else 2]:
         if v.type.strides != contiguous_strides(v.type.shape):
             return f"a {what} that is not contiguous NCHW"
     return conv
@@ -206,3 +208,68 @@ def tiles(conv: Conv) -> tuple[int, int, int]:
     bn = 64 if conv.k <= 64 else 128
     cs = math.ceil(conv.c / 32)
     return bn, cs, conv.r * conv.s * cs
+
+
+MAX_PIXEL_ROW = 128   # channels a tile holds (codegen/conv.py: 128 a block at most)
+
+
+def fold_pixel_rows(kernels: list, closed, users, live, decisions, why_extern: dict) -> list:
+    """A row kernel that reduces over the channels of a cuDNN convolution's result (min, softmax,
+    layer norm over dim 1), read as rows of a pixel's channels, runs in the generated
+    convolution's epilogue: a tile holds every channel of its pixels, the quad's registers a
+    pixel's row, and the result is never written. The kernel reads nothing else the convolution
+    feeds, the rows are whole (not split), and the convolution passes conv_of's rules."""
+    from .plan_rows import RowKernel
+    if mode() == "off":
+        return kernels
+    out = list(kernels)
+    for rk in [k for k in kernels if isinstance(k, RowKernel)]:
+        found = _pixel_rows_of(rk, users, live)
+        if isinstance(found, str):
+            continue
+        node, fed, views = found
+        spec = conv_of(node, None, False, writes_result=False)
+        members = {node, *views, *rk.nodes}
+        if isinstance(spec, str) or not closed(members):
+            continue
+        x, w = node.arg("input"), node.arg("weight")
+        inputs = list(dict.fromkeys([x, w] + [v for v in rk.inputs if v is not fed]))
+        kernel = ConvKernel("", [node] + views + rk.nodes, node, spec, [], inputs, list(rk.outputs), rk, fed)
+        out[out.index(rk)] = kernel
+        why_extern.pop(node, None)
+        decisions.append(f"{node.name}: its channels' row kernel ({rk.summary()}) fused into its epilogue: a tile "
+                         f"holds a pixel's {rk.length} channels, the result is never written")
+    return out
+
+
+def _pixel_rows_of(rk, users, live):
+    """(the convolution, the value rk reads it as, the permutes between) where rk's rows are the
+    pixels of a 2D convolution's channels-last result and its elements their channels (memory
+    offset o * K + r), nothing else reads that result, and a tile holds a row; else why not."""
+    from .plan_rows import ELEM
+    if rk.splits != 1 or rk.length > MAX_PIXEL_ROW:
+        return "split or long rows"
+    for fed in rk.inputs:
+        if rk.phase.get(fed) != ELEM or fed.producer is None:
+            continue
+        views, v = [], fed
+        while v.producer is not None and v.producer.target == "aten.permute.default":
+            views.insert(0, v.producer)
+            v = v.producer.arg("self")
+        node = v.producer
+        if node is None or node.target != CONV2D or not is_channels_last(v):
+            continue
+        k = v.type.shape[1]
+        inside = set(rk.nodes) | set(views)
+        chain = [v] + [n.outputs[0] for n in views]
+        if rk.length != k or rk.rows != v.type.numel // k or \
+                any(c in live or any(u not in inside for u in users.get(c, [])) for c in chain):
+            continue
+        kept = [d for d in range(len(rk.space)) if d not in rk.axes and rk.space[d] > 1]
+        red = [d for d in rk.axes if rk.space[d] > 1]
+        st = rk.strides[fed]
+        if [st[d] for d in kept] != [k * s for s in contiguous_strides([rk.space[d] for d in kept])] or \
+                [st[d] for d in red] != list(contiguous_strides([rk.space[d] for d in red])):
+            continue
+        return node, fed, views
+    return "no convolution's channels"

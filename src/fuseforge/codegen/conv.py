@@ -29,8 +29,9 @@ from __future__ import annotations
 import math
 
 from ..plan_conv import ConvKernel, tiles
-from .cpp import TF32_ROUND
-from .pointwise import KernelSource, arg_fields, epilogue_lines, kernel_operands
+from . import rows
+from .cpp import ONE_THREAD_TEAM, TF32_ROUND
+from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
 
 BM, BK = 128, 32   # pixels a block, k a slice (CONV_LIBRARY's constants, for the comments)
 
@@ -38,11 +39,16 @@ BM, BK = 128, 32   # pixels a block, k a slice (CONV_LIBRARY's constants, for th
 def render(k: ConvKernel) -> KernelSource:
     name, cv = k.name, k.conv
     shape = k.shape
-    itype, suffix, ins, outs, var = kernel_operands(k, [shape])
+    itype, suffix, ins, outs, var = kernel_operands(k, [shape] + ([k.rows.space] if k.rows else []))
     y = k.node.outputs[0]
+    if k.rows:   # the row function of each pixel's channels (codegen/rows.py), reading the conv's args
+        k.rows.name = f"{name}_pixel"
+        op_of = {op.value: op for op in ins + outs}
+        row_ins = [op_of.get(v) or Operand(v, "conv", v.type.strides, "", False) for v in k.rows.inputs]
+        pixel = rows.render(k.rows, rows.PixelRows(k.fed, f"{name}_args", row_ins, [op_of[v] for v in k.rows.outputs]))
 
     # --- the convolution's value at output element i, then the epilogue and the stores
-    body = epilogue_lines(k, y, "acc", outs, var, shape, itype)
+    body = [] if k.rows else epilogue_lines(k, y, "acc", outs, var, shape, itype)
 
     sh, sw = cv.stride
     ph, pw = cv.padding
@@ -66,18 +72,32 @@ def render(k: ConvKernel) -> KernelSource:
             "#endif",
             "      }",
             "    }",
-            "  }",
-            f"{name}_epilogue(a, i, acc);"]
+            "  }"]
+    if k.rows:   # i is a pixel: every channel's sum, then the row function on them
+        twin = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, img = i / {cv.ow * cv.oh};",
+                f"const float* x = a.{var[cv.x]} + img * {cv.c * cv.h * cv.w_};",
+                f"float vals[{cv.k}];",
+                f"for (int64_t co = 0; co < {cv.k}; ++co) {{",
+                f"  const float* w = a.{var[cv.w]} + co * {cv.c * cv.r * cv.s};"] + \
+            ["  " + line for line in twin[3:]] + ["  vals[co] = acc;", "}",
+                                                   f"{k.rows.name}_row<{cv.k}>(a, i, true, ff_team_one{{}}, 0, 0, vals);"]
+    else:
+        twin.append(f"{name}_epilogue(a, i, acc);")
 
     bn, cs, kt = tiles(cv)
     nt = math.ceil(cv.k / bn)
     ws = (nt * kt * bn * BK + cv.n * cv.h * cv.w_ * cv.c) * 4
     fields = arg_fields(ins, outs) + ["  unsigned char* __restrict__ ws;  // packed weights, the input channels-last"]
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
-    shared = f"""
-// ---- {name}: {ops_list}
-//      convolution {cv.describe()}: TF32 tensor cores on the GPU (operands rounded to nearest,
-//      float32 sums), the epilogue at each output element
+    if k.rows:
+        after = f"""rows of each pixel's channels
+struct {name}_args {{
+{chr(10).join(fields)}
+}};
+constexpr {itype} {name}_n = {k.rows.rows}{suffix};  // pixels
+{pixel.shared}"""
+    else:
+        after = f"""the epilogue at each output element
 struct {name}_args {{
 {chr(10).join(fields)}
 }};
@@ -86,8 +106,12 @@ constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc) {{
 {chr(10).join('  ' + line for line in body)}
 }}
-
-// the CPU twin (and the direct kernel of GPUs without wgmma): one output element, the products
+"""
+    shared = f"""
+// ---- {name}: {ops_list}
+//      convolution {cv.describe()}: TF32 tensor cores on the GPU (operands rounded to nearest,
+//      float32 sums), {after}
+// the CPU twin (and the direct kernel of GPUs without wgmma): one output element (a pixel's row), the products
 // summed in float32; on a GPU of TF32-rounded operands, as the tensor cores and eager's cuDNN
 // round them, on the CPU of the float32 operands, as eager's CPU convolution
 FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
@@ -104,18 +128,23 @@ struct {name}_conv {{
   static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
   static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
   static constexpr int BN = {bn};
+  static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
   static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
-    {name}_epilogue(a, static_cast<{itype}>(i), v);
+    {f"{name}_epilogue(a, static_cast<{itype}>(i), v);" if not k.rows else ""}
+  }}
+  static __device__ __forceinline__ void rows(const Args& a, int64_t m, bool active, int t, const float (&v)[BN / 4]) {{
+    {f"{k.rows.name}_row<BN / 4>(a, static_cast<{itype}>(m), active, ff_team_lanes<4>{{t}}, 0, 0, v);" if k.rows else ""}
   }}
   static __device__ __forceinline__ void direct(const Args& a, int64_t i) {{ {name}_elem(a, static_cast<{itype}>(i)); }}
 }};
 
 int {name}_cuda(const {name}_args& a, void* stream) {{ return ffconv::launch<{name}_conv>(a, stream); }}
 """
-    return KernelSource(k, shared, cuda, ins, outs, workspace=True, workspace_on_cpu=False, helpers=(TF32_ROUND,))
+    helpers = (TF32_ROUND,) + ((ONE_THREAD_TEAM,) + pixel.helpers if k.rows else ())
+    return KernelSource(k, shared, cuda, ins, outs, workspace=True, workspace_on_cpu=False, helpers=helpers)
 
 
 def _wgmma(n: int) -> str:
@@ -157,7 +186,10 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
   for (int64_t e = int64_t(blockIdx.x) * 256 + threadIdx.x; e < packed_floats<T>(); e += int64_t(gridDim.x) * 256) {
     const int kk = static_cast<int>(e % BK), row = static_cast<int>(e / BK % T::BN);
     const int64_t tile = e / (BK * T::BN);   // channel tile * KT + k-slice
-    const int kt = static_cast<int>(tile % KT<T>), co = static_cast<int>(tile / KT<T>) * T::BN + row;
+    // (pixel rows: tile row 8q + 2t + e holds channel 8q + t + 4e, so that quad lane t's
+    // accumulators hold channels t, t + 4, t + 8, ... in order, a row function's share)
+    const int col = T::ROWS ? (row & ~7) | (row >> 1 & 3) | (row & 1) << 2 : row;
+    const int kt = static_cast<int>(tile % KT<T>), co = static_cast<int>(tile / KT<T>) * T::BN + col;
     const int rs = kt / CS<T>, c = kt % CS<T> * BK + kk;
     const float v = co < T::K && c < T::C ? w[((int64_t(co) * T::C + c) * T::R + rs / T::S) * T::S + rs % T::S] : 0.0f;
     dst[tile * (T::BN * BK) + swz(row, kk)] = ff_round_tf32(v);
@@ -274,17 +306,28 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   ffsm90::pin(acc);
   // accumulator i: pixel row g + 8 * (i / 2 % 2) of the warp's 16, channel 8 * (i / 4) + 2 t + i % 2
   const int g = lane >> 2, t = lane & 3;
-  int64_t at[2];   // output element of channel 0 at this thread's two pixels (-1: past the end)
+  if constexpr (T::ROWS) {   // a pixel's channels: the quad's, channel t + 4 k in acc[4 (k / 2) + 2 h + k % 2] (pack)
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int64_t m = m0 + warp * 16 + g + 8 * h;
-    at[h] = m < M<T> ? m / P * T::K * P + m % P : -1;
-  }
+    for (int h = 0; h < 2; ++h) {
+      float v[BN / 4];
 #pragma unroll
-  for (int i = 0; i < BN / 2; ++i) {
-    const int64_t o = at[(i >> 1) & 1];
-    const int co = blockIdx.y * BN + 8 * (i >> 2) + 2 * t + (i & 1);
-    if (o >= 0 && co < T::K) T::store(a, o + int64_t(co) * P, acc[i]);
+      for (int k = 0; k < BN / 4; ++k) v[k] = acc[4 * (k >> 1) + 2 * h + (k & 1)];
+      const int64_t m = m0 + warp * 16 + g + 8 * h;
+      T::rows(a, m, m < M<T>, t, v);   // (every lane: the row function's shuffles take the quad)
+    }
+  } else {
+    int64_t at[2];   // output element of channel 0 at this thread's two pixels (-1: past the end)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t m = m0 + warp * 16 + g + 8 * h;
+      at[h] = m < M<T> ? m / P * T::K * P + m % P : -1;
+    }
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) {
+      const int64_t o = at[(i >> 1) & 1];
+      const int co = blockIdx.y * BN + 8 * (i >> 2) + 2 * t + (i & 1);
+      if (o >= 0 && co < T::K) T::store(a, o + int64_t(co) * P, acc[i]);
+    }
   }
 #else
   __trap();   // launched only where ffsm90::available()
@@ -294,7 +337,8 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 // GPUs without wgmma: a thread an output element, the CPU twin's loop (the same rounding and sums).
 template <class T>
 __global__ void __launch_bounds__(256) direct(const typename T::Args a) {
-  for (int64_t i = int64_t(blockIdx.x) * 256 + threadIdx.x; i < M<T> * T::K; i += int64_t(gridDim.x) * 256)
+  constexpr int64_t n = T::ROWS ? M<T> : M<T> * T::K;   // pixels, or output elements
+  for (int64_t i = int64_t(blockIdx.x) * 256 + threadIdx.x; i < n; i += int64_t(gridDim.x) * 256)
     T::direct(a, i);
 }
 
@@ -303,7 +347,7 @@ int launch(const typename T::Args& a, void* stream) {
   static_assert(T::N <= 65535, "the images run on gridDim.z");
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (!ffsm90::available()) {
-    constexpr int64_t blocks = (M<T> * T::K + 255) / 256;
+    constexpr int64_t blocks = ((T::ROWS ? M<T> : M<T> * T::K) + 255) / 256;
     direct<T><<<static_cast<unsigned>(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(a);
     return cudaGetLastError();
   }

@@ -331,6 +331,15 @@ FF_HD float ff_tf32(float x) {
 }
 """
 
+# The team of one thread for a row function on a GPU too (a convolution's pixel rows in its CPU
+# twin and its direct kernel: the twin's ff_team_cpu is host code).
+ONE_THREAD_TEAM = r"""
+struct ff_team_one {
+  static constexpr int t = 0, n = 1;
+  template <class A> FF_HD A reduce(const A& a) const { return a; }
+};
+"""
+
 # Helpers of the row kernels (rows.py) beyond the prelude, in the element code of a module whose
 # kernels use them: the outer schedule's batched Welford step, and the resident rows.
 WELFORD_BATCH_PRELUDE = r"""

@@ -66,6 +66,19 @@ MERGE_BLOCK_MIN_SPLITS = 64   # ... where a row has this many partials or more (
 
 
 @dataclass
+class PixelRows:
+    """A row kernel run inside a convolution's epilogue (plan_conv.fold_pixel_rows): its row o
+    is output pixel o, its element r channel r, and the convolution's values (`fed`) come from
+    registers (`vals`, the thread's share: element team.t + k * team.n at k) instead of memory.
+    The row function is all that is rendered; it takes the convolution's args struct (`args`)
+    and its operands (`ins`, `outs`: their variable names); `fed` has the operand var `conv`."""
+    fed: Value
+    args: str
+    ins: list
+    outs: list
+
+
+@dataclass
 class Item:
     name: str
     phase: str            # elem | row | stage
@@ -90,12 +103,15 @@ def _offset(strides, space, dims, itype, var) -> str:
     return expr.format(i=var)
 
 
-def render(k: RowKernel) -> KernelSource:
+def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
     name = k.name
     kept, red, schedule = schedule_of(k)
     itype, suffix, ins, outs, _ = kernel_operands(k, [k.space])
+    if pixel:   # (one thread's registers per pixel: no vector loads, no schedule of its own)
+        ins, outs, schedule = pixel.ins, pixel.outs, "pixel"
     rows, length = k.rows, k.length
     S = k.splits
+    assert S == 1 or not pixel, "pixel rows are whole in a tile"
     elem_ops = [op for op in ins + outs if k.phase[op.value] == ELEM]
     vec = _vector_width(k, red, [op.value for op in elem_ops]) if schedule == "inner" else 1
     chunk = -(-length // S)
@@ -103,7 +119,7 @@ def render(k: RowKernel) -> KernelSource:
         chunk = -(-chunk // vec) * vec          # splits start on a pack
         for op in elem_ops:
             op.align16 = not _scattered(k, red, op.value)
-    launch = _launch(schedule, rows, chunk, S, vec)
+    launch = _launch(schedule, rows, chunk, S, vec) if not pixel else {"threads_per_row": PIXEL_TEAM}
 
     def outer(v: Value) -> str:
         return _offset(k.strides[v], k.space, kept, itype, "o")
@@ -417,6 +433,8 @@ def render(k: RowKernel) -> KernelSource:
         return sorted(chosen), per
 
     cached, per_gpu = cache_for(launch)
+    if pixel:   # the convolution's values are in registers already
+        cached = sorted(set(cached) | {"conv"})
     if schedule == "outer" and not cached and any(nbytes(n) > RESIDENT_MIN_BYTES for n in reread):
         # the outer schedule's rows re-read from memory: more threads per row (up to 64, 1024 a
         # block), so that a thread's share fits the register cache. Measured on an H100, x / sum|x|
@@ -442,11 +460,11 @@ def render(k: RowKernel) -> KernelSource:
         launch = _launch(schedule, rows, chunk, S, block_per_row=True)
         cached, per_gpu = cache_for(launch)
     step_bytes = {n: (1 if one(in_ops[n]) else vec) * in_ops[n].value.type.dtype.itemsize for n in rereads}
-    resident = _resident(k, schedule, vec, step_bytes, cached if S == 1 else [], bool(elem_outs), nbytes)
+    resident = None if pixel else _resident(k, schedule, vec, step_bytes, cached if S == 1 else [], bool(elem_outs), nbytes)
     if resident:
         S, chunk, launch = resident.most, resident.chunk, resident.launch
         cached, per_gpu = resident.cached, resident.steps
-    if rows % launch.get("rows_per_block", 1):
+    if rows % launch.get("rows_per_block", 1) or pixel:
         # the last block's threads past the last row: a row input of theirs lies past its tensor
         for op in ins:
             if k.phase[op.value] == ROW:
@@ -478,6 +496,8 @@ def render(k: RowKernel) -> KernelSource:
         for n in cached:
             if resident:
                 body.append(f"  {n}_c.fill(k, a.{n} + o_{n} + {inner(in_ops[n].value, 'rb')});")
+            elif pixel and n == "conv":
+                body.append("  conv_c[k] = vals[k];")
             elif n in staged:
                 body += ["#ifdef __CUDA_ARCH__", f"  {n}_c[k] = {n}_s[threadIdx.x][rb];", "#else",
                          f"  {n}_c[k] = {load_step(n)};", "#endif"]
@@ -597,7 +617,7 @@ def render(k: RowKernel) -> KernelSource:
         body.extend(f"  a.{op.var}[o_{op.var}] = {names[op.value]};" for op in row_outs)
         body.append("}")
 
-    offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs]
+    offsets = [f"const {itype} o_{op.var} = {outer(op.value)};" for op in ins + outs if not (pixel and op.var == "conv")]
     if resident and resident.item:   # a block's held chunk: PER steps of its team (the CPU twin's: one thread)
         L = f"{length}{suffix}"
         bounds = [f"const {itype} chunk = {itype}(PER) * static_cast<{itype}>(team.n) * {vec}{suffix};",
@@ -635,6 +655,20 @@ def render(k: RowKernel) -> KernelSource:
         cpu_call = (f"for (int phase = 0; phase < {phases}; ++phase)\n"
                     f"    for (int split = 0; split < {f'(phase % 2 == 1 && phase < {phases - 1} ? 1 : {S})' if merged else S}; ++split) "
                     f"{name}_row(a, i, true, team, phase, split);")
+    if pixel:
+        return KernelSource(k, f"""
+// ---- {name}: {", ".join(n.target.removeprefix("aten.") for n in k.nodes)}, in the convolution's epilogue
+//      space {list(k.space)}, reducing axes {list(k.axes)}: a row a pixel, its {length} channels in registers
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <int PER, class Team>
+FF_HD void {name}_row(const {pixel.args}& a, const {itype} o, const bool active, const Team& team,
+                      const int phase, const int split, const float (&vals)[PER]) {{
+{chr(10).join('  ' + line for line in offsets + bounds)}
+{chr(10).join('  ' + line for line in body)}
+}}
+""", "", ins, outs, helpers=tuple(sorted(helpers)))
     if resident:
         cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
         helpers.add(RESIDENT_PRELUDE)
@@ -891,6 +925,7 @@ def _resident(k, schedule, vec: int, step_bytes: dict[str, int], in_registers, e
     return Resident(splits, most, RESIDENT_THREADS * vec * steps, steps, big, reg, smem_at, at, launch, item)
 
 
+PIXEL_TEAM = 4           # pixel rows: the 4 lanes of a quad hold a pixel's channels (codegen/conv.py)
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
 
 

@@ -1,0 +1,142 @@
+"""Row kernels over a convolution's channels run in its epilogue (plan_conv.fold_pixel_rows,
+codegen/rows.py's pixel rows): min, amin, max with its indices, softmax, layer norm over the
+channels, with pointwise ops before and after, against references on fresh random inputs: on
+the CPU twin against float64 (and eager), on the GPU against float64 of the TF32-rounded operands
+and no looser than eager. Output channel counts: 20 (a tile's tail), 48, 64, 96 (a 128-channel
+tile); pixel counts that are not a multiple of the 128-pixel tile; padding and stride; a 1x1."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import fuseforge
+from fuseforge.capture import capture
+from fuseforge.plan import plan
+from fuseforge.plan_conv import ConvKernel
+
+from .test_gemm import _tf32
+from .test_layout import _no_looser_than_eager
+
+
+class PixelRowZoo(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(32, 20, 3, padding=1)
+        self.b = nn.Conv2d(32, 96, 3, stride=2)
+        self.c = nn.Conv2d(36, 64, 1)
+        self.d = nn.Conv2d(32, 64, 3, padding=1)
+        self.e = nn.Conv2d(32, 48, 3)
+        self.bias = nn.Parameter(torch.randn(64, 1, 1))
+        self.mult = nn.Parameter(torch.randn(48, 1, 1))
+        self.ln = nn.LayerNorm(64)
+
+    def forward(self, x, y, z):
+        a = torch.softmax(torch.min(self.a(x), dim=1, keepdim=True)[0], dim=-1)
+        b = torch.amin(self.b(y) * 2.0, dim=1, keepdim=True)
+        c = torch.sigmoid((torch.softmax(self.c(z), dim=1) + self.bias) * 2.0)
+        d = F.gelu(self.ln(self.d(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        e_max, e_at = torch.max(self.e(y) * self.mult, dim=1)
+        return a, b, c, d, e_max, e_at
+
+
+def inputs(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g).to(device) for s in ((2, 32, 9, 11), (3, 32, 13, 10), (2, 36, 7, 9))]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    torch.manual_seed(0)
+    model = PixelRowZoo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("FUSEFORGE_CONV", raising=False)   # the default rules
+        return model, plan(capture(model, inputs(0))), fuseforge.compile(model, inputs(0))
+
+
+def test_plan_runs_every_channel_row_in_its_convolution(compiled):
+    _, p, _ = compiled
+    convs = [k for k in p.kernels if isinstance(k, ConvKernel)]
+    assert sorted(k.conv.k for k in convs if k.rows is not None) == [20, 48, 64, 64, 96], p.decisions
+    assert not [e for e in p.externs if "conv" in e.node.target], p.decisions
+
+
+def test_a_result_read_elsewhere_is_not_folded():
+    """The convolution's result (no bias to move out) is also a model output: its row kernel reads
+    it from memory."""
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(32, 64, 3, bias=False)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y, y.amin(1)
+    p = plan(capture(Both(), [torch.randn(2, 32, 8, 8)]))
+    assert not [k for k in p.kernels if getattr(k, "rows", None) is not None], p.decisions
+
+
+def _close_to_rounded(got, want, eager):
+    """Within float32 sums of a float64 reference (1e-5 of its largest value), eager's strides
+    (the layer norm's result is a permute of a channels-last tensor, as eager's)."""
+    for a, b, e in zip(got, want, eager):
+        assert a.shape == b.shape and a.stride() == e.stride()
+        err = float((a.double() - b.to(a.device)).abs().max())
+        assert err <= 1e-5 * float(b.abs().max()) + 1e-6, err
+
+
+def _check_indices(got, want_values, want_at):
+    """Indices: where the reference's largest value is clear of the runner-up, the same channel."""
+    assert got.dtype == torch.int64 and got.shape == want_at.shape
+    top2 = want_values.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-4 * top2[:, 0].abs().clamp(min=1)
+    assert clear.float().mean() > 0.9
+    assert torch.equal(got.cpu()[clear.cpu()], want_at.cpu()[clear.cpu()])
+
+
+def _scores(model, x, rounded):
+    """The float64 values torch.max reduces (self.e(y) * self.mult), operands TF32-rounded or not."""
+    m = copy.deepcopy(model).double()
+    w, yy = m.e.weight.data, x[1].double()
+    if rounded:
+        w, yy = _tf32(w.float()).double(), _tf32(x[1].float()).double()
+    return F.conv2d(yy, w, m.e.bias) * m.mult
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_matches_float64_and_eager_on_cpu(compiled, seed):
+    model, _, fast = compiled
+    x = inputs(seed)
+    with torch.no_grad():
+        got, ref = fast(*x), model(*x)
+        exact = copy.deepcopy(model).double()(*[t.double() for t in x])
+        scores = _scores(model, x, rounded=False)
+    _close_to_rounded(got[:5], exact[:5], ref)
+    _check_indices(got[5], scores, exact[5])
+    for a, b in zip(got[:5], ref[:5]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _rounded_reference(model, x):
+    m = copy.deepcopy(model).double()
+    for conv in (m.a, m.b, m.c, m.d, m.e):
+        conv.weight.data = _tf32(conv.weight.data.float()).double()
+        conv.register_forward_pre_hook(lambda mod, args: (_tf32(args[0].float()).double(),))
+    with torch.no_grad():
+        return m(*[t.double() for t in x])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [1, 2])
+def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled, seed):
+    model, _, fast = compiled
+    model, fast = model.cuda(), fast.cuda()
+    x = inputs(seed, "cuda")
+    with torch.no_grad():
+        got, ref = fast(*x), model(*x)
+        want = _rounded_reference(model, x)
+        scores = _scores(model, x, rounded=True)
+    _close_to_rounded(got[:5], want[:5], ref)
+    _check_indices(got[5], scores, want[5])
+    _no_looser_than_eager(model, fast, x)

@@ -51,15 +51,28 @@ def compiled():
     torch.manual_seed(0)
     model = PixelRowZoo()
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("FUSEFORGE_CONV", raising=False)   # the default rules
+        mp.setenv("FUSEFORGE_CONV", "all")   # every one the kernel computes (the layer norm's too)
         return model, plan(capture(model, inputs(0))), fuseforge.compile(model, inputs(0))
+
+
+def _folded(p):
+    return sorted(k.conv.k for k in p.kernels if isinstance(k, ConvKernel) and k.rows is not None)
 
 
 def test_plan_runs_every_channel_row_in_its_convolution(compiled):
     _, p, _ = compiled
-    convs = [k for k in p.kernels if isinstance(k, ConvKernel)]
-    assert sorted(k.conv.k for k in convs if k.rows is not None) == [20, 48, 64, 64, 96], p.decisions
+    assert _folded(p) == [20, 48, 64, 64, 96], p.decisions
     assert not [e for e in p.externs if "conv" in e.node.target], p.decisions
+
+
+def test_default_rules(monkeypatch):
+    """By default a layer norm over the channels (a Welford stage, measured slower in the
+    epilogue) keeps cuDNN and its row kernel; the others run in their convolutions."""
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    p = plan(capture(PixelRowZoo(), inputs(0)))
+    assert _folded(p) == [20, 48, 64, 96], p.decisions
+    assert [tuple(e.node.arg("weight").type.shape) for e in p.externs if "conv" in e.node.target] == \
+        [(64, 32, 3, 3)], p.decisions
 
 
 def test_a_result_read_elsewhere_is_not_folded():

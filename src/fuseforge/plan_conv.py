@@ -203,6 +203,15 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
     return kernels
 
 
+def stages(conv: Conv) -> int:
+    """k-slices in flight (FUSEFORGE_CONV_STAGES, default 3: for measuring 2, whose smaller
+    shared memory lets 4 blocks share a multiprocessor instead of 3)."""
+    n = os.environ.get("FUSEFORGE_CONV_STAGES", "") or "3"
+    if n not in ("2", "3", "4"):
+        raise ConfigError(f"FUSEFORGE_CONV_STAGES={n!r}: expected 2, 3 or 4")
+    return int(n)
+
+
 def tiles(conv: Conv) -> tuple[int, int, int]:
     """(output channels a block, k-slices of 32 channels per (r, s), k-slices in all)."""
     bn = 64 if conv.k <= 64 else 128
@@ -214,11 +223,13 @@ MAX_PIXEL_ROW = 128   # channels a tile holds (codegen/conv.py: 128 a block at m
 
 
 def fold_pixel_rows(kernels: list, closed, users, live, decisions, why_extern: dict) -> list:
-    """A row kernel that reduces over the channels of a cuDNN convolution's result (min, softmax,
-    layer norm over dim 1), read as rows of a pixel's channels, runs in the generated
-    convolution's epilogue: a tile holds every channel of its pixels, the quad's registers a
-    pixel's row, and the result is never written. The kernel reads nothing else the convolution
-    feeds, the rows are whole (not split), and the convolution passes conv_of's rules."""
+    """A row kernel that reduces over the channels of a cuDNN convolution's result (min, max,
+    softmax over dim 1), read as rows of a pixel's channels, runs in the generated convolution's
+    epilogue: a tile holds every channel of its pixels, the quad's registers a pixel's row, and
+    the result is never written. The kernel reads nothing else the convolution feeds, the rows
+    are whole (not split), and the convolution passes conv_of's rules. Measured on an H100
+    (bench/session17/first/ab_rows_h100.json, new / old): level2/003 0.77, 011 0.77, 023 0.79,
+    022 0.92; a layer norm (019) 1.13, so a Welford stage keeps cuDNN and a row kernel."""
     from .plan_rows import RowKernel
     if mode() == "off":
         return kernels
@@ -247,8 +258,14 @@ def _pixel_rows_of(rk, users, live):
     pixels of a 2D convolution's channels-last result and its elements their channels (memory
     offset o * K + r), nothing else reads that result, and a tile holds a row; else why not."""
     from .plan_rows import ELEM
+    from .ops.rows import Stage
     if rk.splits != 1 or rk.length > MAX_PIXEL_ROW:
         return "split or long rows"
+    if mode() != "all" and any(isinstance(st, Stage) and st.combine == "welford"
+                               for r in rk.recipes.values() for st in r.steps):
+        # a layer norm over the channels (level2/019): 1.13x the time of cuDNN and a row kernel
+        # (bench/session17/first/ab_rows_h100.json: 101 registers, a division an element)
+        return "a Welford stage (measured slower in the epilogue)"
     for fed in rk.inputs:
         if rk.phase.get(fed) != ELEM or fed.producer is None:
             continue

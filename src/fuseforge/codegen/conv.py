@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_conv import ConvKernel, tiles
+from ..plan_conv import ConvKernel, stages, tiles
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
 from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
@@ -127,7 +127,7 @@ struct {name}_conv {{
   using Args = {name}_args;
   static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
   static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
-  static constexpr int BN = {bn};
+  static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
@@ -167,13 +167,13 @@ CONV_LIBRARY = r"""
 // ---- fuseforge convolution: an implicit GEMM on TF32 tensor cores (wgmma), NCHW in and out
 namespace ffconv {
 
-constexpr int BM = 128, BK = 32, STAGES = 3;   // pixels a block (two warpgroups), k a slice, slices in flight
+constexpr int BM = 128, BK = 32;   // pixels a block (two warpgroups), k a slice (T::STAGES slices in flight)
 template <class T> constexpr int CS = (T::C + BK - 1) / BK;                // k-slices per (r, s)
 template <class T> constexpr int KT = T::R * T::S * CS<T>;                 // k-slices in all
 template <class T> constexpr int NT = (T::K + T::BN - 1) / T::BN;          // channel tiles
 template <class T> constexpr int64_t M = int64_t(T::N) * T::OH * T::OW;    // output pixels
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
-template <class T> constexpr int smem_bytes() { return STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
+template <class T> constexpr int smem_bytes() { return T::STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
 
 // rows of 32 floats, 16-byte chunk c of row r at c ^ r % 8 (wgmma's 128-byte swizzle)
 __device__ __forceinline__ int swz(int r, int k) { return r * BK + (((k >> 2) ^ (r & 7)) << 2) + (k & 3); }
@@ -207,7 +207,7 @@ __device__ __forceinline__ void copy16(unsigned dst, const float* src, bool ok) 
 template <class T>
 __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int BN = T::BN, A_TILE = BM * BK, STAGE = (BM + BN) * BK;
+  constexpr int BN = T::BN, A_TILE = BM * BK, STAGE = (BM + BN) * BK, STAGES = T::STAGES;
   constexpr int P = T::OH * T::OW;
   constexpr bool PADDED = T::PH > 0 || T::PW > 0;   // (unpadded, every tap of a pixel is inside the image)
   extern __shared__ float4 ffconv_smem[];

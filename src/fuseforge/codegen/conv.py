@@ -48,7 +48,14 @@ def render(k: ConvKernel) -> KernelSource:
         pixel = rows.render(k.rows, rows.PixelRows(k.fed, f"{name}_args", row_ins, [op_of[v] for v in k.rows.outputs]))
 
     # --- the convolution's value at output element i, then the epilogue and the stores
-    body = [] if k.rows else epilogue_lines(k, y, "acc", outs, var, shape, itype)
+    def at(st):   # offset over [N, K, OH, OW] of element (img, co, p = oh * OW + ow)
+        n_, c_, h_, w_ = st
+        if h_ == cv.ow * w_:
+            terms = [("img", n_), ("co", c_), ("p", w_)]
+        else:
+            terms = [("img", n_), ("co", c_), (f"(p / {cv.ow}{suffix})", h_), (f"(p % {cv.ow}{suffix})", w_)]
+        return " + ".join(f"{x} * {s_}{suffix}" for x, s_ in terms if s_) or "0"
+    body = [] if k.rows else epilogue_lines(k, y, "acc", outs, var, shape, itype, at)
 
     sh, sw = cv.stride
     ph, pw = cv.padding
@@ -82,7 +89,7 @@ def render(k: ConvKernel) -> KernelSource:
             ["  " + line for line in twin[3:]] + ["  vals[co] = acc;", "}",
                                                    f"{k.rows.name}_row<{cv.k}>(a, i, true, ff_team_one{{}}, 0, 0, vals);"]
     else:
-        twin.append(f"{name}_epilogue(a, i, acc);")
+        twin.append(f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}(oh * {cv.ow} + ow), acc);")
 
     bn, cs, kt = tiles(cv)
     nt = math.ceil(cv.k / bn)
@@ -103,7 +110,8 @@ struct {name}_args {{
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 
-FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc) {{
+// output element (img, co, p = oh * OW + ow)
+FF_HD void {name}_epilogue(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p, const float acc) {{
 {chr(10).join('  ' + line for line in body)}
 }}
 """
@@ -132,8 +140,8 @@ struct {name}_conv {{
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
-  static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
-    {f"{name}_epilogue(a, static_cast<{itype}>(i), v);" if not k.rows else ""}
+  static __device__ __forceinline__ void store(const Args& a, int img, int co, int p, float v) {{
+    {f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}(p), v);" if not k.rows else ""}
   }}
   static __device__ __forceinline__ void rows(const Args& a, int64_t m, bool active, int t, const float (&v)[BN / 4]) {{
     {f"{k.rows.name}_row<BN / 4>(a, static_cast<{itype}>(m), active, ff_team_lanes<4>{{t}}, 0, 0, v);" if k.rows else ""}
@@ -315,18 +323,20 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
       const int64_t m = m0 + warp * 16 + g + 8 * h;
       T::rows(a, m, m < M<T>, t, v);   // (every lane: the row function's shuffles take the quad)
     }
-  } else {
-    int64_t at[2];   // output element of channel 0 at this thread's two pixels (-1: past the end)
+  } else {   // each element's image, channel and pixel (fewer than 2^24 pixels: the plan's bound)
+    int img[2], p[2];
+    bool in[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int64_t m = m0 + warp * 16 + g + 8 * h;
-      at[h] = m < M<T> ? m / P * T::K * P + m % P : -1;
+      const int m = static_cast<int>(m0) + warp * 16 + g + 8 * h;
+      in[h] = m < M<T>;
+      img[h] = m / P, p[h] = m % P;
     }
+    const int co0 = blockIdx.y * BN + 2 * t;
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) {
-      const int64_t o = at[(i >> 1) & 1];
-      const int co = blockIdx.y * BN + 8 * (i >> 2) + 2 * t + (i & 1);
-      if (o >= 0 && co < T::K) T::store(a, o + int64_t(co) * P, acc[i]);
+      const int co = co0 + 8 * (i >> 2) + (i & 1), h = (i >> 1) & 1;
+      if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img[h], co, p[h], acc[i]);
     }
   }
 #else

@@ -133,18 +133,19 @@ def storage_offset(strides, space, index_var: str, itype: str) -> str:
     return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
 
 
-def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shape, itype: str) -> list[str]:
+def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shape, itype: str, at=None) -> list[str]:
     """The body of a GEMM's or convolution's K_epilogue at output element i: y = value (the dot
-    product), the fused pointwise ops (k.epilogue) with the inputs they read, and the stores."""
+    product), the fused pointwise ops (k.epilogue) with the inputs they read, and the stores.
+    `at(strides)`: the offset of the element in a tensor of these strides over `shape` (default:
+    from its row-major index i)."""
+    at = at or (lambda st: storage_offset(st, shape, "i", itype))
     body = [f"const float {y.name} = {value};"]
     names = {y: y.name}
-    lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, k.name,
-                                lambda st: storage_offset(st, shape, "i", itype))
+    lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, k.name, at)
     names.update(loaded)
     body += lines + [_render_node(n, names) for n in k.epilogue]
     for op in outs:
-        at = storage_offset(_broadcast_strides(op.value.type, shape), shape, "i", itype)
-        body.append(f"a.{op.var}[{at}] = {names[op.value]};")
+        body.append(f"a.{op.var}[{at(_broadcast_strides(op.value.type, shape))}] = {names[op.value]};")
     return body
 
 

@@ -535,7 +535,16 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
             need_rows(st.name)
         body.extend(line for st in group for line in st.code)
         targets, adds = [st.name for st in group], [st.add for st in group]
-        fold = elem_pass(targets, adds, [])
+        batch_after = []
+        if pixel:   # a Welford stage takes the thread's elements at once: a division a thread, not an element
+            welford = [st for st in group if st.atype.startswith("ff_acc_welford")]
+            for st in welford:
+                body += [f"{st.vtype} {st.name}_b[PER];  // this thread's elements of the row", f"int {st.name}_nb = 0;"]
+                adds[adds.index(st.add)] = f"{st.name}_b[k] = {st.elem}; {st.name}_nb = k + 1;"
+                batch_after.append(f"ff_welford_add_batch({st.name}, {st.name}_b, {st.name}_nb);")
+            if welford:
+                helpers.add(WELFORD_BATCH_PRELUDE)
+        fold = elem_pass(targets, adds, []) + batch_after
         if resident and resident.item:
             fold = streamed(targets, adds, []) + ready + fold
             ready = []

@@ -229,7 +229,7 @@ def fold_pixel_rows(kernels: list, closed, users, live, decisions, why_extern: d
     the result is never written. The kernel reads nothing else the convolution feeds, the rows
     are whole (not split), and the convolution passes conv_of's rules. Measured on an H100
     (bench/session17/first/ab_rows_h100.json, new / old): level2/003 0.77, 011 0.77, 023 0.79,
-    022 0.92; a layer norm (019) 1.13, so a Welford stage keeps cuDNN and a row kernel."""
+    022 0.92; a layer norm (019) 1.03-1.13, so a Welford stage keeps cuDNN and a row kernel."""
     from .plan_rows import RowKernel
     if mode() == "off":
         return kernels
@@ -263,8 +263,9 @@ def _pixel_rows_of(rk, users, live):
         return "split or long rows"
     if mode() != "all" and any(isinstance(st, Stage) and st.combine == "welford"
                                for r in rk.recipes.values() for st in r.steps):
-        # a layer norm over the channels (level2/019): 1.13x the time of cuDNN and a row kernel
-        # (bench/session17/first/ab_rows_h100.json: 101 registers, a division an element)
+        # a layer norm over the channels (level2/019): 1.13x the time of cuDNN and a row kernel with a
+        # division an element (bench/session17/first/ab_rows_h100.json), 1.03x with a division a thread
+        # (ff_welford_add_batch, bench/session17/third/ab_019_024_h100.json; 92 registers)
         return "a Welford stage (measured slower in the epilogue)"
     for fed in rk.inputs:
         if rk.phase.get(fed) != ELEM or fed.producer is None:

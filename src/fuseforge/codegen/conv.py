@@ -324,17 +324,21 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
       T::rows(a, m, m < M<T>, t, v);   // (every lane: the row function's shuffles take the quad)
     }
   } else {   // each element's image, channel and pixel (fewer than 2^24 pixels: the plan's bound)
+    int img[2], p[2];
+    bool in[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int m = static_cast<int>(m0) + warp * 16 + g + 8 * h;
+      in[h] = m < M<T>;
+      img[h] = m / P, p[h] = m % P;
+    }
+    // (in accumulator order, the two pixels' stores interleaved: a pixel at a time measured
+    // 1.02-1.11x the time, bench/session17/third/ab_epilogue2_h100.json)
     const int co0 = blockIdx.y * BN + 2 * t;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {   // a pixel at a time: one bound check for its BN / 4 elements
-      const int m = static_cast<int>(m0) + warp * 16 + g + 8 * h;
-      if (m >= M<T>) continue;
-      const int img = m / P, p = m % P;
-#pragma unroll
-      for (int j = 0; j < BN / 4; ++j) {   // accumulator 4 (j / 2) + 2 h + j % 2
-        const int co = co0 + 8 * (j >> 1) + (j & 1);
-        if (T::K % BN == 0 || co < T::K) T::store(a, img, co, p, acc[4 * (j >> 1) + 2 * h + (j & 1)]);
-      }
+    for (int i = 0; i < BN / 2; ++i) {
+      const int co = co0 + 8 * (i >> 2) + (i & 1), h = (i >> 1) & 1;
+      if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img[h], co, p[h], acc[i]);
     }
   }
 #else

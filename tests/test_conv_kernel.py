@@ -18,7 +18,7 @@ from fuseforge.capture import capture
 from fuseforge.codegen import conv as conv_codegen
 from fuseforge.errors import ConfigError
 from fuseforge.plan import plan
-from fuseforge.plan_conv import ConvKernel
+from fuseforge.plan_conv import ConvKernel, nchw_input
 
 from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
@@ -80,6 +80,14 @@ def test_plan_takes_every_convolution_it_computes(compiled, monkeypatch):
     assert not [e for e in p.externs if "conv" in e.node.target], p.decisions
     monkeypatch.setenv("FUSEFORGE_CONV", "0")
     assert not _convs(plan(capture(ConvZoo(), inputs(0))))
+
+
+def test_only_a_1x1_convolution_reads_its_input_nchw(compiled, monkeypatch):
+    """The 1x1 reads NCHW as it is (measured faster); the windows read a converted copy; the
+    GPU tests below run both paths."""
+    _, p, _ = compiled
+    monkeypatch.delenv("FUSEFORGE_CONV_NCHW_IN", raising=False)
+    assert sorted((k.conv.r, nchw_input(k.conv)) for k in _convs(p)) == [(1, True), (3, False), (3, False)]
 
 
 def test_unknown_mode_is_an_error(monkeypatch):

@@ -212,6 +212,22 @@ def stages(conv: Conv) -> int:
     return int(n)
 
 
+def nchw_input(conv: Conv) -> bool:
+    """Whether the kernel reads its input NCHW as it is (4-byte copies, rounded to TF32 in shared
+    memory) instead of a rounded channels-last copy made first (a pass over the input: 0.091 of
+    level2/006's 0.368 ms). Measured on an H100 (bench/session17/fifth/ab_nchw_in_h100.json, NCHW /
+    converted): a 1x1 convolution of stride 1 (its pixels' channels are runs of 128 bytes a warp,
+    read once) 0.80 (level1/027); through a 3x3 window, which reads each input 9 times at 4 bytes
+    a copy, 1.20-1.87 (12 problems). FUSEFORGE_CONV_NCHW_IN=1 takes it for every convolution, =0
+    for none (measuring)."""
+    forced = os.environ.get("FUSEFORGE_CONV_NCHW_IN", "")
+    if forced not in ("", "0", "1"):
+        raise ConfigError(f"FUSEFORGE_CONV_NCHW_IN={forced!r}: expected 0 or 1")
+    if forced:
+        return forced == "1"
+    return conv.r * conv.s == 1 and conv.stride == (1, 1) and conv.padding == (0, 0)
+
+
 def tiles(conv: Conv) -> tuple[int, int, int]:
     """(output channels a block, k-slices of 32 channels per (r, s), k-slices in all)."""
     bn = 64 if conv.k <= 64 else 128

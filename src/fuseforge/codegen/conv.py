@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_conv import ConvKernel, stages, tiles
+from ..plan_conv import ConvKernel, nchw_input, stages, tiles
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
 from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
@@ -136,6 +136,7 @@ struct {name}_conv {{
   static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
   static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
+  static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
@@ -210,6 +211,15 @@ WGMMA_SHAPES
 __device__ __forceinline__ void copy16(unsigned dst, const float* src, bool ok) {   // zeros where !ok
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
 }
+__device__ __forceinline__ void copy4(unsigned dst, const float* src, bool ok) {   // (L1-cached: the taps share lines)
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 4 : 0));
+}
+__device__ __forceinline__ void round16(unsigned at) {   // four floats in shared memory rounded to TF32
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(at));
+  asm volatile("st.shared.v4.f32 [%0], {%1, %2, %3, %4};\n" :: "r"(at), "f"(ff_round_tf32(v.x)), "f"(ff_round_tf32(v.y)),
+               "f"(ff_round_tf32(v.z)), "f"(ff_round_tf32(v.w)) : "memory");
+}
 #endif
 
 template <class T>
@@ -224,7 +234,7 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   smem += ((1024 - (ffsm90::smem_addr(smem) & 1023)) & 1023) / 4;   // the swizzle wants 1024-byte alignment
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const int64_t m0 = int64_t(blockIdx.x) * BM;
-  const float* xin = T::ws(a) + packed_floats<T>();
+  const float* xin = T::NCHW_IN ? T::x(a) : T::ws(a) + packed_floats<T>();
   const float* wt = T::ws(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
   // The gather's per-thread state, set once (the main loop adds the tap's offset, the same for
   // every thread): this thread's four pixels (rows warp * 16 + lane / 8 + 4 i of the tile) and
@@ -233,20 +243,24 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   // that is not ok copies 0 bytes and reads nothing (zero-filled); where the address could leave
   // the image (the padding) it is the input's start anyway. Offsets fit 32 bits: the plan keeps
   // tensors under 2^31 elements.
-  const int chunk = lane & 7;
+  // NCHW_IN: the input read as it is (NCHW), a thread a channel quad (its warp) of four pixels
+  // (rows lane + 32 i), 4-byte copies (a warp's copy: 32 pixels of a channel, 128 bytes), each
+  // chunk rounded to TF32 in place once it landed (see the main loop).
+  const int chunk = T::NCHW_IN ? warp : lane & 7;
   const unsigned stage0 = ffsm90::smem_addr(smem);
   const float* src[4];
   int ih0[4], iw0[4];
   unsigned dst[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int row = warp * 16 + (lane >> 3) + 4 * i;
+    const int row = T::NCHW_IN ? lane + 32 * i : warp * 16 + (lane >> 3) + 4 * i;
     const bool valid = m0 + row < M<T>;
     const int64_t m = valid ? m0 + row : 0;
     const int img = static_cast<int>(m / P), p = static_cast<int>(m % P);
     ih0[i] = valid ? p / T::OW * T::SH - T::PH : -(1 << 29);   // (past the end: every tap out of bounds)
     iw0[i] = p % T::OW * T::SW - T::PW;
-    src[i] = xin + (((img * T::H + p / T::OW * T::SH - T::PH) * T::W + iw0[i]) * T::C + chunk * 4);
+    src[i] = T::NCHW_IN ? xin + (((img * T::C + chunk * 4) * T::H + p / T::OW * T::SH - T::PH) * T::W + iw0[i])
+                        : xin + (((img * T::H + p / T::OW * T::SH - T::PH) * T::W + iw0[i]) * T::C + chunk * 4);
     dst[i] = stage0 + 4 * swz(row, chunk * 4);
   }
   if (tid == 0) {
@@ -256,14 +270,20 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   __syncthreads();
   int r = 0, s = 0, c0 = 0, into = 0;   // the next slice to load: tap (r, s), channels c0..., into stage `into`
   auto load = [&](int kt) {   // slice kt: A gathered by every thread, B by one bulk copy
-    const int tap = ((r * T::DH) * T::W + s * T::DW) * T::C + c0;
+    constexpr int HW = T::H * T::W;
+    const int tap = T::NCHW_IN ? c0 * HW + r * T::DH * T::W + s * T::DW : ((r * T::DH) * T::W + s * T::DW) * T::C + c0;
     const bool c_ok = T::C % BK == 0 || c0 + chunk * 4 < T::C;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       // unpadded, a pixel's every tap is inside the image
       const bool ok = c_ok && (PADDED ? unsigned(ih0[i] + r * T::DH) < unsigned(T::H) && unsigned(iw0[i] + s * T::DW) < unsigned(T::W)
                                       : ih0[i] >= 0);
-      copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
+      if constexpr (T::NCHW_IN) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) copy4(dst[i] + into * (STAGE * 4) + 4 * e, PADDED && !ok ? xin : src[i] + tap + e * HW, ok);
+      } else {
+        copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
+      }
     }
     if (tid == 0) {
       uint64_t* b = &full[into];
@@ -292,6 +312,10 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   unsigned st = 0, phase = 0;
   for (int kt = 0; kt < KT<T>; ++kt) {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(STAGES - 2) : "memory");   // this thread's part of slice kt
+    if constexpr (T::NCHW_IN) {   // ... rounded to TF32 in place (each thread its own copies)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) round16(dst[i] + st * (STAGE * 4));
+    }
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");           // ... visible to wgmma
     ffsm90::bar_wait(&full[st], phase);
     __syncthreads();
@@ -365,9 +389,9 @@ int launch(const typename T::Args& a, void* stream) {
   }
   const int64_t packed = packed_floats<T>();
   pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
-  // the input [N][C][H*W] into [N][H*W][C] after the packed weights, rounded
-  ff_transpose_kernel<unsigned, unsigned, true><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
-      T::x(a), T::ws(a) + packed, T::C, T::H * T::W, T::C, 0u);
+  if (!T::NCHW_IN)   // the input [N][C][H*W] into [N][H*W][C] after the packed weights, rounded
+    ff_transpose_kernel<unsigned, unsigned, true><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
+        T::x(a), T::ws(a) + packed, T::C, T::H * T::W, T::C, 0u);
   constexpr int smem = smem_bytes<T>();
   const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
   if (set != cudaSuccess) return set;

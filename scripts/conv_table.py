@@ -20,6 +20,7 @@ import torch  # noqa: E402
 
 from fuseforge.capture import capture  # noqa: E402
 from fuseforge.plan import plan  # noqa: E402
+from fuseforge.plan_conv import ConvKernel, nchw_input  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
 
 CONV = re.compile(r"nn\.Conv|F\.conv|conv_transpose|conv[123]d\(")
@@ -31,11 +32,9 @@ def decisions(path: Path) -> list[str]:
     problem = load_problem(path)
     with torch.no_grad():
         p = plan(capture(problem.build(0), problem.inputs(0)))
-    out = []
+    out = [f"{k.node.name}: generated (TF32 implicit GEMM, {'its channels row kernel' if k.rows else 'its epilogue'} fused"
+           f"{', input read NCHW' if nchw_input(k.conv) else ''})" for k in p.kernels if isinstance(k, ConvKernel)]
     for d in p.decisions:
-        if g := re.match(r"(\S+): pointwise group \S+ fused into its epilogue", d):   # plan_conv
-            out.append(f"{g[1]}: generated (TF32 implicit GEMM, its epilogue fused, NCHW)")
-            continue
         m = re.match(r"(\S+) \((aten\.conv[\w.]*)\): (NCHW|channels-last)(.*)", d)
         if m:
             what = "channels-last, back to NCHW" if "converted back" in m[4] else m[3]

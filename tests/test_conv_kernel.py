@@ -49,7 +49,7 @@ def inputs(seed, device="cpu"):
 def rounded_reference(model, x):
     """The model in float64 with every convolution's input and weight rounded to TF32 first."""
     m = copy.deepcopy(model).double()
-    for conv in (m.a, m.b, m.c):
+    for conv in (c for c in m.modules() if isinstance(c, nn.Conv2d)):
         conv.weight.data = _tf32(conv.weight.data.float()).double()
         conv.register_forward_pre_hook(lambda mod, args: (_tf32(args[0].float()).double(),))
     with torch.no_grad():
@@ -162,21 +162,25 @@ def test_a_convolution_without_epilogue_stays_cudnn(monkeypatch):
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
 
 
-def _close_to_rounded(got, want):
-    """Within float32 sums of a float64 reference (1e-5 of its largest value)."""
-    for a, b in zip(got, want):
-        assert a.shape == b.shape and a.is_contiguous()
+def _close_to_rounded(got, want, eager=None):
+    """Within float32 sums of a float64 reference (1e-5 of its largest value); contiguous, or
+    eager's strides where given (a permute of a channels-last result, as eager's)."""
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert a.shape == b.shape and (a.is_contiguous() if eager is None else a.stride() == eager[k].stride())
         err = float((a.double() - b.to(a.device)).abs().max())
         assert err <= 1e-5 * float(b.abs().max()) + 1e-6, err
+
+
+def cpu_results(model, fast, x):
+    """(fuseforge's outputs, eager's, float64's) on the CPU."""
+    with torch.no_grad():
+        return fast(*x), model(*x), copy.deepcopy(model).double()(*[t.double() for t in x])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_matches_float64_and_eager_on_cpu(compiled, seed):
     model, _, fast = compiled
-    x = inputs(seed)
-    with torch.no_grad():
-        got, ref = fast(*x), model(*x)
-        exact = copy.deepcopy(model).double()(*[t.double() for t in x])
+    got, ref, exact = cpu_results(model, fast, inputs(seed))
     _close_to_rounded(got, exact)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -11,11 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import fuseforge
 from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
+from .test_conv_kernel import _close_to_rounded, _compile, cpu_results, rounded_reference
 from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
 
@@ -50,9 +50,7 @@ def inputs(seed, device="cpu"):
 def compiled():
     torch.manual_seed(0)
     model = PixelRowZoo()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CONV", "all")   # every one the kernel computes (the layer norm's too)
-        return model, plan(capture(model, inputs(0))), fuseforge.compile(model, inputs(0))
+    return (model, *_compile(model, inputs(0)))   # every one the kernel computes (the layer norm's too)
 
 
 def _folded(p):
@@ -90,15 +88,6 @@ def test_a_result_read_elsewhere_is_not_folded():
     assert not [k for k in p.kernels if getattr(k, "rows", None) is not None], p.decisions
 
 
-def _close_to_rounded(got, want, eager):
-    """Within float32 sums of a float64 reference (1e-5 of its largest value), eager's strides
-    (the layer norm's result is a permute of a channels-last tensor, as eager's)."""
-    for a, b, e in zip(got, want, eager):
-        assert a.shape == b.shape and a.stride() == e.stride()
-        err = float((a.double() - b.to(a.device)).abs().max())
-        assert err <= 1e-5 * float(b.abs().max()) + 1e-6, err
-
-
 def _check_indices(got, want_values, want_at):
     """Indices: where the reference's largest value is clear of the runner-up, the same channel."""
     assert got.dtype == torch.int64 and got.shape == want_at.shape
@@ -121,23 +110,13 @@ def _scores(model, x, rounded):
 def test_matches_float64_and_eager_on_cpu(compiled, seed):
     model, _, fast = compiled
     x = inputs(seed)
+    got, ref, exact = cpu_results(model, fast, x)
     with torch.no_grad():
-        got, ref = fast(*x), model(*x)
-        exact = copy.deepcopy(model).double()(*[t.double() for t in x])
         scores = _scores(model, x, rounded=False)
     _close_to_rounded(got[:5], exact[:5], ref)
     _check_indices(got[5], scores, exact[5])
     for a, b in zip(got[:5], ref[:5]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
-
-def _rounded_reference(model, x):
-    m = copy.deepcopy(model).double()
-    for conv in (m.a, m.b, m.c, m.d, m.e):
-        conv.weight.data = _tf32(conv.weight.data.float()).double()
-        conv.register_forward_pre_hook(lambda mod, args: (_tf32(args[0].float()).double(),))
-    with torch.no_grad():
-        return m(*[t.double() for t in x])
 
 
 @pytest.mark.gpu
@@ -148,8 +127,8 @@ def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled, se
     x = inputs(seed, "cuda")
     with torch.no_grad():
         got, ref = fast(*x), model(*x)
-        want = _rounded_reference(model, x)
         scores = _scores(model, x, rounded=True)
+    want = rounded_reference(model, x)
     _close_to_rounded(got[:5], want[:5], ref)
     _check_indices(got[5], scores, want[5])
     _no_looser_than_eager(model, fast, x)

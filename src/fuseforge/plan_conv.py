@@ -28,6 +28,8 @@ where those measurements say:
   hides it behind memory (two mish, 6: level2/007 1.04; one, 3: 018 0.96).
 The rest: 32 input channels level2/004, 006, 010, 012, 015, 017 0.77-0.90, level1/022, 024 0.84,
 0.86; 1x1 level1/027 0.90, level2/020 0.93.
+A row kernel over the result's channels (min, max, softmax over dim 1) runs in the epilogue
+instead where a tile holds a pixel's channels (fold_pixel_rows; the result is never written).
 FUSEFORGE_CONV=off (or 0) turns generated convolutions off, =all takes every one the kernel can compute
 (for measuring; the numerics rule below still holds).
 

@@ -1,5 +1,6 @@
 """Render a ConvKernel: a 2D convolution as an implicit GEMM on the H100's TF32 tensor cores
-(wgmma), the epilogue applied to each output element before the one store, NCHW.
+(wgmma), the epilogue applied to each output element before the one store, NCHW; or, for a
+kernel with `rows` (plan_conv.fold_pixel_rows), a row function over each pixel's channels.
 
 GEMM view: M = output pixels (image, oh, ow), N = output channels, K = (r, s, c), c innermost.
 A call runs three kernels (CONV_LIBRARY):
@@ -8,6 +9,8 @@ A call runs three kernels (CONV_LIBRARY):
            call, so a changed weight is never stale);
   (tile)   the input, NCHW, into the workspace channels-last and rounded to TF32 (the tile
            transpose that converts inputs for cuDNN, ff_transpose_kernel, rounding as it writes);
+           not where the kernel reads the input NCHW as it is (plan_conv.nchw_input: a 1x1 of
+           stride 1; 4-byte copies, a thread's own chunks rounded in shared memory once landed);
   conv     a block per 128 pixels x BN channels: two warpgroups of 64 pixels; k in slices of 32
            channels of one (r, s), 3 stages. A slice of A is each pixel's 128 bytes of the
            channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
@@ -15,7 +18,10 @@ A call runs three kernels (CONV_LIBRARY):
            tap's offset: 123 instructions a slice per warp where it was 222, the models' times
            0.90-0.99 of the earlier ones, bench/session16/ab_conv*_h100.json), B's slice one
            bulk copy onto an mbarrier; then the accumulators go through the epilogue
-           (K_epilogue: the fused pointwise ops, the stores).
+           (K_epilogue at the element's image, channel and pixel: the fused pointwise ops, the
+           stores). Pixel rows: the packed weights' channels permuted within each 8 so that quad
+           lane t's accumulators of a pixel hold channels t, t + 4, ...; the four lanes run the row
+           kernel's row function (codegen/rows.py PixelRows) on them as a team.
 Numerics: both operands rounded to TF32 to nearest, float32 sums, as cuDNN's TF32 convolution
 (what eager runs by default) computes (plan_conv.py). The CPU twin (K_elem) sums the same
 rounded products in float32 where it runs on a GPU (`direct`); on the CPU it sums the float32

@@ -206,8 +206,8 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
 
 
 def stages(conv: Conv) -> int:
-    """k-slices in flight (FUSEFORGE_CONV_STAGES, default 3: for measuring 2, whose smaller
-    shared memory lets 4 blocks share a multiprocessor instead of 3)."""
+    """k-slices in flight (FUSEFORGE_CONV_STAGES, default 3; for measuring: 2 lets 4 blocks share a
+    multiprocessor instead of 3, measured 0.91-1.04x on six problems, bench/session17/second)."""
     n = os.environ.get("FUSEFORGE_CONV_STAGES", "") or "3"
     if n not in ("2", "3", "4"):
         raise ConfigError(f"FUSEFORGE_CONV_STAGES={n!r}: expected 2, 3 or 4")
@@ -245,7 +245,8 @@ def fold_pixel_rows(kernels: list, closed, users, live, decisions, why_extern: d
     softmax over dim 1), read as rows of a pixel's channels, runs in the generated convolution's
     epilogue: a tile holds every channel of its pixels, the quad's registers a pixel's row, and
     the result is never written. The kernel reads nothing else the convolution feeds, the rows
-    are whole (not split), and the convolution passes conv_of's rules. Measured on an H100
+    are whole (not split), and the convolution passes conv_of's rules (but the count of
+    transcendental functions, measured for pointwise epilogues only). Measured on an H100
     (bench/session17/first/ab_rows_h100.json, new / old): level2/003 0.77, 011 0.77, 023 0.79,
     022 0.92; a layer norm (019) 1.03-1.13, so a Welford stage keeps cuDNN and a row kernel."""
     from .plan_rows import RowKernel

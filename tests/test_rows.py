@@ -79,6 +79,14 @@ def test_few_long_rows_are_split(case):
         [(k.name, getattr(k, "splits", None)) for k in the_plan.kernels]
 
 
+def test_outer_split_rows_fit_one_wave():
+    """4096 rows of 15876 on the outer schedule (128 tiles of 32 rows): 8 splits, 1024 blocks, which
+    an H100 holds at once; 9 (1152) left 96 blocks to run alone after the rest (level2/016)."""
+    from fuseforge.plan_rows import OUTER_MIN_CHUNK, OUTER_TARGET_BLOCKS, splits_for
+    assert splits_for(128, 15876, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK, one_wave=True) == 8
+    assert splits_for(128, 15876, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK) == 9
+
+
 def test_vector_path_and_row_cache_are_taken():
     """The VECTOR cases render 4-element accesses, the multi-pass ones a row cache, and a
     broadcast operand one value per pack (what test_rows_match_eager_* then checks)."""

@@ -44,11 +44,14 @@ OUTER_TARGET_BLOCKS = 1056
 OUTER_MIN_CHUNK = 512
 
 
-def splits_for(blocks: int, length: int, target: int = SPLIT_TARGET_BLOCKS, min_chunk: int = SPLIT_MIN_CHUNK) -> int:
-    """How many blocks share one row (`blocks`: the blocks the rows need unsplit)."""
+def splits_for(blocks: int, length: int, target: int = SPLIT_TARGET_BLOCKS, min_chunk: int = SPLIT_MIN_CHUNK,
+               one_wave: bool = False) -> int:
+    """How many blocks share one row (`blocks`: the blocks the rows need unsplit). `one_wave`: at
+    most `target` blocks in all (the outer schedule's target is the blocks an H100 holds at once:
+    one more than that waits for a whole block's time, latency-bound alone on its SM)."""
     if blocks >= SPLIT_BELOW_ROWS or length < SPLIT_MIN_LENGTH:
         return 1
-    return max(1, min(-(-target // blocks), length // min_chunk))
+    return max(1, min(target // blocks if one_wave else -(-target // blocks), length // min_chunk))
 
 
 def schedule_of(k) -> tuple[list, list, str]:
@@ -341,7 +344,8 @@ class RowGroup:
                       dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
         inner = schedule_of(k)[2] == "inner"
         k.splits = splits_for(k.rows, k.length) if inner else \
-            splits_for(-(-k.rows // OUTER_ROWS_PER_BLOCK), k.length, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK)
+            splits_for(-(-k.rows // OUTER_ROWS_PER_BLOCK), k.length, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK,
+                       one_wave=os.environ.get("FUSEFORGE_OUTER_ONE_WAVE", "1") != "0")
         return k
 
 

@@ -177,14 +177,15 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
     return None
 
 
-def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict) -> list[ConvKernel]:
+def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,
+                      taken=()) -> list[ConvKernel]:
     """A conv kernel for every 2D convolution the generated kernel takes (mode(), the rules above)
     and whose result a pointwise group consumes; that group, its epilogue, is removed from `groups`."""
     if mode() == "off":
         return []
     kernels = []
     for node in graph.nodes:
-        if node.target != CONV2D:
+        if node.target != CONV2D or node in taken:   # (taken: a depthwise one by a window kernel)
             continue
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)

@@ -44,7 +44,10 @@ def form_window_kernels(graph, groups, group_of, closed, users, live, taken, dec
     """A window kernel for every window op not taken by a row kernel (global pooling is a
     mean); the pointwise groups it absorbs are removed from `groups`."""
     kernels = []
-    for node, spec in each_spec(graph, ops.WINDOW, window_of, why_extern, decisions, skip=taken):
+    # (depthwise convolutions: window ops by their registry entry's `window`, ops/windows.depthwise)
+    convs = [(n, spec) for n in graph.nodes if n not in taken and (e := ops.lookup(n.target)) is not None
+             and e.window is not None and not isinstance(spec := e.window(n), str)]
+    for node, spec in list(each_spec(graph, ops.WINDOW, window_of, why_extern, decisions, skip=taken)) + convs:
         if any(v in live or users.get(v) for v in node.outputs[1:]):
             why_extern[node] = "its indices are used (only pooled values are generated)"
             decisions.append(f"{node.name} ({node.target}): extern, {why_extern[node]}")
@@ -58,7 +61,7 @@ def form_window_kernels(graph, groups, group_of, closed, users, live, taken, dec
         if epilogue:
             decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its stores")
         nodes = prologue + [node] + epilogue
-        inputs = external_inputs(nodes, members)
+        inputs = external_inputs(nodes, members)   # (a depthwise convolution's weight among them)
         outputs = [n.outputs[0] for n in [node] + epilogue if needed_outside(n, members, users, live)]
         kernels.append(WindowKernel("", nodes, node, spec, prologue, epilogue, inputs, outputs))
     return kernels

@@ -70,8 +70,9 @@ def render(k: WindowKernel) -> KernelSource:
     # --- the window of output element i, or of R outputs along the paired dim (see _paired)
     nd = w.dims
     O, I = shape[-nd:], frame[-nd:]
+    wsum = w.reduce == "wsum"   # a depthwise convolution: one output a thread, NCHW (not measured paired or tiled)
     tiled = channels_last_tile(k)
-    R, pd = _paired(w, O) if not tiled else (1, 0)
+    R, pd = _paired(w, O) if not (tiled or wsum) else (1, 0)
     Q = O if R == 1 else O[:pd] + (-(-O[pd] // R),) + O[pd + 1:]   # the thread's outputs: items
     body = []
     for d in range(nd):
@@ -79,6 +80,9 @@ def render(k: WindowKernel) -> KernelSource:
         q = "i" if inner_size == 1 else f"(i / {inner_size}{suffix})"
         body.append(f"const {C} {'g' if d == pd and R > 1 else 'o'}{d} = static_cast<{C}>({q} % {Q[d]}{suffix});")
     body.append(f"const {itype} plane = i / {math.prod(Q)}{suffix} * {math.prod(I)}{suffix};")
+    if wsum:   # this channel's weights: [C, 1, *kernel]
+        body.append(f"const {T}* wt = a.{var[w.weight]} + i / {math.prod(Q)}{suffix} % {frame[-nd - 1]}{suffix} * "
+                    f"{math.prod(w.kernel)}{suffix};")
     init = literal(float('-inf'), w.x.type.dtype) if w.reduce == 'max' else T + '(0)'
     accs = ["acc"] if R == 1 else [f"acc{r}" for r in range(R)]
     body.append(f"{T} {', '.join(a + ' = ' + init for a in accs)};")
@@ -112,7 +116,7 @@ def render(k: WindowKernel) -> KernelSource:
             body.append(f"const {C} s{d} = g{d} * {R * S} - {P};")
             loops.append(["#pragma unroll", f"for (int k{d} = 0; k{d} < {(R - 1) * S // D + K}; ++k{d}) {{",
                           f"  const {C} p{d} = s{d} + k{d}{dil};"] + guard(d))
-            if w.reduce != "max":
+            if w.reduce == "avg":
                 for r in range(R):
                     body += [f"const {C} s{d}_{r} = s{d} + {r * S};"] + border(d, f"{d}_{r}")
             counts.append(None)
@@ -120,12 +124,15 @@ def render(k: WindowKernel) -> KernelSource:
         body.append(f"const {C} s{d} = o{d} * {S} - {P};")
         loops.append(["#pragma unroll", f"for (int k{d} = 0; k{d} < {K}; ++k{d}) {{",
                       f"  const {C} p{d} = s{d} + k{d}{dil};"] + guard(d))
-        if w.reduce != "max":
+        if w.reduce == "avg":
             body += border(d, d)
             counts.append(f"(e{d} - s{d})" if w.count_include_pad else f"(hi{d} - lo{d})")
     offset = " + ".join(f"p{d}" + (f" * {math.prod(I[d + 1:])}" if d < nd - 1 else "") for d in range(nd))
 
     def fold(acc):
+        if wsum:   # the tap's weight (k0, k1, ...: the unrolled window positions)
+            tap = " + ".join(f"k{d}" + (f" * {math.prod(w.kernel[d + 1:])}" if d < nd - 1 else "") for d in range(nd))
+            return f"{acc} += v * wt[{tap}];"
         return f"{acc} = ff_max({acc}, v);" if w.reduce == "max" else f"{acc} += v;"
 
     at = f"{name}_source(a, plane + static_cast<{itype}>({offset}))"
@@ -141,7 +148,7 @@ def render(k: WindowKernel) -> KernelSource:
     y = k.node.outputs[0]
 
     def result(acc, r=None) -> list[str]:
-        if w.reduce == "max":
+        if w.reduce in ("max", "wsum"):
             return [f"const {T} {y.name} = {acc};"]
         if w.divisor:
             divisor = str(int(w.divisor))
@@ -232,7 +239,7 @@ def channels_last_tile(k: WindowKernel, also=None) -> bool:
     along the channels, pools into shared memory and writes along the pixels."""
     from ..layout import channels_last_strides, contiguous_strides
     frame, w = k.frame, k.window
-    if len(frame) not in (4, 5) or w.dims != len(frame) - 2 or k.shape[0] > 65535 or \
+    if w.reduce == "wsum" or len(frame) not in (4, 5) or w.dims != len(frame) - 2 or k.shape[0] > 65535 or \
             any(o.type.strides != contiguous_strides(o.type.shape) for o in k.outputs):
         return False
     full = [v for v in k.inputs if v.type.shape == frame]

@@ -13,6 +13,7 @@ import torch
 
 from ..graph import Node, Value
 from .registry import LOWER, register
+from .windows import depthwise
 
 A = torch.ops.aten
 CONVS = ["aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default", "aten.conv1d.padding",
@@ -32,4 +33,5 @@ def _bias_after(node: Node, b):
     return b(A.add.Tensor, out, b(A.view.default, bias, [bias.type.shape[0]] + [1] * spatial))
 
 
-register(CONVS, None, kind=LOWER, lower=_bias_after)
+register([c for c in CONVS if c != "aten.conv2d.default"], None, kind=LOWER, lower=_bias_after)
+register("aten.conv2d.default", None, kind=LOWER, lower=_bias_after, window=depthwise)

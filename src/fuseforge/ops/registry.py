@@ -69,6 +69,8 @@ class OpDef:
                                     # planner's cost of an epilogue, plan_gemm.MAX_EPILOGUE_MATH)
     row: Callable | None = None     # window ops that are sometimes plain reductions (global
                                     # pooling): their row recipe, or a reason string
+    window: Callable | None = None  # convolutions that are sometimes window ops (depthwise):
+                                    # their window (windows.Window), or a reason string
     split: Callable | None = None   # norms: the statistics and the pointwise ops applying them to x
                                     # ((Node, lower.Builder, x) -> the op's first output; layout.split_norms)
     lower: Callable | None = None   # an equivalent graph of registry ops, built before planning

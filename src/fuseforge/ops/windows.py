@@ -10,6 +10,7 @@ and the row planner takes it (a row is read by a team of threads, not one thread
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..graph import Node, Value
@@ -28,6 +29,7 @@ class Window:
     dilation: tuple = ()
     count_include_pad: bool = True
     divisor: int | None = None        # divisor_override
+    weight: Value | None = None       # "wsum": [C, 1, *kernel], a window of channel c weighted by weight[c]
 
     @property
     def adaptive(self) -> bool:
@@ -36,7 +38,8 @@ class Window:
     def describe(self) -> str:
         if self.adaptive:
             return f"adaptive {self.reduce} over the last {self.dims} dim(s)"
-        text = f"{self.reduce} {list(self.kernel)} stride {list(self.stride)} padding {list(self.padding)}"
+        what = "depthwise convolution" if self.reduce == "wsum" else self.reduce
+        text = f"{what} {list(self.kernel)} stride {list(self.stride)} padding {list(self.padding)}"
         if any(d != 1 for d in self.dilation):
             text += f" dilation {list(self.dilation)}"
         return text
@@ -98,6 +101,26 @@ def _global_mean(node: Node, dims: int):
     axes = tuple(range(x.type.ndim - dims, x.type.ndim))
     return Recipe(x, x.type.shape, axes, [Stage("s0", "sum", "{x}")],
                   {0: Result("row", "{s0}.v / {L}", _row_dims(x.type.ndim, axes, True))})
+
+
+def depthwise(node: Node):
+    """A 2D convolution with one input channel per group and one output channel per input channel
+    (its bias moved out, ops/convs.py), as a window op: each output element is its channel's window
+    summed with that channel's weights, in float32 (eager's depthwise kernels compute it so, no
+    TF32). FUSEFORGE_DEPTHWISE=1 turns it on (not yet measured on a GPU: cuDNN by default)."""
+    if os.environ.get("FUSEFORGE_DEPTHWISE", "0") != "1":
+        return "depthwise convolutions as window kernels are off (FUSEFORGE_DEPTHWISE=1)"
+    x, w = node.arg("input"), node.arg("weight")
+    if isinstance(node.arg("bias"), Value):
+        return "a bias not moved out"
+    if x.type.ndim != 4 or w.type.ndim != 4 or x.type.dtype not in FLOAT_DTYPES or w.type.dtype != x.type.dtype:
+        return "not a float 4-d input"
+    c = x.type.shape[1]
+    if int(node.arg("groups")) != c or w.type.shape[0] != c or w.type.shape[1] != 1:
+        return "not depthwise (a channel a group, one output channel each)"
+    kernel = tuple(w.type.shape[2:])
+    return Window(x, "wsum", 2, kernel, _per_dim(node.arg("stride"), 2), _per_dim(node.arg("padding"), 2, (0, 0)),
+                  _per_dim(node.arg("dilation"), 2, (1, 1)), weight=w)
 
 
 for _d in (1, 2, 3):

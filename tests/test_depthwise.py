@@ -1,4 +1,4 @@
-"""Depthwise convolutions as window kernels (ops/windows.depthwise, FUSEFORGE_DEPTHWISE=1): each
+"""Depthwise convolutions as window kernels (ops/windows.depthwise; FUSEFORGE_DEPTHWISE=all): each
 output its channel's window times that channel's weights, in float32, with the pointwise ops
 around it fused; against float64 and eager on fresh random inputs, on the CPU twin and the GPU.
 Kernels 3x3 (padded), 3x5 with stride 2 and dilation (1, 2), a 1x1; a tail of the channels."""
@@ -35,7 +35,7 @@ def compiled():
     torch.manual_seed(0)
     model = DepthwiseZoo()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_DEPTHWISE", "1")
+        mp.setenv("FUSEFORGE_DEPTHWISE", "all")   # (y's tanh: a computed input)
         return model, plan(capture(model, inputs(0))), fuseforge.compile(model, inputs(0))
 
 
@@ -47,8 +47,13 @@ def test_every_depthwise_convolution_is_a_window_kernel(compiled):
     assert any(len(k.prologue) == 1 for k in windows) and all(k.epilogue for k in windows if k.window.kernel != (3, 5))
 
 
-def test_off_by_default(monkeypatch):
+def test_default_takes_model_inputs_only(monkeypatch):
+    """By default a depthwise convolution of a model input is a window kernel; one of a computed
+    input (b reads tanh(y)) stays cuDNN's (measured slower); =0 turns them all off."""
     monkeypatch.delenv("FUSEFORGE_DEPTHWISE", raising=False)
+    p = plan(capture(DepthwiseZoo(), inputs(0)))
+    assert sorted(k.window.kernel for k in p.kernels if isinstance(k, WindowKernel)) == [(1, 1), (3, 3)], p.decisions
+    monkeypatch.setenv("FUSEFORGE_DEPTHWISE", "0")
     p = plan(capture(DepthwiseZoo(), inputs(0)))
     assert not [k for k in p.kernels if isinstance(k, WindowKernel)], p.decisions
 

@@ -270,6 +270,7 @@ class ConvSqueeze(nn.Module):
 
 
 def test_recomputed_for_the_squeeze_the_convolution_stays_channels_last(monkeypatch):
+    monkeypatch.setenv("FUSEFORGE_DEPTHWISE", "0")   # (the depthwise convolution of a model input stays cuDNN's)
     def back():
         p = plan(capture(ConvSqueeze(), row_inputs(0)))
         return [e.to_nchw for e in p.externs if e.node.target == "aten.conv2d.default" and e.node.arg("groups") > 1]
@@ -468,7 +469,8 @@ class Grouped(nn.Module):
         return torch.relu(self.g2(x)), torch.relu(self.dw(x)), torch.relu(self.gt2(x))
 
 
-def test_grouped_convolutions_measured_slower_keep_nchw():
+def test_grouped_convolutions_measured_slower_keep_nchw(monkeypatch):
+    monkeypatch.setenv("FUSEFORGE_DEPTHWISE", "0")   # (the depthwise convolution of a model input stays cuDNN's)
     p = plan(capture(Grouped(), row_inputs(0)))
     chosen = [e.channels_last for e in p.externs if "conv" in e.node.target]
     assert chosen == [False, True, True], p.decisions

@@ -107,10 +107,21 @@ def depthwise(node: Node):
     """A 2D convolution with one input channel per group and one output channel per input channel
     (its bias moved out, ops/convs.py), as a window op: each output element is its channel's window
     summed with that channel's weights, in float32 (eager's depthwise kernels compute it so, no
-    TF32). FUSEFORGE_DEPTHWISE=1 turns it on (not yet measured on a GPU: cuDNN by default)."""
-    if os.environ.get("FUSEFORGE_DEPTHWISE", "0") != "1":
-        return "depthwise convolutions as window kernels are off (FUSEFORGE_DEPTHWISE=1)"
+    TF32), NCHW in and out, one thread an output. Measured on an H100 against cuDNN's channels-last
+    depthwise kernel with the conversions around it (bench/session17/seventh/ab_depthwise_h100.json,
+    new / old): on a model input level1/026 0.62, level2/020 0.76, level3/018 (7x7) 0.97; on an
+    input the model computes channels-last (MobileNet's, EfficientNet's blocks, level3/007, 008)
+    1.13, 1.14, so those stay cuDNN's. FUSEFORGE_DEPTHWISE=0 turns it off, =all takes every one."""
+    mode = os.environ.get("FUSEFORGE_DEPTHWISE", "") or "auto"
+    if mode not in ("0", "auto", "all"):
+        from ..errors import ConfigError
+        raise ConfigError(f"FUSEFORGE_DEPTHWISE={mode!r}: expected 0, auto or all")
+    if mode == "0":
+        return "depthwise convolutions as window kernels are off (FUSEFORGE_DEPTHWISE=0)"
     x, w = node.arg("input"), node.arg("weight")
+    if mode == "auto" and x.producer is not None:
+        return ("a depthwise convolution of a computed input: cuDNN's (its producers write channels-last for it; "
+                "as a window kernel 1.13-1.14x, bench/session17/seventh)")
     if isinstance(node.arg("bias"), Value):
         return "a bias not moved out"
     if x.type.ndim != 4 or w.type.ndim != 4 or x.type.dtype not in FLOAT_DTYPES or w.type.dtype != x.type.dtype:

@@ -1,4 +1,5 @@
-"""plan_windows: one kernel per pooling op, with the pointwise ops around it fused.
+"""plan_windows: one kernel per pooling op (or depthwise convolution, ops/windows.depthwise), with
+the pointwise ops around it fused.
 
 A window kernel runs one thread per output element of the pooling op. Its prologue is the
 pointwise group that computes the pooled input, evaluated per window element as it is read

@@ -1,4 +1,5 @@
-"""Window ops: pooling, where each output element reduces a window of the input's last dims.
+"""Window ops: pooling, where each output element reduces a window of the input's last dims (and
+depthwise convolutions, a window weighted per channel: depthwise()).
 
 An entry turns the node into a Window: the reduced tensor, max or avg, and per pooled dim
 either a fixed window (kernel, stride, padding, dilation, as eager's pooling) or adaptive

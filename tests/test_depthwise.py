@@ -80,3 +80,10 @@ def test_matches_float64_and_eager_on_cpu(compiled, seed):
 def test_matches_float64_and_eager_on_cuda(compiled, seed):
     model, _, fast = compiled
     _check(model.cuda(), fast.cuda(), inputs(seed, "cuda"))
+
+
+def test_unknown_mode_is_an_error(monkeypatch):
+    from fuseforge.errors import ConfigError
+    monkeypatch.setenv("FUSEFORGE_DEPTHWISE", "fast")
+    with pytest.raises(ConfigError, match="FUSEFORGE_DEPTHWISE='fast'"):
+        plan(capture(DepthwiseZoo(), inputs(0)))

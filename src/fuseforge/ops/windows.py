@@ -112,17 +112,14 @@ def depthwise(node: Node):
     depthwise kernel with the conversions around it (bench/session17/seventh/ab_depthwise_h100.json,
     new / old): on a model input level1/026 0.62, level2/020 0.76, level3/018 (7x7) 0.97; on an
     input the model computes channels-last (MobileNet's, EfficientNet's blocks, level3/007, 008)
-    1.13, 1.14, so those stay cuDNN's. FUSEFORGE_DEPTHWISE=0 turns it off, =all takes every one."""
+    1.13, 1.14, so those stay cuDNN's. FUSEFORGE_DEPTHWISE=0 turns it off, =all takes every one
+    (auto, or 1, the default: model inputs)."""
     mode = os.environ.get("FUSEFORGE_DEPTHWISE", "") or "auto"
+    mode = {"1": "auto"}.get(mode, mode)
     if mode not in ("0", "auto", "all"):
         from ..errors import ConfigError
         raise ConfigError(f"FUSEFORGE_DEPTHWISE={mode!r}: expected 0, auto or all")
-    if mode == "0":
-        return "depthwise convolutions as window kernels are off (FUSEFORGE_DEPTHWISE=0)"
     x, w = node.arg("input"), node.arg("weight")
-    if mode == "auto" and x.producer is not None:
-        return ("a depthwise convolution of a computed input: cuDNN's (its producers write channels-last for it; "
-                "as a window kernel 1.13-1.14x, bench/session17/seventh)")
     if isinstance(node.arg("bias"), Value):
         return "a bias not moved out"
     if x.type.ndim != 4 or w.type.ndim != 4 or x.type.dtype not in FLOAT_DTYPES or w.type.dtype != x.type.dtype:
@@ -130,6 +127,11 @@ def depthwise(node: Node):
     c = x.type.shape[1]
     if int(node.arg("groups")) != c or w.type.shape[0] != c or w.type.shape[1] != 1:
         return "not depthwise (a channel a group, one output channel each)"
+    if mode == "0":
+        return "depthwise convolutions as window kernels are off (FUSEFORGE_DEPTHWISE=0)"
+    if mode == "auto" and x.producer is not None:
+        return ("a depthwise convolution of a computed input: cuDNN's (its producers write channels-last for it; "
+                "as a window kernel 1.13-1.14x, bench/session17/seventh)")
     kernel = tuple(w.type.shape[2:])
     return Window(x, "wsum", 2, kernel, _per_dim(node.arg("stride"), 2), _per_dim(node.arg("padding"), 2, (0, 0)),
                   _per_dim(node.arg("dilation"), 2, (1, 1)), weight=w)

@@ -1,18 +1,22 @@
 #!/bin/bash
-# The 18th session's first device call, prepared in the 17th (one H100, about 5 minutes):
+# The 18th session's first device call, prepared in the 17th (one H100, about 2 minutes):
 #   OUT=$OUT bash bench/session17/next_device.sh
-# Where the time goes on the conv problems still below torch.compile (bench/conv_table.md): every
-# kernel of eager, torch.compile and fuseforge per problem (scripts/profile_kernels.py). Known from
-# the 17th session (bench/session17/profile): level2/016's mean over the pixels of a channels-last
-# convolution takes 0.115 ms in our outer-schedule row kernel against torch.compile's 0.090; our
-# generated convolution takes 0.275 ms on level2/006 where cuDNN's 256x64-tile kernel takes 0.194.
+# 1. where eager's cuDNN 3D convolution runs TF32 for the suite's 16-channel shapes (the question
+#    before a generated 3D convolution: eight 3D problems sit at 0.98-1.00x torch.compile);
+# 2. ncu on level2/022's generated convolution with its softmax over the channels (the pixel rows'
+#    epilogue: 0.488 ms against torch.compile's 0.518, the smallest gain of the folded ones).
+# (The 17th session's first version of this file, kernel profiles of seven problems below
+# torch.compile, ran in the 17th session itself: bench/session17/profile2.)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-timeout 560 python3 scripts/profile_kernels.py suite/level2/005_conv2d_instancenorm_divide.py \
-  suite/level2/028_convtranspose2d_gelu_groupnorm.py suite/level2/031_convtranspose2d_min_sum_gelu_add.py \
-  suite/level2/034_conv3d_groupnorm_mean.py suite/level2/051_conv1d_gated_tanh_sigmoid.py \
-  suite/level1/026_conv2d_depthwise.py suite/level3/007_mobilenetv2_inverted_residual.py \
-  --out "$OUT/prof" > "$OUT/profile.log" 2>&1
-grep -v "plan:\|Warning\|warn\|cls.__new__\|getattr(e" "$OUT/profile.log" | head -120
+timeout 200 python3 bench/session17/eager_tf32_3d.py > "$OUT/eager_tf32_3d_h100.txt" 2>&1
+mkdir -p abx/ncu
+python3 scripts/generate_sources.py abx/ncu suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py > /dev/null 2>&1
+timeout 150 /usr/local/cuda/bin/ncu --kernel-name conv --launch-count 1 --section SpeedOfLight --section WarpStateStats \
+  --section SchedulerStats --section ComputeWorkloadAnalysis --section Occupancy \
+  python3 scripts/ab_generated.py abx/ncu abx/ncu suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py --rounds 1 --trials 1 \
+  > "$OUT/ncu_conv_022.txt" 2>&1
+cat "$OUT/eager_tf32_3d_h100.txt"
+grep -E "Duration|Issue Slots|Eligible|Registers Per|Achieved Occ" "$OUT/ncu_conv_022.txt" | head -8

@@ -50,8 +50,8 @@ def render(k: ConvKernel) -> KernelSource:
     if k.rows:   # the row function of each pixel's channels (codegen/rows.py), reading the conv's args
         k.rows.name = f"{name}_pixel"
         op_of = {op.value: op for op in ins + outs}
-        row_ins = [op_of.get(v) or Operand(v, "conv", v.type.strides, "", False) for v in k.rows.inputs]
-        pixel = rows.render(k.rows, rows.PixelRows(k.fed, f"{name}_args", row_ins, [op_of[v] for v in k.rows.outputs]))
+        row_ins = [Operand(v, "conv", v.type.strides, "", False) if v is k.fed else op_of[v] for v in k.rows.inputs]
+        pixel = rows.render(k.rows, rows.PixelRows(f"{name}_args", row_ins, [op_of[v] for v in k.rows.outputs]))
 
     # --- the convolution's value at output element i, then the epilogue and the stores
     def at(st):   # offset over [N, K, OH, OW] of element (img, co, p = oh * OW + ow)

@@ -68,11 +68,11 @@ MERGE_BLOCK_MIN_SPLITS = 64   # ... where a row has this many partials or more (
 @dataclass
 class PixelRows:
     """A row kernel run inside a convolution's epilogue (plan_conv.fold_pixel_rows): its row o
-    is output pixel o, its element r channel r, and the convolution's values (`fed`) come from
-    registers (`vals`, the thread's share: element team.t + k * team.n at k) instead of memory.
-    The row function is all that is rendered; it takes the convolution's args struct (`args`)
-    and its operands (`ins`, `outs`: their variable names); `fed` has the operand var `conv`."""
-    fed: Value
+    is output pixel o, its element r channel r, and the input it reads the convolution as (the
+    operand of var `conv`) comes from registers (`vals`, the thread's share: element
+    team.t + k * team.n at k) instead of memory. The row function is all that is rendered; it
+    takes the convolution's args struct (`args`) and its operands (`ins`, `outs`: their variable
+    names)."""
     args: str
     ins: list
     outs: list

@@ -32,7 +32,11 @@ class GemmZoo(nn.Module):
         q = torch.matmul(d, d.transpose(-1, -2)) + 1.0            # 4-d batch, both operands the same tensor
         p = torch.mm(x[2], self.fc.weight.t()).abs()              # mm, B transposed (n-major)
         c = torch.addmm(torch.tensor(0.25, dtype=x.dtype, device=x.device), x[2], self.fc.weight.t())  # one-element constant bias
-        return y, z, u, v, w, s, q, p, c
+        e1 = torch.einsum("bsk,nk->sbn", x, self.fc.weight)       # einsums lowered to matmul: permuted result
+        e2 = torch.einsum("bmk,bkn->nbm", a, b).exp()              # batched, the result a permuted view
+        e3 = torch.einsum("hqd,hkd->hqk", d[0], d[1])              # attention scores: B read along d
+        t = self.fc(x.transpose(0, 1))                            # rows that do not fold: a contiguous copy
+        return y, z, u, v, w, s, q, p, c, e1, e2, e3, t
 
 
 def zoo_inputs(seed, device="cpu"):
@@ -87,11 +91,30 @@ def test_auto_leaves_heavy_epilogues_and_narrow_products_to_cublas(monkeypatch):
 def test_plan_takes_every_form():
     p = plan(capture(GemmZoo(), zoo_inputs(0)))
     gemms = [k for k in p.kernels if isinstance(k, GemmKernel)]
-    assert len(gemms) == 9, p.decisions
+    assert len(gemms) == 13, p.decisions
     assert {k.node.target for k in gemms} == set(CASES)       # every GEMM registry entry
     assert not [e for e in p.externs if "mm" in e.node.target or "linear" in e.node.target], p.decisions
     fused = {k.name for k in gemms}
     assert {"fused_linear_relu_mul", "fused_bmm_sigmoid"} <= fused, fused
+
+
+class Einsums(nn.Module):
+    def forward(self, x, w, v):
+        return (torch.einsum("bijl,lk->bijk", x, w), torch.einsum("bijl,bijl->bij", x, x),
+                torch.einsum("bijl,l->bij", x, v), torch.einsum("ij,kl->ijkl", w, w))
+
+
+def test_einsum_products_lower_to_matmul():
+    """A two-operand einsum that is a matrix product becomes one generated GEMM (level1/012's
+    4-d tensor times a matrix: rows fold, no copy); the others (no rows or columns to tile,
+    an outer product) stay einsum externs, and say why."""
+    xs = [torch.randn(2, 3, 5, 7), torch.randn(7, 11), torch.randn(7)]
+    p = plan(capture(Einsums(), xs))
+    gemms = [k.gemm for k in p.kernels if isinstance(k, GemmKernel)]
+    assert [(g.batch, g.m, g.n, g.k) for g in gemms] == [(1, 30, 11, 7)], p.decisions
+    assert [e.node.target for e in p.externs if "einsum" in e.node.target] == ["aten.einsum.default"] * 3
+    text = "\n".join(p.decisions)
+    assert text.count("not lowered, a product without rows, columns or a contraction") == 3, text
 
 
 class Shapes(nn.Module):

@@ -70,6 +70,7 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
     """Lower every node whose entry lowers it (repeatedly: a lowering may build lowered ops)."""
     taken = _taken(graph)
     built: set[Node] = set()                   # nodes a lowering made: their "not lowered" is no news
+    told: set[Node] = set()                    # nodes whose "not lowered" is logged (once)
     for _ in range(4):                         # lowerings nest at most this deep
         changed = False
         nodes: list[Node] = []
@@ -84,7 +85,8 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
             b = Builder(node, taken)
             outs = entry.lower(node, b)
             if isinstance(outs, str):
-                if decisions is not None and node not in built:
+                if decisions is not None and node not in built and node not in told:
+                    told.add(node)
                     decisions.append(f"{node.name} ({node.target}): not lowered, {outs}")
                 nodes.append(node)
                 continue

@@ -61,10 +61,18 @@ WGMMA_FLOPS = 118e12       # measured: the wgmma kernel's main loop (bench/sessi
 COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
 
 
+def large_tiles(g: Gemm) -> int:
+    return g.batch * math.ceil(g.m / LARGE[0]) * math.ceil(g.n / LARGE[1])
+
+
 def config(g: Gemm) -> tuple[int, int, int, int]:
-    """The tile configuration of a product."""
-    bm, bn = LARGE[:2]
-    return LARGE if g.batch * math.ceil(g.m / bm) * math.ceil(g.n / bn) >= SMS else SMALL
+    """The tile configuration of a product: the large tiles when they give every multiprocessor
+    one, or at least half of them one on the wgmma kernel (a wave half full there still runs at
+    59 TFLOP/s, the small tiles' mma.sync at 45-49: level1/008's 128 tiles), else the small."""
+    tiles = large_tiles(g)
+    if tiles >= SMS or (tiles >= SMS // 2 and wgmma_shape(g)):
+        return LARGE
+    return SMALL
 
 
 def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
@@ -78,13 +86,18 @@ def operand_layout(g: Gemm, which: str) -> tuple[bool, bool]:
     return False, rows % 4 == 0 and op.k % 4 == 0 and op.batch % 4 == 0
 
 
-def on_wgmma(g: Gemm) -> bool:
-    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE). WGMMA_MIN_K =
-    256 was measured with the kernel that split its operands in the loop; with the packed kernel
-    128 (attention scores, K = 128) measured 0.92x the time of cuBLAS on level2/088, 089
+def wgmma_shape(g: Gemm) -> bool:
+    """Whether the product's sides and depth suit the wgmma kernel. WGMMA_MIN_K = 256 was measured
+    with the kernel that split its operands in the loop; with the packed kernel 128 (attention
+    scores, K = 128) measured 0.92x the time of cuBLAS on level2/088, 089
     (bench/session13/ab_next_flags_h100.json). FUSEFORGE_WGMMA_MIN_K overrides it."""
     min_k = int(os.environ.get("FUSEFORGE_WGMMA_MIN_K", WGMMA_MIN_K))
-    return config(g) == LARGE and min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= min_k
+    return min(g.m, g.n) >= WGMMA_MIN_SIDE and g.k >= min_k
+
+
+def on_wgmma(g: Gemm) -> bool:
+    """Whether the product takes the H100 kernel (large tiles, see DEFAULT_MODE)."""
+    return config(g) == LARGE and wgmma_shape(g)
 
 
 PACK_K = 32   # k of a packed tile (codegen/gemm.py's BK)
@@ -103,10 +116,13 @@ def packed_bytes(g: Gemm) -> int:
 
 
 def wgmma_seconds(g: Gemm) -> float:
-    """The wgmma kernel's time by the measured rates: whole 128 x 128 tiles at WGMMA_FLOPS, and the
-    packing (each operand read once, its hi and lo parts written)."""
+    """The wgmma kernel's time by the measured rates: whole 128 x 128 tiles at WGMMA_FLOPS in whole
+    waves (a block a multiprocessor), and the packing (each operand read once, its hi and lo parts
+    written)."""
     bm, bn = LARGE[:2]
-    flops = 2 * g.batch * math.ceil(g.m / bm) * bm * math.ceil(g.n / bn) * bn * math.ceil(g.k / PACK_K) * PACK_K
+    tiles = large_tiles(g)
+    waves = math.ceil(tiles / SMS)
+    flops = 2 * tiles * bm * bn * math.ceil(g.k / PACK_K) * PACK_K * (waves * SMS / tiles)
     return flops / WGMMA_FLOPS + 1.5 * packed_bytes(g) / COPY_BYTES_PER_S
 
 

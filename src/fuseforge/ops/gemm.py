@@ -5,6 +5,11 @@ and (batch, k, col), an optional bias broadcast over the output, and alpha/beta 
 scales them. Leading dims of a linear/matmul input fold into the rows when their strides
 allow it (x[b, s, K] @ W is one M = b*s product); batch dims fold into one batch dim.
 What does not fold stays an extern (the reason says why).
+
+Two lowerings bring more products to that form: a two-operand einsum that is a product (every
+index in the output or in both operands) becomes permutes, reshapes and one matmul, as eager
+computes it; a linear whose input's leading dims do not fold (a transposed activation) reads a
+contiguous copy, the copy at::linear makes itself (matmul's reshape).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ..graph import Node, Value
-from .registry import GEMM, register
+from .registry import GEMM, LOWER, register
 
 
 @dataclass
@@ -152,8 +157,63 @@ def _linear(node: Node) -> Gemm | str:
                 1, rows[0], w.type.shape[0], x.type.shape[-1], bias if isinstance(bias, Value) else None)
 
 
+A = torch.ops.aten
+
+
+def _einsum_as_matmul(node: Node, b):
+    """A two-operand einsum as matmul([batch, M, K], [batch, K, N]) on permuted, reshaped operands,
+    then the output's own dims and order; or why not."""
+    equation, operands = node.arg("equation"), node.arg("tensors")
+    if len(operands) != 2 or "->" not in equation or "." in equation:
+        return "not a two-operand einsum with an explicit output"
+    ia, ib = (s.strip() for s in equation.split("->")[0].split(","))
+    out = equation.split("->")[1].strip()
+    x, y = operands
+    if any(len(set(s)) != len(s) for s in (ia, ib, out)) or len(ia) != x.type.ndim or len(ib) != y.type.ndim:
+        return "an index repeated within one operand (a diagonal or trace)"
+    batch = [c for c in out if c in ia and c in ib]
+    ms = [c for c in out if c in ia and c not in ib]
+    ns = [c for c in out if c in ib and c not in ia]
+    ks = [c for c in ia if c in ib and c not in out]
+    if set(ia) != set(batch + ms + ks) or set(ib) != set(batch + ks + ns) or set(out) != set(batch + ms + ns):
+        return "an index summed within one operand"
+    size = {c: n for s, v in ((ia, x), (ib, y)) for c, n in zip(s, v.type.shape)}
+    if any(x.type.shape[ia.index(c)] != y.type.shape[ib.index(c)] for c in batch + ks):
+        return "broadcast dims"
+    if not ms or not ns or not ks:
+        return "a product without rows, columns or a contraction (not a matrix product)"
+
+    def arrange(v, dims, order, shape):
+        perm = [dims.index(c) for c in order]
+        if perm != list(range(len(perm))):
+            v = b(A.permute.default, v, perm)
+        return v if list(v.type.shape) == shape else b(A.reshape.default, v, shape)
+
+    lead = [size[c] for c in batch]
+    prod = lambda cs: math.prod(size[c] for c in cs)  # noqa: E731
+    x3 = arrange(x, ia, batch + ms + ks, lead + [prod(ms), prod(ks)])
+    y3 = arrange(y, ib, batch + ks + ns, lead + [prod(ks), prod(ns)])
+    z = b(A.matmul.default, x3, y3)
+    dims = batch + ms + ns                      # the product's own dims, then the output's order
+    if list(z.type.shape) != [size[c] for c in dims]:
+        z = b(A.reshape.default, z, [size[c] for c in dims])
+    perm = [dims.index(c) for c in out]
+    return z if perm == list(range(len(perm))) else b(A.permute.default, z, perm)
+
+
+def _linear_on_copy(node: Node, b):
+    """A linear whose input rows do not fold, on a contiguous copy of the input (at::linear's own
+    reshape copies it too), so the product is one [M, K] @ [K, N]."""
+    x = node.arg("input")
+    if not isinstance(x, Value) or x.type.ndim < 3 or _fold(x.type.shape[:-1], x.type.strides[:-1]) is not None:
+        return "its input rows fold"
+    copy = b(A.clone.default, x, memory_format=torch.contiguous_format)
+    return b(A.linear.default, copy, node.arg("weight"), node.arg("bias"))
+
+
+register("aten.einsum.default", None, kind=LOWER, lower=_einsum_as_matmul)
 register("aten.matmul.default", _matmul, kind=GEMM)
 register("aten.mm.default", _mm, kind=GEMM)
 register("aten.bmm.default", _mm, kind=GEMM)
 register("aten.addmm.default", _addmm, kind=GEMM)
-register("aten.linear.default", _linear, kind=GEMM)
+register("aten.linear.default", _linear, kind=GEMM, lower=_linear_on_copy)

@@ -33,7 +33,7 @@ class GemmZoo(nn.Module):
         p = torch.mm(x[2], self.fc.weight.t()).abs()              # mm, B transposed (n-major)
         c = torch.addmm(torch.tensor(0.25, dtype=x.dtype, device=x.device), x[2], self.fc.weight.t())  # one-element constant bias
         e1 = torch.einsum("bsk,nk->sbn", x, self.fc.weight)       # einsums lowered to matmul: permuted result
-        e2 = torch.einsum("bmk,bkn->nbm", a, b).exp()              # batched, the result a permuted view
+        e2 = torch.einsum("bmk,bkn->nbm", a, b).relu()             # batched, the result a permuted view
         e3 = torch.einsum("hqd,hkd->hqk", d[0], d[1])              # attention scores: B read along d
         t = self.fc(x.transpose(0, 1))                            # rows that do not fold: a contiguous copy
         return y, z, u, v, w, s, q, p, c, e1, e2, e3, t

@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     add_bench_parser(sub)
     from .check.cli import add_check_parser
     add_check_parser(sub)
+    from .tune import add_tune_parser
+    add_tune_parser(sub)
 
     args = parser.parse_args(argv)
     if getattr(args, "gemm", None):
@@ -92,6 +94,9 @@ def main(argv=None) -> int:
         if args.command == "bench":
             from .suite_bench import main_bench
             return main_bench(args, console)
+        if args.command == "tune":
+            from .tune import main_tune
+            return main_tune(args, console)
         if args.command == "sweep":
             from .sweep import main_sweep
             return main_sweep(args, console)

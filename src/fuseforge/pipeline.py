@@ -96,13 +96,19 @@ def compile_module(model: torch.nn.Module, example_inputs, *, name: str | None =
     inputs = list(example_inputs)
     graph = capture(model, inputs)
     gen = generate(plan(graph), name=name or type(model).__name__)
+    loaded = load_generated(write_generated(gen, cache_dir), gen.ext_name)
+    return loaded.module.Compiled(model)
+
+
+def write_generated(gen, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The generated module's file in the cache (FUSEFORGE_CACHE, default ~/.cache/fuseforge),
+    written unless it is there already."""
     root = Path(cache_dir or os.environ.get("FUSEFORGE_CACHE", Path.home() / ".cache" / "fuseforge"))
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{gen.ext_name}.py"
     if not path.exists() or path.read_text() != gen.text:
         path.write_text(gen.text)
-    loaded = load_generated(path, gen.ext_name)
-    return loaded.module.Compiled(model)
+    return path
 
 
 def require_passed(result: VerifyResult) -> None:

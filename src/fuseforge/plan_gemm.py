@@ -30,6 +30,7 @@ MAX_BATCH = 65535          # the batch runs on gridDim.y
 # every multiprocessor a tile (on an H100 it runs on wgmma), the small one (mma.sync) else.
 LARGE = (128, 128, 64, 32)
 SMALL = (64, 64, 32, 32)
+TILES = {"large": LARGE, "small": SMALL}   # by name, as tuning.py stores their measured times
 # FUSEFORGE_GEMM: "auto" (the default) takes a product where it is measured to pay, "all"
 # every product it can compute, "off" none. Measured on the H100:
 # - the wgmma kernel (large tiles) packs both operands first (split into hi and lo TF32 tiles,
@@ -104,11 +105,11 @@ PACK_K = 32   # k of a packed tile (codegen/gemm.py's BK)
 MAX_PACKED_BYTES = 4 << 30   # the workspace a product's packed operands may take (8192^3: 1 GiB)
 
 
-def packed_bytes(g: Gemm) -> int:
+def packed_bytes(g: Gemm, tiles: tuple | None = None) -> int:
     """The workspace of a product on the large tiles (wgmma on an H100): each operand's hi and lo
     TF32 parts in packed tiles of 128 rows x 32 k (zeros past the ends), one set for an operand
-    that every batch shares. 0 for the small tiles."""
-    if config(g) != LARGE:
+    that every batch shares. 0 for the small tiles. `tiles`: the configuration (default config)."""
+    if (tiles or config(g)) != LARGE:
         return 0
     tiles = (g.batch if g.a.batch else 1) * math.ceil(g.m / LARGE[0]) + \
         (g.batch if g.b.batch else 1) * math.ceil(g.n / LARGE[1])
@@ -136,6 +137,7 @@ class GemmKernel(FusedOps):
     inputs: list[Value]
     outputs: list[Value]
     tf32: bool = False       # one TF32 product (--tf32, opt-in: looser than eager's float32)
+    tiles: tuple = LARGE     # the tile configuration (config's estimate, or measured: choose)
 
 
 def add_gemm_option(parser) -> None:
@@ -189,21 +191,34 @@ def gemm_of(node: Node) -> Gemm | str:
     return spec
 
 
+def _short(spec: Gemm) -> str | None:
+    if spec.k < MIN_K:
+        return (f"cuBLAS float32 (K = {spec.k} < {MIN_K}: the split operands' error can reach 4.8x "
+                f"cuBLAS float32's on short products)")
+    return None
+
+
+def _heavy(epilogue) -> str | None:
+    """Why an epilogue stays out of the wgmma kernel: too many transcendental functions."""
+    if epilogue_math(epilogue) > MAX_EPILOGUE_MATH:
+        return (f"cuBLAS float32 and a pass of its own for the epilogue ({epilogue_math(epilogue)} "
+                f"transcendental functions per element, more than {MAX_EPILOGUE_MATH}: slower inside the GEMM)")
+    return None
+
+
 def pays(spec: Gemm, node: Node, epilogue) -> str | None:
     """None when the generated GEMM should run this product, else why cuBLAS does."""
     if mode() == "all":
         return None
-    if spec.k < MIN_K:
-        return (f"cuBLAS float32 (K = {spec.k} < {MIN_K}: the split operands' error can reach 4.8x "
-                f"cuBLAS float32's on short products)")
+    if why := _short(spec):
+        return why
     if spec.flops <= TINY_FLOPS:
         return None
     gemm_s = spec.flops / CUBLAS_FP32_FLOPS
     saved_s = 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
     if on_wgmma(spec):
-        if epilogue_math(epilogue) > MAX_EPILOGUE_MATH:
-            return (f"cuBLAS float32 and a pass of its own for the epilogue ({epilogue_math(epilogue)} "
-                    f"transcendental functions per element, more than {MAX_EPILOGUE_MATH}: slower inside the GEMM)")
+        if why := _heavy(epilogue):
+            return why
         ours = wgmma_seconds(spec)
         if ours < gemm_s + saved_s:
             return None
@@ -216,6 +231,31 @@ def pays(spec: Gemm, node: Node, epilogue) -> str | None:
             f"would save is {100 * saved_s / gemm_s:.0f}% of the product's time)")
 
 
+def choose(spec: Gemm, node: Node, epilogue, tf32: bool) -> tuple[str | None, tuple, str]:
+    """(why cuBLAS runs the product or None, the tile configuration, how it was decided): by the
+    times tuning.py measured for this product on the target GPU when it has them, else by `pays`
+    and `config`'s estimates. The accuracy and epilogue-math rules hold either way: a product timed
+    alone says nothing about them."""
+    from . import tuning
+    measured = tuning.lookup(spec, tf32)
+    if measured is None:
+        return pays(spec, node, epilogue), config(spec), "estimated"
+    ours = {name: measured[name] for name in TILES if name in measured and
+            packed_bytes(spec, TILES[name]) <= MAX_PACKED_BYTES}
+    if not ours:
+        return pays(spec, node, epilogue), config(spec), "estimated"
+    best = min(ours, key=ours.get)
+    times = ", ".join(f"{n} tiles {ms:.3f} ms" for n, ms in ours.items())
+    how = f"measured on {measured['gpu']}: {times}, cuBLAS float32 {measured['cublas']:.3f} ms"
+    if mode() != "all":
+        if why := _short(spec) or (TILES[best] == LARGE and wgmma_shape(spec) and _heavy(epilogue)):
+            return why, TILES[best], how
+        saved_ms = 2e3 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
+        if ours[best] >= measured["cublas"] + saved_ms:
+            return f"cuBLAS float32 ({how}; the epilogue pass it would save {saved_ms:.3f} ms)", TILES[best], how
+    return None, TILES[best], how
+
+
 def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
                       why_extern: dict) -> list[GemmKernel]:
     """A GEMM kernel for every product the generated GEMM takes; the pointwise group it
@@ -224,7 +264,7 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
     for node, spec in each_spec(graph, ops.GEMM, gemm_of, why_extern, decisions):
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
-        why = pays(spec, node, group)
+        why, tiles, how = choose(spec, node, group, tf32)
         if why:
             why_extern[node] = why
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
@@ -237,7 +277,9 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
         nodes = [node] + epilogue
         inputs = external_inputs(nodes, members)
         outputs = [n.outputs[0] for n in nodes if needed_outside(n, members, users, live)]
-        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs, tf32))
+        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs, tf32, tiles))
+        if how != "estimated":
+            decisions.append(f"{node.name}: {'large' if tiles == LARGE else 'small'} tiles, {how}")
         if tf32:
             decisions.append(f"{node.name}: one TF32 product (FUSEFORGE_TF32=1: opt-in, looser than eager's float32)")
     return kernels

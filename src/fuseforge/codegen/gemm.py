@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_gemm import PACK_K, GemmKernel, config, operand_layout, packed_bytes
+from ..plan_gemm import PACK_K, GemmKernel, operand_layout, packed_bytes
 from .cpp import TF32_ROUND, literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, kernel_operands, \
@@ -75,8 +75,8 @@ def render(k: GemmKernel) -> KernelSource:
             f"for ({itype} k = 0; k < {g.k}{suffix}; ++k) acc += {x_k} * {w_k};",
             f"{name}_epilogue(a, i, acc);"]
     fields = arg_fields(ins, outs)
-    bm, bn, wm, wn = config(g)
-    packed = packed_bytes(g)
+    bm, bn, wm, wn = k.tiles
+    packed = packed_bytes(g, k.tiles)
     if packed:
         fields.append("  unsigned char* __restrict__ ws;  // the operands packed for wgmma (on an H100)")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)

@@ -1,0 +1,91 @@
+"""tuning: GEMM choices measured per shape on a GPU, cached on disk (issue 7).
+
+Without a measurement the planner decides each product from estimates built on measured rates
+(plan_gemm: cuBLAS float32's, the wgmma kernel's, the packing's). `fuseforge tune` (tune.py)
+measures instead, on the GPU it runs on: cuBLAS float32 and the generated kernel in each tile
+configuration (plan_gemm.TILES), for every product of the problems it is given. The times land in
+a JSON file, by GPU name and product key (batch, M, N, K, each operand's layout, the precision
+mode); an entry also names the GEMM library it measured (a hash of its CUDA text), so a change of
+the kernel makes the old times stale rather than wrong. When the planner runs for a GPU the file
+has a fresh entry for, the measurement decides (plan_gemm.choose).
+
+    FUSEFORGE_TUNING   the file (default ~/.cache/fuseforge/gemm_tuning.json); "off": no lookups
+    FUSEFORGE_GPU      the GPU to plan for (default: the visible one's name; none on a CPU-only
+                       machine, where the estimates decide unless this names one)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .ops.gemm import Gemm
+
+DEFAULT_PATH = Path.home() / ".cache" / "fuseforge" / "gemm_tuning.json"
+
+
+def path() -> Path | None:
+    """The tuning file, or None when lookups are off."""
+    v = os.environ.get("FUSEFORGE_TUNING", "")
+    if v == "off":
+        return None
+    return Path(v) if v else DEFAULT_PATH
+
+
+def gpu_name() -> str | None:
+    """The GPU the plan is for: FUSEFORGE_GPU, else the visible GPU's name, else None."""
+    if os.environ.get("FUSEFORGE_GPU"):
+        return os.environ["FUSEFORGE_GPU"]
+    import torch
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def library_hash() -> str:
+    """The GEMM kernels' CUDA text, hashed: which code a measurement timed."""
+    from .codegen import gemm
+    return hashlib.sha256((gemm.SM90_PRIMITIVES + gemm.GEMM_LIBRARY).encode()).hexdigest()[:12]
+
+
+def key(g: Gemm, tf32: bool) -> str:
+    """A product's key: its sizes, each operand's layout (the dim inner in memory, 16-byte copies,
+    shared by the batch) and the precision mode."""
+    from .plan_gemm import operand_layout
+
+    def layout(which, op):
+        k_inner, vec = operand_layout(g, which)
+        return ("k" if k_inner else "mn") + ("16" if vec else "4") + ("s" if g.batch > 1 and op.batch == 0 else "")
+    return f"{g.batch}x{g.m}x{g.n}x{g.k} a:{layout('a', g.a)} b:{layout('b', g.b)} {'tf32' if tf32 else '3xtf32'}"
+
+
+def load(file: Path | None = None) -> dict:
+    """The whole file: {gpu name: {key: entry}}; empty when it does not exist."""
+    file = file or path()
+    if file is None or not file.exists():
+        return {}
+    return json.loads(file.read_text())
+
+
+def lookup(g: Gemm, tf32: bool) -> dict | None:
+    """The measured entry for this product on the target GPU, if the file has a fresh one:
+    {"cublas": ms, "<tiles name>": ms, ..., "gpu": name}."""
+    gpu, file = gpu_name(), path()
+    if gpu is None or file is None:
+        return None
+    entry = load(file).get(gpu, {}).get(key(g, tf32))
+    if entry is None or entry.get("library") != library_hash():
+        return None
+    return {**entry, "gpu": gpu}
+
+
+def store(gpu: str, entries: dict[str, dict], file: Path | None = None) -> Path:
+    """Merge entries ({key: {"cublas": ms, ...}}) into the file for this GPU, written whole and
+    then renamed into place (a reader never sees half a file)."""
+    file = file or path() or DEFAULT_PATH
+    data = load(file)
+    data.setdefault(gpu, {}).update({k: {**v, "library": library_hash()} for k, v in entries.items()})
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(file)
+    return file

@@ -151,3 +151,26 @@ def get_init_inputs():
     pr = load_problem(problem)
     p = plan(capture(pr.build(0), pr.inputs(0)))
     assert any(f"measured on {torch.cuda.get_device_name(0)}" in d for d in p.decisions), p.decisions
+
+
+class Classifier(nn.Module):
+    def forward(self, x, w):
+        return x @ w.t()
+
+
+def test_shipped_times_are_fresh_and_used(tmp_path, monkeypatch):
+    """The package's table (the suite's products timed on the H100) was measured on the GEMM library
+    of this code: if this fails, the kernels changed since; run `fuseforge tune $(cat
+    bench/session18/gemm_problems.txt) --file src/fuseforge/gemm_tuning.json --force` on an H100.
+    And a plan for the H100 takes it: level3/002's classifier (1024 x 8192 @ 8192 x 1000, 64 large
+    tiles: the estimate leaves it to cuBLAS) measured faster on the large tiles."""
+    data = json.loads(tuning.SHIPPED.read_text())["NVIDIA H100 80GB HBM3"]
+    assert len(data) >= 40 and {e["library"] for e in data.values()} == {tuning.library_hash()}
+    monkeypatch.delenv("FUSEFORGE_GEMM", raising=False)
+    monkeypatch.setenv("FUSEFORGE_TUNING", str(tmp_path / "none.json"))
+    xs = [torch.empty(1024, 8192, device="meta"), torch.empty(1000, 8192, device="meta")]
+    monkeypatch.setenv("FUSEFORGE_GPU", "NVIDIA H100 80GB HBM3")
+    p = plan(capture(Classifier(), xs))
+    assert [k.tiles for k in p.kernels if isinstance(k, GemmKernel)] == [LARGE], p.decisions
+    monkeypatch.setenv("FUSEFORGE_TUNING", "off")
+    assert not [k for k in plan(capture(Classifier(), xs)).kernels if isinstance(k, GemmKernel)]

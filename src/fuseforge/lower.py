@@ -7,8 +7,8 @@ how to write the op with ops that have kernels: per-row ops that fuse into one r
 then a reduction over the rows that becomes a second one. Every node built here is a real ATen
 op with eager's own semantics, so one the planner cannot generate still runs as an extern.
 
-A lowering is `fn(node, builder) -> outputs` (one Value per output of the node) or a string
-saying why the node stays as it is. Output types come from running the op on meta tensors.
+A lowering is `fn(node, builder) -> outputs` (one Value per output of the node), a string
+saying why the node stays as it is, or None where that goes without saying. Output types come from running the op on meta tensors.
 """
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def lower(graph: Graph, decisions: list[str] | None = None) -> Graph:
                 continue
             b = Builder(node, taken)
             outs = entry.lower(node, b)
+            if outs is None:                   # nothing to lower here, and nothing to say
+                nodes.append(node)
+                continue
             if isinstance(outs, str):
                 if decisions is not None and node not in built and node not in told:
                     told.add(node)

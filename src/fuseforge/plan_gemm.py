@@ -60,6 +60,8 @@ GEMM_DEFICIT = 0.15
 CUBLAS_FP32_FLOPS = 52e12  # measured float32 GEMM rate (fuseforge bench's ceilings)
 WGMMA_FLOPS = 118e12       # measured: the wgmma kernel's main loop (bench/session12/gemm_packed)
 COPY_BYTES_PER_S = 3.0e12  # measured copy rate, bytes read + written
+PASS_MIN_S = 4e-6          # the least a kernel of its own takes: the smallest kernels `fuseforge
+                           # tune` timed on the H100 took 0.004-0.005 ms (bench/session18/tune)
 
 
 def large_tiles(g: Gemm) -> int:
@@ -206,6 +208,12 @@ def _heavy(epilogue) -> str | None:
     return None
 
 
+def epilogue_pass_s(node: Node, epilogue) -> float:
+    """What fusing the epilogue saves: its pass of its own over the product (a read and a write at
+    the copy rate, a kernel's least time at the least)."""
+    return max(PASS_MIN_S, 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S) if epilogue else 0.0
+
+
 def pays(spec: Gemm, node: Node, epilogue) -> str | None:
     """None when the generated GEMM should run this product, else why cuBLAS does."""
     if mode() == "all":
@@ -215,7 +223,7 @@ def pays(spec: Gemm, node: Node, epilogue) -> str | None:
     if spec.flops <= TINY_FLOPS:
         return None
     gemm_s = spec.flops / CUBLAS_FP32_FLOPS
-    saved_s = 2 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
+    saved_s = epilogue_pass_s(node, epilogue)
     if on_wgmma(spec):
         if why := _heavy(epilogue):
             return why
@@ -250,7 +258,7 @@ def choose(spec: Gemm, node: Node, epilogue, tf32: bool) -> tuple[str | None, tu
     if mode() != "all":
         if why := _short(spec) or (TILES[best] == LARGE and wgmma_shape(spec) and _heavy(epilogue)):
             return why, TILES[best], how
-        saved_ms = 2e3 * node.outputs[0].type.numel * 4 / COPY_BYTES_PER_S if epilogue else 0.0
+        saved_ms = 1e3 * epilogue_pass_s(node, epilogue)
         if ours[best] >= measured["cublas"] + saved_ms:
             return f"cuBLAS float32 ({how}; the epilogue pass it would save {saved_ms:.3f} ms)", TILES[best], how
     return None, TILES[best], how

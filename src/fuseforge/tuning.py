@@ -9,7 +9,11 @@ mode); an entry also names the GEMM library it measured (a hash of its CUDA text
 the kernel makes the old times stale rather than wrong. When the planner runs for a GPU the file
 has a fresh entry for, the measurement decides (plan_gemm.choose).
 
-    FUSEFORGE_TUNING   the file (default ~/.cache/fuseforge/gemm_tuning.json); "off": no lookups
+The package ships such a file (SHIPPED: the suite's products on the H100, made by `fuseforge tune`
+over the suite's GEMM problems, bench/session18/tune); the user's file wins where both have a key.
+
+    FUSEFORGE_TUNING   the user's file (default ~/.cache/fuseforge/gemm_tuning.json); "off": no
+                       lookups at all (the shipped file's neither)
     FUSEFORGE_GPU      the GPU to plan for (default: the visible one's name; none on a CPU-only
                        machine, where the estimates decide unless this names one)
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 from .ops.gemm import Gemm
 
 DEFAULT_PATH = Path.home() / ".cache" / "fuseforge" / "gemm_tuning.json"
+SHIPPED = Path(__file__).with_name("gemm_tuning.json")
 
 
 def path() -> Path | None:
@@ -72,7 +77,8 @@ def lookup(g: Gemm, tf32: bool) -> dict | None:
     gpu, file = gpu_name(), path()
     if gpu is None or file is None:
         return None
-    entry = load(file).get(gpu, {}).get(key(g, tf32))
+    k = key(g, tf32)
+    entry = load(file).get(gpu, {}).get(k) or load(SHIPPED).get(gpu, {}).get(k)
     if entry is None or entry.get("library") != library_hash():
         return None
     return {**entry, "gpu": gpu}

@@ -206,7 +206,7 @@ def _linear_on_copy(node: Node, b):
     reshape copies it too), so the product is one [M, K] @ [K, N]."""
     x = node.arg("input")
     if not isinstance(x, Value) or x.type.ndim < 3 or _fold(x.type.shape[:-1], x.type.strides[:-1]) is not None:
-        return "its input rows fold"
+        return None                             # the usual case: nothing to say
     copy = b(A.clone.default, x, memory_format=torch.contiguous_format)
     return b(A.linear.default, copy, node.arg("weight"), node.arg("bias"))
 

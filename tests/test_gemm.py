@@ -134,12 +134,20 @@ def test_products_whose_packing_is_too_large_stay_extern(monkeypatch):
     assert f"more than {MAX_PACKED_BYTES >> 30})" in "\n".join(p.decisions), p.decisions
 
 
-def test_gemv_and_too_few_tiles_stay_extern():
+def test_gemv_and_too_few_tiles_stay_extern(monkeypatch):
+    """A matrix-vector product and one of too few tiles to fill the GPU and too shallow to split k
+    stay cuBLAS's; a deep one of few tiles would split k, but packing its operands costs more than
+    cuBLAS's whole product (level1/005's form: fuseforge tune measured it too)."""
+    p = plan(capture(Shapes(), [torch.randn(64, 32), torch.randn(32, 1), torch.randn(512, 500),
+                                torch.randn(500, 512)]))
+    assert not [k for k in p.kernels if isinstance(k, GemmKernel)]
+    text = "\n".join(p.decisions)
+    assert "matrix-vector" in text and "too few to fill the GPU, and too narrow or shallow to split k" in text, text
+    monkeypatch.setenv("FUSEFORGE_GEMM", "auto")
     p = plan(capture(Shapes(), [torch.randn(64, 32), torch.randn(32, 1), torch.randn(256, 8192),
                                 torch.randn(8192, 256)]))
     assert not [k for k in p.kernels if isinstance(k, GemmKernel)]
-    text = "\n".join(p.decisions)
-    assert "matrix-vector" in text and "too few to fill the GPU" in text, text
+    assert "the wgmma kernel's estimate, packing the operands included" in "\n".join(p.decisions), p.decisions
 
 
 class Epilogues(nn.Module):
@@ -150,9 +158,14 @@ class Epilogues(nn.Module):
 def test_slower_forms_only_where_the_epilogue_pays(monkeypatch):
     """Products too small for the large tiles run on the small ones (mma.sync, slower than
     cuBLAS) only where the fused epilogue saves a big share of the time (a short K); the large
-    tiles weigh their own estimate against cuBLAS."""
+    tiles (here with k split 4 ways: 32 tiles) weigh their own estimate against cuBLAS."""
     monkeypatch.setenv("FUSEFORGE_GEMM", "auto")
     xs = [torch.empty(1024, 128), torch.empty(128, 1024), torch.empty(512, 1024), torch.empty(1024, 1024)]
+    p = plan(capture(Epilogues(), xs))
+    assert sorted(k.name for k in p.kernels if isinstance(k, GemmKernel)) == ["fused_matmul_relu_pow"], p.decisions
+    assert "the wgmma kernel's estimate" in "\n".join(p.decisions), p.decisions
+    xs[2] = torch.empty(512, 500)
+    xs[3] = torch.empty(500, 1024)     # too shallow to split: the small tiles, and no epilogue to pay for them
     p = plan(capture(Epilogues(), xs))
     assert sorted(k.name for k in p.kernels if isinstance(k, GemmKernel)) == ["fused_matmul_relu_pow"], p.decisions
     assert "the generated GEMM runs 0.82-0.95x its speed" in "\n".join(p.decisions), p.decisions
@@ -301,6 +314,54 @@ def test_large_tiles_on_cuda(tiles):
     xs = tile_inputs(1, "cuda")
     with torch.no_grad():
         exact = model(*[x.double() for x in xs])
+        _check(fast(*xs), model(*xs), exact)
+
+
+class Deep(nn.Module):
+    """Products of too few large tiles to fill the GPU, deep enough to split k (split-K on the
+    wgmma kernel): tails in M and N, uneven splits (K = 2080: 65 slices of 32 in 8 splits), a
+    batch, an epilogue after the partial sums are added."""
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(200))
+
+    def forward(self, a, b, x, y):
+        return torch.relu(a @ b + self.bias), torch.bmm(x, y) * 0.5
+
+
+def deep_inputs(seed, device):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g).to(device) for s in [(300, 4096), (4096, 200), (2, 130, 2080), (2, 2080, 260)]]
+
+
+@pytest.fixture(scope="module")
+def deep():
+    model = Deep()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_GEMM", "all")
+        mp.setenv("FUSEFORGE_TUNING", "off")
+        p = plan(capture(model, deep_inputs(0, "cpu")))
+        assert [(k.gemm.batch, k.split) for k in p.kernels if isinstance(k, GemmKernel)] == [(1, 16), (2, 8)], p.decisions
+        assert sum("large_split" in d for d in p.decisions) == 2, p.decisions
+        return model, fuseforge.compile(model, deep_inputs(0, "cpu"))
+
+
+def test_split_k_on_cpu(deep):
+    """The CPU twin of split products (it sums each element's k in one go; the GPU splits): float32
+    sums of 4096 terms of about 64 in another order than eager's differ by up to about 3e-4."""
+    model, fast = deep
+    with torch.no_grad():
+        _check(fast(*deep_inputs(2, "cpu")), model(*deep_inputs(2, "cpu")), atol=2e-3)
+
+
+@pytest.mark.gpu
+def test_split_k_on_cuda(deep):
+    model, fast = deep
+    model, fast = model.cuda(), fast.cuda()
+    xs = deep_inputs(1, "cuda")
+    with torch.no_grad():
+        exact = [r.double() for r in Deep.forward(model.double(), *[x.double() for x in xs])]
+        model.float()
         _check(fast(*xs), model(*xs), exact)
 
 

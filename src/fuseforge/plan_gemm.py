@@ -30,7 +30,11 @@ MAX_BATCH = 65535          # the batch runs on gridDim.y
 # every multiprocessor a tile (on an H100 it runs on wgmma), the small one (mma.sync) else.
 LARGE = (128, 128, 64, 32)
 SMALL = (64, 64, 32, 32)
-TILES = {"large": LARGE, "small": SMALL}   # by name, as tuning.py stores their measured times
+# Split-K (the wgmma kernel only): a product of too few large tiles to fill the GPU runs each tile
+# as s blocks of K / s, their float32 partial sums added in a fixed order by a second launch that
+# applies the epilogue. Factors up to SMS blocks in all, each split MIN_SPLIT_K deep at the least.
+SPLITS = (2, 4, 8, 16, 32)
+MIN_SPLIT_K = 256
 # FUSEFORGE_GEMM: "auto" (the default) takes a product where it is measured to pay, "all"
 # every product it can compute, "off" none. Measured on the H100:
 # - the wgmma kernel (large tiles) packs both operands first (split into hi and lo TF32 tiles,
@@ -68,12 +72,31 @@ def large_tiles(g: Gemm) -> int:
     return g.batch * math.ceil(g.m / LARGE[0]) * math.ceil(g.n / LARGE[1])
 
 
+def configs(g: Gemm) -> dict[str, tuple[tuple, int]]:
+    """Every configuration the generated GEMM can run this product in, by name (as tuning.py
+    stores their times): (tiles, split-K factor)."""
+    out = {"large": (LARGE, 1), "small": (SMALL, 1)}
+    for s in SPLITS:
+        if large_tiles(g) * s <= SMS and g.k >= s * MIN_SPLIT_K:
+            out[f"large_split{s}"] = (LARGE, s)
+    return out
+
+
+def split_for(g: Gemm) -> int:
+    """The estimate's split-K factor: the largest of configs' where the large tiles fill less than
+    half the GPU on the wgmma kernel, else 1."""
+    if large_tiles(g) >= SMS // 2 or not wgmma_shape(g):
+        return 1
+    return max((s for _, s in configs(g).values()), default=1)
+
+
 def config(g: Gemm) -> tuple[int, int, int, int]:
     """The tile configuration of a product: the large tiles when they give every multiprocessor
     one, or at least half of them one on the wgmma kernel (a wave half full there still runs at
-    59 TFLOP/s, the small tiles' mma.sync at 45-49: level1/008's 128 tiles), else the small."""
+    59 TFLOP/s, the small tiles' mma.sync at 45-49: level1/008's 128 tiles) or k splits to fill
+    it (split_for), else the small."""
     tiles = large_tiles(g)
-    if tiles >= SMS or (tiles >= SMS // 2 and wgmma_shape(g)):
+    if tiles >= SMS or (tiles >= SMS // 2 and wgmma_shape(g)) or split_for(g) > 1:
         return LARGE
     return SMALL
 
@@ -118,15 +141,21 @@ def packed_bytes(g: Gemm, tiles: tuple | None = None) -> int:
     return tiles * math.ceil(g.k / PACK_K) * 2 * LARGE[0] * PACK_K * 4
 
 
-def wgmma_seconds(g: Gemm) -> float:
+def partial_bytes(g: Gemm, split: int) -> int:
+    """The workspace of split-K's partial sums (none unsplit)."""
+    return split * g.batch * g.m * g.n * 4 if split > 1 else 0
+
+
+def wgmma_seconds(g: Gemm, split: int | None = None) -> float:
     """The wgmma kernel's time by the measured rates: whole 128 x 128 tiles at WGMMA_FLOPS in whole
-    waves (a block a multiprocessor), and the packing (each operand read once, its hi and lo parts
-    written)."""
+    waves (a block a multiprocessor; a tile is `split` blocks, default split_for's), the packing
+    (each operand read once, its hi and lo parts written) and the partial sums written and read."""
     bm, bn = LARGE[:2]
-    tiles = large_tiles(g)
-    waves = math.ceil(tiles / SMS)
-    flops = 2 * tiles * bm * bn * math.ceil(g.k / PACK_K) * PACK_K * (waves * SMS / tiles)
-    return flops / WGMMA_FLOPS + 1.5 * packed_bytes(g) / COPY_BYTES_PER_S
+    split = split or split_for(g)
+    blocks = large_tiles(g) * split
+    waves = math.ceil(blocks / SMS)
+    flops = 2 * blocks * bm * bn * math.ceil(g.k / PACK_K / split) * PACK_K * (waves * SMS / blocks)
+    return flops / WGMMA_FLOPS + (1.5 * packed_bytes(g, LARGE) + 2 * partial_bytes(g, split)) / COPY_BYTES_PER_S
 
 
 @dataclass(eq=False)
@@ -140,6 +169,7 @@ class GemmKernel(FusedOps):
     outputs: list[Value]
     tf32: bool = False       # one TF32 product (--tf32, opt-in: looser than eager's float32)
     tiles: tuple = LARGE     # the tile configuration (config's estimate, or measured: choose)
+    split: int = 1           # split-K factor (the wgmma kernel's; split_for's estimate, or measured)
 
 
 def add_gemm_option(parser) -> None:
@@ -185,8 +215,9 @@ def gemm_of(node: Node) -> Gemm | str:
     if min(spec.m, spec.n) == 1:
         return "a matrix-vector product (cuBLAS gemv)"
     tiles = spec.batch * math.ceil(spec.m / SMALL[0]) * math.ceil(spec.n / SMALL[1])
-    if tiles < SMS // 2 and spec.flops > TINY_FLOPS:
-        return f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU without split-K"
+    if tiles < SMS // 2 and spec.flops > TINY_FLOPS and split_for(spec) == 1:
+        return (f"{tiles} output tiles for {spec.flops / 1e9:.1f} GFLOP: too few to fill the GPU, and too "
+                f"narrow or shallow to split k")
     if (packed := packed_bytes(spec)) > MAX_PACKED_BYTES:
         return (f"cuBLAS float32 (its operands packed for the wgmma kernel would take "
                 f"{packed / 2**30:.1f} GiB, more than {MAX_PACKED_BYTES / 2**30:.0f})")
@@ -239,29 +270,29 @@ def pays(spec: Gemm, node: Node, epilogue) -> str | None:
             f"would save is {100 * saved_s / gemm_s:.0f}% of the product's time)")
 
 
-def choose(spec: Gemm, node: Node, epilogue, tf32: bool) -> tuple[str | None, tuple, str]:
-    """(why cuBLAS runs the product or None, the tile configuration, how it was decided): by the
-    times tuning.py measured for this product on the target GPU when it has them, else by `pays`
-    and `config`'s estimates. The accuracy and epilogue-math rules hold either way: a product timed
-    alone says nothing about them."""
+def choose(spec: Gemm, node: Node, epilogue, tf32: bool) -> tuple[str | None, tuple, int, str]:
+    """(why cuBLAS runs the product or None, the tiles, the split-K factor, how it was decided): by
+    the times tuning.py measured for this product on the target GPU when it has them, else by
+    `pays`, `config` and `split_for`'s estimates. The accuracy and epilogue-math rules hold either
+    way: a product timed alone says nothing about them."""
     from . import tuning
     measured = tuning.lookup(spec, tf32)
-    if measured is None:
-        return pays(spec, node, epilogue), config(spec), "estimated"
-    ours = {name: measured[name] for name in TILES if name in measured and
-            packed_bytes(spec, TILES[name]) <= MAX_PACKED_BYTES}
+    ours = {name: measured[name] for name, (tiles, _) in configs(spec).items()
+            if measured and name in measured and packed_bytes(spec, tiles) <= MAX_PACKED_BYTES}
     if not ours:
-        return pays(spec, node, epilogue), config(spec), "estimated"
+        tiles = config(spec)
+        return pays(spec, node, epilogue), tiles, split_for(spec) if tiles == LARGE else 1, "estimated"
     best = min(ours, key=ours.get)
-    times = ", ".join(f"{n} tiles {ms:.3f} ms" for n, ms in ours.items())
+    tiles, split = configs(spec)[best]
+    times = ", ".join(f"{n} {ms:.3f} ms" for n, ms in ours.items())
     how = f"measured on {measured['gpu']}: {times}, cuBLAS float32 {measured['cublas']:.3f} ms"
     if mode() != "all":
-        if why := _short(spec) or (TILES[best] == LARGE and wgmma_shape(spec) and _heavy(epilogue)):
-            return why, TILES[best], how
+        if why := _short(spec) or (tiles == LARGE and wgmma_shape(spec) and _heavy(epilogue)):
+            return why, tiles, split, how
         saved_ms = 1e3 * epilogue_pass_s(node, epilogue)
         if ours[best] >= measured["cublas"] + saved_ms:
-            return f"cuBLAS float32 ({how}; the epilogue pass it would save {saved_ms:.3f} ms)", TILES[best], how
-    return None, TILES[best], how
+            return f"cuBLAS float32 ({how}; the epilogue pass it would save {saved_ms:.3f} ms)", tiles, split, how
+    return None, tiles, split, how
 
 
 def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
@@ -272,7 +303,7 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
     for node, spec in each_spec(graph, ops.GEMM, gemm_of, why_extern, decisions):
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
-        why, tiles, how = choose(spec, node, group, tf32)
+        why, tiles, split, how = choose(spec, node, group, tf32)
         if why:
             why_extern[node] = why
             decisions.append(f"{node.name} ({node.target}): extern, {why}")
@@ -285,9 +316,10 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
         nodes = [node] + epilogue
         inputs = external_inputs(nodes, members)
         outputs = [n.outputs[0] for n in nodes if needed_outside(n, members, users, live)]
-        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs, tf32, tiles))
-        if how != "estimated":
-            decisions.append(f"{node.name}: {'large' if tiles == LARGE else 'small'} tiles, {how}")
+        kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs, tf32, tiles, split))
+        name = next(n for n, c in configs(spec).items() if c == (tiles, split))
+        if how != "estimated" or split > 1:
+            decisions.append(f"{node.name}: {name}, {how}")
         if tf32:
             decisions.append(f"{node.name}: one TF32 product (FUSEFORGE_TF32=1: opt-in, looser than eager's float32)")
     return kernels

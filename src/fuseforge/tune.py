@@ -4,7 +4,7 @@
 
 The problems are planned with every product the generated GEMM can compute taken
 (FUSEFORGE_GEMM=all). One model then holds, for each product not yet in the tuning file and each
-tile configuration (plan_gemm.TILES), that product alone on inputs of its own in the product's
+configuration (plan_gemm.configs: the tiles, split-K), that product alone on inputs of its own in the product's
 operand layouts; such models of a few products each are built side by side. Each candidate is checked against cuBLAS float32 on its inputs,
 then the candidates' kernels (by name) and cuBLAS float32 (torch.matmul on the same inputs) are
 timed under the profiler, L2 flushed before each, medians over the trials. The times go to the
@@ -129,12 +129,12 @@ def prepare(products: dict[str, Gemm]) -> Chunk:
     from .emit import generate
     from .pipeline import write_generated
     from .plan import plan
-    from .plan_gemm import MAX_PACKED_BYTES, TILES, GemmKernel, packed_bytes, tf32_mode
+    from .plan_gemm import MAX_PACKED_BYTES, GemmKernel, configs, packed_bytes, tf32_mode
 
     tf32 = tf32_mode()
     forms, candidates = [], []      # one form per candidate (the product and its tiles' name)
     for g in products.values():
-        for name, tiles in TILES.items():
+        for name, (tiles, _) in configs(g).items():
             if packed_bytes(g, tiles) <= MAX_PACKED_BYTES and (f := form(g, tf32)):
                 forms.append(f)
                 candidates.append(name)
@@ -147,7 +147,7 @@ def prepare(products: dict[str, Gemm]) -> Chunk:
         raise FuseforgeError("the tuning model's products are not the ones it was built for: "
                              f"{[tuning.key(k.gemm, tf32) for k in kernels]} against {[f.key for f in forms]}")
     for k, name in zip(kernels, candidates):
-        k.tiles = TILES[name]
+        k.tiles, k.split = configs(k.gemm)[name]
     gen = generate(p, name="tune")
     return Chunk(forms, candidates, model, kernels, write_generated(gen), gen.ext_name)
 
@@ -282,12 +282,14 @@ def main_tune(args, console) -> int:
     data = tuning.load(file).get(gpu, {})
     products = {k: g for k, g in products.items() if k in data}
     table = Table(title=f"GEMM times on {gpu} (ms, medians) — {file}")
-    for col in ("product", "cuBLAS float32", "large tiles", "small tiles", "fastest"):
+    for col in ("product", "cuBLAS float32", "large tiles", "small tiles", "large, k split", "fastest"):
         table.add_column(col)
     for k in products:
         e = data[k]
-        times = {n: e[n] for n in ("cublas", "large", "small") if n in e}
+        times = {n: ms for n, ms in e.items() if isinstance(ms, float)}
+        splits = sorted((int(n.removeprefix("large_split")), ms) for n, ms in times.items() if n.startswith("large_split"))
         table.add_row(k, *(f"{e[n]:.3f}" if n in e else "-" for n in ("cublas", "large", "small")),
+                      " ".join(f"{s}: {ms:.3f}" for s, ms in splits) or "-",
                       min(times, key=times.get))
     console.print(table)
     return 0

@@ -3,7 +3,7 @@
 Without a measurement the planner decides each product from estimates built on measured rates
 (plan_gemm: cuBLAS float32's, the wgmma kernel's, the packing's). `fuseforge tune` (tune.py)
 measures instead, on the GPU it runs on: cuBLAS float32 and the generated kernel in each tile
-configuration (plan_gemm.TILES), for every product of the problems it is given. The times land in
+configuration (plan_gemm.configs: the tile sizes, split-K), for every product of the problems it is given. The times land in
 a JSON file, by GPU name and product key (batch, M, N, K, each operand's layout, the precision
 mode); an entry also names the GEMM library it measured (a hash of its CUDA text), so a change of
 the kernel makes the old times stale rather than wrong. When the planner runs for a GPU the file

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_gemm import PACK_K, GemmKernel, operand_layout, packed_bytes
+from ..plan_gemm import PACK_K, GemmKernel, operand_layout, packed_bytes, partial_bytes
 from .cpp import TF32_ROUND, literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, kernel_operands, \
@@ -76,7 +76,7 @@ def render(k: GemmKernel) -> KernelSource:
             f"{name}_epilogue(a, i, acc);"]
     fields = arg_fields(ins, outs)
     bm, bn, wm, wn = k.tiles
-    packed = packed_bytes(g, k.tiles)
+    packed = packed_bytes(g, k.tiles) + partial_bytes(g, k.split)
     if packed:
         fields.append("  unsigned char* __restrict__ ws;  // the operands packed for wgmma (on an H100)")
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
@@ -97,7 +97,7 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 {chr(10).join('  ' + line for line in twin)}
 }}
 
-{f"constexpr size_t {name}_ws_bytes = {packed};  // A and B split into packed hi and lo tiles" if packed else ""}
+{f"constexpr size_t {name}_ws_bytes = {packed};  // A and B split into packed hi and lo tiles{', the partial sums' if k.split > 1 else ''}" if packed else ""}
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
     a_inner, a_vec = operand_layout(g, "a")
@@ -106,7 +106,7 @@ int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
     workspace = ("\n  static __device__ __forceinline__ float* workspace(const Args& a) { return reinterpret_cast<float*>(a.ws); }"
                  if packed else "")
     cuda = f"""
-// ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn}
+// ---- {name}: {g.describe()}, tiles {bm} x {bn} x {BK}, {STAGES} stages, warp tiles {wm} x {wn}{f", k split {k.split} ways" if k.split > 1 else ""}
 struct {name}_gemm {{
   using Args = {name}_args;
   static constexpr int64_t BATCH = {g.batch}, M = {g.m}, N = {g.n}, K = {g.k};
@@ -115,6 +115,7 @@ struct {name}_gemm {{
   static constexpr bool A_K_INNER = {flag(a_inner)}, A_VEC = {flag(a_vec)};
   static constexpr bool B_K_INNER = {flag(b_inner)}, B_VEC = {flag(b_vec)};
   static constexpr int BM = {bm}, BN = {bn}, BK = {BK}, WM = {wm}, WN = {wn}, STAGES = {STAGES};
+  static constexpr int SPLIT = {k.split};   // the wgmma kernel's blocks a tile (k split that many ways)
   static constexpr bool TF32 = {flag(k.tf32)};   // one TF32 product (--tf32) in place of three
   static __device__ __forceinline__ const float* a_ptr(const Args& a) {{ return a.{var[g.a.value]}; }}
   static __device__ __forceinline__ const float* b_ptr(const Args& a) {{ return a.{var[g.b.value]}; }}
@@ -337,6 +338,12 @@ template <class T> constexpr int64_t n_tiles() { return (T::N + BN - 1) / BN; }
 template <class T> constexpr int64_t a_batches() { return T::A_BATCH ? T::BATCH : 1; }   // (0: one A for every batch)
 template <class T> constexpr int64_t b_batches() { return T::B_BATCH ? T::BATCH : 1; }
 template <class T> constexpr int64_t packed_a_floats() { return a_batches<T>() * m_tiles<T>() * k_tiles<T>() * 2 * TILE; }
+template <class T> constexpr int64_t packed_b_floats() { return b_batches<T>() * n_tiles<T>() * k_tiles<T>() * 2 * TILE; }
+// split-K: block z of a tile sums slices [z KT / SPLIT, (z + 1) KT / SPLIT) into partial sums
+// [SPLIT][BATCH][M][N] after the packed operands; split_sum adds them in order, then the epilogue
+template <class T> __device__ __forceinline__ float* partials(const typename T::Args& a) {
+  return T::workspace(a) + packed_a_floats<T>() + packed_b_floats<T>();
+}
 constexpr int smem_bytes() { return STAGES * 4 * TILE * 4 + 1024; }   // the stages, alignment
 
 using ffsm90::available;
@@ -393,18 +400,21 @@ __global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
   float* smem = reinterpret_cast<float*>(ffgemm_smem);
   smem += ((1024 - (smem_addr(smem) & 1023)) & 1023) / 4;       // the swizzle wants 1024-byte alignment
   constexpr int KT = k_tiles<T>();
+  // this block's slices (all of them unsplit: compile-time constants)
+  const int kt0 = T::SPLIT == 1 ? 0 : int(blockIdx.z * KT / T::SPLIT);
+  const int nk = T::SPLIT == 1 ? int(KT) : int((blockIdx.z + 1) * KT / T::SPLIT) - kt0;
   const Tile<T> tile(a);
   const float* pa = T::workspace(a) + ((T::A_BATCH ? int64_t(blockIdx.y) : 0) * m_tiles<T>() + tile.m0 / BM) * KT * (2 * TILE);
   const float* pb = T::workspace(a) + packed_a_floats<T>() +
                     ((T::B_BATCH ? int64_t(blockIdx.y) : 0) * n_tiles<T>() + tile.n0 / BN) * KT * (2 * TILE);
   const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
   constexpr int PARTS = T::TF32 ? 1 : 2;   // the packed parts a slice reads: hi (and lo)
-  auto load = [&](int kt) {   // slice kt: A's and B's hi and lo tiles into stage kt % STAGES (thread 0)
+  auto load = [&](int kt) {   // slice kt0 + kt: A's and B's hi and lo tiles into stage kt % STAGES (thread 0)
     float* dst = smem + kt % STAGES * 4 * TILE;
     uint64_t* b = &full[kt % STAGES];
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(smem_addr(b)), "r"(2 * PARTS * TILE * 4) : "memory");
-    bulk_copy(dst, pa + int64_t(kt) * 2 * TILE, PARTS * TILE * 4, b);
-    bulk_copy(dst + 2 * TILE, pb + int64_t(kt) * 2 * TILE, PARTS * TILE * 4, b);
+    bulk_copy(dst, pa + int64_t(kt0 + kt) * 2 * TILE, PARTS * TILE * 4, b);
+    bulk_copy(dst + 2 * TILE, pb + int64_t(kt0 + kt) * 2 * TILE, PARTS * TILE * 4, b);
   };
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -412,14 +422,14 @@ __global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
       bar_init(&empty[s], 256);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    for (int kt = 0; kt < STAGES && kt < KT; ++kt) load(kt);
+    for (int kt = 0; kt < STAGES && kt < nk; ++kt) load(kt);
   }
   __syncthreads();
 
   float acc[64], part[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.0f;
-  for (int kt = 0; kt < KT; ++kt) {
+  for (int kt = 0; kt < nk; ++kt) {
     const int s = kt % STAGES;
     bar_wait(&full[s], (kt / STAGES) & 1);
     const float* as = smem + s * 4 * TILE + wg * 64 * BK;   // this warpgroup's 64 rows of A (hi; lo a TILE on)
@@ -443,18 +453,40 @@ __global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] += part[i];
     bar_arrive(&empty[s]);
-    if (tid == 0 && kt + STAGES < KT) {   // the stage again, once both warpgroups are done with it
+    if (tid == 0 && kt + STAGES < nk) {   // the stage again, once both warpgroups are done with it
       bar_wait(&empty[s], (kt / STAGES) & 1);
       load(kt + STAGES);
     }
   }
   // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
   const int g = (tid & 31) >> 2, t = tid & 3;
+  if constexpr (T::SPLIT == 1) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) tile.store(a, warp * 16 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
+    for (int i = 0; i < 64; ++i) tile.store(a, warp * 16 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
+  } else {
+    float* out = partials<T>(a) + (int64_t(blockIdx.z) * T::BATCH + blockIdx.y) * T::M * T::N;
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      const int64_t r = tile.m0 + warp * 16 + g + (i >> 1 & 1) * 8, c = tile.n0 + (i >> 2) * 8 + 2 * t + (i & 1);
+      if (r < T::M && c < T::N) out[r * T::N + c] = acc[i];
+    }
+  }
 #else
   __trap();   // launched only where available()
 #endif
+}
+
+// split-K's second launch: each output element's partial sums added in order, then its epilogue
+template <class T>
+__global__ void __launch_bounds__(256) split_sum(const typename T::Args a) {
+  constexpr int64_t TOTAL = T::BATCH * T::M * T::N;
+  const float* part = partials<T>(a);
+  for (int64_t i = blockIdx.x * int64_t(256) + threadIdx.x; i < TOTAL; i += int64_t(gridDim.x) * 256) {
+    float v = part[i];
+#pragma unroll 4
+    for (int s = 1; s < T::SPLIT; ++s) v += part[s * TOTAL + i];
+    T::store(a, i, v);
+  }
 }
 
 }  // namespace hopper
@@ -576,7 +608,11 @@ int launch(const typename T::Args& a, void* stream) {
       hopper::pack<T, false><<<dim3(KT, TN, hopper::b_batches<T>()), 256, 0, s>>>(a);
       const cudaError_t set = ffsm90::smem_once<hopper::gemm<T>>(smem);
       if (set != cudaSuccess) return set;
-      hopper::gemm<T><<<dim3(TM * TN, T::BATCH), 256, smem, s>>>(a);
+      hopper::gemm<T><<<dim3(TM * TN, T::BATCH, T::SPLIT), 256, smem, s>>>(a);
+      if constexpr (T::SPLIT > 1) {
+        constexpr int64_t total = T::BATCH * T::M * T::N;
+        hopper::split_sum<T><<<int(total / 256 < 4096 ? (total + 255) / 256 : 4096), 256, 0, s>>>(a);
+      }
       return cudaGetLastError();
     }
   }

@@ -59,6 +59,13 @@ def cases():
                                             [r(2048, 4096)], 2 * 2048 * 4096 * 4096),
         "linear_gelu_3d_64x256x2048x2048": (Fn(lambda m, x: nn.functional.gelu(m.fc(x)), fc=nn.Linear(2048, 2048)),
                                             [r(64, 256, 2048)], 2 * 64 * 256 * 2048 * 2048),
+        # split-K: 64 large tiles (level3/002's classifier: k split 2 ways), and 4 (level1/005's shape:
+        # 32 ways; the packing of 537 MB of operands costs more than cuBLAS's product, so the planner's
+        # auto mode leaves it to cuBLAS: shown here under FUSEFORGE_GEMM=all)
+        "linear_split_k_1024x8192x1000": (Fn(lambda m, x: m.fc(x), fc=nn.Linear(8192, 1000)), [r(1024, 8192)],
+                                          2 * 1024 * 8192 * 1000),
+        "matmul_split_k_256x262144x256": (Fn(lambda m, a, b: a @ b), [r(256, 262144), r(262144, 256)],
+                                          2 * 256 * 262144 * 256),
     }
 
 

@@ -3,7 +3,8 @@
 #   OUT=$OUT bash bench/session18/final_device.sh measure   the GEMM benchmark (accuracy, speed,
 #       SASS; split-K cases added), level3/015 re-timed through fuseforge bench and its host time
 #       profiled against eager's, eager's 3D TF32 use (bench/session17/eager_tf32_3d.py)
-#   OUT=$OUT bash bench/session18/final_device.sh tests     every GPU test (scripts/device_run.sh gpu-tests)
+#   OUT=$OUT bash bench/session18/final_device.sh tests     level3/015 re-timed once more (host-bound: its
+#       times follow the host's speed, bench/session18/lstm), then every GPU test (device_run.sh gpu-tests)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
 OUT=${OUT:-out}
@@ -39,6 +40,8 @@ PY
   tail -14 "$OUT/bench_gemm.log"
   ;;
 tests)
+  python3 -m fuseforge.cli bench suite/level3/015_lstm_classifier.py -o "$OUT/lstm_suite2" --budget 120 > "$OUT/lstm_suite2.log" 2>&1
+  tail -4 "$OUT/lstm_suite2.log"
   OUT=$OUT/t bash scripts/device_run.sh gpu-tests
   ;;
 esac

@@ -6,9 +6,14 @@ result in the store of each output element, so the product is written once, alre
 transformed. The group is taken when it spans the product's shape, nothing outside needs a
 value of it that is smaller than that shape, and the fused set reads nothing that depends
 on itself. Products the generated kernel would run slower stay cuBLAS externs (the decision
-log says why): matrix-vector shapes, large products with too few output tiles to fill the
-GPU (no split-K yet), short ones (K < MIN_K: accuracy), and those where the kernel form is
-slower than cuBLAS float32 and the fused epilogue saves too little (see `pays`).
+log says why): matrix-vector shapes, products with too few output tiles to fill the GPU and
+too narrow or shallow to split k, short ones (K < MIN_K: accuracy), and those where the kernel
+form is slower than cuBLAS float32 and the fused epilogue saves too little.
+
+How each product runs (cuBLAS, or which configuration: large or small tiles, k split how many
+ways) is decided by `choose`: by the times `fuseforge tune` measured for the product on the
+target GPU where tuning.py has them, else by the estimates here (`pays`, `config`, `split_for`:
+measured rates, whole tiles in whole waves, the packing's traffic).
 """
 from __future__ import annotations
 

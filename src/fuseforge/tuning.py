@@ -72,16 +72,17 @@ def load(file: Path | None = None) -> dict:
 
 
 def lookup(g: Gemm, tf32: bool) -> dict | None:
-    """The measured entry for this product on the target GPU, if the file has a fresh one:
-    {"cublas": ms, "<tiles name>": ms, ..., "gpu": name}."""
+    """The measured entry for this product on the target GPU, if the user's file or the shipped one
+    has a fresh one (the user's first): {"cublas": ms, "<configuration name>": ms, ..., "gpu": name}."""
     gpu, file = gpu_name(), path()
     if gpu is None or file is None:
         return None
-    k = key(g, tf32)
-    entry = load(file).get(gpu, {}).get(k) or load(SHIPPED).get(gpu, {}).get(k)
-    if entry is None or entry.get("library") != library_hash():
-        return None
-    return {**entry, "gpu": gpu}
+    k, lib = key(g, tf32), library_hash()
+    for source in (file, SHIPPED):          # the user's fresh entry first, then the shipped one
+        entry = load(source).get(gpu, {}).get(k)
+        if entry is not None and entry.get("library") == lib:
+            return {**entry, "gpu": gpu}
+    return None
 
 
 def store(gpu: str, entries: dict[str, dict], file: Path | None = None) -> Path:

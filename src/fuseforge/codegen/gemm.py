@@ -17,7 +17,10 @@ same way; the default mode's machine code is the same with or without it (PTX co
 Two main loops in GEMM_LIBRARY: on an H100 (sm_90a) the large tiles run on wgmma (hopper::gemm),
 after a pack kernel per operand has split it once into hi and lo TF32 tiles in the workspace,
 already in the layout and swizzle wgmma reads (both operands from shared memory, any operand
-layout); everything else runs on mma.sync (mma_gemm), split as the fragments are read. Measured
+layout); everything else runs on mma.sync (mma_gemm), split as the fragments are read. A wgmma
+product of few tiles may split k (GemmKernel.split, T::SPLIT): each tile's s blocks write float32
+partial sums to the workspace and hopper::split_sum adds them in order and runs the epilogue (the
+mma.sync kernel, on other GPUs, ignores the split and stores directly). Measured
 on the H100 at 4096^3 (bench/session12/gemm_packed): packing 0.15 ms, main loop 1.13 ms (122
 TFLOP/s), 2.16x cuBLAS float32 in all. The loop it replaced split A in registers and B in shared
 memory in the loop: 2.27-2.31 ms (60 TFLOP/s), its instructions filling 45 % of the issue slots

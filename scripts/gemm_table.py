@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from conv_table import args_and_records, source, write_table  # noqa: E402
 from fuseforge.capture import capture  # noqa: E402
 from fuseforge.plan import plan  # noqa: E402
-from fuseforge.plan_gemm import GemmKernel, configs  # noqa: E402
+from fuseforge.plan_gemm import GemmKernel, config_name  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def products(path: Path) -> list[str]:
     out = []
     for k in p.kernels:
         if isinstance(k, GemmKernel):
-            name = next(n for n, c in configs(k.gemm).items() if c == (k.tiles, k.split))
+            name = config_name(k.gemm, k.tiles, k.split)
             how = "measured" if any(d.startswith(f"{k.node.name}: ") and "measured on" in d for d in p.decisions) \
                 else "estimated"
             ops = ", ".join(n.target.removeprefix("aten.").split(".")[0] for n in k.epilogue)

@@ -87,6 +87,11 @@ def configs(g: Gemm) -> dict[str, tuple[tuple, int]]:
     return out
 
 
+def config_name(g: Gemm, tiles: tuple, split: int) -> str:
+    """The name of a configuration of configs(g)."""
+    return next(n for n, c in configs(g).items() if c == (tiles, split))
+
+
 def split_for(g: Gemm) -> int:
     """The estimate's split-K factor: the largest of configs' where the large tiles fill less than
     half the GPU on the wgmma kernel, else 1."""
@@ -322,9 +327,8 @@ def form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions,
         inputs = external_inputs(nodes, members)
         outputs = [n.outputs[0] for n in nodes if needed_outside(n, members, users, live)]
         kernels.append(GemmKernel("", nodes, node, spec, epilogue, inputs, outputs, tf32, tiles, split))
-        name = next(n for n, c in configs(spec).items() if c == (tiles, split))
         if how != "estimated" or split > 1:
-            decisions.append(f"{node.name}: {name}, {how}")
+            decisions.append(f"{node.name}: {config_name(spec, tiles, split)}, {how}")
         if tf32:
             decisions.append(f"{node.name}: one TF32 product (FUSEFORGE_TF32=1: opt-in, looser than eager's float32)")
     return kernels

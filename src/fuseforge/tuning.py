@@ -19,6 +19,7 @@ over the suite's GEMM problems, bench/session18/tune); the user's file wins wher
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,8 +47,9 @@ def gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+@functools.cache
 def library_hash() -> str:
-    """The GEMM kernels' CUDA text, hashed: which code a measurement timed."""
+    """The GEMM kernels' CUDA text, hashed: which code a measurement timed (fixed for a process)."""
     from .codegen import gemm
     return hashlib.sha256((gemm.SM90_PRIMITIVES + gemm.GEMM_LIBRARY).encode()).hexdigest()[:12]
 

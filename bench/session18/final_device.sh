@@ -3,6 +3,7 @@
 #   OUT=$OUT bash bench/session18/final_device.sh measure   the GEMM benchmark (accuracy, speed,
 #       SASS; split-K cases added), level3/015 re-timed through fuseforge bench and its host time
 #       profiled against eager's, eager's 3D TF32 use (bench/session17/eager_tf32_3d.py)
+#   OUT=$OUT bash bench/session18/final_device.sh full      the GEMM benchmark, then every GPU test
 #   OUT=$OUT bash bench/session18/final_device.sh tests     level3/015 re-timed once more (host-bound: its
 #       times follow the host's speed, bench/session18/lstm), then every GPU test (device_run.sh gpu-tests)
 set -u
@@ -38,6 +39,13 @@ PY
   grep "host ms" "$OUT/lstm_host_profile.txt"
   tail -5 "$OUT/eager_tf32_3d_h100.txt"
   tail -14 "$OUT/bench_gemm.log"
+  ;;
+full)
+  # the closing call: the GEMM benchmark, then every GPU test
+  timeout 200 python3 scripts/bench_gemm.py --out "$OUT/gemm" > "$OUT/bench_gemm.log" 2>&1
+  echo "bench_gemm rc=$?"
+  tail -12 "$OUT/bench_gemm.log" | grep "^|"
+  OUT=$OUT/t bash scripts/device_run.sh gpu-tests
   ;;
 tests)
   python3 -m fuseforge.cli bench suite/level3/015_lstm_classifier.py -o "$OUT/lstm_suite2" --budget 120 > "$OUT/lstm_suite2.log" 2>&1

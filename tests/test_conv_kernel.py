@@ -18,7 +18,7 @@ from fuseforge.capture import capture
 from fuseforge.codegen import conv as conv_codegen
 from fuseforge.errors import ConfigError
 from fuseforge.plan import plan
-from fuseforge.plan_conv import ConvKernel, nchw_input
+from fuseforge.plan_conv import ConvKernel, nchw_input, tiles
 
 from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
@@ -49,7 +49,7 @@ def inputs(seed, device="cpu"):
 def rounded_reference(model, x):
     """The model in float64 with every convolution's input and weight rounded to TF32 first."""
     m = copy.deepcopy(model).double()
-    for conv in (c for c in m.modules() if isinstance(c, nn.Conv2d)):
+    for conv in (c for c in m.modules() if isinstance(c, (nn.Conv2d, nn.Conv3d))):
         conv.weight.data = _tf32(conv.weight.data.float()).double()
         conv.register_forward_pre_hook(lambda mod, args: (_tf32(args[0].float()).double(),))
     with torch.no_grad():
@@ -162,6 +162,73 @@ def test_a_convolution_without_epilogue_stays_cudnn(monkeypatch):
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
 
 
+class ConvZoo3D(nn.Module):
+    """3D convolutions: 16 input channels (a k-slice holds two taps; 27 taps leave the last slice
+    half empty) into 24 (part of a 32-channel tile), padded; 20 input channels (a slice of one
+    tap, mostly channel tail) through an uneven window with stride, padding and dilation differing
+    by dimension; 32 channels with no epilogue (its bias goes into the mean's row kernel). Pixel
+    counts are not multiples of the 128-pixel tile."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv3d(16, 24, 3, padding=1)
+        self.b = nn.Conv3d(20, 40, (2, 3, 1), stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1))
+        self.c = nn.Conv3d(32, 32, 3)
+
+    def forward(self, x, y, z):
+        return torch.relu(self.a(x)) * 2, self.b(y).sigmoid(), self.c(z).mean((2, 3, 4))
+
+
+def inputs_3d(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g).to(device) for s in ((2, 16, 5, 6, 7), (2, 20, 7, 9, 6), (1, 32, 4, 5, 6))]
+
+
+@pytest.fixture(scope="module")
+def compiled_3d():
+    torch.manual_seed(0)
+    model = ConvZoo3D()
+    return (model, *_compile(model, inputs_3d(0), mode="auto"))
+
+
+def test_plan_generates_3d_convolutions(compiled_3d):
+    """By default: all three (16 or more input channels through a window: eager's cuDNN runs TF32,
+    plan_conv's numerics), the third without an epilogue; two taps a k-slice for 16 channels."""
+    _, p, _ = compiled_3d
+    got = sorted((k.conv.c, k.conv.cp, len(k.epilogue), tiles(k.conv)) for k in _convs(p))
+    assert got == [(16, 16, 3, (32, 14)), (20, 32, 2, (64, 6)), (32, 32, 0, (32, 27))], p.decisions
+
+
+@pytest.mark.parametrize("c, kernel, why", [(8, 3, "8 input channels through 27 tap"), (16, 1, "16 input channels through 1 tap")])
+def test_3d_stays_cudnn_where_eager_may_run_float32(monkeypatch, c, kernel, why):
+    """Eager's cuDNN ran float32 on some 3D shapes of 8 channels, and of a 1x1x1 window
+    (bench/session18/final/eager_tf32_3d_h100.txt): a TF32 kernel would be looser."""
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    p = plan(capture(nn.Conv3d(c, 32, kernel), [torch.randn(2, c, 4, 5, 6)]))
+    assert not _convs(p), p.decisions
+    assert any(why in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_3d_matches_float64_and_eager_on_cpu(compiled_3d, seed):
+    model, _, fast = compiled_3d
+    got, ref, exact = cpu_results(model, fast, inputs_3d(seed))
+    _close_to_rounded(got, exact)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [1, 2])
+def test_3d_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled_3d, seed):
+    model, _, fast = compiled_3d
+    model, fast = model.cuda(), fast.cuda()
+    x = inputs_3d(seed, "cuda")
+    with torch.no_grad():
+        got = fast(*x)
+    _close_to_rounded(got, rounded_reference(model, x))
+    _no_looser_than_eager(model, fast, x)
+
+
 def _close_to_rounded(got, want, eager=None):
     """Within float32 sums of a float64 reference (1e-5 of its largest value); contiguous, or
     eager's strides where given (a permute of a channels-last result, as eager's)."""
@@ -200,15 +267,16 @@ def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled, se
 
 
 @pytest.mark.gpu
-def test_direct_kernel_matches_rounded_reference_on_cuda(monkeypatch):
+@pytest.mark.parametrize("zoo, make", [(ConvZoo, inputs), (ConvZoo3D, inputs_3d)])
+def test_direct_kernel_matches_rounded_reference_on_cuda(monkeypatch, zoo, make):
     """The kernel GPUs without wgmma run, forced on the H100."""
     source = conv_codegen.CONV_LIBRARY
     assert source.count("if (!ffsm90::available()) {") == 1
     monkeypatch.setattr(conv_codegen, "CONV_LIBRARY", source.replace("if (!ffsm90::available()) {", "if (true) {"))
     torch.manual_seed(0)
-    model = ConvZoo()
-    _, fast = _compile(model, inputs(0))
-    x = inputs(3, "cuda")
+    model = zoo()
+    _, fast = _compile(model, make(0))
+    x = make(3, "cuda")
     with torch.no_grad():
         got = fast.cuda()(*x)
     _close_to_rounded(got, rounded_reference(model.cuda(), x))

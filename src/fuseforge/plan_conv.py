@@ -54,6 +54,7 @@ from .layout import CHANNELS_LAST_CONVS, contiguous_strides, is_channels_last
 from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
 
 MIN_IN_CHANNELS = 32    # fewer: eager's cuDNN may run float32 (the numerics above)
+MIN_IN_CHANNELS_3D = 16  # 3D, through a window (the numerics above)
 MIN_OUT_CHANNELS = 16
 MAX_EPILOGUE_MATH = 4   # transcendental functions an element (the speed rules above)
 # Measured on an H100 with every convolution generated (bench/session15/ab_conv_h100.json, new /
@@ -66,8 +67,8 @@ NO_EPILOGUE = ("cuDNN: no pointwise epilogue to fuse (its readers read cuDNN's c
 
 @dataclass
 class Conv:
-    x: Value                 # [N, C, H, W], contiguous
-    w: Value                 # [K, C, R, S], contiguous
+    x: Value                 # [N, C, H, W] or [N, C, D, H, W], contiguous
+    w: Value                 # [K, C, R, S] or [K, C, KD, R, S], contiguous
     n: int
     c: int
     h: int
@@ -80,14 +81,38 @@ class Conv:
     dilation: tuple[int, int]
     oh: int
     ow: int
+    # a 3D convolution's depth: the input's, the window's, the output's, and its stride, padding,
+    # dilation (a 2D convolution is one of depth 1)
+    d: int = 1
+    kd: int = 1
+    od: int = 1
+    depth: tuple[int, int, int] = (1, 0, 1)
+
+    @property
+    def dims(self) -> int:
+        return 3 if self.x.type.ndim == 5 else 2
+
+    @property
+    def taps(self) -> int:
+        return self.kd * self.r * self.s
+
+    @property
+    def cp(self) -> int:
+        """Channels a tap takes of the packed k: C where it divides a 32-channel k-slice (a slice
+        then holds 32 / C taps), else C rounded up to whole slices."""
+        return self.c if 32 % self.c == 0 else 32 * math.ceil(self.c / 32)
 
     @property
     def flops(self) -> int:
-        return 2 * self.n * self.oh * self.ow * self.k * self.c * self.r * self.s
+        return 2 * self.n * self.od * self.oh * self.ow * self.k * self.c * self.taps
 
     def describe(self) -> str:
-        return (f"[{self.n}, {self.c}, {self.h}, {self.w_}] * [{self.k}, {self.c}, {self.r}, {self.s}] "
-                f"stride {list(self.stride)} padding {list(self.padding)} dilation {list(self.dilation)}")
+        if self.dims == 2:
+            return (f"[{self.n}, {self.c}, {self.h}, {self.w_}] * [{self.k}, {self.c}, {self.r}, {self.s}] "
+                    f"stride {list(self.stride)} padding {list(self.padding)} dilation {list(self.dilation)}")
+        (sd, pd, dd), (sh, sw), (ph, pw), (dh, dw) = self.depth, self.stride, self.padding, self.dilation
+        return (f"[{self.n}, {self.c}, {self.d}, {self.h}, {self.w_}] * [{self.k}, {self.c}, {self.kd}, {self.r}, "
+                f"{self.s}] stride {[sd, sh, sw]} padding {[pd, ph, pw]} dilation {[dd, dh, dw]}")
 
 
 @dataclass(eq=False)
@@ -104,6 +129,8 @@ class ConvKernel(FusedOps):
 
 
 CONV2D = "aten.conv2d.default"
+CONV3D = "aten.conv3d.default"
+CONVS = (CONV2D, CONV3D)
 
 
 def mode() -> str:
@@ -117,12 +144,14 @@ def mode() -> str:
 
 
 def decides(node: Node) -> bool:
-    """Whether form_conv_kernels decides this node (a 2D convolution, generated ones switched on)."""
-    return node.target == CONV2D and mode() != "off"
+    """Whether form_conv_kernels decides this node (a 2D or 3D convolution, generated ones switched on)."""
+    return node.target in CONVS and mode() != "off"
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v[0]), int(v[-1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+def _spatial(v, dims: int) -> tuple[int, ...]:
+    """A stride, padding or dilation argument over each spatial dim (one value: the same for all)."""
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return tuple(int(e) for e in (v * dims if len(v) == 1 else v))
 
 
 def conv_of(node: Node, epilogue=None, feeds_conv: bool = False, writes_result: bool = True) -> Conv | str:
@@ -131,33 +160,43 @@ def conv_of(node: Node, epilogue=None, feeds_conv: bool = False, writes_result: 
     "all"), or why not. The layout comes last: after the layout pass made a result channels-last,
     the log still says why it stayed cuDNN's."""
     x, w, y = node.arg("input"), node.arg("weight"), node.outputs[0]
+    dims = 3 if node.target == CONV3D else 2
     if not torch.backends.cudnn.allow_tf32:
         return "TF32 not allowed (torch.backends.cudnn.allow_tf32 is off: cuDNN computes it in float32)"
     if isinstance(node.arg("bias"), Value):
         return "a bias not moved out (ops/convs.py)"
     if any(v.type.dtype != torch.float32 for v in (x, w, y)):
         return "not float32"
-    if x.type.ndim != 4 or w.type.ndim != 4:
+    if x.type.ndim != dims + 2 or w.type.ndim != dims + 2:
         return "an unbatched input"
     if int(node.arg("groups")) != 1:
         return "a grouped convolution"
-    n, c, h, w_ = x.type.shape
-    k, _, r, s = w.type.shape
-    if c % 4 or c < MIN_IN_CHANNELS:
+    n, c = x.type.shape[:2]
+    k = w.type.shape[0]
+    taps = math.prod(w.type.shape[2:])
+    if dims == 2 and (c % 4 or c < MIN_IN_CHANNELS):
         return (f"{c} input channels (the kernel reads them 4 at a time, and {MIN_IN_CHANNELS} or more: with fewer "
                 "eager's cuDNN may run float32)")
+    if dims == 3 and (c % 4 or c < MIN_IN_CHANNELS_3D or taps == 1):
+        return (f"{c} input channels through {taps} tap(s) (the kernel reads them 4 at a time; eager's cuDNN runs "
+                f"TF32 where {MIN_IN_CHANNELS_3D} or more go through a window, may run float32 otherwise)")
     if k < MIN_OUT_CHANNELS:
         return f"{k} output channels (fewer than {MIN_OUT_CHANNELS})"
-    _, _, oh, ow = y.type.shape
-    if max(x.type.numel, y.type.numel, n * oh * ow * 128) >= 2**31:
+    pixels = math.prod(y.type.shape[2:])
+    if max(x.type.numel, y.type.numel, n * pixels * 128) >= 2**31:
         return "more than 2^31 elements"
-    conv = Conv(x, w, n, c, h, w_, k, r, s, _pair(node.arg("stride")), _pair(node.arg("padding")),
-                _pair(node.arg("dilation")), oh, ow)
+    stride, padding, dilation = (_spatial(node.arg(a), dims) for a in ("stride", "padding", "dilation"))
+    depth = {}
+    if dims == 3:
+        depth = dict(d=x.type.shape[2], kd=w.type.shape[2], od=y.type.shape[2],
+                     depth=(stride[0], padding[0], dilation[0]))
+    conv = Conv(x, w, n, c, *x.type.shape[-2:], k, *w.type.shape[-2:], stride[-2:], padding[-2:], dilation[-2:],
+                *y.type.shape[-2:], **depth)
     if mode() != "all" and (why := slower(conv, epilogue, feeds_conv)):
         return why
     for v, what in ((x, "input"), (w, "weight"), (y, "result"))[:3 if writes_result else 2]:
         if v.type.strides != contiguous_strides(v.type.shape):
-            return f"a {what} that is not contiguous NCHW"
+            return f"a {what} that is not contiguous NC{'D' * (dims == 3)}HW"
     return conv
 
 
@@ -167,7 +206,7 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
     if feeds_conv:
         return ("its result read by another convolution (written channels-last for it where computed; "
                 "the generated convolution writes NCHW: VGG's block 1.14x, bench/session16/ab_conv_lean_h100.json)")
-    if conv.c > 32 and conv.r * conv.s > 1 and conv.k <= 64:
+    if conv.dims == 2 and conv.c > 32 and conv.r * conv.s > 1 and conv.k <= 64:
         return (f"{conv.c} input channels through a {conv.r}x{conv.s} window into {conv.k} output channels "
                 "(a 64-channel tile: measured 1.09x cuDNN's time, bench/session16/ab_conv_lean_h100.json)")
     math_ = epilogue_math(epilogue)
@@ -179,27 +218,30 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,
                       taken=()) -> list[ConvKernel]:
-    """A conv kernel for every 2D convolution the generated kernel takes (mode(), the rules above)
-    and whose result a pointwise group consumes; that group, its epilogue, is removed from `groups`."""
+    """A conv kernel for every 2D or 3D convolution the generated kernel takes (mode(), the rules
+    above) and whose result a pointwise group consumes; that group, its epilogue, is removed from
+    `groups`. A 3D one is generated without an epilogue too (its result written NCDHW for its
+    readers): eager's cuDNN runs it channels-last between two conversions of its own."""
     if mode() == "off":
         return []
     kernels = []
     for node in graph.nodes:
-        if node.target != CONV2D or node in taken:   # (taken: a depthwise one by a window kernel)
+        if node.target not in CONVS or node in taken:   # (taken: a depthwise one by a window kernel)
             continue
         members = {node}
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
         results = [node] + (group.nodes if group is not None else [])
         feeds_conv = any(u.target in CHANNELS_LAST_CONVS for n in results for u in users.get(n.outputs[0], []))
-        spec = conv_of(node, group, feeds_conv) if group is not None else NO_EPILOGUE
+        spec = conv_of(node, group, feeds_conv) if group is not None or node.target == CONV3D else NO_EPILOGUE
         if isinstance(spec, str):
-            why_extern[node] = spec if group is None else f"cuDNN: {spec}"
+            why_extern[node] = spec if spec is NO_EPILOGUE else f"cuDNN: {spec}"
             decisions.append(f"{node.name} ({node.target}): not a generated convolution, {why_extern[node]}")
             continue
-        epilogue = list(group.nodes)
-        members |= set(group.nodes)
-        groups.remove(group)
-        decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
+        epilogue = list(group.nodes) if group is not None else []
+        if group is not None:
+            members |= set(group.nodes)
+            groups.remove(group)
+            decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
         nodes = [node] + epilogue
         outputs = [m.outputs[0] for m in nodes if needed_outside(m, members, users, live)]
         kernels.append(ConvKernel("", nodes, node, spec, epilogue, external_inputs(nodes, members), outputs))
@@ -221,21 +263,22 @@ def nchw_input(conv: Conv) -> bool:
     level2/006's 0.368 ms). Measured on an H100 (bench/session17/fifth/ab_nchw_in_h100.json, NCHW /
     converted): a 1x1 convolution of stride 1 (its pixels' channels are runs of 128 bytes a warp,
     read once) 0.80 (level1/027); through a 3x3 window, which reads each input 9 times at 4 bytes
-    a copy, 1.20-1.87 (12 problems). FUSEFORGE_CONV_NCHW_IN=1 takes it for every convolution, =0
-    for none (measuring)."""
+    a copy, 1.20-1.87 (12 problems). FUSEFORGE_CONV_NCHW_IN=1 takes it for every convolution of
+    whole 32-channel k-slices, =0 for none (measuring)."""
     forced = os.environ.get("FUSEFORGE_CONV_NCHW_IN", "")
     if forced not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_NCHW_IN={forced!r}: expected 0 or 1")
+    if conv.cp < 32:   # (a warp reads a channel quad of 32 pixels at one tap)
+        return False
     if forced:
         return forced == "1"
-    return conv.r * conv.s == 1 and conv.stride == (1, 1) and conv.padding == (0, 0)
+    return conv.taps == 1 and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.depth[:2] == (1, 0)
 
 
-def tiles(conv: Conv) -> tuple[int, int, int]:
-    """(output channels a block, k-slices of 32 channels per (r, s), k-slices in all)."""
-    bn = 64 if conv.k <= 64 else 128
-    cs = math.ceil(conv.c / 32)
-    return bn, cs, conv.r * conv.s * cs
+def tiles(conv: Conv) -> tuple[int, int]:
+    """(output channels a block, k-slices of 32 in all: each tap's channels padded to conv.cp)."""
+    bn = 32 if conv.k <= 32 else 64 if conv.k <= 64 else 128
+    return bn, math.ceil(conv.taps * conv.cp / 32)
 
 
 MAX_PIXEL_ROW = 128   # channels a tile holds (codegen/conv.py: 128 a block at most)

@@ -54,52 +54,70 @@ def render(k: ConvKernel) -> KernelSource:
         pixel = rows.render(k.rows, rows.PixelRows(f"{name}_args", row_ins, [op_of[v] for v in k.rows.outputs]))
 
     # --- the convolution's value at output element i, then the epilogue and the stores
-    def at(st):   # offset over [N, K, OH, OW] of element (img, co, p = oh * OW + ow)
-        n_, c_, h_, w_ = st
-        if h_ == cv.ow * w_:
-            terms = [("img", n_), ("co", c_), ("p", w_)]
+    three = cv.dims == 3
+    plane = cv.oh * cv.ow
+
+    def at(st):   # offset over [N, K, (OD,) OH, OW] of element (img, co, p = (od * OH +) oh * OW + ow)
+        n_, c_, *sp = st
+        if sp[:-1] == [e * sp[-1] for e in ([plane, cv.ow] if three else [cv.ow])]:
+            terms = [("img", n_), ("co", c_), ("p", sp[-1])]
         else:
-            terms = [("img", n_), ("co", c_), (f"(p / {cv.ow}{suffix})", h_), (f"(p % {cv.ow}{suffix})", w_)]
+            at_d = [(f"(p / {plane}{suffix})", sp[0])] if three else []
+            at_h = f"(p / {cv.ow}{suffix} % {cv.oh}{suffix})" if three else f"(p / {cv.ow}{suffix})"
+            terms = [("img", n_), ("co", c_)] + at_d + [(at_h, sp[-2]), (f"(p % {cv.ow}{suffix})", sp[-1])]
         return " + ".join(f"{x} * {s_}{suffix}" for x, s_ in terms if s_) or "0"
     body = [] if k.rows else epilogue_lines(k, y, "acc", outs, var, shape, itype, at)
 
     sh, sw = cv.stride
     ph, pw = cv.padding
     dh, dw = cv.dilation
-    twin = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, co = i / {cv.ow * cv.oh} % {cv.k}, "
-            f"img = i / {cv.ow * cv.oh * cv.k};",
-            f"const float* x = a.{var[cv.x]} + img * {cv.c * cv.h * cv.w_};",
-            f"const float* w = a.{var[cv.w]} + co * {cv.c * cv.r * cv.s};",
-            "float acc = 0.0f;",
-            f"for (int64_t c = 0; c < {cv.c}; ++c)",
-            f"  for (int64_t r = 0; r < {cv.r}; ++r) {{",
-            f"    const int64_t ih = oh * {sh} - {ph} + r * {dh};",
-            f"    if (ih < 0 || ih >= {cv.h}) continue;",
-            f"    for (int64_t s = 0; s < {cv.s}; ++s) {{",
-            f"      const int64_t iw = ow * {sw} - {pw} + s * {dw};",
-            f"      if (iw >= 0 && iw < {cv.w_}) {{",
-            "#ifdef __CUDA_ARCH__   // a GPU's: TF32 operands, as the tensor cores' (and cuDNN's)",
-            f"        acc += ff_tf32(x[(c * {cv.h} + ih) * {cv.w_} + iw]) * ff_tf32(w[(c * {cv.r} + r) * {cv.s} + s]);",
-            "#else                  // the CPU's: float32, as eager's on the CPU",
-            f"        acc += x[(c * {cv.h} + ih) * {cv.w_} + iw] * w[(c * {cv.r} + r) * {cv.s} + s];",
-            "#endif",
-            "      }",
-            "    }",
-            "  }"]
-    if k.rows:   # i is a pixel: every channel's sum, then the row function on them
-        twin = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, img = i / {cv.ow * cv.oh};",
-                f"const float* x = a.{var[cv.x]} + img * {cv.c * cv.h * cv.w_};",
-                f"float vals[{cv.k}];",
-                f"for (int64_t co = 0; co < {cv.k}; ++co) {{",
-                f"  const float* w = a.{var[cv.w]} + co * {cv.c * cv.r * cv.s};"] + \
-            ["  " + line for line in twin[3:]] + ["  vals[co] = acc;", "}",
-                                                   f"{k.rows.name}_row<{cv.k}>(a, i, true, ff_team_one{{}}, 0, 0, vals);"]
+    sd, pd, dd = cv.depth
+    pixels = cv.od * plane
+    # the CPU twin: element i's coordinates and its window's loops (3D: a depth loop around the 2D ones)
+    if three:
+        where = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, od = i / {plane} % {cv.od}, "
+                 f"co = i / {pixels} % {cv.k}, img = i / {pixels * cv.k};"]
+        depth_loop = [f"  for (int64_t q = 0; q < {cv.kd}; ++q) {{",
+                      f"    const int64_t id = od * {sd} - {pd} + q * {dd};",
+                      f"    if (id < 0 || id >= {cv.d}) continue;"]
+        x_at, w_at = f"((c * {cv.d} + id) * {cv.h} + ih) * {cv.w_} + iw", f"((c * {cv.kd} + q) * {cv.r} + r) * {cv.s} + s"
+        pix = f"(od * {cv.oh} + oh) * {cv.ow} + ow"
     else:
-        twin.append(f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}(oh * {cv.ow} + ow), acc);")
+        where = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, co = i / {cv.ow * cv.oh} % {cv.k}, "
+                 f"img = i / {cv.ow * cv.oh * cv.k};"]
+        depth_loop = []
+        x_at, w_at = f"(c * {cv.h} + ih) * {cv.w_} + iw", f"(c * {cv.r} + r) * {cv.s} + s"
+        pix = f"oh * {cv.ow} + ow"
+    deep = "  " * bool(three)
+    window = [f"for (int64_t c = 0; c < {cv.c}; ++c)"] + depth_loop + [
+        deep + f"  for (int64_t r = 0; r < {cv.r}; ++r) {{",
+        deep + f"    const int64_t ih = oh * {sh} - {ph} + r * {dh};",
+        deep + f"    if (ih < 0 || ih >= {cv.h}) continue;",
+        deep + f"    for (int64_t s = 0; s < {cv.s}; ++s) {{",
+        deep + f"      const int64_t iw = ow * {sw} - {pw} + s * {dw};",
+        deep + f"      if (iw >= 0 && iw < {cv.w_}) {{",
+        "#ifdef __CUDA_ARCH__   // a GPU's: TF32 operands, as the tensor cores' (and cuDNN's)",
+        deep + f"        acc += ff_tf32(x[{x_at}]) * ff_tf32(w[{w_at}]);",
+        "#else                  // the CPU's: float32, as eager's on the CPU",
+        deep + f"        acc += x[{x_at}] * w[{w_at}];",
+        "#endif",
+        deep + "      }",
+        deep + "    }",
+        deep + "  }"] + (["  }"] if three else [])
+    image = f"const float* x = a.{var[cv.x]} + img * {cv.c * cv.d * cv.h * cv.w_};"
+    twin = where + [image, f"const float* w = a.{var[cv.w]} + co * {cv.c * cv.taps};", "float acc = 0.0f;"] + window
+    if k.rows:   # i is a pixel: every channel's sum, then the row function on them (2D only)
+        twin = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, img = i / {cv.ow * cv.oh};",
+                image, f"float vals[{cv.k}];", f"for (int64_t co = 0; co < {cv.k}; ++co) {{",
+                f"  const float* w = a.{var[cv.w]} + co * {cv.c * cv.taps};", "  float acc = 0.0f;"] + \
+            ["  " + line for line in window] + ["  vals[co] = acc;", "}",
+                                                f"{k.rows.name}_row<{cv.k}>(a, i, true, ff_team_one{{}}, 0, 0, vals);"]
+    else:
+        twin.append(f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}({pix}), acc);")
 
-    bn, cs, kt = tiles(cv)
+    bn, kt = tiles(cv)
     nt = math.ceil(cv.k / bn)
-    ws = (nt * kt * bn * BK + cv.n * cv.h * cv.w_ * cv.c) * 4
+    ws = (nt * kt * bn * BK + cv.n * cv.d * cv.h * cv.w_ * cv.c) * 4
     fields = arg_fields(ins, outs) + ["  unsigned char* __restrict__ ws;  // packed weights, the input channels-last"]
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     if k.rows:
@@ -116,7 +134,7 @@ struct {name}_args {{
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 
-// output element (img, co, p = oh * OW + ow)
+// output element (img, co, p = {'(od * OH + oh) * OW + ow' if three else 'oh * OW + ow'})
 FF_HD void {name}_epilogue(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p, const float acc) {{
 {chr(10).join('  ' + line for line in body)}
 }}
@@ -141,6 +159,8 @@ struct {name}_conv {{
   using Args = {name}_args;
   static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
   static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
+  static constexpr int D = {cv.d}, KD = {cv.kd}, SD = {sd}, PD = {pd}, DD = {dd}, OD = {cv.od};   // depth (3D)
+  static constexpr int CP = {cv.cp};   // channels a tap takes of the packed k ({'a k-slice holds ' + str(32 // cv.cp) + ' taps' if cv.cp < 32 else 'whole k-slices'})
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
@@ -183,17 +203,19 @@ CONV_LIBRARY = r"""
 namespace ffconv {
 
 constexpr int BM = 128, BK = 32;   // pixels a block (two warpgroups), k a slice (T::STAGES slices in flight)
-template <class T> constexpr int CS = (T::C + BK - 1) / BK;                // k-slices per (r, s)
-template <class T> constexpr int KT = T::R * T::S * CS<T>;                 // k-slices in all
+template <class T> constexpr int TAPS = T::KD * T::R * T::S;              // window taps (q, r, s)
+template <class T> constexpr int KT = (TAPS<T> * T::CP + BK - 1) / BK;     // k-slices in all
 template <class T> constexpr int NT = (T::K + T::BN - 1) / T::BN;          // channel tiles
-template <class T> constexpr int64_t M = int64_t(T::N) * T::OH * T::OW;    // output pixels
+template <class T> constexpr int P = T::OD * T::OH * T::OW;                // output pixels an image
+template <class T> constexpr int64_t M = int64_t(T::N) * P<T>;             // output pixels
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
 template <class T> constexpr int smem_bytes() { return T::STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
 
 // rows of 32 floats, 16-byte chunk c of row r at c ^ r % 8 (wgmma's 128-byte swizzle)
 __device__ __forceinline__ int swz(int r, int k) { return r * BK + (((k >> 2) ^ (r & 7)) << 2) + (k & 3); }
 
-// The weights [K][C][R][S] into tiles [channel tile][k-slice][BN][32], k = (r, s, c), rounded.
+// The weights [K][C][(KD][)R][S] into tiles [channel tile][k-slice][BN][32], k = (tap, c), a tap's
+// channels padded to CP, rounded.
 template <class T>
 __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
   const float* w = T::w(a);
@@ -205,8 +227,8 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
     // accumulators hold channels t, t + 4, t + 8, ... in order, a row function's share)
     const int col = T::ROWS ? (row & ~7) | (row >> 1 & 3) | (row & 1) << 2 : row;
     const int kt = static_cast<int>(tile % KT<T>), co = static_cast<int>(tile / KT<T>) * T::BN + col;
-    const int rs = kt / CS<T>, c = kt % CS<T> * BK + kk;
-    const float v = co < T::K && c < T::C ? w[((int64_t(co) * T::C + c) * T::R + rs / T::S) * T::S + rs % T::S] : 0.0f;
+    const int tap = (kt * BK + kk) / T::CP, c = (kt * BK + kk) % T::CP;
+    const float v = co < T::K && c < T::C && tap < TAPS<T> ? w[(int64_t(co) * T::C + c) * TAPS<T> + tap] : 0.0f;
     dst[tile * (T::BN * BK) + swz(row, kk)] = ff_round_tf32(v);
   }
 }
@@ -232,8 +254,9 @@ template <class T>
 __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BN = T::BN, A_TILE = BM * BK, STAGE = (BM + BN) * BK, STAGES = T::STAGES;
-  constexpr int P = T::OH * T::OW;
-  constexpr bool PADDED = T::PH > 0 || T::PW > 0;   // (unpadded, every tap of a pixel is inside the image)
+  constexpr bool PADDED = T::PD > 0 || T::PH > 0 || T::PW > 0;   // (unpadded, every tap of a pixel is inside the image)
+  constexpr bool WHOLE = T::CP >= BK;   // a k-slice is one tap's channels (else BK / CP taps of CP channels)
+  constexpr int DHW = T::D * T::H * T::W;
   extern __shared__ float4 ffconv_smem[];
   __shared__ alignas(8) uint64_t full[STAGES];   // a stage's weights landed
   float* smem = reinterpret_cast<float*>(ffconv_smem);
@@ -248,25 +271,30 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   // first pixel's), its row and column there (for the padding), and its place in stage 0. A copy
   // that is not ok copies 0 bytes and reads nothing (zero-filled); where the address could leave
   // the image (the padding) it is the input's start anyway. Offsets fit 32 bits: the plan keeps
-  // tensors under 2^31 elements.
+  // tensors under 2^31 elements. (!WHOLE: chunk lane % 8 is channels 4 (chunk % (CP / 4)) of tap
+  // chunk / (CP / 4) of the slice's BK / CP taps, its own tap's offset added a slice.)
   // NCHW_IN: the input read as it is (NCHW), a thread a channel quad (its warp) of four pixels
   // (rows lane + 32 i), 4-byte copies (a warp's copy: 32 pixels of a channel, 128 bytes), each
   // chunk rounded to TF32 in place once it landed (see the main loop).
+  static_assert(WHOLE || !T::NCHW_IN, "the input read NCHW takes whole k-slices of a tap");
   const int chunk = T::NCHW_IN ? warp : lane & 7;
+  const int c_in = WHOLE ? chunk * 4 : chunk % (T::CP / 4) * 4;   // the chunk's first channel (of the slice's)
   const unsigned stage0 = ffsm90::smem_addr(smem);
   const float* src[4];
-  int ih0[4], iw0[4];
+  int id0[4], ih0[4], iw0[4];
   unsigned dst[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int row = T::NCHW_IN ? lane + 32 * i : warp * 16 + (lane >> 3) + 4 * i;
     const bool valid = m0 + row < M<T>;
     const int64_t m = valid ? m0 + row : 0;
-    const int img = static_cast<int>(m / P), p = static_cast<int>(m % P);
-    ih0[i] = valid ? p / T::OW * T::SH - T::PH : -(1 << 29);   // (past the end: every tap out of bounds)
+    const int img = static_cast<int>(m / P<T>), p = static_cast<int>(m % P<T>);
+    const int ih = p / T::OW % T::OH * T::SH - T::PH;
+    id0[i] = T::D == 1 ? 0 : p / (T::OH * T::OW) * T::SD - T::PD;
+    ih0[i] = valid ? ih : -(1 << 29);   // (past the end: every tap out of bounds)
     iw0[i] = p % T::OW * T::SW - T::PW;
-    src[i] = T::NCHW_IN ? xin + (((img * T::C + chunk * 4) * T::H + p / T::OW * T::SH - T::PH) * T::W + iw0[i])
-                        : xin + (((img * T::H + p / T::OW * T::SH - T::PH) * T::W + iw0[i]) * T::C + chunk * 4);
+    src[i] = T::NCHW_IN ? xin + ((((img * T::C + chunk * 4) * T::D + id0[i]) * T::H + ih) * T::W + iw0[i])
+                        : xin + ((((img * T::D + id0[i]) * T::H + ih) * T::W + iw0[i]) * T::C + c_in);
     dst[i] = stage0 + 4 * swz(row, chunk * 4);
   }
   if (tid == 0) {
@@ -274,19 +302,24 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  int r = 0, s = 0, c0 = 0, into = 0;   // the next slice to load: tap (r, s), channels c0..., into stage `into`
+  int q = 0, r = 0, s = 0, c0 = 0, into = 0;   // the next slice to load (WHOLE): tap (q, r, s), channels c0..., into stage `into`
   auto load = [&](int kt) {   // slice kt: A gathered by every thread, B by one bulk copy
-    constexpr int HW = T::H * T::W;
-    const int tap = T::NCHW_IN ? c0 * HW + r * T::DH * T::W + s * T::DW : ((r * T::DH) * T::W + s * T::DW) * T::C + c0;
-    const bool c_ok = T::C % BK == 0 || c0 + chunk * 4 < T::C;
+    if constexpr (!WHOLE) {   // this thread's tap of the slice
+      const int j = kt * (BK / T::CP) + chunk / (T::CP / 4);
+      q = j / (T::R * T::S), r = j / T::S % T::R, s = j % T::S;
+    }
+    const int tap = T::NCHW_IN ? c0 * DHW + ((q * T::DD) * T::H + r * T::DH) * T::W + s * T::DW
+                               : (((q * T::DD) * T::H + r * T::DH) * T::W + s * T::DW) * T::C + c0;
+    const bool c_ok = WHOLE ? T::C % BK == 0 || c0 + chunk * 4 < T::C : q < T::KD;   // (!WHOLE: a tap past the last is q == KD)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       // unpadded, a pixel's every tap is inside the image
-      const bool ok = c_ok && (PADDED ? unsigned(ih0[i] + r * T::DH) < unsigned(T::H) && unsigned(iw0[i] + s * T::DW) < unsigned(T::W)
+      const bool in_d = T::KD == 1 && T::PD == 0 || unsigned(id0[i] + q * T::DD) < unsigned(T::D);
+      const bool ok = c_ok && (PADDED ? in_d && unsigned(ih0[i] + r * T::DH) < unsigned(T::H) && unsigned(iw0[i] + s * T::DW) < unsigned(T::W)
                                       : ih0[i] >= 0);
       if constexpr (T::NCHW_IN) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) copy4(dst[i] + into * (STAGE * 4) + 4 * e, PADDED && !ok ? xin : src[i] + tap + e * HW, ok);
+        for (int e = 0; e < 4; ++e) copy4(dst[i] + into * (STAGE * 4) + 4 * e, PADDED && !ok ? xin : src[i] + tap + e * DHW, ok);
       } else {
         copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
       }
@@ -296,9 +329,12 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
       asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(ffsm90::smem_addr(b)), "r"(BN * BK * 4) : "memory");
       ffsm90::bulk_copy(smem + into * STAGE + A_TILE, wt + int64_t(kt) * BN * BK, BN * BK * 4, b);
     }
-    if ((c0 += BK) >= T::C) {   // the next tap
+    if (WHOLE && (c0 += BK) >= T::C) {   // the next tap
       c0 = 0;
-      if (++s == T::S) s = 0, ++r;
+      if (++s == T::S) {
+        s = 0, ++r;
+        if (T::KD > 1 && r == T::R) r = 0, ++q;
+      }
     }
     if (++into == STAGES) into = 0;
   };
@@ -360,7 +396,7 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
     for (int h = 0; h < 2; ++h) {
       const int m = static_cast<int>(m0) + warp * 16 + g + 8 * h;
       in[h] = m < M<T>;
-      img[h] = m / P, p[h] = m % P;
+      img[h] = m / P<T>, p[h] = m % P<T>;
     }
     // (in accumulator order, the two pixels' stores interleaved: a pixel at a time measured
     // 1.02-1.11x the time, bench/session17/third/ab_epilogue2_h100.json)
@@ -395,9 +431,10 @@ int launch(const typename T::Args& a, void* stream) {
   }
   const int64_t packed = packed_floats<T>();
   pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
-  if (!T::NCHW_IN)   // the input [N][C][H*W] into [N][H*W][C] after the packed weights, rounded
-    ff_transpose_kernel<unsigned, unsigned, true><<<dim3((T::H * T::W + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
-        T::x(a), T::ws(a) + packed, T::C, T::H * T::W, T::C, 0u);
+  constexpr int DHW = T::D * T::H * T::W;
+  if (!T::NCHW_IN)   // the input [N][C][(D*)H*W] into [N][(D*)H*W][C] after the packed weights, rounded
+    ff_transpose_kernel<unsigned, unsigned, true><<<dim3((DHW + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
+        T::x(a), T::ws(a) + packed, T::C, DHW, T::C, 0u);
   constexpr int smem = smem_bytes<T>();
   const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
   if (set != cudaSuccess) return set;
@@ -406,4 +443,4 @@ int launch(const typename T::Args& a, void* stream) {
 }
 
 }  // namespace ffconv
-""".replace("WGMMA_SHAPES", "\n".join(_wgmma(n) for n in (64, 128)))
+""".replace("WGMMA_SHAPES", "\n".join(_wgmma(n) for n in (32, 64, 128)))

@@ -1,0 +1,24 @@
+#!/bin/bash
+# The 19th session's device calls (one H100):
+#   OUT=$OUT bash bench/session19/device.sh first   the convolution GPU tests, then old / new
+#       generated files side by side (scripts/ab_generated.py over abx/old, abx/new and the problems
+#       in $LIST), then kernel profiles of $PROFILE
+set -u
+export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+case "${1:?first}" in
+first)
+  (python3 -m pytest -q -m gpu ${TESTS:-tests/test_conv_kernel.py tests/test_conv_rows.py} > "$OUT/gpu_tests.log" 2>&1
+   echo "exit $?" >> "$OUT/gpu_tests.log") &
+  python3 scripts/ab_generated.py abx/old abx/new $(cat "$LIST") --build-only > "$OUT/ab_build.log" 2>&1
+  wait
+  grep -E "^FAILED|^E  " "$OUT/gpu_tests.log" | head -20; tail -n 2 "$OUT/gpu_tests.log"
+  python3 scripts/ab_generated.py abx/old abx/new $(cat "$LIST") --rounds 7 --trials 30 --json "$OUT/ab.json" > "$OUT/ab.log" 2>&1
+  if [ -n "${PROFILE:-}" ]; then timeout 200 python3 scripts/profile_kernels.py $PROFILE --out "$OUT/profile" > "$OUT/profile.log" 2>&1; fi
+  tail -4 "$OUT/ab_build.log"
+  tail -n 25 "$OUT/ab.log"
+  grep -v "^\s*$" "$OUT/profile.log" 2>/dev/null | cut -c1-150 | head -60
+  ;;
+esac

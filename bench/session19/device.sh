@@ -3,6 +3,8 @@
 #   OUT=$OUT bash bench/session19/device.sh first   the convolution GPU tests, then old / new
 #       generated files side by side (scripts/ab_generated.py over abx/old, abx/new and the problems
 #       in $LIST), then kernel profiles of $PROFILE
+#   OUT=$OUT PAIRS="a:b c:d" LIST=... bash bench/session19/device.sh pairs   abx/a against abx/b, then
+#       abx/c against abx/d, ... (scripts/ab_generated.py; every file built first, at once)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
 OUT=${OUT:-out}
@@ -20,5 +22,13 @@ first)
   tail -4 "$OUT/ab_build.log"
   tail -n 25 "$OUT/ab.log"
   grep -v "^\s*$" "$OUT/profile.log" 2>/dev/null | cut -c1-150 | head -60
+  ;;
+pairs)
+  for p in $PAIRS; do
+    python3 scripts/ab_generated.py abx/${p%%:*} abx/${p##*:} $(cat "$LIST") --build-only >> "$OUT/ab_build.log" 2>&1
+    python3 scripts/ab_generated.py abx/${p%%:*} abx/${p##*:} $(cat "$LIST") --rounds ${ROUNDS:-7} --trials 30 \
+      --json "$OUT/ab_${p%%:*}_${p##*:}.json" > "$OUT/ab_${p%%:*}_${p##*:}.log" 2>&1
+    echo "== ${p%%:*} -> ${p##*:}"; tail -n $(( $(wc -l < "$LIST") + 1 )) "$OUT/ab_${p%%:*}_${p##*:}.log"
+  done
   ;;
 esac

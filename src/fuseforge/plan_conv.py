@@ -275,6 +275,20 @@ def nchw_input(conv: Conv) -> bool:
     return conv.taps == 1 and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.depth[:2] == (1, 0)
 
 
+def l1_gather(conv: Conv) -> bool:
+    """Whether the gather's 16-byte copies go through L1 (cp.async.ca: the taps of a block's
+    pixels share lines) or L2 only (.cg). FUSEFORGE_CONV_L1=1 or 0 forces it (measuring)."""
+    forced = os.environ.get("FUSEFORGE_CONV_L1", "")
+    if forced not in ("", "0", "1"):
+        raise ConfigError(f"FUSEFORGE_CONV_L1={forced!r}: expected 0 or 1")
+    return forced == "1"
+
+
+def carveout() -> int:
+    """FUSEFORGE_CONV_CARVEOUT: shared memory's percent of L1 (measuring; default -1, the driver's)."""
+    return int(os.environ.get("FUSEFORGE_CONV_CARVEOUT", "") or -1)
+
+
 def tiles(conv: Conv) -> tuple[int, int]:
     """(output channels a block, k-slices of 32 in all: each tap's channels padded to conv.cp)."""
     bn = 32 if conv.k <= 32 else 64 if conv.k <= 64 else 128

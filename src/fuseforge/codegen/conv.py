@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_conv import ConvKernel, nchw_input, stages, tiles
+from ..plan_conv import ConvKernel, carveout, l1_gather, nchw_input, stages, tiles
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
 from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
@@ -163,6 +163,8 @@ struct {name}_conv {{
   static constexpr int CP = {cv.cp};   // channels a tap takes of the packed k ({'a k-slice holds ' + str(32 // cv.cp) + ' taps' if cv.cp < 32 else 'whole k-slices'})
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
+  static constexpr bool L1 = {'true' if l1_gather(cv) else 'false'};   // the gather's copies cached in L1 (else L2 only)
+  static constexpr int CARVEOUT = {carveout()};   // shared memory's percent of L1 (-1: the driver's choice)
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
@@ -236,8 +238,12 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 template <int N> struct wgmma;
 WGMMA_SHAPES
+template <bool L1>
 __device__ __forceinline__ void copy16(unsigned dst, const float* src, bool ok) {   // zeros where !ok
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
+  if constexpr (L1)   // (through L1: a block's taps share lines)
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
+  else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
 }
 __device__ __forceinline__ void copy4(unsigned dst, const float* src, bool ok) {   // (L1-cached: the taps share lines)
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 4 : 0));
@@ -321,7 +327,7 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) copy4(dst[i] + into * (STAGE * 4) + 4 * e, PADDED && !ok ? xin : src[i] + tap + e * DHW, ok);
       } else {
-        copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
+        copy16<T::L1>(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
       }
     }
     if (tid == 0) {
@@ -438,6 +444,7 @@ int launch(const typename T::Args& a, void* stream) {
   constexpr int smem = smem_bytes<T>();
   const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
   if (set != cudaSuccess) return set;
+  if (T::CARVEOUT >= 0) cudaFuncSetAttribute(conv<T>, cudaFuncAttributePreferredSharedMemoryCarveout, T::CARVEOUT);
   conv<T><<<dim3(static_cast<unsigned>((M<T> + BM - 1) / BM), NT<T>), 256, smem, s>>>(a);
   return cudaGetLastError();
 }

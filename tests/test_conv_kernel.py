@@ -18,7 +18,7 @@ from fuseforge.capture import capture
 from fuseforge.codegen import conv as conv_codegen
 from fuseforge.errors import ConfigError
 from fuseforge.plan import plan
-from fuseforge.plan_conv import ConvKernel, nchw_input, tiles
+from fuseforge.plan_conv import ConvKernel, halo, nchw_input, tiles
 
 from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
@@ -208,27 +208,6 @@ def test_3d_stays_cudnn_where_eager_may_run_float32(monkeypatch, c, kernel, why)
     assert any(why in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_3d_matches_float64_and_eager_on_cpu(compiled_3d, seed):
-    model, _, fast = compiled_3d
-    got, ref, exact = cpu_results(model, fast, inputs_3d(seed))
-    _close_to_rounded(got, exact)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("seed", [1, 2])
-def test_3d_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled_3d, seed):
-    model, _, fast = compiled_3d
-    model, fast = model.cuda(), fast.cuda()
-    x = inputs_3d(seed, "cuda")
-    with torch.no_grad():
-        got = fast(*x)
-    _close_to_rounded(got, rounded_reference(model, x))
-    _no_looser_than_eager(model, fast, x)
-
-
 def _close_to_rounded(got, want, eager=None):
     """Within float32 sums of a float64 reference (1e-5 of its largest value); contiguous, or
     eager's strides where given (a permute of a channels-last result, as eager's)."""
@@ -244,21 +223,67 @@ def cpu_results(model, fast, x):
         return fast(*x), model(*x), copy.deepcopy(model).double()(*[t.double() for t in x])
 
 
+class HaloZoo(nn.Module):
+    """The halo kernel's cases (plan_conv.halo, FUSEFORGE_CONV_HALO=1): 2D, 32 channels into 40
+    through a dilated, padded 3x3 window over 13 columns (17 with the padding: its second tile of 128
+    virtual pixels spans 9 rows); 3D, 16 channels into 24, padded, 7 columns; 3D, 32 into 32 through a 2x3x3
+    window, unpadded, a sigmoid after it."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(32, 40, 3, padding=2, dilation=2)
+        self.b = nn.Conv3d(16, 24, 3, padding=1)
+        self.c = nn.Conv3d(32, 32, (2, 3, 3))
+
+    def forward(self, x, y, z):
+        return torch.relu(self.a(x)), self.b(y) * 2, self.c(z).sigmoid()
+
+
+def halo_inputs(seed, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g).to(device) for s in ((2, 32, 11, 13), (2, 16, 5, 6, 7), (1, 32, 4, 9, 10))]
+
+
+@pytest.fixture(scope="module")
+def compiled_halo():
+    torch.manual_seed(0)
+    model = HaloZoo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV_HALO", "1")
+        return (model, *_compile(model, halo_inputs(0)))
+
+
+def test_halo_kernel_only_where_asked_and_it_applies(monkeypatch):
+    """Off by default; with FUSEFORGE_CONV_HALO=1 every HaloZoo convolution takes it, and none of
+    ConvZoo3D's but the unstrided ones of channels a multiple of 8."""
+    p = plan(capture(HaloZoo(), halo_inputs(0)))
+    monkeypatch.delenv("FUSEFORGE_CONV_HALO", raising=False)
+    assert len(_convs(p)) == 3 and not any(halo(k.conv) for k in _convs(p)), p.decisions
+    monkeypatch.setenv("FUSEFORGE_CONV_HALO", "1")
+    assert [halo(k.conv) for k in _convs(p)] == [(17, 13, 225), (9, 17, 461), (10, 15, 302)]
+    p = plan(capture(ConvZoo3D(), inputs_3d(0)))
+    assert sorted((k.conv.c, halo(k.conv) is not None) for k in _convs(p)) == [(16, True), (20, False), (32, True)]
+
+
+ZOOS = [("compiled", inputs), ("compiled_3d", inputs_3d)]   # (the fixture, its inputs)
+
+
+@pytest.mark.parametrize("zoo, make", ZOOS)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_matches_float64_and_eager_on_cpu(compiled, seed):
-    model, _, fast = compiled
-    got, ref, exact = cpu_results(model, fast, inputs(seed))
+def test_matches_float64_and_eager_on_cpu(request, zoo, make, seed):
+    model, _, fast = request.getfixturevalue(zoo)
+    got, ref, exact = cpu_results(model, fast, make(seed))
     _close_to_rounded(got, exact)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("zoo, make", ZOOS + [("compiled_halo", halo_inputs)])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(compiled, seed):
-    model, _, fast = compiled
+def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(request, zoo, make, seed):
+    model, _, fast = request.getfixturevalue(zoo)
     model, fast = model.cuda(), fast.cuda()
-    x = inputs(seed, "cuda")
+    x = make(seed, "cuda")
     with torch.no_grad():
         got = fast(*x)
     _close_to_rounded(got, rounded_reference(model, x))

@@ -3,6 +3,9 @@
 #   OUT=$OUT bash bench/session19/device.sh first   the convolution GPU tests, then old / new
 #       generated files side by side (scripts/ab_generated.py over abx/old, abx/new and the problems
 #       in $LIST), then kernel profiles of $PROFILE
+#   OUT=$OUT bash bench/session19/device.sh closing   every GPU test (scripts/device_run.sh gpu-tests),
+#       then the halo kernel's A/B (abx/default against abx/halo: FUSEFORGE_CONV_HALO=1, over the
+#       problems in bench/session19/halo.txt; their files built while the tests run)
 #   OUT=$OUT PAIRS="a:b c:d" LIST=... bash bench/session19/device.sh pairs   abx/a against abx/b, then
 #       abx/c against abx/d, ... (scripts/ab_generated.py; every file built first, at once)
 set -u
@@ -22,6 +25,15 @@ first)
   tail -4 "$OUT/ab_build.log"
   tail -n 25 "$OUT/ab.log"
   grep -v "^\s*$" "$OUT/profile.log" 2>/dev/null | cut -c1-150 | head -60
+  ;;
+closing)
+  python3 scripts/ab_generated.py abx/default abx/halo $(cat bench/session19/halo.txt) --build-only > "$OUT/ab_build.log" 2>&1 &
+  OUT=$OUT/t bash scripts/device_run.sh gpu-tests
+  wait
+  python3 scripts/ab_generated.py abx/default abx/halo $(cat bench/session19/halo.txt) --rounds 5 --trials 30 \
+    --json "$OUT/ab_halo.json" > "$OUT/ab_halo.log" 2>&1
+  tail -4 "$OUT/ab_build.log"
+  tail -n 12 "$OUT/ab_halo.log"
   ;;
 pairs)
   for p in $PAIRS; do

@@ -1,6 +1,6 @@
-"""plan_conv: 2D convolutions as generated implicit-GEMM kernels with their epilogue fused.
+"""plan_conv: 2D and 3D convolutions as generated implicit-GEMM kernels with their epilogue fused.
 
-A conv kernel computes one aten.conv2d (its bias already moved into the pointwise ops after it,
+A conv kernel computes one aten.conv2d or aten.conv3d (its bias already moved into the pointwise ops after it,
 ops/convs.py) on the H100's TF32 tensor cores and runs the pointwise group that consumes its
 result in the store of each output element, written in the graph's own layout (NCHW): the
 convolution's result is never written channels-last and read back, and the output needs no
@@ -38,7 +38,17 @@ even though TF32 is allowed, mostly with 16 input channels (both layouts: 32 x 1
 128 channels, 8 x 16 x 32 x 32 into 128); with 32 or more every one of 222 shapes ran TF32 in at
 least one layout (bench/session16/eager_tf32_h100.txt). The kernel takes 32 or more, so it is no
 looser than eager in the layout eager is loosest in, the test policy of every convolution
-(tests/test_layout._no_looser_than_eager).
+(tests/test_layout._no_looser_than_eager). 3D (bench/session18/final/eager_tf32_3d_h100.txt, 99
+shapes): with 16 or more input channels through a window every shape ran TF32 in both layouts;
+with 8, two ran float32 in NCDHW; through a 1x1x1 window many ran float32. The kernel takes 16 or
+more through a window; a k-slice of 32 then holds 32 / C taps where C divides 32.
+
+3D, measured on an H100 (bench/session19, A/B against cuDNN, which runs NCDHW as NDHWC between
+two conversions of its own): every one of the suite's 12 (16 channels into 32, 3x3x3 and
+3x5x7) 0.62-0.80 of the time, those without a pointwise epilogue (a norm or softmax reads the
+result) too, so a 3D one is generated either way. Its main loop (0.27 ms on level2/033) reads
+each input 27 times from L2 (1.5 GB, about 7 TB/s): L1-cached copies, a larger L1, 2 or 4
+stages measured 0.99-1.14x the time (bench/session19/second, third).
 """
 from __future__ import annotations
 
@@ -250,7 +260,8 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
 
 def stages(conv: Conv) -> int:
     """k-slices in flight (FUSEFORGE_CONV_STAGES, default 3; for measuring: 2 lets 4 blocks share a
-    multiprocessor instead of 3, measured 0.91-1.04x on six problems, bench/session17/second)."""
+    multiprocessor instead of 3, measured 0.91-1.04x on six problems, bench/session17/second; on six
+    3D problems 1.005-1.034x, bench/session19/third; 4: 1.02-1.12x, bench/session19/second)."""
     n = os.environ.get("FUSEFORGE_CONV_STAGES", "") or "3"
     if n not in ("2", "3", "4"):
         raise ConfigError(f"FUSEFORGE_CONV_STAGES={n!r}: expected 2, 3 or 4")
@@ -275,18 +286,29 @@ def nchw_input(conv: Conv) -> bool:
     return conv.taps == 1 and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.depth[:2] == (1, 0)
 
 
-def l1_gather(conv: Conv) -> bool:
-    """Whether the gather's 16-byte copies go through L1 (cp.async.ca: the taps of a block's
-    pixels share lines) or L2 only (.cg). FUSEFORGE_CONV_L1=1 or 0 forces it (measuring)."""
-    forced = os.environ.get("FUSEFORGE_CONV_L1", "")
+HALO_SMEM = 226 * 1024   # the halo kernel's shared memory at most (the H100: 227 KB a block)
+
+
+def halo(conv: Conv, rows: bool = False) -> tuple[int, int, int] | None:
+    """(WH, HR, HPS) of the halo kernel (codegen/conv.py) where FUSEFORGE_CONV_HALO=1 (measuring; off
+    by default) and it applies: stride 1 in rows and columns, channels a multiple of 8, no row
+    function, its shared memory (HPS pixels of each channel quad, the channel tile's weights) within
+    HALO_SMEM. WH: the pixels of a row (the input's width and padding); HR: the rows of each plane a
+    tile of 128 virtual pixels reads; HPS: the pixels of each channel quad a tile's halo holds
+    (every plane's rows, and the last tap's overhang)."""
+    forced = os.environ.get("FUSEFORGE_CONV_HALO", "")
     if forced not in ("", "0", "1"):
-        raise ConfigError(f"FUSEFORGE_CONV_L1={forced!r}: expected 0 or 1")
-    return forced == "1"
-
-
-def carveout() -> int:
-    """FUSEFORGE_CONV_CARVEOUT: shared memory's percent of L1 (measuring; default -1, the driver's)."""
-    return int(os.environ.get("FUSEFORGE_CONV_CARVEOUT", "") or -1)
+        raise ConfigError(f"FUSEFORGE_CONV_HALO={forced!r}: expected 0 or 1")
+    if forced != "1" or rows or conv.stride != (1, 1) or conv.c % 8 or nchw_input(conv):
+        return None
+    wh = conv.w_ + 2 * conv.padding[1]
+    spans = max((v0 + 127) // wh - v0 // wh + 1 for v0 in range(0, conv.oh * wh, 128))
+    hr = spans + (conv.r - 1) * conv.dilation[0]
+    hps = conv.kd * hr * wh + (conv.s - 1) * conv.dilation[1]
+    bn = tiles(conv)[0]
+    if (conv.c * hps + conv.taps * conv.c * bn) * 4 > HALO_SMEM:
+        return None
+    return wh, hr, hps
 
 
 def tiles(conv: Conv) -> tuple[int, int]:

@@ -1,8 +1,12 @@
-"""Render a ConvKernel: a 2D convolution as an implicit GEMM on the H100's TF32 tensor cores
-(wgmma), the epilogue applied to each output element before the one store, NCHW; or, for a
+"""Render a ConvKernel: a 2D or 3D convolution as an implicit GEMM on the H100's TF32 tensor cores
+(wgmma), the epilogue applied to each output element before the one store, NC(D)HW; or, for a
 kernel with `rows` (plan_conv.fold_pixel_rows), a row function over each pixel's channels.
 
-GEMM view: M = output pixels (image, oh, ow), N = output channels, K = (r, s, c), c innermost.
+GEMM view: M = output pixels (image, (od,) oh, ow), N = output channels, K = (tap, c), c innermost,
+a tap's channels padded to CP (C where it divides 32: a k-slice then holds 32 / C taps, each
+thread's chunk at its own tap; else whole 32-channel slices a tap). 3D: the tap is (q, r, s) and
+the depth one more bound to check; a 2D convolution is one of depth 1 (its SASS unchanged but for
+the setup before the main loop).
 A call runs three kernels (CONV_LIBRARY):
   pack     the weights into tiles of BN channels x 32 k, K-major in wgmma's 128-byte swizzle,
            rounded to TF32 (zeros past the channels), in the workspace (a few hundred KB: every
@@ -11,9 +15,9 @@ A call runs three kernels (CONV_LIBRARY):
            transpose that converts inputs for cuDNN, ff_transpose_kernel, rounding as it writes);
            not where the kernel reads the input NCHW as it is (plan_conv.nchw_input: a 1x1 of
            stride 1; 4-byte copies, a thread's own chunks rounded in shared memory once landed);
-  conv     a block per 128 pixels x BN channels: two warpgroups of 64 pixels; k in slices of 32
-           channels of one (r, s), 3 stages. A slice of A is each pixel's 128 bytes of the
-           channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
+  conv     a block per 128 pixels x BN channels (32, 64 or 128): two warpgroups of 64 pixels;
+           k in slices of 32 (one tap's channels, or 32 / CP taps of CP), 3 stages. A slice of A
+           is each pixel's 128 bytes of the channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
            padding or past the channels; each thread's addresses set once, a slice adds its
            tap's offset: 123 instructions a slice per warp where it was 222, the models' times
            0.90-0.99 of the earlier ones, bench/session16/ab_conv*_h100.json), B's slice one
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_conv import ConvKernel, carveout, l1_gather, nchw_input, stages, tiles
+from ..plan_conv import ConvKernel, halo, nchw_input, stages, tiles
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
 from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
@@ -116,6 +120,7 @@ def render(k: ConvKernel) -> KernelSource:
         twin.append(f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}({pix}), acc);")
 
     bn, kt = tiles(cv)
+    hl = halo(cv, bool(k.rows))
     nt = math.ceil(cv.k / bn)
     ws = (nt * kt * bn * BK + cv.n * cv.d * cv.h * cv.w_ * cv.c) * 4
     fields = arg_fields(ins, outs) + ["  unsigned char* __restrict__ ws;  // packed weights, the input channels-last"]
@@ -160,11 +165,11 @@ struct {name}_conv {{
   static constexpr int N = {cv.n}, C = {cv.c}, H = {cv.h}, W = {cv.w_}, K = {cv.k}, R = {cv.r}, S = {cv.s};
   static constexpr int SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, DH = {dh}, DW = {dw}, OH = {cv.oh}, OW = {cv.ow};
   static constexpr int D = {cv.d}, KD = {cv.kd}, SD = {sd}, PD = {pd}, DD = {dd}, OD = {cv.od};   // depth (3D)
+  static constexpr bool HALO = {'true' if hl else 'false'};   // the halo kernel (plan_conv.halo){f': rows of {hl[0]} pixels, {hl[1]} rows a plane, {hl[2]} pixels a channel quad' if hl else ''}
+  static constexpr int WH = {hl[0] if hl else 1}, HR = {hl[1] if hl else 1}, HPS = {hl[2] if hl else 1};
   static constexpr int CP = {cv.cp};   // channels a tap takes of the packed k ({'a k-slice holds ' + str(32 // cv.cp) + ' taps' if cv.cp < 32 else 'whole k-slices'})
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
-  static constexpr bool L1 = {'true' if l1_gather(cv) else 'false'};   // the gather's copies cached in L1 (else L2 only)
-  static constexpr int CARVEOUT = {carveout()};   // shared memory's percent of L1 (-1: the driver's choice)
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
@@ -212,6 +217,11 @@ template <class T> constexpr int P = T::OD * T::OH * T::OW;                // ou
 template <class T> constexpr int64_t M = int64_t(T::N) * P<T>;             // output pixels
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
 template <class T> constexpr int smem_bytes() { return T::STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
+// the halo kernel's (plan_conv.halo): its tiles of BM virtual pixels (a plane's rows of WH columns)
+template <class T> constexpr int TILES_PLANE = (T::OH * T::WH + BM - 1) / BM;
+template <class T> constexpr int64_t halo_tiles = int64_t(T::N) * T::OD * TILES_PLANE<T>;
+template <class T> constexpr int halo_weight_floats = T::KD * T::R * T::S * T::C * T::BN;   // a channel tile's
+template <class T> constexpr int halo_smem = (T::C * T::HPS + halo_weight_floats<T>) * 4;
 
 // rows of 32 floats, 16-byte chunk c of row r at c ^ r % 8 (wgmma's 128-byte swizzle)
 __device__ __forceinline__ int swz(int r, int k) { return r * BK + (((k >> 2) ^ (r & 7)) << 2) + (k & 3); }
@@ -223,6 +233,14 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
   const float* w = T::w(a);
   float* dst = T::ws(a);
   for (int64_t e = int64_t(blockIdx.x) * 256 + threadIdx.x; e < packed_floats<T>(); e += int64_t(gridDim.x) * 256) {
+    if constexpr (T::HALO) {   // [channel tile][tap][channel quad][BN][4] (the halo kernel's, no swizzle)
+      if (e >= int64_t(NT<T>) * halo_weight_floats<T>) return;
+      const int c = static_cast<int>(e / (4 * T::BN) % (T::C / 4)) * 4 + static_cast<int>(e % 4);
+      const int tap = static_cast<int>(e / (T::BN * T::C) % TAPS<T>);
+      const int co = static_cast<int>(e / (int64_t(T::BN) * T::C * TAPS<T>)) * T::BN + static_cast<int>(e / 4 % T::BN);
+      dst[e] = ff_round_tf32(co < T::K ? w[(int64_t(co) * T::C + c) * TAPS<T> + tap] : 0.0f);
+      continue;
+    }
     const int kk = static_cast<int>(e % BK), row = static_cast<int>(e / BK % T::BN);
     const int64_t tile = e / (BK * T::BN);   // channel tile * KT + k-slice
     // (pixel rows: tile row 8q + 2t + e holds channel 8q + t + 4e, so that quad lane t's
@@ -238,12 +256,9 @@ __global__ void __launch_bounds__(256) pack(const typename T::Args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 template <int N> struct wgmma;
 WGMMA_SHAPES
-template <bool L1>
+// (L2 only: through L1, or with a larger L1, measured 0.96-1.14x the time, bench/session19/second)
 __device__ __forceinline__ void copy16(unsigned dst, const float* src, bool ok) {   // zeros where !ok
-  if constexpr (L1)   // (through L1: a block's taps share lines)
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
-  else
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 16 : 0));
 }
 __device__ __forceinline__ void copy4(unsigned dst, const float* src, bool ok) {   // (L1-cached: the taps share lines)
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 4 : 0));
@@ -327,7 +342,7 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) copy4(dst[i] + into * (STAGE * 4) + 4 * e, PADDED && !ok ? xin : src[i] + tap + e * DHW, ok);
       } else {
-        copy16<T::L1>(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
+        copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);
       }
     }
     if (tid == 0) {
@@ -418,6 +433,86 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
 #endif
 }
 
+// The halo kernel (plan_conv.halo; stride 1 in rows and columns, C a multiple of 8): the output
+// plane's pixels in rows of WH columns (the input's width and padding: columns OW..WH - 1 computed
+// and dropped), a tile BM consecutive ones; the input rows a tile reads (HR rows of WH pixels in
+// each of the KD planes, zeros in the padding) copied to shared memory once, [channel quad][pixel][4],
+// and each tap's A is that copy shifted by the tap's offset: wgmma reads 8 x 16-byte core matrices
+// (no swizzle), which may start at any pixel. The input is read from L2 about once where the
+// implicit GEMM gathers it once a tap. The channel tile's weights, [tap][channel quad][BN][4], stay
+// in shared memory while the block loops over tiles (grid: the blocks that fit the GPU at once).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// a K-major descriptor without swizzle: 8 rows x 16 bytes a core matrix, the next 8 rows 128 bytes
+// on, the next 4 k `lbo` bytes on
+__device__ __forceinline__ uint64_t desc_plain(unsigned addr, unsigned lbo) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t((lbo & 0x3FFFF) >> 4) << 16) | (uint64_t(128 >> 4) << 32);
+}
+#endif
+
+template <class T>
+__global__ void __launch_bounds__(256) halo(const typename T::Args a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int BN = T::BN, CQ = T::C / 4, HP = T::KD * T::HR * T::WH;
+  extern __shared__ float4 ffconv_smem[];
+  const unsigned hal = ffsm90::smem_addr(ffconv_smem), wts = hal + T::C * T::HPS * 4;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const float* xin = T::ws(a) + packed_floats<T>();
+  const float* wsrc = T::ws(a) + int64_t(blockIdx.y) * halo_weight_floats<T>;
+  for (int e = tid; e < halo_weight_floats<T> / 4; e += 256) copy16(wts + 16 * e, wsrc + 4 * e, true);
+  float acc[BN / 2];
+  const int g = lane >> 2, t = lane & 3;
+  for (int64_t tile = blockIdx.x; tile < halo_tiles<T>; tile += gridDim.x) {
+    const int tp = static_cast<int>(tile % TILES_PLANE<T>), od = static_cast<int>(tile / TILES_PLANE<T> % T::OD);
+    const int img = static_cast<int>(tile / (int64_t(TILES_PLANE<T>) * T::OD));
+    const int v0 = tp * BM, r0 = v0 / T::WH;   // the tile's first virtual pixel, its row
+    for (int e = tid; e < HP * CQ; e += 256) {   // the halo: pixel hp = (q, hr, hc), channels 4 cq...
+      const int cq = e % CQ, hp = e / CQ;
+      const int q = hp / (T::HR * T::WH), hr = hp / T::WH % T::HR, hc = hp % T::WH;
+      const int id = od * T::SD - T::PD + q * T::DD, ih = r0 + hr - T::PH, iw = hc - T::PW;
+      const bool ok = unsigned(id) < unsigned(T::D) && unsigned(ih) < unsigned(T::H) && unsigned(iw) < unsigned(T::W);
+      copy16(hal + 16 * (cq * T::HPS + hp), ok ? xin + ((((int64_t(img) * T::D + id) * T::H + ih) * T::W + iw) * T::C + cq * 4) : xin, ok);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    ffsm90::pin(acc);
+    ffsm90::fence();
+    const unsigned a0 = hal + 16 * (v0 - r0 * T::WH + wg * 64);   // this warpgroup's 64 rows at tap 0
+    for (int j = 0; j < TAPS<T>; ++j) {
+      const int q = j / (T::R * T::S), r = j / T::S % T::R, s = j % T::S;
+      const unsigned at = a0 + 16 * ((q * T::HR + r * T::DH) * T::WH + s * T::DW);
+#pragma unroll
+      for (int kk = 0; kk < CQ / 2; ++kk)
+        wgmma<BN>::run(acc, desc_plain(at + 2 * kk * T::HPS * 16, T::HPS * 16), desc_plain(wts + 16 * (j * CQ + 2 * kk) * BN, BN * 16));
+    }
+    ffsm90::commit();
+    ffsm90::wait_all();
+    ffsm90::pin(acc);
+    // accumulator i: virtual pixel v0 + 64 wg + 16 (warp % 4) + g + 8 (i / 2 % 2), channel 8 (i / 4) + 2 t + i % 2
+    int p[2];
+    bool in[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int v = v0 + warp * 16 + g + 8 * h, oh = v / T::WH, x = v % T::WH;
+      in[h] = oh < T::OH && x < T::OW;
+      p[h] = (od * T::OH + oh) * T::OW + x;
+    }
+    const int co0 = blockIdx.y * BN + 2 * t;
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) {
+      const int co = co0 + 8 * (i >> 2) + (i & 1), h = (i >> 1) & 1;
+      if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img, co, p[h], acc[i]);
+    }
+    __syncthreads();   // every warpgroup's multiplies read the halo: it may be written again
+  }
+#else
+  __trap();   // launched only where ffsm90::available()
+#endif
+}
+
 // GPUs without wgmma: a thread an output element, the CPU twin's loop (the same rounding and sums).
 template <class T>
 __global__ void __launch_bounds__(256) direct(const typename T::Args a) {
@@ -441,11 +536,22 @@ int launch(const typename T::Args& a, void* stream) {
   if (!T::NCHW_IN)   // the input [N][C][(D*)H*W] into [N][(D*)H*W][C] after the packed weights, rounded
     ff_transpose_kernel<unsigned, unsigned, true><<<dim3((DHW + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
         T::x(a), T::ws(a) + packed, T::C, DHW, T::C, 0u);
-  constexpr int smem = smem_bytes<T>();
-  const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
-  if (set != cudaSuccess) return set;
-  if (T::CARVEOUT >= 0) cudaFuncSetAttribute(conv<T>, cudaFuncAttributePreferredSharedMemoryCarveout, T::CARVEOUT);
-  conv<T><<<dim3(static_cast<unsigned>((M<T> + BM - 1) / BM), NT<T>), 256, smem, s>>>(a);
+  if constexpr (T::HALO) {   // as many blocks as fit the GPU at once, each looping over tiles
+    static int sms[64] = {};
+    int dev = 0;
+    cudaGetDevice(&dev);
+    if (dev >= 0 && dev < 64 && !sms[dev]) cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev);
+    const cudaError_t set = ffsm90::smem_once<halo<T>>(halo_smem<T>);
+    if (set != cudaSuccess) return set;
+    constexpr int per_sm = 228 * 1024 / (halo_smem<T> + 1024);   // (the H100's shared memory a multiprocessor)
+    const int64_t blocks = int64_t(dev >= 0 && dev < 64 && sms[dev] ? sms[dev] : 132) * (per_sm > 0 ? per_sm : 1);
+    halo<T><<<dim3(static_cast<unsigned>(blocks < halo_tiles<T> ? blocks : halo_tiles<T>), NT<T>), 256, halo_smem<T>, s>>>(a);
+  } else {
+    constexpr int smem = smem_bytes<T>();
+    const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
+    if (set != cudaSuccess) return set;
+    conv<T><<<dim3(static_cast<unsigned>((M<T> + BM - 1) / BM), NT<T>), 256, smem, s>>>(a);
+  }
   return cudaGetLastError();
 }
 

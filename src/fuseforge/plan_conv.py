@@ -1,8 +1,8 @@
 """plan_conv: 2D and 3D convolutions as generated implicit-GEMM kernels with their epilogue fused.
 
-A conv kernel computes one aten.conv2d or aten.conv3d (its bias already moved into the pointwise ops after it,
-ops/convs.py) on the H100's TF32 tensor cores and runs the pointwise group that consumes its
-result in the store of each output element, written in the graph's own layout (NCHW): the
+A conv kernel computes one aten.conv2d or aten.conv3d (its bias already moved into the pointwise
+ops after it, ops/convs.py) on the H100's TF32 tensor cores and runs the pointwise group that
+consumes its result in the store of each output element, written in the graph's own layout (NCHW): the
 convolution's result is never written channels-last and read back, and the output needs no
 conversion (codegen/conv.py has the kernel). Numerics: cuDNN's TF32 convolution, which eager
 runs by default, rounds both operands to TF32 (to nearest) and sums in float32 (measured on an
@@ -46,9 +46,11 @@ more through a window; a k-slice of 32 then holds 32 / C taps where C divides 32
 3D, measured on an H100 (bench/session19, A/B against cuDNN, which runs NCDHW as NDHWC between
 two conversions of its own): every one of the suite's 12 (16 channels into 32, 3x3x3 and
 3x5x7) 0.62-0.80 of the time, those without a pointwise epilogue (a norm or softmax reads the
-result) too, so a 3D one is generated either way. Its main loop (0.27 ms on level2/033) reads
-each input 27 times from L2 (1.5 GB, about 7 TB/s): L1-cached copies, a larger L1, 2 or 4
-stages measured 0.99-1.14x the time (bench/session19/second, third).
+result) too, so a 3D one is generated either way. Its main loop (0.27 ms on level2/033, about
+5x the tensor cores' and the input's floor) gathers each input 27 times from L2 (1.5 GB); what
+did not make it faster: the copies through L1, a larger L1, 2 or 4 stages (0.99-1.14x the time,
+bench/session19/second, third), nor the halo kernel below, which reads the input about once
+(0.99-1.19x on five 3D problems, 1.43-1.59x on three 2D, bench/session19/closing/ab_halo.json).
 """
 from __future__ import annotations
 
@@ -290,12 +292,15 @@ HALO_SMEM = 226 * 1024   # the halo kernel's shared memory at most (the H100: 22
 
 
 def halo(conv: Conv, rows: bool = False) -> tuple[int, int, int] | None:
-    """(WH, HR, HPS) of the halo kernel (codegen/conv.py) where FUSEFORGE_CONV_HALO=1 (measuring; off
-    by default) and it applies: stride 1 in rows and columns, channels a multiple of 8, no row
-    function, its shared memory (HPS pixels of each channel quad, the channel tile's weights) within
-    HALO_SMEM. WH: the pixels of a row (the input's width and padding); HR: the rows of each plane a
-    tile of 128 virtual pixels reads; HPS: the pixels of each channel quad a tile's halo holds
-    (every plane's rows, and the last tap's overhang)."""
+    """(WH, HR, HPS) of the halo kernel (codegen/conv.py) where FUSEFORGE_CONV_HALO=1 and it applies:
+    stride 1 in rows and columns, channels a multiple of 8, no row function, its shared memory (HPS
+    pixels of each channel quad, the channel tile's weights) within HALO_SMEM. WH: the pixels of a
+    row (the input's width and padding); HR: the rows of each plane a tile of 128 virtual pixels
+    reads; HPS: the pixels of each channel quad a tile's halo holds (every plane's rows, and the
+    last tap's overhang). Off by default: correct (the GPU tests), but measured 0.99-1.19x the
+    implicit GEMM's time on five 3D problems and 1.43-1.59x on three 2D ones (bench/session19/
+    closing/ab_halo.json): a block copies its halo, then multiplies, then stores, one after the
+    other, two blocks a multiprocessor; the next step is to overlap them (two halos in flight)."""
     forced = os.environ.get("FUSEFORGE_CONV_HALO", "")
     if forced not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_HALO={forced!r}: expected 0 or 1")

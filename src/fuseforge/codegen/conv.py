@@ -17,15 +17,20 @@ A call runs three kernels (CONV_LIBRARY):
            stride 1; 4-byte copies, a thread's own chunks rounded in shared memory once landed);
   conv     a block per 128 pixels x BN channels (32, 64 or 128): two warpgroups of 64 pixels;
            k in slices of 32 (one tap's channels, or 32 / CP taps of CP), 3 stages. A slice of A
-           is each pixel's 128 bytes of the channels-last input at its tap (16-byte cp.async, zeros where the tap falls in the
-           padding or past the channels; each thread's addresses set once, a slice adds its
-           tap's offset: 123 instructions a slice per warp where it was 222, the models' times
-           0.90-0.99 of the earlier ones, bench/session16/ab_conv*_h100.json), B's slice one
-           bulk copy onto an mbarrier; then the accumulators go through the epilogue
+           is each pixel's 128 bytes of the channels-last input at its tap (16-byte cp.async,
+           zeros where the tap falls in the padding or past the channels; each thread's
+           addresses set once, a slice adds its tap's offset: 123 instructions a slice per warp
+           where it was 222, the models' times 0.90-0.99 of the earlier ones,
+           bench/session16/ab_conv*_h100.json; 138 for a slice of two taps of 16 channels, 3D,
+           level2/033), B's slice one bulk copy onto an mbarrier; then the accumulators go through the epilogue
            (K_epilogue at the element's image, channel and pixel: the fused pointwise ops, the
            stores). Pixel rows: the packed weights' channels permuted within each 8 so that quad
            lane t's accumulators of a pixel hold channels t, t + 4, ...; the four lanes run the row
            kernel's row function (codegen/rows.py PixelRows) on them as a team.
+  (halo)   in place of conv where plan_conv.halo says (FUSEFORGE_CONV_HALO=1, off by default:
+           measured slower): a tile's input rows copied to shared memory once, each tap's A that
+           copy shifted by the tap's offset (wgmma without swizzle), the weights resident while a
+           block loops over tiles.
 Numerics: both operands rounded to TF32 to nearest, float32 sums, as cuDNN's TF32 convolution
 (what eager runs by default) computes (plan_conv.py). The CPU twin (K_elem) sums the same
 rounded products in float32 where it runs on a GPU (`direct`); on the CPU it sums the float32

@@ -41,9 +41,15 @@ class ConvZoo(nn.Module):
         return p, q, q.sigmoid() - 0.5, self.c(z) + z
 
 
-def inputs(seed, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=g).to(device) for s in ((2, 36, 9, 11), (2, 32, 13, 10), (3, 32, 5, 7))]
+def random_inputs(*shapes):
+    """inputs(seed, device): fresh normal tensors of these shapes, the same for a seed."""
+    def inputs(seed, device="cpu"):
+        g = torch.Generator().manual_seed(seed)
+        return [torch.randn(*s, generator=g).to(device) for s in shapes]
+    return inputs
+
+
+inputs = random_inputs((2, 36, 9, 11), (2, 32, 13, 10), (3, 32, 5, 7))
 
 
 def rounded_reference(model, x):
@@ -178,9 +184,7 @@ class ConvZoo3D(nn.Module):
         return torch.relu(self.a(x)) * 2, self.b(y).sigmoid(), self.c(z).mean((2, 3, 4))
 
 
-def inputs_3d(seed, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=g).to(device) for s in ((2, 16, 5, 6, 7), (2, 20, 7, 9, 6), (1, 32, 4, 5, 6))]
+inputs_3d = random_inputs((2, 16, 5, 6, 7), (2, 20, 7, 9, 6), (1, 32, 4, 5, 6))
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +242,7 @@ class HaloZoo(nn.Module):
         return torch.relu(self.a(x)), self.b(y) * 2, self.c(z).sigmoid()
 
 
-def halo_inputs(seed, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=g).to(device) for s in ((2, 32, 11, 13), (2, 16, 5, 6, 7), (1, 32, 4, 9, 10))]
+halo_inputs = random_inputs((2, 32, 11, 13), (2, 16, 5, 6, 7), (1, 32, 4, 9, 10))
 
 
 @pytest.fixture(scope="module")

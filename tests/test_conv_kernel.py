@@ -307,3 +307,18 @@ def test_direct_kernel_matches_rounded_reference_on_cuda(monkeypatch, zoo, make)
     with torch.no_grad():
         got = fast.cuda()(*x)
     _close_to_rounded(got, rounded_reference(model.cuda(), x))
+
+
+def test_ablation_script_matches_the_kernel():
+    """scripts/conv_ablations.py edits the kernel's text in exactly one place per variant: a change
+    to the kernel that moves one of them fails here, not on a device call."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "conv_ablations.py"
+    spec = importlib.util.spec_from_file_location("conv_ablations", path)
+    ablations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablations)
+    for variant, (old, new) in ablations.VARIANTS.items():
+        assert conv_codegen.CONV_LIBRARY.count(old) == 1, variant
+        edited = ablations.ablate(conv_codegen.CONV_LIBRARY + 'name="ff_x"', variant)
+        assert new in edited and old not in edited and f'name="ff_x_{variant}"' in edited

@@ -32,8 +32,10 @@ def decisions(path: Path) -> list[str]:
     problem = load_problem(path)
     with torch.no_grad():
         p = plan(capture(problem.build(0), problem.inputs(0)))
-    out = [f"{k.node.name}: generated (TF32 implicit GEMM, {'its channels row kernel' if k.rows else 'its epilogue'} fused"
-           f"{', input read NCHW' if nchw_input(k.conv) else ''})" for k in p.kernels if isinstance(k, ConvKernel)]
+    def fused(k):
+        return "its channels row kernel fused" if k.rows else "its epilogue fused" if k.epilogue else "no epilogue"
+    out = [f"{k.node.name}: generated (TF32 implicit GEMM, {fused(k)}{', input read NCHW' if nchw_input(k.conv) else ''})"
+           for k in p.kernels if isinstance(k, ConvKernel)]
     for d in p.decisions:
         m = re.match(r"(\S+) \((aten\.conv[\w.]*)\): (NCHW|channels-last)(.*)", d)
         if m:

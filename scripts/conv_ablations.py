@@ -5,9 +5,10 @@ implicit-GEMM kernel's work dropped, to time on a GPU and see which part bounds 
     python3 scripts/ab_generated.py SRC_DIR OUT_ROOT/<variant> PROBLEM.py... --no-verify
 
 SRC_DIR holds files as scripts/generate_sources.py writes them; every one with a generated
-convolution is copied into OUT_ROOT/<variant>/ for each variant (its extension renamed so that the
-builds do not share a cache entry). The results are wrong on purpose; only the times mean
-something:
+convolution is copied into OUT_ROOT/<variant>/ for each variant of its kernel (its extension
+renamed so that the builds do not share a cache entry): the implicit GEMM's variants, or with
+FUSEFORGE_CONV_HALO=1 the halo kernel's (halo_*). The results are wrong on purpose; only the
+times mean something:
   no_gather     the input's copies into shared memory read nothing (zero-filled): the L2 traffic
                 and latency of the gather gone, the rest of the main loop as it is
   no_mma        no wgmma: the gather, the barriers and the epilogue as they are
@@ -15,6 +16,9 @@ something:
                 compiler keeps the main loop): the stores' traffic gone
   no_transpose  the input's conversion to channels-last not launched (the kernel reads stale
                 workspace)
+  halo_no_load  the halo kernel's copies of a tile's input read nothing (zero-filled)
+  halo_no_mma   the halo kernel without wgmma
+  halo_no_store the halo kernel's stores kept behind a test the values never pass
 """
 import re
 import sys
@@ -28,11 +32,19 @@ VARIANTS = {
                  "if (in[h] && acc[i] == 1.2345e-37f) T::store(a, img[h], co, p[h], acc[i]);"),
     "no_transpose": ("  if (!T::NCHW_IN)   // the input [N][C][(D*)H*W]", "  if (false)   // the input [N][C][(D*)H*W]"),
 }
+HALO_VARIANTS = {
+    "halo_no_load": ("ok ? xin + ((((int64_t(img) * T::D + id) * T::H + ih) * T::W + iw) * T::C + cq * 4) : xin, ok);",
+                     "xin, false);"),
+    "halo_no_mma": ("wgmma<BN>::run(acc, desc_plain(at + 2 * kk * T::HPS * 16, T::HPS * 16), "
+                    "desc_plain(wts + 16 * (j * CQ + 2 * kk) * BN, BN * 16));", "(void)at;"),
+    "halo_no_store": ("if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img, co, p[h], acc[i]);",
+                      "if (in[h] && acc[i] == 1.2345e-37f) T::store(a, img, co, p[h], acc[i]);"),
+}
 
 
 def ablate(text: str, variant: str) -> str:
     """The generated file's text with the variant's edit (exactly one place) and its extension renamed."""
-    old, new = VARIANTS[variant]
+    old, new = {**VARIANTS, **HALO_VARIANTS}[variant]
     if text.count(old) != 1:
         raise SystemExit(f"{variant}: expected the kernel text once, found it {text.count(old)} times "
                          "(codegen/conv.py changed: update VARIANTS)")
@@ -43,11 +55,12 @@ def ablate(text: str, variant: str) -> str:
 def main() -> int:
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
     files = [f for f in sorted(src.glob("*.py")) if "ffconv::launch<" in f.read_text()]
-    for variant in VARIANTS:
-        (out / variant).mkdir(parents=True, exist_ok=True)
-        for f in files:
-            (out / variant / f.name).write_text(ablate(f.read_text(), variant))
-    print(f"{len(files)} file(s) x {len(VARIANTS)} variant(s) in {out}")
+    for f in files:
+        text = f.read_text()
+        for variant in HALO_VARIANTS if "static constexpr bool HALO = true;" in text else VARIANTS:
+            (out / variant).mkdir(parents=True, exist_ok=True)
+            (out / variant / f.name).write_text(ablate(text, variant))
+    print(f"{len(files)} file(s) in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     return 0
 
 

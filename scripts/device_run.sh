@@ -23,7 +23,7 @@
 #   bash scripts/device_run.sh gpu-tests  every GPU test, five groups spread over the GPUs
 #   ABX=dir LIST=file bash scripts/device_run.sh conv-ablations   the generated convolution's
 #                                      ablations (scripts/conv_ablations.py: $ABX/abl/<variant>/) timed
-#                                      against the files as generated ($ABX/default/), problems in LIST
+#                                      against the files as generated ($ABX/${BASE:-default}/), problems in LIST
 #   bash scripts/device_run.sh profile P...  scripts/profile_kernels.py over the problems P, spread
 #                                      over the GPUs (problem j on GPU j mod n); the logs print last.
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
@@ -185,10 +185,10 @@ gpu-tests)
   ;;
 conv-ablations)
   for v in $(ls "$ABX/abl"); do
-    python3 scripts/ab_generated.py "$ABX/default" "$ABX/abl/$v" $(cat "$LIST") --build-only --jobs 16 >> "$W/ablations_build.log" 2>&1
+    python3 scripts/ab_generated.py "$ABX/${BASE:-default}" "$ABX/abl/$v" $(cat "$LIST") --build-only --jobs 16 >> "$W/ablations_build.log" 2>&1
   done
   for v in $(ls "$ABX/abl"); do
-    python3 scripts/ab_generated.py "$ABX/default" "$ABX/abl/$v" $(cat "$LIST") --no-verify --rounds 5 --trials 30 \
+    python3 scripts/ab_generated.py "$ABX/${BASE:-default}" "$ABX/abl/$v" $(cat "$LIST") --no-verify --rounds 5 --trials 30 \
       --json "$W/ablation_$v.json" > "$W/ablation_$v.log" 2>&1
     save
     echo "== $v"; grep -v "^    " "$W/ablation_$v.log" | tail -n $(( $(wc -l < "$LIST") + 1 ))

@@ -318,7 +318,7 @@ def test_ablation_script_matches_the_kernel():
     spec = importlib.util.spec_from_file_location("conv_ablations", path)
     ablations = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablations)
-    for variant, (old, new) in ablations.VARIANTS.items():
+    for variant, (old, new) in {**ablations.VARIANTS, **ablations.HALO_VARIANTS}.items():
         assert conv_codegen.CONV_LIBRARY.count(old) == 1, variant
         edited = ablations.ablate(conv_codegen.CONV_LIBRARY + 'name="ff_x"', variant)
         assert new in edited and old not in edited and f'name="ff_x_{variant}"' in edited

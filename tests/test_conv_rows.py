@@ -15,7 +15,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
-from .test_conv_kernel import _close_to_rounded, _compile, cpu_results, rounded_reference
+from .test_conv_kernel import _close_to_rounded, _compile, cpu_results, random_inputs, rounded_reference
 from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
 
@@ -41,9 +41,7 @@ class PixelRowZoo(nn.Module):
         return a, b, c, d, e_max, e_at
 
 
-def inputs(seed, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=g).to(device) for s in ((2, 32, 9, 11), (3, 32, 13, 10), (2, 36, 7, 9))]
+inputs = random_inputs((2, 32, 9, 11), (3, 32, 13, 10), (2, 36, 7, 9))
 
 
 @pytest.fixture(scope="module")

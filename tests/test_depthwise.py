@@ -13,6 +13,8 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 from fuseforge.plan_windows import WindowKernel
 
+from .test_conv_kernel import random_inputs
+
 
 class DepthwiseZoo(nn.Module):
     def __init__(self):
@@ -25,9 +27,7 @@ class DepthwiseZoo(nn.Module):
         return torch.clamp(self.a(x), 0, 6), self.b(torch.tanh(y)) * 2, self.c(z)
 
 
-def inputs(seed, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=g).to(device) for s in ((2, 24, 13, 17), (3, 20, 15, 19), (2, 8, 5, 6))]
+inputs = random_inputs((2, 24, 13, 17), (3, 20, 15, 19), (2, 8, 5, 6))
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,7 @@ import torch
 from .errors import ConfigError
 from .graph import Node, Value
 from .layout import CHANNELS_LAST_CONVS, contiguous_strides, is_channels_last
+from .ops.windows import per_dim
 from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
 
 MIN_IN_CHANNELS = 32    # fewer: eager's cuDNN may run float32 (the numerics above)
@@ -160,12 +161,6 @@ def decides(node: Node) -> bool:
     return node.target in CONVS and mode() != "off"
 
 
-def _spatial(v, dims: int) -> tuple[int, ...]:
-    """A stride, padding or dilation argument over each spatial dim (one value: the same for all)."""
-    v = list(v) if isinstance(v, (list, tuple)) else [v]
-    return tuple(int(e) for e in (v * dims if len(v) == 1 else v))
-
-
 def conv_of(node: Node, epilogue=None, feeds_conv: bool = False, writes_result: bool = True) -> Conv | str:
     """The convolution the generated kernel computes for this node (the rules for its pointwise
     `epilogue` group applied, and whether another convolution reads its result, unless mode() is
@@ -197,7 +192,7 @@ def conv_of(node: Node, epilogue=None, feeds_conv: bool = False, writes_result: 
     pixels = math.prod(y.type.shape[2:])
     if max(x.type.numel, y.type.numel, n * pixels * 128) >= 2**31:
         return "more than 2^31 elements"
-    stride, padding, dilation = (_spatial(node.arg(a), dims) for a in ("stride", "padding", "dilation"))
+    stride, padding, dilation = (per_dim(node.arg(a), dims) for a in ("stride", "padding", "dilation"))
     depth = {}
     if dims == 3:
         depth = dict(d=x.type.shape[2], kd=w.type.shape[2], od=y.type.shape[2],

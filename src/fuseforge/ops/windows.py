@@ -46,7 +46,7 @@ class Window:
         return text
 
 
-def _per_dim(value, n: int, default=None) -> tuple | None:
+def per_dim(value, n: int, default=None) -> tuple | None:
     """An int or a list of 1 or n ints as n ints; an empty list gives `default`."""
     if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
         return default
@@ -69,21 +69,21 @@ def _max_pool(node: Node, dims: int):
     why = _check(node, dims)
     if why:
         return why
-    kernel = _per_dim(node.arg("kernel_size"), dims)
-    return Window(node.arg("self"), "max", dims, kernel, _per_dim(node.arg("stride"), dims, kernel),
-                  _per_dim(node.arg("padding"), dims, (0,) * dims),
-                  _per_dim(node.arg("dilation"), dims, (1,) * dims))
+    kernel = per_dim(node.arg("kernel_size"), dims)
+    return Window(node.arg("self"), "max", dims, kernel, per_dim(node.arg("stride"), dims, kernel),
+                  per_dim(node.arg("padding"), dims, (0,) * dims),
+                  per_dim(node.arg("dilation"), dims, (1,) * dims))
 
 
 def _avg_pool(node: Node, dims: int):
     why = _check(node, dims)
     if why:
         return why
-    kernel = _per_dim(node.arg("kernel_size"), dims)
+    kernel = per_dim(node.arg("kernel_size"), dims)
     names = [a.name for a in node.schema.arguments]
     divisor = node.arg("divisor_override") if "divisor_override" in names else None
-    return Window(node.arg("self"), "avg", dims, kernel, _per_dim(node.arg("stride"), dims, kernel),
-                  _per_dim(node.arg("padding"), dims, (0,) * dims), (1,) * dims,
+    return Window(node.arg("self"), "avg", dims, kernel, per_dim(node.arg("stride"), dims, kernel),
+                  per_dim(node.arg("padding"), dims, (0,) * dims), (1,) * dims,
                   bool(node.arg("count_include_pad")), divisor)
 
 
@@ -133,8 +133,8 @@ def depthwise(node: Node):
         return ("a depthwise convolution of a computed input: cuDNN's (its producers write channels-last for it; "
                 "as a window kernel 1.13-1.14x, bench/session17/seventh)")
     kernel = tuple(w.type.shape[2:])
-    return Window(x, "wsum", 2, kernel, _per_dim(node.arg("stride"), 2), _per_dim(node.arg("padding"), 2, (0, 0)),
-                  _per_dim(node.arg("dilation"), 2, (1, 1)), weight=w)
+    return Window(x, "wsum", 2, kernel, per_dim(node.arg("stride"), 2), per_dim(node.arg("padding"), 2, (0, 0)),
+                  per_dim(node.arg("dilation"), 2, (1, 1)), weight=w)
 
 
 for _d in (1, 2, 3):

@@ -8,7 +8,8 @@ reference, then eager, the OLD and the NEW file timed in the same process, round
 OLD_DIR and NEW_DIR hold files as scripts/generate_sources.py writes them (level2_001_....py for
 suite/level2/001_....py). Every file is built first, several at once (--jobs), so that the timing
 loop finds them in the extension cache. Prints a table, last: each version's median over the rounds
-of a round's median (time_cuda: L2 flushed before each call), and NEW / OLD.
+of a round's median (time_cuda: L2 flushed before each call), NEW / OLD, and the host time of a
+call of OLD and NEW (bench.host_time).
 """
 import argparse
 import json
@@ -58,7 +59,7 @@ def main() -> int:
         return 1 if errors else 0
 
     import torch
-    from fuseforge.bench import environment, time_cuda
+    from fuseforge.bench import environment, host_time, time_cuda
     from fuseforge.build import load_generated
     from fuseforge.problem import load_problem
     from fuseforge.verify import verify
@@ -88,6 +89,7 @@ def main() -> int:
                 times[tag].append(time_cuda(model, inputs, trials=args.trials).median_ms)
         for tag, ts in times.items():
             row[tag] = statistics.median(ts)
+            row[f"{tag}_host"] = host_time(models[tag], inputs)
         rows.append(row)
         del models
         torch.cuda.empty_cache()
@@ -96,11 +98,12 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
     print(f"{env.get('gpu')}, torch {env['torch']}: ms (median of {args.rounds} rounds of {args.trials})")
-    print(f"{'problem':58} {'eager':>8} {'old':>8} {'new':>8} {'new/old':>8}")
+    print(f"{'problem':58} {'eager':>8} {'old':>8} {'new':>8} {'new/old':>8}   host ms: {'old':>7} {'new':>7}")
     for r in rows:
         ratio = f"{r['new'] / r['old']:.3f}" if "old" in r and "new" in r else "-"
         cells = [f"{r[t]:8.4f}" if t in r else f"{'FAIL':>8}" for t in ("eager", "old", "new")]
-        print(f"{r['problem']:58} {' '.join(cells)} {ratio:>8}")
+        host = [f"{r[t + '_host']:7.4f}" if t + "_host" in r else f"{'-':>7}" for t in ("old", "new")]
+        print(f"{r['problem']:58} {' '.join(cells)} {ratio:>8}            {' '.join(host)}")
         for tag in ("old", "new"):
             for f in r.get(f"{tag}_failures", []):
                 print(f"    {tag}: {f}")

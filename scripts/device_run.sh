@@ -26,6 +26,7 @@
 #                                      against the files as generated ($ABX/${BASE:-default}/), problems in LIST
 #   bash scripts/device_run.sh profile P...  scripts/profile_kernels.py over the problems P, spread
 #                                      over the GPUs (problem j on GPU j mod n); the logs print last.
+#                                      HOST=1: the host time of a call and where it goes too (--host).
 # Everything lands in $OUT/results.tgz (the device returns few files); the tables print last.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -204,7 +205,7 @@ profile)
     for j in "${!PROBS[@]}"; do [ $((j % NG)) = "$g" ] && MINE+=("${PROBS[$j]}"); done
     [ ${#MINE[@]} = 0 ] && continue
     (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 scripts/profile_kernels.py \
-       "${MINE[@]}" --out "$W/profile_$g" > "$W/profile_$g.log" 2>&1) &
+       "${MINE[@]}" --out "$W/profile_$g" ${HOST:+--host} > "$W/profile_$g.log" 2>&1) &
   done
   wait
   save

@@ -3,10 +3,12 @@
 For each problem file: build the reference, torch.compile (default mode) and fuseforge's ModelNew
 (optimized into a temporary folder), run each 20 times under torch.profiler after a warm-up,
 and print every kernel's mean device time per forward call, the sum, and the plan's decisions.
-Use it to find which kernel makes one version slower than another; the speed itself comes from
+With --host, also each version's host time per call (bench.host_time) and where it goes: the
+host-side events (ATen ops, CUDA runtime calls) by their mean self time per call. Use it to
+find which kernel makes one version slower than another; the speed itself comes from
 `fuseforge bench`. Writes profile.json into --out when given.
 
-    python3 scripts/profile_kernels.py suite/level2/003_conv2d_min_softmax.py [...] [--out DIR]
+    python3 scripts/profile_kernels.py suite/level2/003_conv2d_min_softmax.py [...] [--out DIR] [--host]
 """
 import argparse
 import collections
@@ -45,7 +47,28 @@ def kernels(fn, args) -> dict[str, float]:
     return dict(sorted(per.items(), key=lambda kv: -kv[1]))
 
 
-def profile_problem(path: str, tmp: Path) -> dict:
+def host_events(fn, args) -> dict[str, float]:
+    """The host time of a call (ms, bench.host_time), then the mean self time per call of each
+    host-side event the profiler records (ms; the forward's own C++ code is the remainder)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from fuseforge.bench import host_time
+    out = {"(host time of a call)": host_time(fn, args)}
+    with torch.no_grad():
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(ITERS):
+                fn(*args)
+        torch.cuda.synchronize()
+    per = collections.defaultdict(float)
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CPU:
+            per[e.name] += e.self_cpu_time_total / 1e3 / ITERS
+    top = sorted(per.items(), key=lambda kv: -kv[1])[:12]
+    return out | dict(top)
+
+
+def profile_problem(path: str, tmp: Path, host: bool = False) -> dict:
     problem = load_problem(path)
     report = optimize(path, tmp / f"{problem.name}_new.py", device="cuda", trials=1, bench=False)
     inputs = problem.inputs(1, "cuda")
@@ -54,6 +77,8 @@ def profile_problem(path: str, tmp: Path) -> dict:
     new = report.loaded.module.ModelNew(*problem.init_args()).cuda()
     versions = {"eager": kernels(ref, inputs), "compile": kernels(torch.compile(ref), inputs),
                 "fuseforge": kernels(new, inputs)}
+    if host:
+        versions |= {"eager host": host_events(ref, inputs), "fuseforge host": host_events(new, inputs)}
     return {"problem": path, "versions": versions, "decisions": list(report.plan.decisions)}
 
 
@@ -62,7 +87,7 @@ def show(result: dict) -> None:
     for d in result["decisions"]:
         print(f"   plan: {d}")
     for version, ks in result["versions"].items():
-        print(f"  {version}: {sum(ks.values()):.3f} ms in kernels")
+        print(f"  {version}: {sum(ks.values()):.3f} ms in {'host events' if 'host' in version else 'kernels'}")
         for name, ms in ks.items():
             print(f"    {ms:8.3f}  {name[:150]}")
 
@@ -71,12 +96,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("problems", nargs="+")
     ap.add_argument("--out")
+    ap.add_argument("--host", action="store_true", help="also the host time of a call and where it goes")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.problems:
             try:
-                results.append(profile_problem(path, Path(tmp)))
+                results.append(profile_problem(path, Path(tmp), args.host))
             except Exception as e:  # one problem's failure must not hide the others' profiles
                 results.append({"problem": path, "error": f"{type(e).__name__}: {e}"})
                 print(f"\n== {path}: {results[-1]['error']}")

@@ -23,6 +23,7 @@ from .plan_gemm import GemmKernel, form_gemm_kernels
 from .plan_rows import RowKernel, form_row_groups, recipe_of
 from .plan_scans import ScanKernel, form_scan_kernels
 from .plan_windows import WindowKernel, form_window_kernels
+from .replay import why_not_replayed
 
 MAX_NAME_OPS = 5
 
@@ -59,6 +60,7 @@ class Plan:
     graph: Graph
     steps: list                      # Kernel | RowKernel | WindowKernel | GemmKernel | ConvKernel | Extern, in order
     decisions: list[str] = field(default_factory=list)
+    why_op_by_op: str | None = "undecided"   # why the forward is not replayed as a CUDA graph (replay.py); None: it is
 
     @property
     def kernels(self) -> list:
@@ -162,6 +164,8 @@ def plan(graph: Graph) -> Plan:
     for e in result.externs:
         e.cat_buffer = cats.get(e.node.name)
     assert sum(e.cat_buffer is not None for e in result.externs) == len(cats), "a cat of a shared buffer was fused"
+    why = result.why_op_by_op = why_not_replayed(result)
+    result.decisions.append("forward: replayed as a CUDA graph on a GPU" if why is None else f"forward: op by op, {why}")
     return result
 
 

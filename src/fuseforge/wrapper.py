@@ -99,8 +99,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
         handles["op_foreach_copy"] = ("aten::_foreach_copy_", "")
     user_inputs = g.user_inputs()
     state = g.state() + plan.constants()
-    emit("std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs,")
-    emit("                               const std::vector<at::Tensor>& state) {")
+    emit("std::vector<at::Tensor> forward_ops(const std::vector<at::Tensor>& inputs,")
+    emit("                                   const std::vector<at::Tensor>& state) {")
     emit(f"  TORCH_CHECK(inputs.size() == {len(user_inputs)} && state.size() == {len(state)},")
     emit(f'              "fuseforge: forward expects {len(user_inputs)} input(s) and {len(state)} state tensor(s)");')
     emit("  at::NoGradGuard no_grad;")
@@ -141,6 +141,18 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     outs = [v.name for v in g.outputs if isinstance(v, Value)]
     emit(f"  return {{{', '.join(outs)}}};")
     emit("}")
+    emit("")
+    replayed = plan.why_op_by_op is None
+    if replayed:
+        emit("// The forward: replayed as a CUDA graph on a GPU (ff::replayed), op by op on the CPU.")
+        emit("ff::Replay replay;")
+    else:
+        emit(f"// The forward: op by op, {plan.why_op_by_op}.")
+    emit("std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& state) {")
+    updated = sorted(state.index(old) for _, old in g.mutations)
+    emit(f"  return ff::replayed(replay, inputs, state, forward_ops{', {' + ', '.join(map(str, updated)) + '}' if updated else ''});"
+         if replayed else "  return forward_ops(inputs, state);")
+    emit("}")
 
     head = ["namespace {"]
     for h, (name, overload) in handles.items():
@@ -149,6 +161,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     binding = ["", "PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {",
                '  m.def("forward", &forward, "the generated forward");',
                '  m.def("set_poison", [](bool on) { ff::poison = on; }, "fill fresh kernel outputs with NaN");',
+               '  m.def("replays", []() { return std::vector<int64_t>{%s}; }, "CUDA graphs captured, replays");'
+               % ("replay.captures, replay.replays" if replayed else "0, 0"),
                "}"]
     return "\n".join(head + [""] + lines + binding) + "\n"
 

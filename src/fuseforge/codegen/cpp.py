@@ -684,10 +684,13 @@ HOST_RUNTIME = r"""
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_strided.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/utils/pybind.h>
 #ifdef FF_WITH_CUDA
+#include <ATen/Context.h>
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -695,6 +698,8 @@ HOST_RUNTIME = r"""
 #else
 #define FF_CUDA(launcher) nullptr
 #endif
+#include <algorithm>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -728,6 +733,9 @@ struct FormatCache {
   at::Tensor src, converted;
   uint32_t version = 0;
 };
+// While a CUDA graph is captured (ff::replayed): the cached tensors it reads, kept alive with it
+// (a later call for other weights replaces a cache's copy while the graph still reads the old one).
+static std::vector<at::Tensor>* graph_keeps = nullptr;
 inline at::Tensor converted_once(const at::Tensor& w, at::MemoryFormat fmt, FormatCache& c) {
   std::lock_guard<std::mutex> lock(c.m);
   if (!c.src.defined() || !w.is_same(c.src) || w._version() != c.version) {
@@ -735,6 +743,7 @@ inline at::Tensor converted_once(const at::Tensor& w, at::MemoryFormat fmt, Form
     c.src = w;
     c.version = w._version();
   }
+  if (graph_keeps) graph_keeps->push_back(c.converted);
   return c.converted;
 }
 
@@ -841,6 +850,139 @@ void run(const c10::Device& dev, int64_t n, const char* name, Cpu cpu, Cuda cuda
       for (int64_t i = begin; i < end; ++i) cpu(i);
     });
   }
+}
+
+// The forward replayed as a CUDA graph (replay.py): one launch on the host where op by op it
+// costs one or more per kernel. The graph is captured on the second call in a row with the same
+// key (the addresses, shapes and strides of the inputs and state, the versions of the state it
+// only reads: a weight updated in place changes what its cached conversions hold). It is replayed
+// while the key holds and no caller holds the outputs of the last replay, which the next one
+// overwrites (handed_out); a caller that keeps them gets fresh ones from a call op by op. The
+// state the forward updates (`updated`, indices into state: running statistics) has its version
+// moved after a replay, as a call op by op moves it. A capture that fails (an op that
+// synchronizes) turns replaying off for the module, with a warning.
+struct Replay {
+  std::mutex m;
+  std::vector<int64_t> last, key;   // the key of the last call, of the captured graph
+  std::vector<at::Tensor> outputs;  // the graph's outputs (its memory pool), never handed out
+  std::vector<at::Tensor> keeps;    // cached tensors it reads (graph_keeps)
+  int64_t captures = 0, replays = 0;
+  bool off = false;
+#ifdef FF_WITH_CUDA
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+};
+
+#ifdef FF_WITH_CUDA
+inline void add_key(std::vector<int64_t>& k, const at::Tensor& t, bool version) {
+  if (!t.defined()) {
+    k.push_back(-1);
+    return;
+  }
+  k.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(t.data_ptr())));
+  k.push_back(static_cast<int64_t>(t.scalar_type()));
+  k.push_back(t.device().index());
+  k.push_back(version ? static_cast<int64_t>(t._version()) : 0);
+  k.push_back(t.dim());
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    k.push_back(t.size(d));
+    k.push_back(t.stride(d));
+  }
+}
+
+// The graph's outputs as the caller gets them: tensors over the same memory through storages of
+// their own, one for each storage of the outputs, whose deleter holds that output. The caller's
+// references thus keep the graph's memory alive and show in the outputs' use counts, which a
+// Python object of the output itself would not (it may outlive the caller's references).
+inline std::vector<at::Tensor> handed_out(const std::vector<at::Tensor>& outs) {
+  std::vector<at::Tensor> res;
+  std::vector<std::pair<const c10::StorageImpl*, c10::Storage>> made;
+  for (const at::Tensor& o : outs) {
+    const c10::StorageImpl* impl = o.storage().unsafeGetStorageImpl();
+    c10::Storage alias;
+    for (const auto& m : made)
+      if (m.first == impl) alias = m.second;
+    if (!alias) {
+      at::DataPtr data(o.storage().data_ptr().get(), new at::Tensor(o),
+                       [](void* held) { delete static_cast<at::Tensor*>(held); }, o.device());
+      alias = c10::Storage(c10::Storage::use_byte_size_t(), o.storage().nbytes(), std::move(data), nullptr, false);
+      made.emplace_back(impl, alias);
+    }
+    res.push_back(at::empty({0}, o.options()).set_(alias, o.storage_offset(), o.sizes(), o.strides()));
+  }
+  return res;
+}
+
+// Whether the tensors are held by nothing but `outs` (storages shared among them counted).
+inline bool only_ours(const std::vector<at::Tensor>& outs) {
+  for (const at::Tensor& o : outs) {
+    if (o.use_count() != 1) return false;
+    size_t ours = 0;
+    for (const at::Tensor& p : outs) ours += p.storage().unsafeGetStorageImpl() == o.storage().unsafeGetStorageImpl();
+    if (static_cast<size_t>(o.storage().use_count()) != ours) return false;
+  }
+  return true;
+}
+#endif
+
+template <typename Ops>
+std::vector<at::Tensor> replayed(Replay& r, const std::vector<at::Tensor>& inputs,
+                                 const std::vector<at::Tensor>& state, Ops ops, std::vector<size_t> updated = {}) {
+#ifdef FF_WITH_CUDA
+  if (inputs.empty() || !inputs[0].is_cuda()) return ops(inputs, state);
+  std::lock_guard<std::mutex> lock(r.m);
+  std::vector<int64_t> key{poison, at::globalContext().deterministicAlgorithms(), at::globalContext().benchmarkCuDNN(),
+                           at::globalContext().userEnabledCuDNN()};
+  for (const at::Tensor& t : inputs) add_key(key, t, false);   // (a graph reads their memory as it is then)
+  for (size_t i = 0; i < state.size(); ++i)
+    add_key(key, state[i], std::find(updated.begin(), updated.end(), i) == updated.end());
+  c10::cuda::CUDAGuard guard(inputs[0].device());
+  const auto replay = [&]() {
+    r.graph->replay();
+    ++r.replays;
+    for (size_t i : updated) state[i].unsafeGetTensorImpl()->bump_version();
+    return handed_out(r.outputs);
+  };
+  if (r.graph && key == r.key && only_ours(r.outputs)) return replay();
+  const bool again = key == r.last;
+  r.last = key;
+  if (r.off || !again || (r.graph && key == r.key)) return ops(inputs, state);
+  r.graph.reset();
+  r.outputs.clear();
+  r.keeps.clear();
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  std::vector<at::Tensor> outs;
+  try {
+    c10::cuda::CUDAStreamGuard side(c10::cuda::getStreamFromPool(false, inputs[0].device().index()));
+    graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    graph_keeps = &r.keeps;
+    try {
+      outs = ops(inputs, state);
+    } catch (...) {
+      graph_keeps = nullptr;
+      try { graph->capture_end(); } catch (...) {}
+      throw;
+    }
+    graph_keeps = nullptr;
+    graph->capture_end();
+  } catch (const std::exception& e) {
+    (void)cudaGetLastError();
+    r.keeps.clear();
+    r.off = true;
+    TORCH_WARN("fuseforge: the forward could not be captured as a CUDA graph, it runs op by op from now on: ",
+               e.what());
+    return ops(inputs, state);
+  }
+  r.graph = std::move(graph);
+  r.key = std::move(key);
+  r.outputs = std::move(outs);
+  ++r.captures;
+  return replay();
+#else
+  (void)r;
+  (void)updated;
+  return ops(inputs, state);
+#endif
 }
 
 }  // namespace ff

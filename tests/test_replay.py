@@ -1,0 +1,171 @@
+"""The forward replayed as a CUDA graph (replay.py, ff::replayed in the host runtime): which plans
+replay, and on the GPU that every call still computes from the memory it is given (inputs changed
+in place, new input tensors, a weight updated in place) while outputs a caller keeps are never
+overwritten by a later replay. Each call is compared with eager on the same tensors."""
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fuseforge
+from fuseforge.capture import capture
+from fuseforge.plan import plan
+
+
+class Block(torch.nn.Module):
+    """A cuDNN convolution (an extern), generated pointwise and row kernels, two outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 8, 3)
+        self.scale = torch.nn.Parameter(torch.randn(8, 1, 1))
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x)) * self.scale
+        return y, y.mean(dim=(2, 3))
+
+
+class TwoConvs(torch.nn.Module):
+    """The first convolution cuDNN's on channels-last copies of its weight made once (a cache in
+    the extension), the second generated."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = torch.nn.Conv2d(16, 32, 3), torch.nn.Conv2d(32, 32, 3)
+
+    def forward(self, x):
+        return self.c2(torch.relu(self.c1(x)))
+
+
+class TrainingNorm(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(x) * 2
+
+
+class InPlace(torch.nn.Module):
+    def forward(self, x):
+        return x.mul_(2).sum(dim=1)
+
+
+class Dropout(torch.nn.Module):
+    def forward(self, x):
+        return F.dropout(x, 0.5, training=True) + 1
+
+
+TF32 = 5e-3   # a generated convolution against cuDNN's, both TF32
+
+
+def _x(seed, device="cpu"):
+    return torch.randn(2, 4, 10, 12, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def _decision(model, inputs):
+    return [d for d in plan(capture(model, inputs)).decisions if d.startswith("forward: ")]
+
+
+def test_which_forwards_replay(monkeypatch):
+    assert _decision(Block(), [_x(0)]) == ["forward: replayed as a CUDA graph on a GPU"]
+    assert _decision(TrainingNorm().train(), [_x(0)]) == ["forward: replayed as a CUDA graph on a GPU"]
+    [why] = _decision(InPlace(), [_x(0)])
+    assert "updates an input in place" in why
+    [why] = _decision(Dropout(), [_x(0)])
+    assert "not known to be safe in a CUDA graph" in why
+    monkeypatch.setenv("FUSEFORGE_REPLAY", "0")
+    assert _decision(Block(), [_x(0)]) == ["forward: op by op, FUSEFORGE_REPLAY=0"]
+
+
+def _check(fast, model, x, tol=1e-4):
+    with torch.no_grad():
+        got, want = fast(x), model(x)
+    for a, b in zip(*((t,) if isinstance(t, torch.Tensor) else t for t in (got, want))):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    return got
+
+
+@pytest.mark.gpu
+def test_replays_compute_every_call():
+    torch.manual_seed(0)
+    model = Block().cuda()
+    fast = fuseforge.compile(model, [_x(0, "cuda")])
+    ext = sys.modules[type(fast).__module__]._ext
+    x = _x(1, "cuda")
+    for seed in range(2, 7):   # op by op, captured and replayed, then replayed
+        _check(fast, model, x)
+        x.copy_(_x(seed, "cuda"))   # the same tensor, new contents
+    captures, replays = ext.replays()
+    assert captures == 1 and replays == 4
+    _check(fast, model, _x(7, "cuda"))   # a new tensor: op by op
+    with torch.no_grad():
+        model.conv.weight.mul_(-0.5)      # a weight updated in place
+    for _ in range(3):
+        _check(fast, model, x)
+    assert ext.replays() == [2, 6]
+
+
+@pytest.mark.gpu
+def test_kept_outputs_are_not_overwritten():
+    torch.manual_seed(1)
+    model = Block().cuda()
+    fast = fuseforge.compile(model, [_x(0, "cuda")])
+    ext = sys.modules[type(fast).__module__]._ext
+    x = _x(1, "cuda")
+    for _ in range(3):
+        _check(fast, model, x)
+    replays = ext.replays()[1]
+    kept = _check(fast, model, x)        # a replay, its outputs kept
+    first = [t.clone() for t in kept]
+    view = kept[1][:1]                    # a view alone keeps the storage too
+    x.copy_(_x(2, "cuda"))
+    kept = kept[0]
+    second = _check(fast, model, x)       # op by op: the replay's outputs are held
+    assert ext.replays()[1] == replays + 1
+    torch.testing.assert_close(kept, first[0], rtol=0, atol=0)
+    torch.testing.assert_close(view, first[1][:1], rtol=0, atol=0)
+    assert second[0].data_ptr() != kept.data_ptr()
+    del kept, view, second
+    _check(fast, model, x)               # nothing holds them now: replayed again
+    assert ext.replays()[1] == replays + 2
+
+
+@pytest.mark.gpu
+def test_modules_sharing_the_extension():
+    """Modules of one generated extension share its replay and its weight-conversion caches: the
+    graph captured for one must keep the converted weights it reads after the other's calls
+    replaced them in the cache (the freed copy filled with NaN by later allocations otherwise)."""
+    torch.manual_seed(2)
+    ma, mb = TwoConvs().cuda(), TwoConvs().cuda()
+    x = torch.randn(2, 16, 12, 12, device="cuda")
+    fa, fb = (fuseforge.compile(m, [x]) for m in (ma, mb))
+    ext = sys.modules[type(fa).__module__]._ext
+    assert ext is sys.modules[type(fb).__module__]._ext
+    for f, m in ((fa, ma), (fa, ma), (fb, mb), (fb, mb), (fa, ma)):
+        _check(f, m, x, TF32)
+    junk = [torch.full((32 * 16 * 9,), float("nan"), device="cuda") for _ in range(64)]
+    _check(fb, mb, x, TF32)
+    assert ext.replays() == [2, 3] and len(junk) == 64
+
+
+@pytest.mark.gpu
+def test_running_statistics_updated_by_replays():
+    """Batch norm in training mode: each replay updates the running statistics as eager's call
+    does, and moves their version counters."""
+    torch.manual_seed(3)
+    ref = TrainingNorm().cuda().train()
+    mine = TrainingNorm().cuda().train()
+    mine.load_state_dict(ref.state_dict())
+    fast = fuseforge.compile(mine, [_x(0, "cuda")])
+    ext = sys.modules[type(fast).__module__]._ext
+    x = _x(1, "cuda")
+    for seed in range(2, 7):
+        version = mine.bn.running_mean._version
+        _check(fast, ref, x)
+        assert mine.bn.running_mean._version > version
+        x.copy_(_x(seed, "cuda"))
+    assert ext.replays() == [1, 4]
+    for name, b in ref.bn.named_buffers():
+        torch.testing.assert_close(getattr(mine.bn, name), b, rtol=1e-5, atol=1e-6, msg=name)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import fuseforge
+from fuseforge import replay
 from fuseforge.capture import capture
 from fuseforge.plan import plan
 
@@ -52,6 +53,22 @@ class InPlace(torch.nn.Module):
         return x.mul_(2).sum(dim=1)
 
 
+class Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 16, num_layers=2, dropout=0.5, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0][:, -1]
+
+
+class Histogram(torch.nn.Module):
+    """histc with no range given reads the input's min and max back to the host: a capture fails."""
+
+    def forward(self, x):
+        return torch.histc(x * 2, bins=8)
+
+
 class Dropout(torch.nn.Module):
     def forward(self, x):
         return F.dropout(x, 0.5, training=True) + 1
@@ -75,6 +92,10 @@ def test_which_forwards_replay(monkeypatch):
     assert "updates an input in place" in why
     [why] = _decision(Dropout(), [_x(0)])
     assert "not known to be safe in a CUDA graph" in why
+    seq = [torch.randn(3, 5, 8)]
+    assert _decision(Recurrent().eval(), seq) == ["forward: replayed as a CUDA graph on a GPU"]
+    [why] = _decision(Recurrent().train(), seq)   # dropout between its layers
+    assert "aten.lstm.input is not known to be safe" in why
     monkeypatch.setenv("FUSEFORGE_REPLAY", "0")
     assert _decision(Block(), [_x(0)]) == ["forward: op by op, FUSEFORGE_REPLAY=0"]
 
@@ -169,3 +190,21 @@ def test_running_statistics_updated_by_replays():
     assert ext.replays() == [1, 4]
     for name, b in ref.bn.named_buffers():
         torch.testing.assert_close(getattr(mine.bn, name), b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.gpu
+def test_a_capture_that_fails_leaves_the_forward_op_by_op(monkeypatch):
+    """An extern wrongly listed as capture-safe: the capture fails, the module warns once and runs
+    op by op from then on, every result still eager's."""
+    monkeypatch.setattr(replay, "CAPTURE_SAFE", replay.CAPTURE_SAFE | {"histc"})
+    model = Histogram()
+    fast = fuseforge.compile(model, [_x(0, "cuda")])
+    ext = sys.modules[type(fast).__module__]._ext
+    x = _x(1, "cuda")
+    _check(fast, model, x)
+    with pytest.warns(UserWarning, match="could not be captured as a CUDA graph"):
+        _check(fast, model, x)
+    for seed in range(2, 4):
+        x.copy_(_x(seed, "cuda"))
+        _check(fast, model, x)
+    assert ext.replays() == [0, 0]

@@ -701,6 +701,7 @@ HOST_RUNTIME = r"""
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -969,8 +970,9 @@ std::vector<at::Tensor> replayed(Replay& r, const std::vector<at::Tensor>& input
     (void)cudaGetLastError();
     r.keeps.clear();
     r.off = true;
-    TORCH_WARN("fuseforge: the forward could not be captured as a CUDA graph, it runs op by op from now on: ",
-               e.what());
+    const std::string why = std::string("fuseforge: the forward could not be captured as a CUDA graph, it runs "
+                                        "op by op from now on: ") + e.what();
+    if (PyErr_WarnEx(PyExc_UserWarning, why.c_str(), 1) != 0) throw pybind11::error_already_set();   // (-W error)
     return ops(inputs, state);
   }
   r.graph = std::move(graph);

@@ -100,6 +100,12 @@ def test_which_forwards_replay(monkeypatch):
     assert _decision(Block(), [_x(0)]) == ["forward: op by op, FUSEFORGE_REPLAY=0"]
 
 
+def _compiled(model, example):
+    """The generated module for `model` and its extension (its replay counters)."""
+    fast = fuseforge.compile(model, [example])
+    return fast, sys.modules[type(fast).__module__]._ext
+
+
 def _check(fast, model, x, tol=1e-4):
     with torch.no_grad():
         got, want = fast(x), model(x)
@@ -112,8 +118,7 @@ def _check(fast, model, x, tol=1e-4):
 def test_replays_compute_every_call():
     torch.manual_seed(0)
     model = Block().cuda()
-    fast = fuseforge.compile(model, [_x(0, "cuda")])
-    ext = sys.modules[type(fast).__module__]._ext
+    fast, ext = _compiled(model, _x(0, "cuda"))
     x = _x(1, "cuda")
     for seed in range(2, 7):   # op by op, captured and replayed, then replayed
         _check(fast, model, x)
@@ -132,8 +137,7 @@ def test_replays_compute_every_call():
 def test_kept_outputs_are_not_overwritten():
     torch.manual_seed(1)
     model = Block().cuda()
-    fast = fuseforge.compile(model, [_x(0, "cuda")])
-    ext = sys.modules[type(fast).__module__]._ext
+    fast, ext = _compiled(model, _x(0, "cuda"))
     x = _x(1, "cuda")
     for _ in range(3):
         _check(fast, model, x)
@@ -161,9 +165,8 @@ def test_modules_sharing_the_extension():
     torch.manual_seed(2)
     ma, mb = TwoConvs().cuda(), TwoConvs().cuda()
     x = torch.randn(2, 16, 12, 12, device="cuda")
-    fa, fb = (fuseforge.compile(m, [x]) for m in (ma, mb))
-    ext = sys.modules[type(fa).__module__]._ext
-    assert ext is sys.modules[type(fb).__module__]._ext
+    (fa, ext), (fb, ext_b) = (_compiled(m, x) for m in (ma, mb))
+    assert ext is ext_b
     for f, m in ((fa, ma), (fa, ma), (fb, mb), (fb, mb), (fa, ma)):
         _check(f, m, x, TF32)
     junk = [torch.full((32 * 16 * 9,), float("nan"), device="cuda") for _ in range(64)]
@@ -179,8 +182,7 @@ def test_running_statistics_updated_by_replays():
     ref = TrainingNorm().cuda().train()
     mine = TrainingNorm().cuda().train()
     mine.load_state_dict(ref.state_dict())
-    fast = fuseforge.compile(mine, [_x(0, "cuda")])
-    ext = sys.modules[type(fast).__module__]._ext
+    fast, ext = _compiled(mine, _x(0, "cuda"))
     x = _x(1, "cuda")
     for seed in range(2, 7):
         version = mine.bn.running_mean._version
@@ -198,8 +200,7 @@ def test_a_capture_that_fails_leaves_the_forward_op_by_op(monkeypatch):
     op by op from then on, every result still eager's."""
     monkeypatch.setattr(replay, "CAPTURE_SAFE", replay.CAPTURE_SAFE | {"histc"})
     model = Histogram()
-    fast = fuseforge.compile(model, [_x(0, "cuda")])
-    ext = sys.modules[type(fast).__module__]._ext
+    fast, ext = _compiled(model, _x(0, "cuda"))
     x = _x(1, "cuda")
     _check(fast, model, x)
     with pytest.warns(UserWarning, match="could not be captured as a CUDA graph"):

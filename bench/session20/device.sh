@@ -3,7 +3,7 @@
 #   OUT=$OUT LIST=... bash bench/session20/device.sh first   the GPU tests in $TESTS (the replay's by
 #       default) while abx/$OLD and abx/$NEW build (default off, on: FUSEFORGE_REPLAY=0 and the
 #       default), then the two side by side (scripts/ab_generated.py: GPU time and host time)
-#   OUT=$OUT bash bench/session20/device.sh closing   every GPU test (scripts/device_run.sh gpu-tests)
+# The closing calls ran scripts/device_run.sh directly (suite-all, gpu-tests; bench/README.md).
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
 OUT=${OUT:-out}
@@ -21,8 +21,5 @@ first)
     --json "$OUT/ab_${OLD}_$NEW.json" > "$OUT/ab_${OLD}_$NEW.log" 2>&1
   tail -4 "$OUT/ab_build.log"
   tail -n $(( $(wc -l < "$LIST") * 2 + 2 )) "$OUT/ab_${OLD}_$NEW.log"
-  ;;
-closing)
-  OUT=$OUT/t bash scripts/device_run.sh gpu-tests
   ;;
 esac

@@ -6,10 +6,17 @@ For kernel K the shared text defines
   K_elem      load, compute and store one element (the CPU twin and the CUDA tail use it);
 the CUDA text defines the __global__ K_kernel and its launcher K_cuda. Shapes and strides
 are compile-time constants: divisions by them compile to multiplications.
+
+The vector path (4 consecutive elements a thread, 16-byte loads and stores) loads the operands
+laid out like the iteration 4 at a time. FUSEFORGE_PW_RUNS=1 (off: not yet measured) also loads
+4 at a time an operand whose four values are contiguous and 16-byte aligned (a split's half),
+and once an operand whose four values are one (a per-channel bias over the pixels): see
+`_in_fours`.
 """
 from __future__ import annotations
 
 import math
+import os
 
 from dataclasses import dataclass
 
@@ -32,6 +39,7 @@ class Operand:
     index_tpl: str                    # C++ offset expression, {i} standing for the linear index
     direct: bool                      # offset == i
     align16: bool = False             # read with 16-byte copies: the wrapper aligns its start
+    fours: str = ""                   # on the vector path (_in_fours): "run", "same" or "" (one load each)
 
     def index(self, i: str = "i") -> str:
         return self.index_tpl.format(i=i)
@@ -73,6 +81,23 @@ def operand_strides(nodes, shape, v: Value, where: str) -> list[int]:
                 raise NotImplementedError(f"{v.name} is read along different dims in {where}")
             strides = s
     return strides
+
+
+def _in_fours(strides, shape, order) -> str:
+    """How an operand reads the 4 elements of a vector-path step (linear indices 4m .. 4m + 3 in
+    `order`): "same", one value for the four (stride 0 along the innermost dim); "run", four
+    contiguous values starting at a multiple of 4 elements (stride 1 there, the other strides
+    multiples of 4: one 16-byte load where the pointer is aligned); "" neither. Only where the
+    innermost dim's extent is a multiple of 4, so that a step never crosses it; and only with
+    FUSEFORGE_PW_RUNS=1."""
+    dims = [d for d in order if shape[d] > 1]
+    if os.environ.get("FUSEFORGE_PW_RUNS") != "1" or not dims or shape[dims[-1]] % 4:
+        return ""
+    if strides[dims[-1]] == 0:
+        return "same"
+    if strides[dims[-1]] == 1 and all(strides[d] % 4 == 0 for d in dims[:-1]):
+        return "run"
+    return ""
 
 
 def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
@@ -187,7 +212,7 @@ def render(kernel: Kernel) -> KernelSource:
 
     def operand(v: Value, var: str, strides) -> Operand:
         idx, direct = _index_expr(strides, kernel.shape, kernel.order, itype)
-        return Operand(v, var, v.type.strides, idx, direct)
+        return Operand(v, var, v.type.strides, idx, direct, fours="" if direct else _in_fours(strides, kernel.shape, kernel.order))
 
     ins = [operand(v, f"in{j}", operand_strides(kernel.nodes, kernel.shape, v, name))
            for j, v in enumerate(kernel.inputs)]
@@ -417,10 +442,15 @@ def _vectorizable(op: Operand) -> bool:
     return op.direct and op.value.type.dtype == torch.float32
 
 
+def _run(op: Operand) -> bool:
+    return op.fours == "run" and op.value.type.dtype == torch.float32
+
+
 def _render_cuda(name, itype, ins, outs) -> str:
     vec_ops = [op for op in ins + outs if _vectorizable(op)]
+    runs = [op for op in ins if _run(op)]
     scalar_loop = f"""  for ({itype} i = first; i < {name}_n; i += step) {name}_elem(a, i);"""
-    if not vec_ops:
+    if not vec_ops and not runs:
         body = f"""  const {itype} step = ({itype})gridDim.x * blockDim.x;
   const {itype} first = ({itype})blockIdx.x * blockDim.x + threadIdx.x;
 {scalar_loop}"""
@@ -428,9 +458,13 @@ def _render_cuda(name, itype, ins, outs) -> str:
     else:
         loads, args = [], []
         for op in ins:
-            if _vectorizable(op):
-                loads.append(f"      float {op.var}[{VEC}];\n      ff_load4({op.var}, a.{op.var} + i);")
+            if _vectorizable(op) or _run(op):
+                at = "i" if op.direct else f"({op.index('i')})"
+                loads.append(f"      float {op.var}[{VEC}];\n      ff_load4({op.var}, a.{op.var} + {at});")
                 args.append(f"{op.var}[k]")
+            elif op.fours == "same":
+                loads.append(f"      const {ctype(op.value.type.dtype)} {op.var} = a.{op.var}[{op.index('i')}];")
+                args.append(op.var)
             else:
                 args.append(f"a.{op.var}[{op.index('(i + k)')}]")
         decl = [f"      {ctype(op.value.type.dtype)} {op.var}[{VEC}];" for op in outs]
@@ -456,7 +490,7 @@ def _render_cuda(name, itype, ins, outs) -> str:
     first += {name}_n / {VEC} * {VEC};  // the tail: fewer than {VEC} elements
   }}
 {scalar_loop}"""
-        launch_vec = " && ".join(f"ff_aligned16(a.{op.var})" for op in vec_ops)
+        launch_vec = " && ".join(f"ff_aligned16(a.{op.var})" for op in vec_ops + runs)
     return f"""
 __global__ void __launch_bounds__({THREADS}) {name}_kernel(const {name}_args a, const bool vec) {{
 {body}

@@ -48,6 +48,6 @@ def why_not_replayed(plan) -> str | None:
 
 def _dropout(node) -> bool:
     """Whether an attention or recurrent extern draws random numbers (dropout while training)."""
-    args = {a.name: v for a, v in zip(node.schema.arguments, node.args)}
-    p = args.get("dropout_p", args.get("dropout", 0))
-    return bool(p) and args.get("train", True) is not False
+    names = {a.name for a in node.schema.arguments}
+    p = node.arg("dropout_p" if "dropout_p" in names else "dropout")
+    return bool(p) and ("train" not in names or node.arg("train") is not False)

@@ -9,7 +9,7 @@ OLD_DIR and NEW_DIR hold files as scripts/generate_sources.py writes them (level
 suite/level2/001_....py). Every file is built first, several at once (--jobs), so that the timing
 loop finds them in the extension cache. Prints a table, last: each version's median over the rounds
 of a round's median (time_cuda: L2 flushed before each call), NEW / OLD, and the host time of a
-call of OLD and NEW (bench.host_time).
+call of OLD and NEW (bench.host_time), back to back and with the GPU idle before each.
 """
 import argparse
 import json
@@ -90,6 +90,7 @@ def main() -> int:
         for tag, ts in times.items():
             row[tag] = statistics.median(ts)
             row[f"{tag}_host"] = host_time(models[tag], inputs)
+            row[f"{tag}_host_idle"] = host_time(models[tag], inputs, idle=True)
         rows.append(row)
         del models
         torch.cuda.empty_cache()
@@ -98,12 +99,13 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
     print(f"{env.get('gpu')}, torch {env['torch']}: ms (median of {args.rounds} rounds of {args.trials})")
-    print(f"{'problem':58} {'eager':>8} {'old':>8} {'new':>8} {'new/old':>8}   host ms: {'old':>7} {'new':>7}")
+    print(f"{'problem':58} {'eager':>8} {'old':>8} {'new':>8} {'new/old':>8}   host ms: {'old':>7} {'new':>7}"
+          f"   GPU idle: {'old':>7} {'new':>7}")
     for r in rows:
         ratio = f"{r['new'] / r['old']:.3f}" if "old" in r and "new" in r else "-"
         cells = [f"{r[t]:8.4f}" if t in r else f"{'FAIL':>8}" for t in ("eager", "old", "new")]
-        host = [f"{r[t + '_host']:7.4f}" if t + "_host" in r else f"{'-':>7}" for t in ("old", "new")]
-        print(f"{r['problem']:58} {' '.join(cells)} {ratio:>8}            {' '.join(host)}")
+        host = [f"{r[t + k]:7.4f}" if t + k in r else f"{'-':>7}" for k in ("_host", "_host_idle") for t in ("old", "new")]
+        print(f"{r['problem']:58} {' '.join(cells)} {ratio:>8}            {' '.join(host[:2])}            {' '.join(host[2:])}")
         for tag in ("old", "new"):
             for f in r.get(f"{tag}_failures", []):
                 print(f"    {tag}: {f}")

@@ -53,7 +53,7 @@ def host_events(fn, args) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile
 
     from fuseforge.bench import host_time
-    out = {"(host time of a call)": host_time(fn, args)}
+    out = {"(host time of a call)": host_time(fn, args), "(host time, GPU idle)": host_time(fn, args, idle=True)}
     with torch.no_grad():
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -77,9 +77,12 @@ def profile_problem(path: str, tmp: Path, host: bool = False) -> dict:
     new = report.loaded.module.ModelNew(*problem.init_args()).cuda()
     versions = {"eager": kernels(ref, inputs), "compile": kernels(torch.compile(ref), inputs),
                 "fuseforge": kernels(new, inputs)}
+    decisions = list(report.plan.decisions)
     if host:
         versions |= {"eager host": host_events(ref, inputs), "fuseforge host": host_events(new, inputs)}
-    return {"problem": path, "versions": versions, "decisions": list(report.plan.decisions)}
+        captures, replays = sys.modules[type(new).__module__]._ext.replays()
+        decisions.append(f"(this run: {captures} CUDA graphs captured, {replays} replays)")
+    return {"problem": path, "versions": versions, "decisions": decisions}
 
 
 def show(result: dict) -> None:

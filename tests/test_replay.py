@@ -101,9 +101,13 @@ def test_which_forwards_replay(monkeypatch):
 
 
 def _compiled(model, example):
-    """The generated module for `model` and its extension (its replay counters)."""
+    """The generated module for `model`, its extension, and the extension's replay counters since
+    now ([captures, replays]; modules of one extension, the same model and shapes in this
+    process, share them)."""
     fast = fuseforge.compile(model, [example])
-    return fast, sys.modules[type(fast).__module__]._ext
+    ext = sys.modules[type(fast).__module__]._ext
+    base = ext.replays()
+    return fast, ext, lambda: [a - b for a, b in zip(ext.replays(), base)]
 
 
 def _check(fast, model, x, tol=1e-4):
@@ -118,43 +122,88 @@ def _check(fast, model, x, tol=1e-4):
 def test_replays_compute_every_call():
     torch.manual_seed(0)
     model = Block().cuda()
-    fast, ext = _compiled(model, _x(0, "cuda"))
+    fast, _, counts = _compiled(model, _x(0, "cuda"))
     x = _x(1, "cuda")
     for seed in range(2, 7):   # op by op, captured and replayed, then replayed
         _check(fast, model, x)
         x.copy_(_x(seed, "cuda"))   # the same tensor, new contents
-    captures, replays = ext.replays()
+    captures, replays = counts()
     assert captures == 1 and replays == 4
     _check(fast, model, _x(7, "cuda"))   # a new tensor: op by op
     with torch.no_grad():
         model.conv.weight.mul_(-0.5)      # a weight updated in place
     for _ in range(3):
         _check(fast, model, x)
-    assert ext.replays() == [2, 6]
+    assert counts() == [2, 6]
 
 
 @pytest.mark.gpu
 def test_kept_outputs_are_not_overwritten():
+    """Outputs a caller keeps: the next call replays a second graph with memory of its own; with
+    both graphs' outputs kept, calls run op by op. Nothing kept is ever overwritten."""
     torch.manual_seed(1)
     model = Block().cuda()
-    fast, ext = _compiled(model, _x(0, "cuda"))
+    fast, _, counts = _compiled(model, _x(0, "cuda"))
     x = _x(1, "cuda")
     for _ in range(3):
         _check(fast, model, x)
-    replays = ext.replays()[1]
+    assert counts() == [1, 2]
     kept = _check(fast, model, x)        # a replay, its outputs kept
     first = [t.clone() for t in kept]
     view = kept[1][:1]                    # a view alone keeps the storage too
     x.copy_(_x(2, "cuda"))
     kept = kept[0]
-    second = _check(fast, model, x)       # op by op: the replay's outputs are held
-    assert ext.replays()[1] == replays + 1
+    second = _check(fast, model, x)       # the first graph's outputs are held: a second graph
+    assert counts() == [2, 4]
+    x.copy_(_x(3, "cuda"))
+    third = _check(fast, model, x)        # both graphs' outputs held: op by op
+    assert counts() == [2, 4]
+    assert len({t.data_ptr() for t in (kept, second[0], third[0])}) == 3
     torch.testing.assert_close(kept, first[0], rtol=0, atol=0)
     torch.testing.assert_close(view, first[1][:1], rtol=0, atol=0)
-    assert second[0].data_ptr() != kept.data_ptr()
-    del kept, view, second
-    _check(fast, model, x)               # nothing holds them now: replayed again
-    assert ext.replays()[1] == replays + 2
+    del kept, view
+    _check(fast, model, x)               # the first graph's outputs are free again: replayed
+    assert counts() == [2, 5]
+
+
+@pytest.mark.gpu
+def test_graphs_take_turns_while_the_caller_holds_the_last_result():
+    """`y = model(x)` in a loop holds the last y during each call: two graphs take turns, each
+    result eager's and untouched by the next call."""
+    torch.manual_seed(4)
+    model = Block().cuda()
+    fast, _, counts = _compiled(model, _x(0, "cuda"))
+    x = _x(1, "cuda")
+    y = None
+    for seed in range(2, 8):
+        last = None if y is None else [t.clone() for t in y]
+        y_before = y
+        y = _check(fast, model, x)
+        if last is not None:
+            for a, b in zip(y_before, last):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+        del y_before
+        x.copy_(_x(seed, "cuda"))
+    assert counts() == [2, 5]
+
+
+@pytest.mark.gpu
+def test_set_replay_switches_to_op_by_op_and_back():
+    torch.manual_seed(5)
+    model = Block().cuda()
+    fast, ext, counts = _compiled(model, _x(0, "cuda"))
+    x = _x(1, "cuda")
+    for _ in range(3):
+        _check(fast, model, x)
+    ext.set_replay(False)
+    for seed in range(2, 5):
+        x.copy_(_x(seed, "cuda"))
+        _check(fast, model, x)
+    assert counts() == [1, 2]
+    ext.set_replay(True)
+    for _ in range(3):
+        _check(fast, model, x)
+    assert counts() == [2, 4]
 
 
 @pytest.mark.gpu
@@ -165,13 +214,13 @@ def test_modules_sharing_the_extension():
     torch.manual_seed(2)
     ma, mb = TwoConvs().cuda(), TwoConvs().cuda()
     x = torch.randn(2, 16, 12, 12, device="cuda")
-    (fa, ext), (fb, ext_b) = (_compiled(m, x) for m in (ma, mb))
+    (fa, ext, _), (fb, ext_b, counts) = (_compiled(m, x) for m in (ma, mb))
     assert ext is ext_b
     for f, m in ((fa, ma), (fa, ma), (fb, mb), (fb, mb), (fa, ma)):
         _check(f, m, x, TF32)
     junk = [torch.full((32 * 16 * 9,), float("nan"), device="cuda") for _ in range(64)]
     _check(fb, mb, x, TF32)
-    assert ext.replays() == [2, 3] and len(junk) == 64
+    assert counts() == [2, 3] and len(junk) == 64
 
 
 @pytest.mark.gpu
@@ -182,14 +231,14 @@ def test_running_statistics_updated_by_replays():
     ref = TrainingNorm().cuda().train()
     mine = TrainingNorm().cuda().train()
     mine.load_state_dict(ref.state_dict())
-    fast, ext = _compiled(mine, _x(0, "cuda"))
+    fast, _, counts = _compiled(mine, _x(0, "cuda"))
     x = _x(1, "cuda")
     for seed in range(2, 7):
         version = mine.bn.running_mean._version
         _check(fast, ref, x)
         assert mine.bn.running_mean._version > version
         x.copy_(_x(seed, "cuda"))
-    assert ext.replays() == [1, 4]
+    assert counts() == [1, 4]
     for name, b in ref.bn.named_buffers():
         torch.testing.assert_close(getattr(mine.bn, name), b, rtol=1e-5, atol=1e-6, msg=name)
 
@@ -200,7 +249,7 @@ def test_a_capture_that_fails_leaves_the_forward_op_by_op(monkeypatch):
     op by op from then on, every result still eager's."""
     monkeypatch.setattr(replay, "CAPTURE_SAFE", replay.CAPTURE_SAFE | {"histc"})
     model = Histogram()
-    fast, ext = _compiled(model, _x(0, "cuda"))
+    fast, _, counts = _compiled(model, _x(0, "cuda"))
     x = _x(1, "cuda")
     _check(fast, model, x)
     with pytest.warns(UserWarning, match="could not be captured as a CUDA graph"):
@@ -208,4 +257,4 @@ def test_a_capture_that_fails_leaves_the_forward_op_by_op(monkeypatch):
     for seed in range(2, 4):
         x.copy_(_x(seed, "cuda"))
         _check(fast, model, x)
-    assert ext.replays() == [0, 0]
+    assert counts() == [0, 0]

@@ -44,11 +44,12 @@ def time_cuda(fn, args, *, trials: int = 50, warmup: int = 5, flush: bool = True
     return Timing(statistics.median(times), min(times), trials)
 
 
-def host_time(fn, args, *, calls: int = 20, warmup: int = 3) -> float:
+def host_time(fn, args, *, calls: int = 20, warmup: int = 3, idle: bool = False) -> float:
     """Median host time of one call of fn(*args), in ms: what the call costs the calling thread
     before it returns (on a GPU, its work enqueued, not waited for: the calls follow each other
     without synchronizing, from an empty queue that 20 calls do not fill). A forward whose host
-    time exceeds its GPU time leaves the GPU idle between launches."""
+    time exceeds its GPU time leaves the GPU idle between launches. idle=True: the GPU idle before
+    each call (a launch that waits for queued work shows as the difference)."""
     import time
     cuda = torch.cuda.is_available() and any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
     times = []
@@ -58,6 +59,8 @@ def host_time(fn, args, *, calls: int = 20, warmup: int = 3) -> float:
         if cuda:
             torch.cuda.synchronize()
         for _ in range(calls):
+            if cuda and idle:
+                torch.cuda.synchronize()
             start = time.perf_counter()
             fn(*args)
             times.append((time.perf_counter() - start) * 1e3)

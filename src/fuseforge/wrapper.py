@@ -150,7 +150,9 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
         emit(f"// The forward: op by op, {plan.why_op_by_op}.")
     emit("std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& state) {")
     updated = sorted(state.index(old) for _, old in g.mutations)
-    emit(f"  return ff::replayed(replay, inputs, state, forward_ops{', {' + ', '.join(map(str, updated)) + '}' if updated else ''});"
+    if replayed and updated:
+        emit(f"  static const std::vector<size_t> updated{{{', '.join(map(str, updated))}}};  // the state it updates")
+    emit(f"  return ff::replayed(replay, inputs, state, forward_ops{', updated' if updated else ''});"
          if replayed else "  return forward_ops(inputs, state);")
     emit("}")
 
@@ -163,6 +165,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
                '  m.def("set_poison", [](bool on) { ff::poison = on; }, "fill fresh kernel outputs with NaN");',
                '  m.def("replays", []() { return std::vector<int64_t>{%s}; }, "CUDA graphs captured, replays");'
                % ("replay.captures, replay.replays" if replayed else "0, 0"),
+               '  m.def("set_replay", [](bool on) { %s }, "replay the forward as a CUDA graph (on) or run it op by op");'
+               % ("ff::set_replay(replay, on);" if replayed else "(void)on;"),
                "}"]
     return "\n".join(head + [""] + lines + binding) + "\n"
 

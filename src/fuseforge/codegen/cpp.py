@@ -854,24 +854,30 @@ void run(const c10::Device& dev, int64_t n, const char* name, Cpu cpu, Cuda cuda
 }
 
 // The forward replayed as a CUDA graph (replay.py): one launch on the host where op by op it
-// costs one or more per kernel. The graph is captured on the second call in a row with the same
+// costs one or more per kernel. A graph is captured on the second call in a row with the same
 // key (the addresses, shapes and strides of the inputs and state, the versions of the state it
 // only reads: a weight updated in place changes what its cached conversions hold). It is replayed
-// while the key holds and no caller holds the outputs of the last replay, which the next one
-// overwrites (handed_out); a caller that keeps them gets fresh ones from a call op by op. The
-// state the forward updates (`updated`, indices into state: running statistics) has its version
-// moved after a replay, as a call op by op moves it. A capture that fails (an op that
-// synchronizes) turns replaying off for the module, with a warning.
-struct Replay {
-  std::mutex m;
-  std::vector<int64_t> last, key;   // the key of the last call, of the captured graph
+// while the key holds and no caller holds the outputs of its last replay, which the next one
+// overwrites (handed_out). A caller that keeps them (`y = model(x)` in a loop holds the last y
+// during the call) gets a second graph with memory of its own, and the two take turns; one that
+// keeps both gets fresh outputs from calls op by op. The state the forward updates (`updated`,
+// indices into state: running statistics) has its version moved after a replay, as a call op by
+// op moves it. A capture that fails (an op that synchronizes) turns replaying off for the
+// extension, with a warning; set_replay(false) turns it off too.
+struct Captured {
+#ifdef FF_WITH_CUDA
+  at::cuda::CUDAGraph graph;
+#endif
+  std::vector<int64_t> key;
   std::vector<at::Tensor> outputs;  // the graph's outputs (its memory pool), never handed out
   std::vector<at::Tensor> keeps;    // cached tensors it reads (graph_keeps)
+};
+struct Replay {
+  std::mutex m;
+  std::vector<int64_t> last;                       // the key of the last call
+  std::vector<std::unique_ptr<Captured>> graphs;   // at most two, of one key
   int64_t captures = 0, replays = 0;
-  bool off = false;
-#ifdef FF_WITH_CUDA
-  std::unique_ptr<at::cuda::CUDAGraph> graph;
-#endif
+  bool off = false, failed = false;
 };
 
 #ifdef FF_WITH_CUDA
@@ -894,9 +900,11 @@ inline void add_key(std::vector<int64_t>& k, const at::Tensor& t, bool version) 
 // The graph's outputs as the caller gets them: tensors over the same memory through storages of
 // their own, one for each storage of the outputs, whose deleter holds that output. The caller's
 // references thus keep the graph's memory alive and show in the outputs' use counts, which a
-// Python object of the output itself would not (it may outlive the caller's references).
+// Python object of the output itself would not (it may outlive the caller's references). The
+// tensors are made directly, not through the dispatcher (two calls an output otherwise).
 inline std::vector<at::Tensor> handed_out(const std::vector<at::Tensor>& outs) {
   std::vector<at::Tensor> res;
+  res.reserve(outs.size());
   std::vector<std::pair<const c10::StorageImpl*, c10::Storage>> made;
   for (const at::Tensor& o : outs) {
     const c10::StorageImpl* impl = o.storage().unsafeGetStorageImpl();
@@ -909,7 +917,10 @@ inline std::vector<at::Tensor> handed_out(const std::vector<at::Tensor>& outs) {
       alias = c10::Storage(c10::Storage::use_byte_size_t(), o.storage().nbytes(), std::move(data), nullptr, false);
       made.emplace_back(impl, alias);
     }
-    res.push_back(at::empty({0}, o.options()).set_(alias, o.storage_offset(), o.sizes(), o.strides()));
+    at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(std::move(alias), c10::DispatchKeySet(c10::DispatchKey::CUDA),
+                                                            o.dtype());
+    t.unsafeGetTensorImpl()->set_sizes_and_strides(o.sizes(), o.strides(), o.storage_offset());
+    res.push_back(std::move(t));
   }
   return res;
 }
@@ -927,64 +938,75 @@ inline bool only_ours(const std::vector<at::Tensor>& outs) {
 #endif
 
 template <typename Ops>
-std::vector<at::Tensor> replayed(Replay& r, const std::vector<at::Tensor>& inputs,
-                                 const std::vector<at::Tensor>& state, Ops ops, std::vector<size_t> updated = {}) {
+std::vector<at::Tensor> replayed(Replay& r, const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& state,
+                                 Ops ops, const std::vector<size_t>& updated = {}) {
 #ifdef FF_WITH_CUDA
   if (inputs.empty() || !inputs[0].is_cuda()) return ops(inputs, state);
   std::lock_guard<std::mutex> lock(r.m);
+  if (r.off || r.failed) return ops(inputs, state);
   std::vector<int64_t> key{poison, at::globalContext().deterministicAlgorithms(), at::globalContext().benchmarkCuDNN(),
                            at::globalContext().userEnabledCuDNN()};
   for (const at::Tensor& t : inputs) add_key(key, t, false);   // (a graph reads their memory as it is then)
   for (size_t i = 0; i < state.size(); ++i)
     add_key(key, state[i], std::find(updated.begin(), updated.end(), i) == updated.end());
   c10::cuda::CUDAGuard guard(inputs[0].device());
-  const auto replay = [&]() {
-    r.graph->replay();
+  const auto replay = [&](Captured& c) {
+    c.graph.replay();
     ++r.replays;
     for (size_t i : updated) state[i].unsafeGetTensorImpl()->bump_version();
-    return handed_out(r.outputs);
+    return handed_out(c.outputs);
   };
-  if (r.graph && key == r.key && only_ours(r.outputs)) return replay();
+  for (auto& c : r.graphs)
+    if (c->key == key && only_ours(c->outputs)) return replay(*c);
   const bool again = key == r.last;
   r.last = key;
-  if (r.off || !again || (r.graph && key == r.key)) return ops(inputs, state);
-  r.graph.reset();
-  r.outputs.clear();
-  r.keeps.clear();
-  auto graph = std::make_unique<at::cuda::CUDAGraph>();
-  std::vector<at::Tensor> outs;
+  if (!again) return ops(inputs, state);
+  // a graph of another key is dropped (its memory with it, once no caller holds its outputs)
+  r.graphs.erase(std::remove_if(r.graphs.begin(), r.graphs.end(), [&](const auto& c) { return c->key != key; }),
+                 r.graphs.end());
+  if (r.graphs.size() >= 2) return ops(inputs, state);
+  auto c = std::make_unique<Captured>();
   try {
     c10::cuda::CUDAStreamGuard side(c10::cuda::getStreamFromPool(false, inputs[0].device().index()));
-    graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
-    graph_keeps = &r.keeps;
+    c->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    graph_keeps = &c->keeps;
     try {
-      outs = ops(inputs, state);
+      c->outputs = ops(inputs, state);
     } catch (...) {
       graph_keeps = nullptr;
-      try { graph->capture_end(); } catch (...) {}
+      try { c->graph.capture_end(); } catch (...) {}
       throw;
     }
     graph_keeps = nullptr;
-    graph->capture_end();
+    c->graph.capture_end();
   } catch (const std::exception& e) {
     (void)cudaGetLastError();
-    r.keeps.clear();
-    r.off = true;
+    c.reset();
+    r.graphs.clear();
+    r.failed = true;
     const std::string why = std::string("fuseforge: the forward could not be captured as a CUDA graph, it runs "
                                         "op by op from now on: ") + e.what();
     if (PyErr_WarnEx(PyExc_UserWarning, why.c_str(), 1) != 0) throw pybind11::error_already_set();   // (-W error)
     return ops(inputs, state);
   }
-  r.graph = std::move(graph);
-  r.key = std::move(key);
-  r.outputs = std::move(outs);
+  c->key = std::move(key);
   ++r.captures;
-  return replay();
+  r.graphs.push_back(std::move(c));
+  return replay(*r.graphs.back());
 #else
   (void)r;
   (void)updated;
   return ops(inputs, state);
 #endif
+}
+
+// set_replay(false): every call op by op from now on, its graphs dropped; true: replayed again
+// (unless a capture failed).
+inline void set_replay(Replay& r, bool on) {
+  std::lock_guard<std::mutex> lock(r.m);
+  r.off = !on;
+  r.last.clear();
+  if (!on) r.graphs.clear();
 }
 
 }  // namespace ff

@@ -1,5 +1,5 @@
-"""FUSEFORGE_PW_RUNS=1 (codegen/pointwise.py, off by default until measured): the vector path of a
-pointwise kernel loads a split's half 4 values at a time and a per-channel bias once a step. The
+"""The vector path of a pointwise kernel (codegen/pointwise.py) loads a split's half 4 values at a
+time and a per-channel bias once a step (FUSEFORGE_PW_RUNS=0: not). The
 text of the kernels the rule makes, the cases it must leave alone, and on the GPU the results
 against eager on fresh inputs."""
 import pytest
@@ -32,8 +32,7 @@ def _cuda_text(length):
     return render(k).cuda
 
 
-def test_runs_and_shared_values(monkeypatch):
-    monkeypatch.setenv("FUSEFORGE_PW_RUNS", "1")
+def test_runs_and_shared_values():
     text = _cuda_text(12)
     assert text.count("ff_load4(in") == 2                       # the two halves, 4 at a time
     assert text.count("const float in") == 2                    # the biases, once a step
@@ -41,16 +40,15 @@ def test_runs_and_shared_values(monkeypatch):
 
 
 def test_left_alone(monkeypatch):
-    assert "ff_load4(in" not in _cuda_text(12)                  # off by default
-    monkeypatch.setenv("FUSEFORGE_PW_RUNS", "1")
     text = _cuda_text(10)                                       # rows of 10: a step would cross them
     assert "ff_load4(in" not in text and "const float in" not in text
+    monkeypatch.setenv("FUSEFORGE_PW_RUNS", "0")
+    assert "ff_load4(in" not in _cuda_text(12)                  # turned off
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("length", [12, 10])
-def test_matches_eager(monkeypatch, length):
-    monkeypatch.setenv("FUSEFORGE_PW_RUNS", "1")
+def test_matches_eager(length):
     torch.manual_seed(0)
     model = Gated(8).cuda()
     fast = fuseforge.compile(model, [_x(length, device="cuda")])

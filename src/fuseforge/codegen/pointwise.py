@@ -8,10 +8,11 @@ the CUDA text defines the __global__ K_kernel and its launcher K_cuda. Shapes an
 are compile-time constants: divisions by them compile to multiplications.
 
 The vector path (4 consecutive elements a thread, 16-byte loads and stores) loads the operands
-laid out like the iteration 4 at a time. FUSEFORGE_PW_RUNS=1 (off: not yet measured) also loads
-4 at a time an operand whose four values are contiguous and 16-byte aligned (a split's half),
-and once an operand whose four values are one (a per-channel bias over the pixels): see
-`_in_fours`.
+laid out like the iteration 4 at a time. It also loads 4 at a time an operand whose four values
+are contiguous and 16-byte aligned (a split's half), and once an operand whose four values are one
+(a per-channel bias over the pixels): see `_in_fours`. That made the 18 suite problems it changes
+0.982-1.002x their time without it, none slower beyond noise (bench/session21/first, H100);
+FUSEFORGE_PW_RUNS=0 turns it off.
 """
 from __future__ import annotations
 
@@ -88,10 +89,10 @@ def _in_fours(strides, shape, order) -> str:
     `order`): "same", one value for the four (stride 0 along the innermost dim); "run", four
     contiguous values starting at a multiple of 4 elements (stride 1 there, the other strides
     multiples of 4: one 16-byte load where the pointer is aligned); "" neither. Only where the
-    innermost dim's extent is a multiple of 4, so that a step never crosses it; and only with
-    FUSEFORGE_PW_RUNS=1."""
+    innermost dim's extent is a multiple of 4, so that a step never crosses it; never with
+    FUSEFORGE_PW_RUNS=0."""
     dims = [d for d in order if shape[d] > 1]
-    if os.environ.get("FUSEFORGE_PW_RUNS") != "1" or not dims or shape[dims[-1]] % 4:
+    if os.environ.get("FUSEFORGE_PW_RUNS") == "0" or not dims or shape[dims[-1]] % 4:
         return ""
     if strides[dims[-1]] == 0:
         return "same"

@@ -870,6 +870,7 @@ struct Captured {
 #endif
   std::vector<int64_t> key;
   std::vector<at::Tensor> outputs;  // the graph's outputs (its memory pool), never handed out
+  std::vector<int64_t> counts;      // their use counts while no caller holds them (use_counts)
   std::vector<at::Tensor> keeps;    // cached tensors it reads (graph_keeps)
 };
 struct Replay {
@@ -925,15 +926,17 @@ inline std::vector<at::Tensor> handed_out(const std::vector<at::Tensor>& outs) {
   return res;
 }
 
-// Whether the tensors are held by nothing but `outs` (storages shared among them counted).
-inline bool only_ours(const std::vector<at::Tensor>& outs) {
+// The use counts of the outputs and of their storages. Taken right after a capture, they count
+// the graph's own references (a view's base holds its storage too; an output returned twice is
+// one tensor); more later means a caller holds an output handed out (or a view of it).
+inline std::vector<int64_t> use_counts(const std::vector<at::Tensor>& outs) {
+  std::vector<int64_t> n;
+  n.reserve(2 * outs.size());
   for (const at::Tensor& o : outs) {
-    if (o.use_count() != 1) return false;
-    size_t ours = 0;
-    for (const at::Tensor& p : outs) ours += p.storage().unsafeGetStorageImpl() == o.storage().unsafeGetStorageImpl();
-    if (static_cast<size_t>(o.storage().use_count()) != ours) return false;
+    n.push_back(static_cast<int64_t>(o.use_count()));
+    n.push_back(static_cast<int64_t>(o.storage().use_count()));
   }
-  return true;
+  return n;
 }
 #endif
 
@@ -957,7 +960,7 @@ std::vector<at::Tensor> replayed(Replay& r, const std::vector<at::Tensor>& input
     return handed_out(c.outputs);
   };
   for (auto& c : r.graphs)
-    if (c->key == key && only_ours(c->outputs)) return replay(*c);
+    if (c->key == key && use_counts(c->outputs) == c->counts) return replay(*c);
   const bool again = key == r.last;
   r.last = key;
   if (!again) return ops(inputs, state);
@@ -990,6 +993,7 @@ std::vector<at::Tensor> replayed(Replay& r, const std::vector<at::Tensor>& input
     return ops(inputs, state);
   }
   c->key = std::move(key);
+  c->counts = use_counts(c->outputs);
   ++r.captures;
   r.graphs.push_back(std::move(c));
   return replay(*r.graphs.back());

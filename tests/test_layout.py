@@ -520,7 +520,8 @@ class CatConv(nn.Module):
     """A cat along the channels that only a channels-last convolution reads (U-Net's skip
     connection): each piece goes straight into its slice of a channels-last
     result. Pieces of 16, 16, 8 and 8 channels over 20 x 21 pixels (the tiles' tails); the last a
-    strided view of the input (ATen's copy takes it)."""
+    strided view of the input (ATen's copy takes it); the second computed from a channels-last
+    convolution for the cat alone, written in place into its slice by its kernel."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(16, 16, 3, padding=1)
@@ -540,6 +541,14 @@ def test_cat_written_channels_last_for_its_convolution(monkeypatch):
     assert cat.cat_channels_last, p.decisions
     src = generate(p, name="cat_conv").text
     assert src.count("ff::cat_channels_last({") == 1 and "int ff_into_channels_last(" in src
+    assert cat.cat_placed == ("relu",)
+    assert any(d.startswith("relu: written in place into cat's channels-last buffer") for d in p.decisions)
+    assert "const at::Tensor relu = cat_buffer.narrow(1, 16, 16);" in src
+    assert "ff_store4(a.out0 + ((i / 16u) * 48u + (i % 16u)), out0);" in src   # 4 channels a store
+    monkeypatch.setenv("FUSEFORGE_CAT_IN_PLACE", "0")
+    p = plan(capture(CatConv(), cat_inputs(0)))
+    assert [e.cat_placed for e in p.externs if e.cat_channels_last] == [()]
+    assert "cat_buffer" not in generate(p, name="cat_conv").text
     monkeypatch.setenv("FUSEFORGE_CAT_CL", "0")
     assert "ff_into_channels_last" not in generate(plan(capture(CatConv(), cat_inputs(0))), name="off").text
 

@@ -5,6 +5,8 @@
 #       to back and with the GPU idle): abx/old (the session's start) against abx/new (two graphs
 #       taking turns, outputs made directly) on host.txt; abx/new against abx/runs
 #       (FUSEFORGE_PW_RUNS=1) on ../session20/pw_runs.txt
+#   OUT=$OUT LIST=... TESTS=... bash bench/session21/device.sh ab   the GPU tests in $TESTS while
+#       abx/$OLD and abx/$NEW (default old, new) build, then the two side by side on $LIST
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
 OUT=${OUT:-out}
@@ -26,5 +28,16 @@ first)
   tail -n 3 "$OUT"/build_*.log
   tail -n $(( $(wc -l < $H) * 2 + 2 )) "$OUT/ab_old_new.log"
   tail -n $(( $(wc -l < $R) * 2 + 2 )) "$OUT/ab_new_runs.log"
+  ;;
+ab)
+  OLD=${OLD:-old} NEW=${NEW:-new}
+  (python3 -m pytest -q -m gpu $TESTS > "$OUT/gpu_tests.log" 2>&1; echo "exit $?" >> "$OUT/gpu_tests.log") &
+  python3 scripts/ab_generated.py abx/$OLD abx/$NEW $(cat $LIST) --build-only --jobs 12 > "$OUT/build.log" 2>&1
+  wait
+  grep -E "^FAILED|^E  " "$OUT/gpu_tests.log" | head -20; tail -n 2 "$OUT/gpu_tests.log"
+  python3 scripts/ab_generated.py abx/$OLD abx/$NEW $(cat $LIST) --rounds ${ROUNDS:-5} --trials 30 \
+    --json "$OUT/ab_${OLD}_$NEW.json" > "$OUT/ab_${OLD}_$NEW.log" 2>&1
+  tail -n 3 "$OUT/build.log"
+  tail -n $(( $(wc -l < $LIST) * 2 + 2 )) "$OUT/ab_${OLD}_$NEW.log"
   ;;
 esac

@@ -39,7 +39,9 @@ A channels-last convolution's input needs no conversion where a pointwise kernel
 convolutions read writes it channels-last (_cl_producers; FUSEFORGE_CL_PRODUCERS=0 turns it off),
 or where it is a cat along the channels, then written piece by piece into its channels-last slices
 (_cats_for_channels_last; FUSEFORGE_CAT_CL=0): measured on an H100, VGG, ResNet, SE and U-Net
-blocks 0.87-0.95x, U-Net 0.89x with both (bench/session12/ab_*_h100.json).
+blocks 0.87-0.95x, U-Net 0.89x with both (bench/session12/ab_*_h100.json). A piece that a pointwise
+kernel computes for the cat alone from channels-last inputs is written into its slice by that
+kernel (_pieces_in_place; FUSEFORGE_CAT_IN_PLACE=0).
 """
 from __future__ import annotations
 
@@ -314,6 +316,43 @@ def _cats_for_channels_last(plan, convs) -> dict:
     return out
 
 
+def _pieces_in_place(graph, make_plan, plan, cats: dict, notes: list[str]):
+    """The pieces of the channels-last cats (`cats`, _cats_for_channels_last) that a pointwise
+    kernel computes for the cat alone from channels-last inputs (U-Net's upsampling: the transposed
+    convolution's bias added): the kernel writes them in place, into their slice of the cat's
+    channels-last buffer (a 16-byte store where 4 channels are), and the cat only transposes the
+    others. FUSEFORGE_CAT_IN_PLACE=0 turns it off. Returns the plan and {cat node: the names of
+    the pieces written in place}."""
+    from .plan import Kernel
+    if os.environ.get("FUSEFORGE_CAT_IN_PLACE") == "0":
+        return plan, {}
+    kernel_of = {n: s for s in plan.steps if type(s) is Kernel for n in s.nodes}
+    users, outputs = graph.users(), {id(v) for v in graph.outputs}
+    old, placed = {}, {}
+    for cat in cats:
+        pieces, strides = cat.arg("tensors"), channels_last_strides(cat.outputs[0].type.shape)
+        for x in pieces:
+            k = kernel_of.get(x.producer)
+            if k is None or k.outputs != [x] or id(x) in outputs or users.get(x) != [cat] or \
+                    sum(p is x for p in pieces) != 1 or k.shape != x.type.shape or x.type.dtype != torch.float32 or \
+                    not all(v.type.numel < k.numel or is_channels_last(v) for v in k.inputs):
+                continue
+            old[x] = x.type
+            x.type = TensorType(x.type.shape, strides, x.type.dtype)
+            placed.setdefault(cat, []).append(x.name)
+    if not placed:
+        return plan, {}
+    switched = make_plan(graph)
+    kernel_of = {n: s for s in switched.steps if type(s) is Kernel for n in s.nodes}
+    if any(kernel_of.get(x.producer) is None or kernel_of[x.producer].outputs != [x] for x in old):
+        for x, t in old.items():   # (the fusion changed around them: left to the cat)
+            x.type = t
+        return make_plan(graph), {}
+    notes.extend(f"{', '.join(names)}: written in place into {cat.name}'s channels-last buffer (no transpose)"
+                 for cat, names in placed.items())
+    return switched, {cat: tuple(names) for cat, names in placed.items()}
+
+
 def _set_channels_last(graph, y, old: dict) -> None:
     """y's type channels-last, and the permutes of it with it (`old` keeps the types they had)."""
     for v, u in _with_views(graph, y):
@@ -530,6 +569,7 @@ def plan_with_layouts(graph, make_plan, nchw=frozenset()):
     if os.environ.get("FUSEFORGE_CL_PRODUCERS", "1") != "0" and cl_convs:
         plan = _write_channels_last_inputs(graph, make_plan, plan, chosen, cl_convs, notes)
     cats = _cats_for_channels_last(plan, cl_convs) if os.environ.get("FUSEFORGE_CAT_CL", "1") != "0" else {}
+    plan, placed = _pieces_in_place(graph, make_plan, plan, cats, notes) if cats else (plan, {})
     def inputs(n) -> str:   # (the to_channels_last of an input already channels-last does nothing)
         x = n.arg("input")
         done = is_channels_last(x) or x.producer in cats
@@ -540,6 +580,7 @@ def plan_with_layouts(graph, make_plan, nchw=frozenset()):
     for step in plan.externs:
         if step.node in cats:
             step.cat_channels_last = True
+            step.cat_placed = placed.get(step.node, ())
             notes.append(f"{step.node.name} ({step.node.target}): written channels-last, piece by piece, for "
                          f"{', '.join(cats[step.node])} (no conversion)")
         if step.node in back and converts_back:

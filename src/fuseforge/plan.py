@@ -53,6 +53,7 @@ class Extern:
     to_nchw: bool = False            # ... whose output is converted back to NCHW for its readers
     cat_channels_last: bool = False  # a cat written straight into channels-last for the convolutions reading it
     cat_buffer: str | None = None    # a cat in the buffer of the last cat of its family (cat_buffers.py): its name
+    cat_placed: tuple = ()           # ... the pieces of a channels-last cat its producers write in place (layout.py)
 
 
 @dataclass
@@ -305,9 +306,11 @@ def _ancestors(graph: Graph) -> dict[Node, set[Node]]:
 
 
 def _iteration_order(v: Value) -> tuple[int, ...]:
-    """Walk the iteration space in the memory order of the kernel's first output."""
+    """Walk the iteration space in the memory order of the kernel's first output (dense, or a
+    slice of a dense buffer: its strides positive and distinct)."""
     t = v.type
-    if not t.is_dense():
+    big = [t.strides[d] for d in range(t.ndim) if t.shape[d] > 1]
+    if not t.is_dense() and not (all(st > 0 for st in big) and len(set(big)) == len(big)):
         return tuple(range(t.ndim))
     # outermost = largest stride; size-1 dims keep their place
     return tuple(sorted(range(t.ndim), key=lambda d: (-t.strides[d] if t.shape[d] > 1 else 0, d))) \

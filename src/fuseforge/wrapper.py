@@ -14,6 +14,7 @@ from .codegen.cpp import SCALAR_TYPES, ctype, literal
 from .codegen.pointwise import KernelSource
 from .errors import CaptureError
 from .graph import CONSTANT, Value
+from .layout import channels_last_strides
 from .plan import Extern, Kernel, Plan
 
 _MEMORY_FORMATS = {
@@ -115,11 +116,22 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
 
     converted: dict = {}
     copied: set = set()
+    placed: dict = {}   # {piece name: its slice of a channels-last cat's buffer} (layout.py)
     for step in plan.externs:   # cat_buffers.py: the last cat of a family, allocated first
         if step.cat_buffer == step.node.name:
             t = step.node.outputs[0].type
             emit(f"  const at::Tensor {step.node.name}_buffer = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
                  f"{SCALAR_TYPES[t.dtype]}, dev);  // its earlier cats are views of it")
+        if step.cat_placed:
+            t = step.node.outputs[0].type
+            emit(f"  const at::Tensor {step.node.name}_buffer = ff::empty({_ints(t.shape)}, "
+                 f"{_ints(channels_last_strides(t.shape))}, {SCALAR_TYPES[t.dtype]}, dev);  // channels-last, "
+                 f"{', '.join(step.cat_placed)} written into it in place")
+            off = 0
+            for x in step.node.arg("tensors"):
+                if x.name in step.cat_placed:
+                    placed[x.name] = f"{step.node.name}_buffer.narrow(1, {off}, {x.type.shape[1]})"
+                off += x.type.shape[1]
     for step in plan.steps:
         emit("")
         if isinstance(step, Extern) and step.cat_buffer:
@@ -127,7 +139,7 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
         elif isinstance(step, Extern):
             _render_extern(step, emit, converted)
         else:
-            _render_kernel_call(sources[step], emit)
+            _render_kernel_call(sources[step], emit, placed)
 
     if g.mutations:
         emit("")
@@ -211,7 +223,12 @@ def _render_extern(step: Extern, emit, converted: dict) -> None:
             args[k] = f"{node.name}_{a.name}"
     if step.cat_channels_last:   # the channels-last convolutions reading it need no conversion (layout.py)
         pieces = ", ".join(x.name for x in node.arg("tensors"))
-        emit(f"  const at::Tensor {node.outputs[0].name} = ff::cat_channels_last({{{pieces}}});")
+        if step.cat_placed:
+            flags = ", ".join("true" if x.name in step.cat_placed else "false" for x in node.arg("tensors"))
+            emit(f"  const at::Tensor {node.outputs[0].name} = ff::cat_channels_last({{{pieces}}}, "
+                 f"{node.name}_buffer, {{{flags}}});  // (true: in place already)")
+        else:
+            emit(f"  const at::Tensor {node.outputs[0].name} = ff::cat_channels_last({{{pieces}}});")
         return
     call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
     if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
@@ -244,11 +261,14 @@ def _render_cat_view(step: Extern, emit, copied: set) -> None:
     emit(f"  const at::Tensor {node.outputs[0].name} = {view};")
 
 
-def _render_kernel_call(src: KernelSource, emit) -> None:
+def _render_kernel_call(src: KernelSource, emit, placed: dict) -> None:
     k = src.kernel
     emit(f"  // {k.name}: {k.summary()}")
     for op in src.outputs:
         t = op.value.type
+        if op.value.name in placed:
+            emit(f"  const at::Tensor {op.value.name} = {placed[op.value.name]};  // its slice of the cat")
+            continue
         emit(f"  const at::Tensor {op.value.name} = ff::empty({_ints(t.shape)}, {_ints(op.strides)}, "
              f"{SCALAR_TYPES[t.dtype]}, dev);")
     emit("  {")

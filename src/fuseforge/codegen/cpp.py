@@ -645,24 +645,18 @@ int ff_into_channels_last(const float* x, float* y, long long n, long long c, lo
                           long long c_off, void* stream);
 #endif
 namespace ff {
-// torch.cat(xs, 1) in channels-last: every piece written into its slice (the tile kernel for a
-// contiguous float32 piece on the GPU, ATen's copy otherwise: the CPU twin, other layouts).
-inline at::Tensor cat_channels_last(const std::vector<at::Tensor>& xs) {
-  std::vector<int64_t> sizes(xs[0].sizes().begin(), xs[0].sizes().end());
-  sizes[1] = 0;
-  for (const at::Tensor& x : xs) sizes[1] += x.size(1);
-  const int64_t n = sizes[0], c_total = sizes[1], pixels = xs[0].numel() / (n * xs[0].size(1));
-  std::vector<int64_t> strides(sizes.size());
-  strides[1] = 1;
-  int64_t s = c_total;
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 2; --d) { strides[d] = s; s *= sizes[d]; }
-  strides[0] = s;
-  at::Tensor y = at::empty_strided(sizes, strides, xs[0].options());
+// torch.cat(xs, 1) in channels-last: every piece written into its slice of y (the tile kernel for
+// a contiguous float32 piece on the GPU, ATen's copy otherwise: the CPU twin, other layouts), but
+// those `placed` there already by the kernels that computed them (layout.py).
+inline at::Tensor cat_channels_last(const std::vector<at::Tensor>& xs, const at::Tensor& y,
+                                    const std::vector<bool>& placed) {
+  const int64_t n = y.size(0), c_total = y.size(1), pixels = xs[0].numel() / (n * xs[0].size(1));
   int64_t off = 0;
-  for (const at::Tensor& x : xs) {
-    bool done = false;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const at::Tensor& x = xs[k];
+    bool done = !placed.empty() && placed[k];
 #ifdef FF_WITH_CUDA
-    if (x.is_cuda() && x.scalar_type() == at::kFloat && x.is_contiguous() && n <= 65535 && x.numel() > 0) {
+    if (!done && x.is_cuda() && x.scalar_type() == at::kFloat && x.is_contiguous() && n <= 65535 && x.numel() > 0) {
       c10::cuda::CUDAGuard guard(x.device());
       const int err = ::ff_into_channels_last(x.data_ptr<float>(), y.data_ptr<float>(), n, x.size(1), pixels, c_total,
                                               off, c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
@@ -675,6 +669,18 @@ inline at::Tensor cat_channels_last(const std::vector<at::Tensor>& xs) {
     off += x.size(1);
   }
   return y;
+}
+
+inline at::Tensor cat_channels_last(const std::vector<at::Tensor>& xs) {
+  std::vector<int64_t> sizes(xs[0].sizes().begin(), xs[0].sizes().end());
+  sizes[1] = 0;
+  for (const at::Tensor& x : xs) sizes[1] += x.size(1);
+  std::vector<int64_t> strides(sizes.size());
+  strides[1] = 1;
+  int64_t s = sizes[1];
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 2; --d) { strides[d] = s; s *= sizes[d]; }
+  strides[0] = s;
+  return cat_channels_last(xs, at::empty_strided(sizes, strides, xs[0].options()), {});
 }
 }  // namespace ff
 """

@@ -449,7 +449,7 @@ def _run(op: Operand) -> bool:
 
 def _render_cuda(name, itype, ins, outs) -> str:
     vec_ops = [op for op in ins + outs if _vectorizable(op)]
-    runs = [op for op in ins if _run(op)]
+    runs = [op for op in ins + outs if _run(op)]   # (an output: a slice of a cat's buffer, layout.py)
     scalar_loop = f"""  for ({itype} i = first; i < {name}_n; i += step) {name}_elem(a, i);"""
     if not vec_ops and not runs:
         body = f"""  const {itype} step = ({itype})gridDim.x * blockDim.x;
@@ -473,6 +473,8 @@ def _render_cuda(name, itype, ins, outs) -> str:
         for op in outs:
             if _vectorizable(op):
                 stores.append(f"      ff_store4(a.{op.var} + i, {op.var});")
+            elif _run(op):
+                stores.append(f"      ff_store4(a.{op.var} + ({op.index('i')}), {op.var});")
             else:
                 stores.append(f"      for (int k = 0; k < {VEC}; ++k) a.{op.var}[{op.index('(i + k)')}] = {op.var}[k];")
         body = f"""  const {itype} step = ({itype})gridDim.x * blockDim.x;

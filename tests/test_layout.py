@@ -553,6 +553,39 @@ def test_cat_written_channels_last_for_its_convolution(monkeypatch):
     assert "ff_into_channels_last" not in generate(plan(capture(CatConv(), cat_inputs(0))), name="off").text
 
 
+class PooledSkip(nn.Module):
+    """U-Net's level: a skip connection both pooled on the way down and concatenated with the
+    upsampled result. Both pieces of the cat are written into its channels-last buffer by the
+    kernels that compute them (the pool reads its slice through its channels-last tile)."""
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.up, self.c = nn.ConvTranspose2d(16, 16, 2, stride=2), nn.Conv2d(32, 8, 3)
+
+    def forward(self, x):
+        s = torch.relu(self.a(x))
+        d = torch.relu(self.b(F.max_pool2d(s, 2)))
+        return torch.relu(self.c(torch.cat([s, self.up(d)], 1)))
+
+
+def pooled_skip_inputs(seed, device="cpu"):
+    return [torch.randn(2, 16, 20, 22, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+def test_pooled_skip_written_in_place(monkeypatch):
+    from fuseforge.codegen.window import channels_last_tile
+    from fuseforge.plan_windows import WindowKernel
+    p = plan(capture(PooledSkip(), pooled_skip_inputs(0)))
+    [cat] = [e for e in p.externs if e.cat_channels_last]
+    assert len(cat.cat_placed) == 2, p.decisions
+    [pool] = [k for k in p.kernels if type(k) is WindowKernel]
+    assert channels_last_tile(pool) and pool.inputs[0].name == cat.cat_placed[0]
+    assert pool.inputs[0].type.strides == (32 * 20 * 22, 1, 22 * 32, 32)   # its slice of the buffer
+    monkeypatch.setenv("FUSEFORGE_CAT_IN_PLACE", "0")
+    p = plan(capture(PooledSkip(), pooled_skip_inputs(0)))
+    assert [e.cat_placed for e in p.externs if e.cat_channels_last] == [()]
+
+
 class OneByOne(nn.Module):
     """1x1 convolutions among channels-last neighbours (level3/005-008): a strided one reading the
     input that a 3x3 convolution converts anyway (one conversion for both), one reading a relu
@@ -650,23 +683,23 @@ def test_cats_read_by_views_keep_their_own_memory():
 
 
 class LayoutChoices(nn.Module):
-    """ConvReadBack, ConvChain, CatConv, OneByOne, SamePadding, DenseCats and ConvWindows in one module, built once (a build costs CI
+    """ConvReadBack, ConvChain, CatConv, OneByOne, SamePadding, DenseCats, ConvWindows and PooledSkip in one module, built once (a build costs CI
     about 50 s), (channels-last producers and cats change neither ConvReadBack's code nor each
     other's model)."""
     def __init__(self):
         super().__init__()
         self.read_back, self.chain, self.cat, self.one = ConvReadBack(), ConvChain(), CatConv(), OneByOne()
-        self.same, self.dense, self.windows = SamePadding(), DenseCats(), ConvWindows()
+        self.same, self.dense, self.windows, self.skip = SamePadding(), DenseCats(), ConvWindows(), PooledSkip()
 
-    def forward(self, x, v, xc, r, xk, xo, xo2, xo3, xo4, xs, xd):
+    def forward(self, x, v, xc, r, xk, xo, xo2, xo3, xo4, xs, xd, xp):
         return (*self.read_back(x, v), self.chain(xc, r), self.cat(xk), *self.one(xo, xo2, xo3, xo4), self.same(xs),
-                self.dense(xd), *self.windows(x))
+                self.dense(xd), *self.windows(x), self.skip(xp))
 
 
 def choices_inputs(seed, device="cpu"):
     return read_back_inputs(seed, device) + chain_inputs(seed + 10, device) + cat_inputs(seed + 20, device) + \
         one_by_one_inputs(seed + 30, device) + [torch.randn(2, 16, 13, 14, generator=torch.Generator().manual_seed(seed)).to(device)] + \
-        dense_inputs(seed + 40, device)
+        dense_inputs(seed + 40, device) + pooled_skip_inputs(seed + 50, device)
 
 
 @pytest.fixture(scope="module")
@@ -681,8 +714,9 @@ def test_layout_choices_match_eager_on_cpu(layout_choices):
     model, p, fast = layout_choices
     # converted back: ConvReadBack's 2 (the pools read theirs through tiles), OneByOne's p2 (the
     # cat reads it; p1's bias add reads p1 in place), SamePadding's
-    assert sum(e.to_nchw for e in p.externs) == 4 and sum(e.cat_channels_last for e in p.externs) == 1, p.decisions
-    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 4, p.decisions
+    assert sum(e.to_nchw for e in p.externs) == 4 and sum(e.cat_channels_last for e in p.externs) == 2, p.decisions
+    assert sorted(len(e.cat_placed) for e in p.externs if e.cat_channels_last) == [1, 2], p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 5, p.decisions  # (PooledSkip: d)
     with torch.no_grad():
         assert_same_layout_and_close(fast(*choices_inputs(1)), model(*choices_inputs(1)))
 

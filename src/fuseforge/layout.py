@@ -74,6 +74,16 @@ def is_channels_last(v) -> bool:
     return v.type.ndim in (4, 5) and v.type.strides == channels_last_strides(v.type.shape)
 
 
+def channels_last_like(t) -> bool:
+    """Whether a 4D/5D type is laid out channels-last or as a channel slice of a channels-last
+    buffer (a piece of a cat written in place, _pieces_in_place): the channels adjacent, the
+    pixels then the images outside them."""
+    if t.ndim not in (4, 5) or t.shape[1] > 1 and t.strides[1] != 1:
+        return False
+    big = [d for d in channels_last_order(t.ndim) if t.shape[d] > 1]
+    return all(t.strides[a] > t.strides[b] for a, b in zip(big, big[1:]))
+
+
 def contiguous_strides(shape) -> tuple[int, ...]:
     return tuple(torch.empty(shape, device="meta").stride())
 
@@ -318,24 +328,35 @@ def _cats_for_channels_last(plan, convs) -> dict:
 
 def _pieces_in_place(graph, make_plan, plan, cats: dict, notes: list[str]):
     """The pieces of the channels-last cats (`cats`, _cats_for_channels_last) that a pointwise
-    kernel computes for the cat alone from channels-last inputs (U-Net's upsampling: the transposed
-    convolution's bias added): the kernel writes them in place, into their slice of the cat's
-    channels-last buffer (a 16-byte store where 4 channels are), and the cat only transposes the
-    others. FUSEFORGE_CAT_IN_PLACE=0 turns it off. Returns the plan and {cat node: the names of
-    the pieces written in place}."""
-    from .plan import Kernel
+    kernel computes from channels-last inputs for the cat alone (U-Net's upsampling: the transposed
+    convolution's bias added) or for the cat and pooling kernels that read it through their
+    channels-last tile (U-Net's skip connection, pooled on the way down): the kernel writes them
+    in place, into their slice of the cat's channels-last buffer (a 16-byte store where 4 channels
+    are), and the cat only transposes the others. FUSEFORGE_CAT_IN_PLACE=0 turns it off. Returns
+    the plan and {cat node: the names of the pieces written in place}."""
+    from .codegen.window import channels_last_tile
+    from .plan import Extern, Kernel
+    from .plan_windows import WindowKernel
     if os.environ.get("FUSEFORGE_CAT_IN_PLACE") == "0":
         return plan, {}
-    kernel_of = {n: s for s in plan.steps if type(s) is Kernel for n in s.nodes}
+
+    def kernels(p):
+        return {n: s for s in p.steps if not isinstance(s, Extern) for n in getattr(s, "nodes", [])}
+
+    def pooled(k, x, also) -> bool:   # a pooling kernel reading x through its channels-last tile
+        return type(k) is WindowKernel and channels_last_tile(k, also)
+
+    kernel_of = kernels(plan)
     users, outputs = graph.users(), {id(v) for v in graph.outputs}
     old, placed = {}, {}
     for cat in cats:
         pieces, strides = cat.arg("tensors"), channels_last_strides(cat.outputs[0].type.shape)
         for x in pieces:
             k = kernel_of.get(x.producer)
-            if k is None or k.outputs != [x] or id(x) in outputs or users.get(x) != [cat] or \
+            if type(k) is not Kernel or k.outputs != [x] or id(x) in outputs or cat not in users.get(x, []) or \
                     sum(p is x for p in pieces) != 1 or k.shape != x.type.shape or x.type.dtype != torch.float32 or \
-                    not all(v.type.numel < k.numel or is_channels_last(v) for v in k.inputs):
+                    not all(v.type.numel < k.numel or is_channels_last(v) for v in k.inputs) or \
+                    not all(u is cat or pooled(kernel_of.get(u), x, x) for u in users[x]):
                 continue
             old[x] = x.type
             x.type = TensorType(x.type.shape, strides, x.type.dtype)
@@ -343,8 +364,9 @@ def _pieces_in_place(graph, make_plan, plan, cats: dict, notes: list[str]):
     if not placed:
         return plan, {}
     switched = make_plan(graph)
-    kernel_of = {n: s for s in switched.steps if type(s) is Kernel for n in s.nodes}
-    if any(kernel_of.get(x.producer) is None or kernel_of[x.producer].outputs != [x] for x in old):
+    kernel_of = kernels(switched)
+    if any(type(kernel_of.get(x.producer)) is not Kernel or kernel_of[x.producer].outputs != [x] or
+           not all(u in cats or pooled(kernel_of.get(u), x, None) for u in users[x]) for x in old):
         for x, t in old.items():   # (the fusion changed around them: left to the cat)
             x.type = t
         return make_plan(graph), {}

@@ -236,15 +236,15 @@ def channels_last_tile(k: WindowKernel, also=None) -> bool:
     outputs with a tile kernel: a 4D/5D pooled input over its spatial dims whose full-size inputs
     are all channels-last float32 (`also`: a value taken as channels-last, layout.py asking before
     the switch). One thread per output would read it a channel's stride apart; the tile reads
-    along the channels, pools into shared memory and writes along the pixels."""
-    from ..layout import channels_last_strides, contiguous_strides
+    along the channels, pools into shared memory and writes along the pixels. (Channels-last:
+    or a channel slice of a channels-last buffer, layout.channels_last_like.)"""
+    from ..layout import channels_last_like, contiguous_strides
     frame, w = k.frame, k.window
     if w.reduce == "wsum" or len(frame) not in (4, 5) or w.dims != len(frame) - 2 or k.shape[0] > 65535 or \
             any(o.type.strides != contiguous_strides(o.type.shape) for o in k.outputs):
         return False
     full = [v for v in k.inputs if v.type.shape == frame]
-    cl = channels_last_strides(frame)
-    return bool(full) and all((v is also or v.type.strides == cl) and v.type.dtype == torch.float32 for v in full)
+    return bool(full) and all((v is also or channels_last_like(v.type)) and v.type.dtype == torch.float32 for v in full)
 
 
 def _render_cuda_tiled(name, T, itype, shape) -> str:

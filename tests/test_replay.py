@@ -112,6 +112,14 @@ def _compiled(model, example):
     return fast, ext, lambda: [a - b for a, b in zip(ext.replays(), base)]
 
 
+def _start(cls, seed):
+    """A model of `cls` on the GPU (seeded), its generated module, extension and replay counters
+    (_compiled), and an input."""
+    torch.manual_seed(seed)
+    model = cls().cuda()
+    return (model, *_compiled(model, _x(0, "cuda")), _x(1, "cuda"))
+
+
 def _check(fast, model, x, tol=1e-4):
     with torch.no_grad():
         got, want = fast(x), model(x)
@@ -122,10 +130,7 @@ def _check(fast, model, x, tol=1e-4):
 
 @pytest.mark.gpu
 def test_replays_compute_every_call():
-    torch.manual_seed(0)
-    model = Block().cuda()
-    fast, _, counts = _compiled(model, _x(0, "cuda"))
-    x = _x(1, "cuda")
+    model, fast, _, counts, x = _start(Block, 0)
     for seed in range(2, 7):   # op by op, captured and replayed, then replayed
         _check(fast, model, x)
         x.copy_(_x(seed, "cuda"))   # the same tensor, new contents
@@ -143,10 +148,7 @@ def test_replays_compute_every_call():
 def test_kept_outputs_are_not_overwritten():
     """Outputs a caller keeps: the next call replays a second graph with memory of its own; with
     both graphs' outputs kept, calls run op by op. Nothing kept is ever overwritten."""
-    torch.manual_seed(1)
-    model = Block().cuda()
-    fast, _, counts = _compiled(model, _x(0, "cuda"))
-    x = _x(1, "cuda")
+    model, fast, _, counts, x = _start(Block, 1)
     for _ in range(3):
         _check(fast, model, x)
     assert counts() == [1, 2]
@@ -172,10 +174,7 @@ def test_kept_outputs_are_not_overwritten():
 def test_graphs_take_turns_while_the_caller_holds_the_last_result():
     """`y = model(x)` in a loop holds the last y during each call: two graphs take turns, each
     result eager's and untouched by the next call."""
-    torch.manual_seed(4)
-    model = Block().cuda()
-    fast, _, counts = _compiled(model, _x(0, "cuda"))
-    x = _x(1, "cuda")
+    model, fast, _, counts, x = _start(Block, 4)
     y = _check(fast, model, x)
     for seed in range(2, 7):
         x.copy_(_x(seed, "cuda"))
@@ -206,10 +205,7 @@ class Viewed(torch.nn.Module):
 
 @pytest.mark.gpu
 def test_view_outputs_replay():
-    torch.manual_seed(6)
-    model = Viewed().cuda()
-    fast, _, counts = _compiled(model, _x(0, "cuda"))
-    x = _x(1, "cuda")
+    model, fast, _, counts, x = _start(Viewed, 6)
     for seed in range(2, 7):
         _check(fast, model, x, TF32)
         x.copy_(_x(seed, "cuda"))
@@ -224,10 +220,7 @@ def test_view_outputs_replay():
 
 @pytest.mark.gpu
 def test_set_replay_switches_to_op_by_op_and_back():
-    torch.manual_seed(5)
-    model = Block().cuda()
-    fast, ext, counts = _compiled(model, _x(0, "cuda"))
-    x = _x(1, "cuda")
+    model, fast, ext, counts, x = _start(Block, 5)
     for _ in range(3):
         _check(fast, model, x)
     ext.set_replay(False)

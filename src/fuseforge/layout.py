@@ -40,8 +40,10 @@ convolutions read writes it channels-last (_cl_producers; FUSEFORGE_CL_PRODUCERS
 or where it is a cat along the channels, then written piece by piece into its channels-last slices
 (_cats_for_channels_last; FUSEFORGE_CAT_CL=0): measured on an H100, VGG, ResNet, SE and U-Net
 blocks 0.87-0.95x, U-Net 0.89x with both (bench/session12/ab_*_h100.json). A piece that a pointwise
-kernel computes for the cat alone from channels-last inputs is written into its slice by that
-kernel (_pieces_in_place; FUSEFORGE_CAT_IN_PLACE=0).
+kernel computes from channels-last inputs, for the cat alone or for it and pools reading it through
+their tile, is written into its slice by that kernel (_pieces_in_place; FUSEFORGE_CAT_IN_PLACE=0):
+U-Net's block 1.309 -> 1.201 ms with both its pieces in place (bench/session21: the first alone
+0.960x side by side; the suite re-timed).
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@
 #       (FUSEFORGE_PW_RUNS=1) on ../session20/pw_runs.txt
 #   OUT=$OUT LIST=... TESTS=... bash bench/session21/device.sh ab   the GPU tests in $TESTS while
 #       abx/$OLD and abx/$NEW (default old, new) build, then the two side by side on $LIST
+#   For the next session, FUSEFORGE_OUTER_STAGE=1 (off, not yet run on a GPU): generate abx/old
+#   and abx/new from bench/session21/outer_stage.txt without and with it
+#   (scripts/generate_sources.py), then
+#   OUT=$OUT LIST=bench/session21/outer_stage.txt TESTS=tests/test_outer_stage.py bash bench/session21/device.sh ab
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
 OUT=${OUT:-out}

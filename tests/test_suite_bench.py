@@ -398,6 +398,8 @@ def test_bench_two_tiny_problems_on_the_gpu(tmp_path, monkeypatch):
             assert r["versions"][v]["correct"], (v, r["versions"][v])
             assert r["versions"][v]["ms"] > 0 and r["versions"][v]["trials"] >= 30
             assert 0 < r["versions"][v]["host_ms"] < 1000
+        captures, replays = r["versions"]["fuseforge"]["replays"]   # the timed forward replayed
+        assert captures >= 1 and replays >= 30, r["versions"]["fuseforge"]
         assert r["floor_ms"] > 0 and r["bytes"] > 0
         assert r["prepare"]["fuseforge"]["ok"] and r["prepare"]["compile"]["default"]["ok"]
     assert records["linear_gelu"]["flops"] == 2 * 512 * 1024 * 1024

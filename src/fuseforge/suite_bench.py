@@ -381,6 +381,9 @@ def measure_problem(problem_path, new_path=None, *, compile_modes=("default",), 
                 torch.manual_seed(0)
                 new = new_cls(*problem.init_args()).to(device)
                 entry.update(timing(timer(new, inputs), new, inputs))
+                replays = getattr(loaded.module._ext, "replays", None)
+                if replays is not None:   # [CUDA graphs captured, replays] over verify and timing
+                    entry["replays"] = list(replays())
         except Exception as e:
             entry["error"] = cause(e)
     rec["status"] = "ok"

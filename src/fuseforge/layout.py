@@ -205,16 +205,22 @@ def _with_views(graph, y):
         stack += [(w.outputs[0], w) for w in _views(graph, v)]
 
 
+def _kernel_of(plan) -> dict:
+    """{node: the kernel step (not an extern) that computes it}."""
+    from .plan import Extern
+    return {n: s for s in plan.steps if not isinstance(s, Extern) for n in s.nodes}
+
+
 def _readers_why_not(plan, v, tentative: bool = False, root: bool = True) -> str | None:
     """Whether every reader of the convolution's output v is a generated kernel that reads it in
     place, or a permute of it whose readers are."""
-    from .plan import Extern, Kernel
+    from .plan import Kernel
     from .plan_rows import RowKernel
     from .codegen.window import channels_last_tile
     from .plan_windows import WindowKernel
     if any(o is v for o in plan.graph.outputs):
         return "its output is a result of the model"
-    kernel_of = {n: s for s in plan.steps if not isinstance(s, Extern) for n in s.nodes}
+    kernel_of = _kernel_of(plan)
     for u in plan.graph.users().get(v, []):
         k = kernel_of.get(u)
         if getattr(k, "rows", None) is not None and u in k.nodes and v.producer in k.nodes:
@@ -337,18 +343,15 @@ def _pieces_in_place(graph, make_plan, plan, cats: dict, notes: list[str]):
     are), and the cat only transposes the others. FUSEFORGE_CAT_IN_PLACE=0 turns it off. Returns
     the plan and {cat node: the names of the pieces written in place}."""
     from .codegen.window import channels_last_tile
-    from .plan import Extern, Kernel
+    from .plan import Kernel
     from .plan_windows import WindowKernel
     if os.environ.get("FUSEFORGE_CAT_IN_PLACE") == "0":
         return plan, {}
 
-    def kernels(p):
-        return {n: s for s in p.steps if not isinstance(s, Extern) for n in getattr(s, "nodes", [])}
-
     def pooled(k, x, also) -> bool:   # a pooling kernel reading x through its channels-last tile
         return type(k) is WindowKernel and channels_last_tile(k, also)
 
-    kernel_of = kernels(plan)
+    kernel_of = _kernel_of(plan)
     users, outputs = graph.users(), {id(v) for v in graph.outputs}
     old, placed = {}, {}
     for cat in cats:
@@ -366,7 +369,7 @@ def _pieces_in_place(graph, make_plan, plan, cats: dict, notes: list[str]):
     if not placed:
         return plan, {}
     switched = make_plan(graph)
-    kernel_of = kernels(switched)
+    kernel_of = _kernel_of(switched)
     if any(type(kernel_of.get(x.producer)) is not Kernel or kernel_of[x.producer].outputs != [x] or
            not all(u in cats or pooled(kernel_of.get(u), x, None) for u in users[x]) for x in old):
         for x, t in old.items():   # (the fusion changed around them: left to the cat)

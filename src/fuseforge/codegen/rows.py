@@ -32,9 +32,7 @@ Schedules (by the layout of the first reduced tensor): "inner" when its innermos
 reduced (lanes of a warp per short row, a block per long one: consecutive threads read
 consecutive elements); "outer" when a kept dim is innermost (consecutive threads take
 consecutive rows and walk them in step, a row's elements split over threadIdx.y). On the outer
-schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes;
-FUSEFORGE_OUTER_STAGE=1, off until measured: the block reads a step of rows that lie side by side
-16 bytes at a time into shared memory, stage_pass); the
+schedule a thread issues BATCH loads before it uses the first (its accesses are 4 bytes); the
 block's rows that it caches and that lie side by side in memory are first staged through shared
 memory with 16-byte loads (_staged_rows); an element output whose memory runs along the elements
 (NCHW written by rows over the pixels of a channels-last tensor) goes through a shared-memory
@@ -269,12 +267,11 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
         t = ctype(op.value.type.dtype)
         return f"ff_pack4<{t}>" if vec > 1 and not one(op) else t
 
-    def elem_code(targets, adds, stores, tile=False, step="[k]", from_stage=False):
+    def elem_code(targets, adds, stores, tile=False, step="[k]"):
         """The code of one step of a pass over `targets` (its element r, or pack rb on the vector
         path): (before the step's elements, per element, after them). On the batched path the
-        loads come before, into {n}_u[u] (BATCH steps, u), from the block's staged step where
-        `from_stage` (stage_pass), and with `tile` the element outputs that run along the
-        elements go to their shared-memory tile."""
+        loads come before, into {n}_u[u] (BATCH steps, u), and with `tile` the element outputs
+        that run along the elements go to their shared-memory tile."""
         order = elem_items(targets)
         pre, post, code = [], [], []
         for n in order:
@@ -285,9 +282,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
             t = ctype(op.value.type.dtype)
             if n in cached:
                 src = f"{n}_c{step}" + (".v[j]" if vec > 1 and not one(op) else "")
-            elif batch > 1 and from_stage and n in stream_staged:
-                pre.append(f"{n}_u[u] = {n}_t[team.t + u * {launch['ty']}][threadIdx.x];")
-                src = f"{n}_u[u]"
             elif batch > 1:
                 pre.append(f"{n}_u[u] = a.{n}[o_{n} + {inner(op.value)}];")
                 src = f"{n}_u[u]"
@@ -314,7 +308,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
             code.insert(0, f"const int64_t ridx = {ridx};")
         return pre, code, post
 
-    def batched(targets, adds, stores, tile=False, from_stage=False) -> list[str]:
+    def batched(targets, adds, stores, tile=False) -> list[str]:
         """A step of BATCH elements r = rb + u * team.n: every load first (BATCH loads in flight
         per thread on the outer schedule's 4-byte accesses), then the elements. A Welford stage
         takes the step's elements at once (ff_welford_add_batch; on an H100, a variance over dim
@@ -322,7 +316,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
         -> 0.111 in bench/session9/c)."""
         welford = [st for st in stages if st.add in adds and st.atype.startswith("ff_acc_welford")]
         adds = [next((f"{st.name}_b[u] = {st.elem};" for st in welford if st.add == a), a) for a in adds]
-        loads, code, _ = elem_code(targets, adds, stores, tile, from_stage=from_stage)
+        loads, code, _ = elem_code(targets, adds, stores, tile)
         decl = [f"{ctype(in_ops[n].value.type.dtype)} {n}_u[{batch}];" for n in elem_items(targets)
                 if n in in_ops and n not in cached]
         decl += [f"{st.vtype} {st.name}_b[{batch}];" for st in welford]
@@ -353,11 +347,8 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
                 head + [f"  {n}_c_item[k] = {load_step(n)};" for n in cached] + ["}"] + \
                 elem_pass(targets, adds, stores, "_item[k]", head)
         if batch > 1:
-            plain = [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
+            return [f"for ({itype} rb = r0 + team.t; rb < r1; rb += {itype}({batch}) * team.n) {{"] + \
                 ["  " + line for line in batched(targets, adds, stores)] + ["}"]
-            if stores or head is not None or not any(n in stream_staged for n in elem_items(targets)):
-                return plain
-            return ["#ifdef __CUDA_ARCH__"] + stage_pass(targets, adds) + ["#else"] + plain + ["#endif"]
         if resident and head is None:
             # the steps in registers fully unrolled (their index must be a constant), the steps in
             # shared memory a few at a time (unrolled whole, the loads of the other operands
@@ -389,36 +380,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
         """Step rb of input n: a pack, or one element."""
         at = f"a.{n} + o_{n} + {inner(in_ops[n].value, 'rb')}"
         return f"ff_load_pack({at})" if vec > 1 and not one(in_ops[n]) else f"*({at})"
-
-    def stage_pass(targets, adds) -> list[str]:
-        """A pass of the outer schedule whose inputs in `stream_staged` (_streamed_stage) are read
-        a step at a time by the whole block: the step's BATCH x team.n elements of its rows, 16
-        bytes (4 neighbouring rows) a thread, into shared memory, from which each thread takes its
-        own as on the batched path. A thread loads its 16 bytes of the next step while the block
-        uses this one. Every thread of the block takes part in each step (the steps hold
-        __syncthreads)."""
-        tx, ty = launch["tx"], launch["ty"]
-        span, quads = batch * ty, tx // 4
-        assert span * quads <= tx * ty, "a thread's 16 bytes of a step at most"
-        ns = [n for n in elem_items(targets) if n in stream_staged]
-
-        def load(n, r):
-            return (f"*reinterpret_cast<const float4*>(a.{n} + (o_{n} - threadIdx.x) + (sl % {quads}u) * 4u + "
-                    f"{inner(in_ops[n].value, r)})")
-        lines = ["{"] + [f"__shared__ alignas(16) float {n}_t[{span}][{tx}];  // [element][row] of a step" for n in ns]
-        lines += [f"const uint32_t sl = threadIdx.y * {tx}u + threadIdx.x;  // rows 4 (sl % {quads}) .. + 3, "
-                  f"element sl / {quads} of a step",
-                  f"const bool sloads = sl < {span * quads}u;"]
-        lines += [f"float4 {n}_v = make_float4(0.f, 0.f, 0.f, 0.f);" for n in ns]
-        lines += [f"const {itype} srl = r0 + sl / {quads}u;", "if (sloads && srl < r1) {"] + \
-            [f"  {n}_v = {load(n, 'srl')};" for n in ns] + ["}"]
-        lines += [f"for ({itype} r0b = r0; r0b < r1; r0b += {span}) {{", "  if (sloads) {"] + \
-            [f"    *reinterpret_cast<float4*>(&{n}_t[sl / {quads}u][(sl % {quads}u) * 4u]) = {n}_v;" for n in ns] + \
-            ["  }", "  __syncthreads();", f"  const {itype} srn = r0b + {span} + sl / {quads}u;  // the next step's",
-             "  if (sloads && srn < r1) {"] + [f"    {n}_v = {load(n, 'srn')};" for n in ns] + ["  }",
-             f"  const {itype} rb = r0b + team.t;"]
-        lines += ["  " + line for line in batched(targets, adds, [], from_stage=True)]
-        return lines + ["  __syncthreads();", "}", "}"]
 
     def tiled_pass(targets, stores) -> list[str]:
         """The element outputs of the outer schedule whose memory runs along the elements: a
@@ -522,10 +483,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
     else:
         body += [f"{cache_type(in_ops[n])} {n}_c[PER];  // this thread's share of the row" for n in cached]
     staged = {} if resident or S > 1 else _staged_rows(k, kept, red, launch, cached, in_ops, tiled)
-    stream_staged = set() if resident or cached or pixel or elem_outs or batch == 1 else \
-        _streamed_stage(k, kept, red, launch, batch, in_ops, tiled)
-    for n in stream_staged:
-        in_ops[n].align16 = True   # (the wrapper aligns its start)
     if staged:
         helpers.add(STAGE_ROWS_PRELUDE)
         body.append("#ifdef __CUDA_ARCH__")
@@ -801,31 +758,6 @@ def _staged_rows(k, kept, red, launch, cached, in_ops, tiled) -> dict[str, int]:
             continue
         out[n] = rs
         smem += bytes_
-    return out
-
-
-def _streamed_stage(k, kept, red, launch, batch, in_ops, tiled) -> set[str]:
-    """FUSEFORGE_OUTER_STAGE=1 (off: not yet measured): the element inputs of an uncached
-    outer-schedule pass read a step at a time by the whole block, 16 bytes a load (stage_pass),
-    where the threads' 4-byte loads would each take a 4-byte piece of neighbouring rows (a
-    channels-last tensor reduced over its pixels: level2/005's instance norm, batch-norm
-    statistics). A micro-benchmark measured 16-byte loads of 4 rows 0.100 ms against the
-    generated kernel's 0.114 on level2/016 (bench/session15/cl_rows). Float32 inputs whose rows
-    are adjacent (stride 1 along the innermost kept dim, whose extent the block's rows divide),
-    every other stride a multiple of 4 (16-byte aligned loads), within the block's shared memory."""
-    if os.environ.get("FUSEFORGE_OUTER_STAGE") != "1" or "tx" not in launch or not kept or launch["tx"] % 4:
-        return set()
-    tx, ty = launch["tx"], launch["ty"]
-    smem = _outer_smem(launch, tiled, batch)
-    out = set()
-    for n, op in in_ops.items():
-        st = k.strides[op.value]
-        if k.phase[op.value] != ELEM or ctype(op.value.type.dtype) != "float" or st[kept[-1]] != 1 or \
-                k.space[kept[-1]] % tx or any(st[d] % 4 for d in list(kept[:-1]) + list(red)) or \
-                smem + batch * ty * tx * 4 > SMEM_BYTES:
-            continue
-        out.add(n)
-        smem += batch * ty * tx * 4
     return out
 
 

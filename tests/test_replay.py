@@ -286,3 +286,19 @@ def test_a_capture_that_fails_leaves_the_forward_op_by_op(monkeypatch):
         x.copy_(_x(seed, "cuda"))
         _check(fast, model, x)
     assert counts() == [0, 0]
+
+
+@pytest.mark.gpu
+def test_a_graph_that_draws_random_numbers_draws_fresh_ones_every_replay(monkeypatch):
+    """Dropout wrongly listed as capture-safe: its graph draws random numbers, so every replay goes
+    through torch's (which moves the generator) rather than cudaGraphLaunch alone (ff::launch),
+    and each call drops other elements."""
+    monkeypatch.setattr(replay, "CAPTURE_SAFE", replay.CAPTURE_SAFE | {"native_dropout"})
+    fast, _, counts = _compiled(Dropout(), _x(0, "cuda"))
+    x = _x(1, "cuda")
+    with torch.no_grad():
+        dropped = [(fast(x) == 1).clone() for _ in range(6)]   # a dropped element is 0 + 1
+    assert counts() == [1, 5]
+    for a, b in zip(dropped, dropped[1:]):
+        assert 0.3 < a.float().mean() < 0.7
+        assert not torch.equal(a, b), "a replay dropped the same elements as the call before"

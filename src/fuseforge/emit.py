@@ -72,12 +72,10 @@ class _Fused(torch.nn.Module):
         self._ff_refresh()
         return module
 
-    def _ff_run(self, *inputs):
-        if _TRAINING is not None and self.training != _TRAINING:
-            raise RuntimeError("fuseforge: this module was compiled in "
-                               f"{'training' if _TRAINING else 'eval'} mode and computes that mode "
-                               "only; compile it again in the other mode")
-        return _ext.forward(list(inputs), self._ff_state)
+    def _ff_wrong_mode(self):
+        raise RuntimeError("fuseforge: this module was compiled in "
+                           f"{'training' if _TRAINING else 'eval'} mode and computes that mode "
+                           "only; compile it again in the other mode")
 '''
 
 
@@ -242,11 +240,16 @@ _TRAINING = {g.training!r}  # None: the computation is the same in training and 
 ''')
     args = ", ".join(g.input_names)
     parts.append(RUNTIME)
+    # the forward calls the extension itself: each Python call in between costs the host time of
+    # every call (bench/session22/host_probe)
+    mode = "" if g.training is None else '''
+        if self.training != _TRAINING:
+            self._ff_wrong_mode()'''
     parts.append(f'''
 
 class Compiled(_Fused):
-    def forward(self, {args}):
-        out = self._ff_run({args})
+    def forward(self, {args}):{mode}
+        out = _ext.forward([{args}], self._ff_state)
         return {_return_expr(plan)}
 ''')
     if problem is not None:

@@ -675,12 +675,7 @@ inline at::Tensor cat_channels_last(const std::vector<at::Tensor>& xs) {
   std::vector<int64_t> sizes(xs[0].sizes().begin(), xs[0].sizes().end());
   sizes[1] = 0;
   for (const at::Tensor& x : xs) sizes[1] += x.size(1);
-  std::vector<int64_t> strides(sizes.size());
-  strides[1] = 1;
-  int64_t s = sizes[1];
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 2; --d) { strides[d] = s; s *= sizes[d]; }
-  strides[0] = s;
-  return cat_channels_last(xs, at::empty_strided(sizes, strides, xs[0].options()), {});
+  return cat_channels_last(xs, at::empty_strided(sizes, channels_last_strides(sizes), xs[0].options()), {});
 }
 }  // namespace ff
 """
@@ -755,6 +750,16 @@ inline at::Tensor converted_once(const at::Tensor& w, at::MemoryFormat fmt, Form
   return c.converted;
 }
 
+// The strides of a channels-last tensor of these sizes (channels innermost, then the pixels).
+inline std::vector<int64_t> channels_last_strides(at::IntArrayRef sizes) {
+  std::vector<int64_t> strides(sizes.size());
+  strides[1] = 1;
+  int64_t s = sizes[1];
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 2; --d) { strides[d] = s; s *= sizes[d]; }
+  strides[0] = s;
+  return strides;
+}
+
 // A convolution's input in channels-last: the CUDA tile kernel above for a contiguous float32
 // tensor on the GPU, ATen's copy otherwise (the CPU twin, other dtypes and layouts).
 inline at::Tensor to_channels_last(const at::Tensor& x, at::MemoryFormat fmt) {
@@ -762,12 +767,7 @@ inline at::Tensor to_channels_last(const at::Tensor& x, at::MemoryFormat fmt) {
   if (x.is_cuda() && x.scalar_type() == at::kFloat && x.dim() >= 3 && x.is_contiguous() &&
       x.size(0) <= 65535 && x.size(1) <= 65535 * 32 && x.numel() > 0) {
     const int64_t n = x.size(0), c = x.size(1), pixels = x.numel() / (n * c);
-    std::vector<int64_t> strides(x.dim());
-    strides[1] = 1;
-    int64_t s = c;
-    for (int64_t d = x.dim() - 1; d >= 2; --d) { strides[d] = s; s *= x.size(d); }
-    strides[0] = s;
-    at::Tensor y = at::empty_strided(x.sizes(), strides, x.options());
+    at::Tensor y = at::empty_strided(x.sizes(), channels_last_strides(x.sizes()), x.options());
     c10::cuda::CUDAGuard guard(x.device());
     const int err = ::ff_to_channels_last(x.data_ptr<float>(), y.data_ptr<float>(), n, c, pixels,
                                         c10::cuda::getCurrentCUDAStream(x.device().index()).stream());

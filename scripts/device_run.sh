@@ -46,13 +46,15 @@ gpu_tests() {
   local FIRST="tests/test_gemm.py tests/test_scans.py tests/test_convs.py|tests/test_check.py|tests/test_pipeline.py tests/test_functional_api.py tests/test_ops.py tests/test_suite_bench.py|tests/test_layout.py tests/test_windows.py"
   local REST; REST=$(ls tests/test_*.py | grep -v -x -F -f <(tr ' |' '\n\n' <<< "$FIRST") | tr '\n' ' ')
   IFS='|' read -r -a GROUPS_ <<< "${TEST_GROUPS:-$FIRST|$REST}"
+  local L=${TEST_LOGS:-$W}   # each group's log (TEST_LOGS: a folder readable while the groups run)
+  mkdir -p "$L"
   for k in "${!GROUPS_[@]}"; do
-    (CUDA_VISIBLE_DEVICES=$((k % NG)) python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/gpu-test-$k.log" 2>&1
-     echo "exit $?" >> "$W/gpu-test-$k.log") &
+    (CUDA_VISIBLE_DEVICES=$((k % NG)) python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$L/gpu-test-$k.log" 2>&1
+     echo "exit $?" >> "$L/gpu-test-$k.log") &
   done
   wait
   save
-  for f in "$W"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
+  for f in "$L"/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
 }
 
 case "$1" in

@@ -303,10 +303,7 @@ def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
     name = kernel.name
     n, c, pixels = kernel.shape[0], kernel.shape[1], math.prod(kernel.shape[2:])
     u = "u" if itype == "uint32_t" else "ull"
-    # FUSEFORGE_CL_TILE_P=128 (off until measured): 4 subtiles a block, 4 loads of 16 bytes in
-    # flight a thread where 2 are (level2/005's normalize: 0.190 ms against Triton's 0.180)
-    tile_p = 128 if os.environ.get("FUSEFORGE_CL_TILE_P") == "128" else TILE_P
-    sub = tile_p // 32
+    sub = TILE_P // 32
     tiles = [f"  __shared__ float t_{op.var}[{sub}][{TILE_C}][33];  // [subtile][channel][pixel]"
              for op in tiled]
     loads, spills = [], []
@@ -355,7 +352,7 @@ template <bool VEC>
 __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 {chr(10).join(tiles)}
   const {itype} img = blockIdx.z;
-  const {itype} c0 = ({itype})blockIdx.y * {TILE_C}u, p0 = ({itype})blockIdx.x * {tile_p}u;
+  const {itype} c0 = ({itype})blockIdx.y * {TILE_C}u, p0 = ({itype})blockIdx.x * {TILE_P}u;
   {{  // 4 channels of pixel w per thread and subtile
     const uint32_t cg = (threadIdx.x & 7u) * 4u, w = threadIdx.x >> 3;
 {chr(10).join(loads)}
@@ -381,7 +378,7 @@ __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 }}
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
-  const dim3 grid(({pixels}u + {tile_p - 1}u) / {tile_p}u, ({c}u + {TILE_C - 1}u) / {TILE_C}u, {n}u);
+  const dim3 grid(({pixels}u + {TILE_P - 1}u) / {TILE_P}u, ({c}u + {TILE_C - 1}u) / {TILE_C}u, {n}u);
   if ({launch_vec}) {name}_kernel<true><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
   else {name}_kernel<false><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
   return static_cast<int>(cudaGetLastError());

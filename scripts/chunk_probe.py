@@ -16,15 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fuseforge.bench import time_cuda  # noqa: E402
-from fuseforge.build import load_generated  # noqa: E402
+from fuseforge.build import generated_model  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
 
 
 def model_of(directory: Path, problem_path: Path, problem):
-    stem = f"{problem_path.parent.name}_{problem_path.stem}"
-    loaded = load_generated(directory / f"{stem}.py", f"{directory.name}_{stem}")
-    torch.manual_seed(0)
-    return loaded.module.ModelNew(*problem.init_args()).cuda(), loaded.module._ext
+    return generated_model(directory / f"{problem_path.parent.name}_{problem_path.stem}.py", problem)
 
 
 def graphed(fn):

@@ -16,16 +16,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fuseforge.build import load_generated  # noqa: E402
+from fuseforge.build import generated_model  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
 
 
 def probe(path: Path, problem_path: Path, calls: int) -> None:
     problem = load_problem(problem_path)
-    loaded = load_generated(path, f"{path.parent.name}_{path.stem}")
-    ext = loaded.module._ext
-    torch.manual_seed(0)
-    model = loaded.module.ModelNew(*problem.init_args()).cuda()
+    model, ext = generated_model(path, problem)
     inputs = problem.inputs(0, "cuda")
     print(f"== {path.name}")
     with torch.no_grad():

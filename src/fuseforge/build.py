@@ -72,6 +72,16 @@ def load_generated(path: str | Path, ext_name: str) -> Loaded:
     return Loaded(module, time.perf_counter() - start, cached)
 
 
+def generated_model(path: str | Path, problem, device: str = "cuda"):
+    """The ModelNew of a generated file (as scripts/generate_sources.py names them) built for
+    `problem` after torch.manual_seed(0), on `device`, and the file's extension (its replay
+    counters, set_replay): what the probing scripts time."""
+    path = Path(path)
+    module = load_generated(path, f"{path.parent.name}_{path.stem}").module
+    torch.manual_seed(0)
+    return module.ModelNew(*problem.init_args()).to(device), module._ext
+
+
 def _first_error(log: str) -> str:
     for line in log.splitlines():
         if "error" in line.lower() and ("error:" in line or "Error" in line):

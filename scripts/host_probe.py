@@ -1,10 +1,10 @@
 """Where the host time of a replayed forward goes, on the GPU: for each generated file (as
 scripts/generate_sources.py writes them) next to its problem, the median host time of the whole
 call (`model(x)`), of its forward method (no nn.Module call), of the extension's forward called
-directly, of a pybind call that takes no tensors (the floor of any call into the extension); then a CUDA
-graph of one small kernel replayed through torch (`CUDAGraph.replay`) and launched directly
-(`cudaGraphLaunch` through ctypes); and the CUDA runtime calls and aten ops of a few calls of the
-model (torch.profiler), which show anything the replay launches besides the graph.
+directly, and of a pybind call that takes no tensors (the floor of any call into the extension);
+then a CUDA graph of one small kernel replayed through torch (`CUDAGraph.replay`) and launched
+directly (`cudaGraphLaunch` through ctypes); and the CUDA runtime calls and aten ops of a few
+calls of the model (torch.profiler), which show anything the replay launches besides the graph.
 
     python3 scripts/host_probe.py DIR PROBLEM.py... [--calls 200]
 """

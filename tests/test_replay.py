@@ -296,8 +296,14 @@ def test_a_graph_that_draws_random_numbers_draws_fresh_ones_every_replay(monkeyp
     monkeypatch.setattr(replay, "CAPTURE_SAFE", replay.CAPTURE_SAFE | {"native_dropout"})
     fast, _, counts = _compiled(Dropout(), _x(0, "cuda"))
     x = _x(1, "cuda")
+    dropped = []
     with torch.no_grad():
-        dropped = [(fast(x) == 1).clone() for _ in range(6)]   # a dropped element is 0 + 1
+        for _ in range(6):
+            y = fast(x)
+            d = y == 1   # a dropped element is 0 + 1; a kept one eager's 2x + 1 (scaled by 1 / (1 - p))
+            torch.testing.assert_close(y[~d], 2 * x[~d] + 1)
+            dropped.append(d)
+            del y   # (a caller holding it would get the second graph)
     assert counts() == [1, 5]
     for a, b in zip(dropped, dropped[1:]):
         assert 0.3 < a.float().mean() < 0.7

@@ -450,10 +450,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
     tiled = [op for op in elem_outs if schedule == "outer" and runs_along_elements(k, op.value)]
     batch = 1
     if schedule == "outer" and not cached:
-        # FUSEFORGE_ROW_BATCH=8 (off until measured): twice the loads in flight a thread, and a
-        # Welford fold of 8 (the channels-last reductions over the pixels that trail torch.compile's:
-        # level2/021's mean 0.098 ms against 0.090, 005's statistics 0.116 against 0.110)
-        batch = 8 if os.environ.get("FUSEFORGE_ROW_BATCH") == "8" else BATCH
+        batch = BATCH   # (8 measured mixed: 0.98-1.03x on 23 problems, bench/session23/row_batch)
         while batch > 1 and _outer_smem(launch, tiled, batch) > SMEM_BYTES:
             batch //= 2
     if any(nbytes(n) > L2_RESIDENT for n in reread if n not in cached) and launch.get("lanes") and chunk > 256:

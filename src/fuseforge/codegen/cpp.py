@@ -343,8 +343,8 @@ struct ff_team_one {
 # Helpers of the row kernels (rows.py) beyond the prelude, in the element code of a module whose
 # kernels use them: the outer schedule's batched Welford step, and the resident rows.
 WELFORD_BATCH_PRELUDE = r"""
-// The first nb of x (a step of the outer schedule's batched loop, rows.py) folded at once: their
-// mean and M2 exactly, merged as a partial (two divisions instead of one per element).
+// The first nb of x (a step of the outer schedule's batched loop, or a pack of the vector path,
+// rows.py) folded at once: their mean and M2, merged as a partial (two divisions, not one an element).
 template <typename T, int B> FF_HD void ff_welford_add_batch(ff_acc_welford<T>& acc, const T (&x)[B], int nb) {
   if (nb == 0) return;
   T s = T(0), q = T(0);

@@ -332,7 +332,13 @@ def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
       t_{op.var}[s][cg + 2][w] = v_{op.var}[s].z;
       t_{op.var}[s][cg + 3][w] = v_{op.var}[s].w;
     }}""")
-    args = [f"t_{op.var}[s][cc][pg + k]" if op in tiled else f"a.{op.var}[{op.index('(i + k)')}]" for op in ins]
+    # an input that is one value over the pixels (a channel's parameter, an image's statistic) is
+    # read once for the thread's 4 pixels, which never leave their (image, channel) row
+    same = [op for op in ins if op not in tiled
+            and not any(operand_strides(kernel.nodes, kernel.shape, op.value, name)[2:])]
+    hoisted = [f"      const {ctype(op.value.type.dtype)} {op.var}_px = a.{op.var}[{op.index()}];" for op in same]
+    args = [f"t_{op.var}[s][cc][pg + k]" if op in tiled else f"{op.var}_px" if op in same
+            else f"a.{op.var}[{op.index('(i + k)')}]" for op in ins]
     decl = [f"      {ctype(op.value.type.dtype)} {op.var}[4];" for op in outs]
     stores = []
     for op in outs:
@@ -367,7 +373,7 @@ __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
     const {itype} p = p0 + 32u * s + pg;
     if (p < {pixels}{u}) {{
       const {itype} i = (img * {c}{u} + ch) * {pixels}{u} + p;
-{chr(10).join(decl)}
+{chr(10).join(hoisted + decl)}
 #pragma unroll
       for (int k = 0; k < 4; ++k) {{
         if (VEC || p + k < {pixels}{u}) {name}_compute({', '.join(args + [f'{op.var}[k]' for op in outs])});

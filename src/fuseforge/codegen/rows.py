@@ -358,7 +358,14 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
                              ["#pragma unroll", f"for (int k = 0; k < {resident.reg}; ++k) {{"] + loop) + \
                 elem_pass(targets, adds, stores, ".in_shared(k)",
                           ["#pragma unroll 4", f"for (int k = {resident.reg}; k < PER; ++k) {{"] + loop)
+        # a Welford stage folds a pack's elements at once: one division a pack, not an element
+        welford = [st for st in stages if vec > 1 and st.add in adds and st.atype.startswith("ff_acc_welford")]
+        adds = [next((f"{st.name}_b[j] = {st.elem};" for st in welford if st.add == a), a) for a in adds]
         pre, code, post = elem_code(targets, adds, stores, step=step)
+        if welford:
+            helpers.add(WELFORD_BATCH_PRELUDE)
+            pre = [f"{st.vtype} {st.name}_b[{vec}];" for st in welford] + pre
+            post = [f"ff_welford_add_batch({st.name}, {st.name}_b, {vec});" for st in welford] + post
         uses_r = any(re.search(r"\br\b", line) for line in code)
         if vec > 1:
             code = pre + ["#pragma unroll", f"for (int j = 0; j < {vec}; ++j) {{"] + \

@@ -4,6 +4,10 @@
 #       tests in $TESTS while abx/old and abx/new build, then the two side by side on $LIST
 #       (scripts/ab_generated.py), then the kernels of the problems in $PROF at the tree's code
 #       against eager's and torch.compile's (scripts/profile_kernels.py)
+#   The closing call, on four H100s (nvidia-h100-x4): the problems whose generated code changed
+#   (closing.txt), a shard a GPU, then every GPU test:
+#     LIST=bench/session23/closing.txt OUTDIR=bench/session23/suite BUDGET=250 TESTS=1 OUT=$OUT \
+#       bash scripts/device_run.sh suite-all
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
 mkdir -p "$OUT"

@@ -570,6 +570,17 @@ struct ff_team_column { // rows side by side in threadIdx.x, a row's elements sp
     __syncthreads();
     part[t * w + x] = a;
     __syncthreads();
+    if (n > 64) {   // a tree (n a power of two): log2(n) merges in a chain, not n in every thread
+      for (int h = n / 2; h > 0; h /= 2) {
+        if (t < h) {
+          A r = part[t * w + x];
+          r.merge(part[(t + h) * w + x]);
+          part[t * w + x] = r;
+        }
+        __syncthreads();
+      }
+      return part[x];
+    }
     A r = part[x];
     for (int k = 1; k < n; ++k) r.merge(part[k * w + x]);
     return r;

@@ -471,6 +471,15 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
     if resident:
         S, chunk, launch = resident.most, resident.chunk, resident.launch
         cached, per_gpu = resident.cached, resident.steps
+    tile = 1 if resident or cached or pixel or elem_outs or vec == 1 else _interleaved_rows(k, kept, red)
+    if tile > 1:
+        # rows whose runs lie side by side within a line (a channels-last group norm's groups of 4
+        # channels: 16 bytes of each 128-byte line a row) go `tile` to a block, consecutive threads
+        # taking consecutive rows, so that a warp's loads cover whole lines; as many threads in all
+        S = max(1, min(S * launch["threads_per_row"] * tile // 1024, length // (1024 // tile * vec * 2)))
+        chunk = -(-length // S)
+        chunk = -(-chunk // vec) * vec          # (whole packs)
+        launch = _launch("outer", rows, chunk, S, ty=1024 // tile)
     if rows % launch.get("rows_per_block", 1) or pixel:
         # the last block's threads past the last row: a row input of theirs lies past its tensor
         for op in ins:
@@ -707,6 +716,8 @@ FF_HD void {name}_row(const {pixel.args}& a, const {itype} o, const bool active,
         split_note = f", each split over {S} blocks ({chunk} elements each, {launches} launch{'es' * (launches > 1)})" if S > 1 else ""
     if vec > 1:
         split_note += f", {vec} elements per access"
+    if tile > 1:
+        split_note += f", {tile} rows side by side a block"
     if cached and not resident:
         split_note += f", rows of {', '.join(cached)} cached in registers"
     shared = f"""
@@ -803,6 +814,18 @@ def vector_width(k) -> int:
     kept, red, schedule = schedule_of(k)
     values = [v for v in k.inputs + k.outputs if k.phase[v] == ELEM]
     return _vector_width(k, red, values) if schedule == "inner" else 1
+
+
+def _interleaved_rows(k, kept, red) -> int:
+    """How many consecutive rows share a 128-byte line of the main tensor, where a row's innermost
+    run is contiguous and the next row's run follows it (each row's warp loads would use a part of
+    every line they touch), else 1."""
+    st, space = k.strides[k.main], k.space
+    d0, dk = red[-1], kept[-1] if kept else None
+    run_bytes = space[d0] * k.main.type.dtype.itemsize
+    if dk is None or st[d0] != 1 or st[dk] != space[d0] or space[dk] < 2 or run_bytes > 64:
+        return 1
+    return 1 << (min(128 // run_bytes, space[dk]).bit_length() - 1)
 
 
 def _vector_width(k, red, values) -> int:

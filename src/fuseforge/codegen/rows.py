@@ -479,7 +479,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
         S = max(1, min(S * launch["threads_per_row"] * tile // 1024, length // (1024 // tile * vec * 2)))
         chunk = -(-length // S)
         chunk = -(-chunk // vec) * vec          # (whole packs)
-        launch = _launch("outer", rows, chunk, S, ty=1024 // tile)
+        launch = _launch("outer", rows, chunk, S, ty=1024 // tile)   # (a power of two: ff_team_column's tree)
     if rows % launch.get("rows_per_block", 1) or pixel:
         # the last block's threads past the last row: a row input of theirs lies past its tensor
         for op in ins:

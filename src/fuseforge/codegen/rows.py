@@ -480,6 +480,12 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
         chunk = -(-length // S)
         chunk = -(-chunk // vec) * vec          # (whole packs)
         launch = _launch("outer", rows, chunk, S, ty=1024 // tile)   # (a power of two: ff_team_column's tree)
+    if os.environ.get("FUSEFORGE_OUTER_TX") == "64" and schedule == "outer" and not (cached or resident or elem_outs) \
+            and rows % 64 == 0 and launch["tx"] == OUTER_ROWS_PER_BLOCK:
+        # (off until measured) a block takes 64 rows side by side: 64 channels of a channels-last
+        # pixel, 256 bytes, read whole by one block, not half each by two (level2/021's mean over the
+        # pixels 0.098 ms against Triton's 0.090, 005's statistics 0.116 against 0.110)
+        launch = _launch(schedule, rows, chunk, S, tx=64)
     if rows % launch.get("rows_per_block", 1) or pixel:
         # the last block's threads past the last row: a row input of theirs lies past its tensor
         for op in ins:
@@ -968,7 +974,7 @@ PIXEL_TEAM = 4           # pixel rows: the 4 lanes of a quad hold a pixel's chan
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
 
 
-def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=None, ty=None) -> dict:
+def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=None, ty=None, tx=None) -> dict:
     """Threads, team and grid of a row kernel; `length`: the elements one team walks. Rows a
     warp covers in a few steps get lanes of a warp: a block of 256 threads per short row would
     keep few bytes in flight per SM. Rows shorter than a warp's 4 steps get fewer lanes (several
@@ -995,7 +1001,8 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=
         ty = 1
         while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
             ty *= 2
-        tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
+        tx = tx or max(OUTER_ROWS_PER_BLOCK, 256 // ty)
+        ty = min(ty, 1024 // tx)
     threads = tx * ty
     return dict(threads=threads, threads_per_row=ty, tx=tx, ty=ty, rows_per_block=tx, block=f"dim3({tx}, {ty})",
                 row=f"tile * {tx}u + threadIdx.x",

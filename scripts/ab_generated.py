@@ -3,7 +3,7 @@ reference, then eager, the OLD and the NEW file timed in the same process, round
 (so that a drift of the clock or the card weighs on all three alike).
 
     python3 scripts/ab_generated.py OLD_DIR NEW_DIR PROBLEM.py... [--rounds 5] [--json OUT] [--build-only]
-                                    [--no-verify]
+                                    [--no-verify] [--swap]
 
 OLD_DIR and NEW_DIR hold files as scripts/generate_sources.py writes them (level2_001_....py for
 suite/level2/001_....py). Every file is built first, several at once (--jobs), so that the timing
@@ -13,6 +13,7 @@ call of OLD and NEW (bench.host_time), back to back and with the GPU idle before
 """
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,10 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--build-only", action="store_true", help="build every file, time nothing")
+    ap.add_argument("--swap", action="store_true",
+                    help="measure each problem twice, OLD loaded first then NEW first (fresh models): the "
+                         "load order moved cuDNN- and cuBLAS-heavy problems by up to 17 %% (bench/session23/"
+                         "order); NEW / OLD is then the geometric mean of the two orders' ratios")
     ap.add_argument("--no-verify", action="store_true",
                     help="time the NEW files even where wrong: ablations that drop work on purpose "
                          "(scripts/conv_ablations.py); the table marks them")
@@ -64,36 +69,56 @@ def main() -> int:
     from fuseforge.problem import load_problem
     from fuseforge.verify import verify
 
+    def load(problem, row, tag, folder, p):
+        """The verified model of one file, or None (its failures in the row)."""
+        path = generated(folder, p)
+        try:
+            cls = load_generated(path, f"{path.parent.name}_{path.stem}").module.ModelNew
+            result = verify(problem, cls, device="cuda", trials=2)
+            row[f"{tag}_correct"] = result.passed
+            if result.passed or tag == "new" and args.no_verify:
+                torch.manual_seed(0)
+                return cls(*problem.init_args()).cuda()
+            row[f"{tag}_failures"] = result.failures[:2]
+        except Exception as e:   # reported in the table, the other problems go on
+            row[f"{tag}_correct"], row[f"{tag}_failures"] = False, [f"{type(e).__name__}: {e}"[:300]]
+        return None
+
     rows = []
     for p in args.problems:
         problem = load_problem(p)
         row = {"problem": f"{p.parent.name}/{p.stem}"}
-        models = {"eager": problem.build(0).cuda()}
-        for tag, folder in (("old", args.old), ("new", args.new)):
-            path = generated(folder, p)
-            try:
-                cls = load_generated(path, f"{path.parent.name}_{path.stem}").module.ModelNew
-                result = verify(problem, cls, device="cuda", trials=2)
-                row[f"{tag}_correct"] = result.passed
-                if result.passed or tag == "new" and args.no_verify:
-                    torch.manual_seed(0)
-                    models[tag] = cls(*problem.init_args()).cuda()
-                else:
-                    row[f"{tag}_failures"] = result.failures[:2]
-            except Exception as e:   # reported in the table, the other problems go on
-                row[f"{tag}_correct"], row[f"{tag}_failures"] = False, [f"{type(e).__name__}: {e}"[:300]]
         inputs = problem.inputs(0, "cuda")
-        times = {tag: [] for tag in models}
-        for _ in range(args.rounds):
-            for tag, model in models.items():
-                times[tag].append(time_cuda(model, inputs, trials=args.trials).median_ms)
+        orders = [[("old", args.old), ("new", args.new)]]
+        if args.swap:
+            orders.append(orders[0][::-1])
+        times, ratios = {}, []
+        for k, order in enumerate(orders):   # a fresh set of models each order
+            models = {"eager": problem.build(0).cuda()}
+            for tag, folder in order:
+                model = load(problem, row, tag, folder, p)
+                if model is not None:
+                    models[tag] = model
+            these = {tag: [] for tag in models}
+            for _ in range(args.rounds):
+                for tag, model in models.items():
+                    these[tag].append(time_cuda(model, inputs, trials=args.trials).median_ms)
+            for tag, ts in these.items():
+                times.setdefault(tag, []).extend(ts)
+            if "old" in these and "new" in these:
+                ratios.append(statistics.median(these["new"]) / statistics.median(these["old"]))
+            if k == 0:
+                for tag in models:
+                    row[f"{tag}_host"] = host_time(models[tag], inputs)
+                    row[f"{tag}_host_idle"] = host_time(models[tag], inputs, idle=True)
+            del models
+            torch.cuda.empty_cache()
         for tag, ts in times.items():
             row[tag] = statistics.median(ts)
-            row[f"{tag}_host"] = host_time(models[tag], inputs)
-            row[f"{tag}_host_idle"] = host_time(models[tag], inputs, idle=True)
+        if ratios:
+            row["ratio"] = math.prod(ratios) ** (1 / len(ratios))
+            row["ratios_by_order"] = ratios
         rows.append(row)
-        del models
-        torch.cuda.empty_cache()
 
     env = environment()
     if args.json:
@@ -102,10 +127,12 @@ def main() -> int:
     print(f"{'problem':58} {'eager':>8} {'old':>8} {'new':>8} {'new/old':>8}   host ms: {'old':>7} {'new':>7}"
           f"   GPU idle: {'old':>7} {'new':>7}")
     for r in rows:
-        ratio = f"{r['new'] / r['old']:.3f}" if "old" in r and "new" in r else "-"
+        ratio = f"{r['ratio']:.3f}" if "ratio" in r else "-"
         cells = [f"{r[t]:8.4f}" if t in r else f"{'FAIL':>8}" for t in ("eager", "old", "new")]
         host = [f"{r[t + k]:7.4f}" if t + k in r else f"{'-':>7}" for k in ("_host", "_host_idle") for t in ("old", "new")]
         print(f"{r['problem']:58} {' '.join(cells)} {ratio:>8}            {' '.join(host[:2])}            {' '.join(host[2:])}")
+        if len(r.get("ratios_by_order", [])) > 1:
+            print(f"    new/old with old loaded first {r['ratios_by_order'][0]:.3f}, new first {r['ratios_by_order'][1]:.3f}")
         for tag in ("old", "new"):
             for f in r.get(f"{tag}_failures", []):
                 print(f"    {tag}: {f}")

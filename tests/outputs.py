@@ -32,3 +32,18 @@ def assert_same_layout_and_close(new, ref, rtol: float = 1e-4, atol: float = 1e-
         name = names[k] if names else k
         assert a.shape == b.shape and a.stride() == b.stride(), (name, a.shape, a.stride(), b.stride())
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def assert_compiled_matches(make_model, make_inputs, device: str, tol: float, seeds=(1, 2)) -> None:
+    """fuseforge.compile of a fresh `make_model()` (built on inputs of seed 0) against an eager copy
+    with the same parameters, on fresh inputs `make_inputs(device, seed)` for each seed."""
+    import fuseforge
+    torch.manual_seed(0)
+    model, reference = make_model().to(device), make_model().to(device)
+    reference.load_state_dict(model.state_dict())
+    fast = fuseforge.compile(model, make_inputs(device))
+    for seed in seeds:
+        xs = make_inputs(device, seed)
+        with torch.no_grad():
+            for got, want in zip(fast(*xs), reference(*xs)):
+                torch.testing.assert_close(got, want, rtol=tol, atol=tol)

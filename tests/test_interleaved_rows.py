@@ -11,10 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import fuseforge
 from fuseforge.capture import capture
 from fuseforge.emit import generate
 from fuseforge.plan import plan
+
+from .outputs import assert_compiled_matches
 
 SIDE = re.compile(r"reducing axes \[2, 3\]: (\d+) rows of (\d+).*, (\d+) rows side by side a block")
 
@@ -45,22 +46,10 @@ def test_group_statistics_take_rows_side_by_side():
     assert found == [(18, 65536, 4)], found
 
 
-def _check(device, tol):
-    torch.manual_seed(0)
-    model, reference = ConvGroupNorms().to(device), ConvGroupNorms().to(device)
-    reference.load_state_dict(model.state_dict())
-    fast = fuseforge.compile(model, _inputs(device))
-    for seed in (1, 2):
-        xs = _inputs(device, seed)
-        with torch.no_grad():
-            for got, want in zip(fast(*xs), reference(*xs)):
-                torch.testing.assert_close(got, want, rtol=tol, atol=tol)
-
-
 def test_matches_eager_on_cpu():
-    _check("cpu", 1e-4)
+    assert_compiled_matches(ConvGroupNorms, _inputs, "cpu", 1e-4)
 
 
 @pytest.mark.gpu
 def test_matches_eager():
-    _check("cuda", 2e-3)   # (the convolution: cuDNN's TF32, in both)
+    assert_compiled_matches(ConvGroupNorms, _inputs, "cuda", 2e-3)   # (the convolution: cuDNN's TF32, in both)

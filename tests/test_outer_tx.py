@@ -10,10 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import fuseforge
 from fuseforge.capture import capture
 from fuseforge.emit import generate
 from fuseforge.plan import plan
+
+from .outputs import assert_compiled_matches
 
 BLOCK = re.compile(r"fused_\w+(?:<\d+>)?<<<[^;]*dim3\((\d+), (\d+)\)")   # the row kernel's launch (rows.py)
 
@@ -49,24 +50,12 @@ def test_the_block_only_with_the_flag(monkeypatch):
     assert any(x == 64 and x * y <= 1024 for x, y in flagged) and not any(x == 32 for x, _ in flagged), flagged
 
 
-def _check(device, tol):
-    torch.manual_seed(0)
-    model, reference = ConvStatistics().to(device), ConvStatistics().to(device)
-    reference.load_state_dict(model.state_dict())
-    fast = fuseforge.compile(model, _inputs(device))
-    for seed in (1, 2):
-        xs = _inputs(device, seed)
-        with torch.no_grad():
-            for got, want in zip(fast(*xs), reference(*xs)):
-                torch.testing.assert_close(got, want, rtol=tol, atol=tol)
-
-
 def test_matches_eager_on_cpu(monkeypatch):
     monkeypatch.setenv("FUSEFORGE_OUTER_TX", "64")
-    _check("cpu", 1e-4)
+    assert_compiled_matches(ConvStatistics, _inputs, "cpu", 1e-4)
 
 
 @pytest.mark.gpu
 def test_matches_eager(monkeypatch):
     monkeypatch.setenv("FUSEFORGE_OUTER_TX", "64")
-    _check("cuda", 2e-3)   # (the convolution: cuDNN's TF32, in both)
+    assert_compiled_matches(ConvStatistics, _inputs, "cuda", 2e-3)   # (the convolution: cuDNN's TF32, in both)

@@ -484,7 +484,8 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
             and rows % 64 == 0 and launch["tx"] == OUTER_ROWS_PER_BLOCK:
         # (off until measured) a block takes 64 rows side by side: 64 channels of a channels-last
         # pixel, 256 bytes, read whole by one block, not half each by two (level2/021's mean over the
-        # pixels 0.098 ms against Triton's 0.090, 005's statistics 0.116 against 0.110)
+        # pixels 0.098 ms against Triton's 0.090, 005's statistics 0.116 against 0.110); alone, a
+        # batch norm's statistics over 64 channels took 0.1040 ms so against 0.1061 (bench/session9/bn_cl)
         launch = _launch(schedule, rows, chunk, S, tx=64)
     if rows % launch.get("rows_per_block", 1) or pixel:
         # the last block's threads past the last row: a row input of theirs lies past its tensor

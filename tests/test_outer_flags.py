@@ -1,8 +1,10 @@
-"""FUSEFORGE_OUTER_TX=64 (codegen/rows.py, off by default until measured): the outer schedule's
-statistics kernels take 64 rows a block instead of 32, so that one block reads the 256 bytes of 64
-channels of a channels-last pixel whole. The text it changes, and the results against eager on
-fresh inputs: on the CPU (one build: nvcc compiles the launch, the CPU twin runs the same row
-code) and on the GPU (rows split over blocks, the team's reduction over 16 threads)."""
+"""Two launch options of the outer schedule (codegen/rows.py, each off by default until measured):
+FUSEFORGE_OUTER_TX=64, the statistics kernels take 64 rows a block instead of 32 (one block reads
+the 256 bytes of 64 channels of a channels-last pixel whole); FUSEFORGE_ROW_REVERSE=1, the row
+tiles go last to first (the tensor's end, left in L2 by the kernel before, read first). The text
+each changes, and the results against eager on fresh inputs: on the CPU (one build: nvcc compiles
+the launch, the CPU twin runs the same row code) and on the GPU (rows split over blocks, the
+team's reduction over 16 threads, the tiles' order)."""
 import re
 
 import pytest
@@ -36,26 +38,40 @@ def _inputs(device="cpu", seed=0):
     return [torch.randn(2, 16, 98, 98, generator=g).to(device)]   # 96 x 96 pixels: rows split
 
 
-def _blocks(monkeypatch, flag):
+FLAGS = [("FUSEFORGE_OUTER_TX", "64"), ("FUSEFORGE_ROW_REVERSE", "1")]
+REVERSED = "const uint32_t tile = gridDim.x / splits - 1u - blockIdx.x / splits;"
+
+
+def _text(monkeypatch, flag=None):
     if flag:
-        monkeypatch.setenv("FUSEFORGE_OUTER_TX", "64")
-    text = generate(plan(capture(ConvStatistics(), _inputs())), name="outer_tx").text
+        monkeypatch.setenv(*flag)
+    return generate(plan(capture(ConvStatistics(), _inputs())), name="outer_flags").text
+
+
+def _blocks(text):
     return {(int(x), int(y)) for x, y in BLOCK.findall(text)}
 
 
-def test_the_block_only_with_the_flag(monkeypatch):
-    default = _blocks(monkeypatch, False)
+def test_the_block_only_with_its_flag(monkeypatch):
+    default = _blocks(_text(monkeypatch))
     assert any(x == 32 for x, _ in default) and not any(x == 64 for x, _ in default), default
-    flagged = _blocks(monkeypatch, True)
+    flagged = _blocks(_text(monkeypatch, FLAGS[0]))
     assert any(x == 64 and x * y <= 1024 for x, y in flagged) and not any(x == 32 for x, _ in flagged), flagged
 
 
+def test_the_order_only_with_its_flag(monkeypatch):
+    assert REVERSED not in _text(monkeypatch)
+    assert REVERSED in _text(monkeypatch, FLAGS[1])
+
+
 def test_matches_eager_on_cpu(monkeypatch):
-    monkeypatch.setenv("FUSEFORGE_OUTER_TX", "64")
+    for flag in FLAGS:   # (one build: the two together)
+        monkeypatch.setenv(*flag)
     assert_compiled_matches(ConvStatistics, _inputs, "cpu", 1e-4)
 
 
 @pytest.mark.gpu
-def test_matches_eager(monkeypatch):
-    monkeypatch.setenv("FUSEFORGE_OUTER_TX", "64")
+@pytest.mark.parametrize("flag", FLAGS, ids=[f for f, _ in FLAGS])
+def test_matches_eager(monkeypatch, flag):
+    monkeypatch.setenv(*flag)
     assert_compiled_matches(ConvStatistics, _inputs, "cuda", 2e-3)   # (the convolution: cuDNN's TF32, in both)

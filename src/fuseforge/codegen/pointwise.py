@@ -294,6 +294,20 @@ def _nchw_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
 TILE_C, TILE_P = 32, 64   # channels x pixels per tile, 256 threads (bench/session7/cl_tile)
 
 
+def _tile_origin(itype) -> str:
+    """A transposing tile's image and first channel and pixel. FUSEFORGE_CL_TILE_REVERSE=1 (off until
+    measured): the tiles last to first. The kernel before (a convolution writing the tensor, a
+    statistics pass reading it) leaves the tensor's end in L2 (50 MB on an H100); read first, that
+    part comes from there: the transposed convolutions' 67 MB outputs (level2/025-031) are mostly
+    that end."""
+    if os.environ.get("FUSEFORGE_CL_TILE_REVERSE") == "1":
+        x, y, z = "(gridDim.x - 1u - blockIdx.x)", "(gridDim.y - 1u - blockIdx.y)", "(gridDim.z - 1u - blockIdx.z)"
+    else:
+        x, y, z = "blockIdx.x", "blockIdx.y", "blockIdx.z"
+    return (f"  const {itype} img = {z};\n"
+            f"  const {itype} c0 = ({itype}){y} * {TILE_C}u, p0 = ({itype}){x} * {TILE_P}u;")
+
+
 def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
     """A tile of 32 channels x 64 pixels per block, in two subtiles of 32 pixels. A thread reads
     4 channels of a pixel per subtile (one 16-byte load where the channels are a multiple of 4)
@@ -357,8 +371,7 @@ def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
 template <bool VEC>
 __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 {chr(10).join(tiles)}
-  const {itype} img = blockIdx.z;
-  const {itype} c0 = ({itype})blockIdx.y * {TILE_C}u, p0 = ({itype})blockIdx.x * {TILE_P}u;
+{_tile_origin(itype)}
   {{  // 4 channels of pixel w per thread and subtile
     const uint32_t cg = (threadIdx.x & 7u) * 4u, w = threadIdx.x >> 3;
 {chr(10).join(loads)}

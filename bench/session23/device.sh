@@ -7,7 +7,7 @@
 #       (ab_generated.py --swap)
 #   The closing call, on four H100s (nvidia-h100-x4): the problems whose generated code changed
 #   (closing.txt), a shard a GPU, then every GPU test:
-#     LIST=bench/session23/closing.txt OUTDIR=bench/session23/suite BUDGET=250 TESTS=1 OUT=$OUT \
+#     LIST=bench/session23/closing.txt OUTDIR=bench/session23/suite BUDGET=200 TESTS=1 OUT=$OUT \
 #       bash scripts/device_run.sh suite-all
 #   For the next session, three launch flags (off, not yet run on a GPU):
 #     bash bench/session23/device.sh prep   (here, on the CPU) abx/old without them and abx/tx,

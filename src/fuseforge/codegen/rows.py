@@ -308,14 +308,21 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
             code.insert(0, f"const int64_t ridx = {ridx};")
         return pre, code, post
 
+    def welford_steps(adds, at: str):
+        """The Welford stages among `adds`, and `adds` with each of theirs storing its element in
+        {stage}_b[at] instead, for ff_welford_add_batch to fold them at once after the step."""
+        welford = [st for st in stages if st.add in adds and st.atype.startswith("ff_acc_welford")]
+        if welford:
+            helpers.add(WELFORD_BATCH_PRELUDE)
+        return welford, [next((f"{st.name}_b[{at}] = {st.elem};" for st in welford if st.add == a), a) for a in adds]
+
     def batched(targets, adds, stores, tile=False) -> list[str]:
         """A step of BATCH elements r = rb + u * team.n: every load first (BATCH loads in flight
         per thread on the outer schedule's 4-byte accesses), then the elements. A Welford stage
         takes the step's elements at once (ff_welford_add_batch; on an H100, a variance over dim
         1 of [64, 2048, 512]: 0.106 -> 0.104 ms in bench/session9/windows_rows, level1/074 0.113
         -> 0.111 in bench/session9/c)."""
-        welford = [st for st in stages if st.add in adds and st.atype.startswith("ff_acc_welford")]
-        adds = [next((f"{st.name}_b[u] = {st.elem};" for st in welford if st.add == a), a) for a in adds]
+        welford, adds = welford_steps(adds, "u")
         loads, code, _ = elem_code(targets, adds, stores, tile)
         decl = [f"{ctype(in_ops[n].value.type.dtype)} {n}_u[{batch}];" for n in elem_items(targets)
                 if n in in_ops and n not in cached]
@@ -328,8 +335,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
             return ["#pragma unroll", f"for (int u = 0; u < {batch}; ++u) {{",
                     f"  const {itype} r = rb + {itype}(u) * team.n;", "  if (active && r < r1) {"] + \
                 ["    " + line for line in lines] + ["  }", "}"]
-        if welford:
-            helpers.add(WELFORD_BATCH_PRELUDE)
         return decl + (each(loads) if loads else []) + each(code) + \
             [f"ff_welford_add_batch({st.name}, {st.name}_b, nb);" for st in welford]
 
@@ -359,11 +364,9 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
                 elem_pass(targets, adds, stores, ".in_shared(k)",
                           ["#pragma unroll 4", f"for (int k = {resident.reg}; k < PER; ++k) {{"] + loop)
         # a Welford stage folds a pack's elements at once: one division a pack, not an element
-        welford = [st for st in stages if vec > 1 and st.add in adds and st.atype.startswith("ff_acc_welford")]
-        adds = [next((f"{st.name}_b[j] = {st.elem};" for st in welford if st.add == a), a) for a in adds]
+        welford, adds = welford_steps(adds, "j") if vec > 1 else ([], adds)
         pre, code, post = elem_code(targets, adds, stores, step=step)
         if welford:
-            helpers.add(WELFORD_BATCH_PRELUDE)
             pre = [f"{st.vtype} {st.name}_b[{vec}];" for st in welford] + pre
             post = [f"ff_welford_add_batch({st.name}, {st.name}_b, {vec});" for st in welford] + post
         uses_r = any(re.search(r"\br\b", line) for line in code)

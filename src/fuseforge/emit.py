@@ -19,7 +19,7 @@ from .codegen import conv, cpp, gemm, pointwise, rows, scan, window
 from .errors import CaptureError, ProblemError
 from .graph import PARAMETER, Value
 from .ops.pointwise import DIV_TARGETS, divides_by_scalar
-from .plan import Plan
+from .plan import Extern, Plan
 from .plan_conv import ConvKernel
 from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel
@@ -156,9 +156,18 @@ def _slug(name: str) -> str:
 
 def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     """The Python source of the generated module. With a problem, it also defines ModelNew."""
-    renderers = {RowKernel: rows.render, WindowKernel: window.render, GemmKernel: gemm.render, ConvKernel: conv.render,
-                 ScanKernel: scan.render}
-    sources = {k: renderers.get(type(k), pointwise.render)(k) for k in plan.kernels}
+    renderers = {WindowKernel: window.render, GemmKernel: gemm.render, ConvKernel: conv.render, ScanKernel: scan.render}
+    sources, walked_back = {}, set()   # the tensors whose last kernel walked them last to first (pointwise.walk_backward)
+    for step in plan.steps:
+        if isinstance(step, Extern):
+            walked_back -= set(step.node.tensor_inputs()) | set(step.node.outputs)
+            continue
+        if isinstance(step, RowKernel):
+            source = rows.render(step, walked_back=walked_back)
+        else:
+            source = renderers[type(step)](step) if type(step) in renderers else pointwise.render(step, walked_back)
+        (walked_back.update if source.backward else walked_back.difference_update)(step.inputs + step.outputs)
+        sources[step] = source
     helpers = [h for s in sources.values() for h in s.helpers]
     if any(n.target in DIV_TARGETS and divides_by_scalar(n.arg("other"), n.outputs[0].type.dtype)
            for k in plan.kernels for n in k.nodes):

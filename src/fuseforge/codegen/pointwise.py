@@ -56,6 +56,7 @@ class KernelSource:
     workspace: bool = False           # K_args ends with a scratch pointer (K_ws_bytes long)
     workspace_on_cpu: bool = True     # the CPU twin uses it too (else it gets none)
     helpers: tuple[str, ...] = ()     # element-code helpers it needs beyond the prelude (once per module)
+    backward: bool = False            # it walks its tensors last to first (walk_backward)
 
 
 def _broadcast_strides(t: TensorType, shape) -> list[int]:
@@ -205,7 +206,8 @@ def _operand_type(node: Node, entry) -> torch.dtype:
     return out
 
 
-def render(kernel: Kernel) -> KernelSource:
+def render(kernel: Kernel, walked_back=frozenset()) -> KernelSource:
+    """`walked_back`: the tensors whose last kernel walked them last to first (walk_backward)."""
     name = kernel.name
     extents = [kernel.numel] + [v.type.extent() for v in kernel.inputs + kernel.outputs]
     itype = "uint32_t" if max(extents) < 2**31 else "uint64_t"
@@ -255,13 +257,14 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
     tiled, nchw = _channels_last_inputs(kernel, ins, outs), _nchw_inputs(kernel, ins, outs)
+    backward = bool(tiled) and walk_backward([op.value for op in tiled], walked_back)
     if tiled:
-        cuda = _render_cuda_tiled(kernel, itype, ins, outs, tiled)
+        cuda = _render_cuda_tiled(kernel, itype, ins, outs, tiled, backward)
     elif nchw:
         cuda = _render_cuda_tiled_nchw(kernel, itype, ins, outs, nchw)
     else:
         cuda = _render_cuda(name, itype, ins, outs)
-    return KernelSource(kernel, shared, cuda, ins, outs)
+    return KernelSource(kernel, shared, cuda, ins, outs, backward=backward)
 
 
 def _channels_last_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
@@ -294,13 +297,22 @@ def _nchw_inputs(kernel: Kernel, ins, outs) -> list[Operand]:
 TILE_C, TILE_P = 32, 64   # channels x pixels per tile, 256 threads (bench/session7/cl_tile)
 
 
-def _tile_origin(itype) -> str:
-    """A transposing tile's image and first channel and pixel. FUSEFORGE_CL_TILE_REVERSE=1 (off until
-    measured): the tiles last to first. The kernel before (a convolution writing the tensor, a
-    statistics pass reading it) leaves the tensor's end in L2 (50 MB on an H100); read first, that
-    part comes from there: the transposed convolutions' 67 MB outputs (level2/025-031) are mostly
-    that end."""
-    if os.environ.get("FUSEFORGE_CL_TILE_REVERSE") == "1":
+def walk_backward(values, walked_back) -> bool:
+    """Whether a kernel reading `values` walks them last to first. Where one was written in the
+    model (a convolution's output, a kernel's result) and the kernel before that touched it walked it
+    first to last (`walked_back`: the tensors whose last kernel walked them back), that kernel left
+    the tensor's end in L2 (50 MB on an H100): read first, it comes from there. Directions alternate
+    along a chain: a convolution writes forward, the statistics read back, the normalize forward,
+    each starting where the last one ended. Measured on an H100 (bench/session24/flags), each alone:
+    level2/048 0.964x, 005 0.993, 021 0.992 (the outer row tiles), level1/035 0.945, level2/028 0.985
+    (the transposing tiles), none slower; a model input comes from DRAM either way, and walked back
+    (level1/077) 1.034x slower."""
+    return any(v.role == "tmp" and v not in walked_back for v in values)
+
+
+def _tile_origin(itype, backward: bool) -> str:
+    """A transposing tile's image and first channel and pixel; `backward`: the tiles last to first."""
+    if backward:
         x, y, z = "(gridDim.x - 1u - blockIdx.x)", "(gridDim.y - 1u - blockIdx.y)", "(gridDim.z - 1u - blockIdx.z)"
     else:
         x, y, z = "blockIdx.x", "blockIdx.y", "blockIdx.z"
@@ -308,7 +320,7 @@ def _tile_origin(itype) -> str:
             f"  const {itype} c0 = ({itype}){y} * {TILE_C}u, p0 = ({itype}){x} * {TILE_P}u;")
 
 
-def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
+def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled, backward) -> str:
     """A tile of 32 channels x 64 pixels per block, in two subtiles of 32 pixels. A thread reads
     4 channels of a pixel per subtile (one 16-byte load where the channels are a multiple of 4)
     and writes 4 pixels of a channel (one 16-byte store where the pixels are). Measured on an
@@ -371,7 +383,7 @@ def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled) -> str:
 template <bool VEC>
 __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 {chr(10).join(tiles)}
-{_tile_origin(itype)}
+{_tile_origin(itype, backward)}
   {{  // 4 channels of pixel w per thread and subtile
     const uint32_t cg = (threadIdx.x & 7u) * 4u, w = threadIdx.x >> 3;
 {chr(10).join(loads)}

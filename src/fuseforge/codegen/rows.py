@@ -52,7 +52,7 @@ from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
-from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands
+from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands, walk_backward
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
 VEC = 4                  # elements per access on the vector path
@@ -103,7 +103,8 @@ def _offset(strides, space, dims, itype, var) -> str:
     return expr.format(i=var)
 
 
-def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
+def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()) -> KernelSource:
+    """`walked_back`: the tensors whose last kernel walked them last to first (pointwise.walk_backward)."""
     name = k.name
     kept, red, schedule = schedule_of(k)
     itype, suffix, ins, outs, _ = kernel_operands(k, [k.space])
@@ -483,13 +484,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None) -> KernelSource:
         chunk = -(-length // S)
         chunk = -(-chunk // vec) * vec          # (whole packs)
         launch = _launch("outer", rows, chunk, S, ty=1024 // tile)   # (a power of two: ff_team_column's tree)
-    if os.environ.get("FUSEFORGE_OUTER_TX") == "64" and schedule == "outer" and not (cached or resident or elem_outs) \
-            and rows % 64 == 0 and launch["tx"] == OUTER_ROWS_PER_BLOCK:
-        # (off until measured) a block takes 64 rows side by side: 64 channels of a channels-last
-        # pixel, 256 bytes, read whole by one block, not half each by two (level2/021's mean over the
-        # pixels 0.098 ms against Triton's 0.090, 005's statistics 0.116 against 0.110); alone, a
-        # batch norm's statistics over 64 channels took 0.1040 ms so against 0.1061 (bench/session9/bn_cl)
-        launch = _launch(schedule, rows, chunk, S, tx=64)
     if rows % launch.get("rows_per_block", 1) or pixel:
         # the last block's threads past the last row: a row input of theirs lies past its tensor
         for op in ins:
@@ -704,19 +698,15 @@ FF_HD void {name}_row(const {pixel.args}& a, const {itype} o, const bool active,
 {chr(10).join('  ' + line for line in body)}
 }}
 """, "", ins, outs, helpers=tuple(sorted(helpers)))
+    reverse = False
     if resident:
         cuda = _render_resident(name, itype, rows, length, resident, per["gpu"])
         helpers.add(RESIDENT_PRELUDE)
         if resident.item:
             helpers.add(ITEMS_PRELUDE)
     else:
-        # FUSEFORGE_ROW_REVERSE=1 (off until measured): the outer schedule's row tiles last to first.
-        # The kernel before it (a convolution writing its output, a statistics pass reading it)
-        # leaves the tensor's end in L2 (50 MB on an H100): read first, that part comes from L2, and
-        # the kernel after it (a normalize, first to last) then finds this one's end, the tensor's
-        # start, there (level2/021's mean 0.098 ms against Triton's 0.090, 005's statistics 0.116
-        # against 0.110, of 260 MB tensors)
-        reverse = schedule == "outer" and os.environ.get("FUSEFORGE_ROW_REVERSE") == "1"
+        # the outer schedule's row tiles last to first where the kernel before left the rows' end in L2
+        reverse = schedule == "outer" and walk_backward([op.value for op in ins if k.phase[op.value] == ELEM], walked_back)
         cuda = _render_cuda(name, itype, launch, per["gpu"], reverse) if S == 1 else \
             _render_split(name, itype, launch, rows, S, phases, bool(elem_outs), merged, reverse)
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
@@ -763,7 +753,7 @@ inline void {name}_elem(const {name}_args& a, const {itype} i) {{
 
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
 """
-    return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=tuple(sorted(helpers)))
+    return KernelSource(k, shared, cuda, ins, outs, workspace=S > 1, helpers=tuple(sorted(helpers)), backward=reverse)
 
 
 STAGE_BYTES = 16 << 10   # outer schedule: the most shared memory a block's staged rows of one input take

@@ -160,12 +160,53 @@ class ConvMean(nn.Module):
         return self.conv(x).mean((2, 3))
 
 
-def test_a_convolution_without_epilogue_stays_cudnn(monkeypatch):
-    """Its bias add goes into the mean's row kernel: nothing to fuse, so cuDNN runs it."""
-    monkeypatch.setenv("FUSEFORGE_CONV", "all")
+def test_a_convolution_without_epilogue_stays_cudnn_by_default(monkeypatch):
+    """Its bias add goes into the mean's row kernel: nothing to fuse, so by default cuDNN runs it;
+    FUSEFORGE_CONV_BARE=1 (or FUSEFORGE_CONV=all) generates it, its result written NCHW."""
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    monkeypatch.delenv("FUSEFORGE_CONV_BARE", raising=False)
     p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
     assert not _convs(p), p.decisions
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
+    for var, value in (("FUSEFORGE_CONV_BARE", "1"), ("FUSEFORGE_CONV", "all")):
+        with monkeypatch.context() as mp:
+            mp.setenv(var, value)
+            p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
+            assert [len(k.epilogue) for k in _convs(p)] == [0], (var, p.decisions)
+    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "yes")
+    with pytest.raises(ConfigError, match="FUSEFORGE_CONV_BARE='yes'"):
+        plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
+
+
+class BareZoo(nn.Module):
+    """Convolutions no pointwise group consumes (FUSEFORGE_CONV_BARE=1): level2/005's instance norm
+    (32 channels into 40: part of a 64-channel tile) and 021's hardtanh and mean over the pixels (into
+    72: a second tile mostly empty), 7 x 15 pixels (not a multiple of the 128-pixel tile)."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(32, 40, 3)
+        self.b = nn.Conv2d(32, 72, 3, padding=1)
+        self.norm = nn.InstanceNorm2d(40)
+
+    def forward(self, x):
+        return self.norm(self.a(x)) / 2, torch.tanh(F.hardtanh(self.b(x)).mean((2, 3)))
+
+
+bare_inputs = random_inputs((2, 32, 9, 17))
+
+
+@pytest.fixture(scope="module")
+def compiled_bare():
+    torch.manual_seed(0)
+    model = BareZoo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV_BARE", "1")
+        return (model, *_compile(model, bare_inputs(0), mode="auto"))
+
+
+def test_bare_convolutions_are_generated(compiled_bare):
+    _, p, _ = compiled_bare
+    assert sorted((k.conv.k, len(k.epilogue)) for k in _convs(p)) == [(40, 0), (72, 0)], p.decisions
 
 
 class ConvZoo3D(nn.Module):
@@ -266,7 +307,7 @@ def test_halo_kernel_only_where_asked_and_it_applies(monkeypatch):
     assert sorted((k.conv.c, halo(k.conv) is not None) for k in _convs(p)) == [(16, True), (20, False), (32, True)]
 
 
-ZOOS = [("compiled", inputs), ("compiled_3d", inputs_3d)]   # (the fixture, its inputs)
+ZOOS = [("compiled", inputs), ("compiled_3d", inputs_3d), ("compiled_bare", bare_inputs)]   # (the fixture, its inputs)
 
 
 @pytest.mark.parametrize("zoo, make", ZOOS)

@@ -12,6 +12,9 @@
 #     OUT=$OUT bash bench/session24/device.sh bare   (one H100) the GPU tests the closing call did not
 #       reach (test_replay, test_softmax_split, test_tuning) and test_conv_kernel's (the bare zoo's
 #       among them) while the folders build, then abx/bare against abx/old in both load orders
+#   The records still older than their problems' code (retime.txt: the 40 of session21/rest_left.txt and
+#   the 23rd session's 5 not reached), on nvidia-h100-x4 (about 45 problems: BUDGET=250 or two calls):
+#     LIST=bench/session24/retime.txt OUTDIR=bench/session25/retime BUDGET=250 OUT=$OUT bash scripts/device_run.sh suite-all
 set -u
 S=bench/session24
 case "${1:-}" in

@@ -62,10 +62,12 @@ def rounded_reference(model, x):
         return m(*[t.double() for t in x])
 
 
-def _compile(model, x, mode="all"):
-    """fuseforge.compile with FUSEFORGE_CONV=mode ("all": every convolution the kernel computes)."""
+def _compile(model, x, mode="all", **env):
+    """fuseforge.compile with FUSEFORGE_CONV=mode ("all": every convolution the kernel computes) and
+    the other variables in `env` set."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CONV", mode)
+        for var, value in {"FUSEFORGE_CONV": mode, **env}.items():
+            mp.setenv(var, value)
         return plan(capture(model, x)), fuseforge.compile(model, x)
 
 
@@ -199,9 +201,7 @@ bare_inputs = random_inputs((2, 32, 9, 17))
 def compiled_bare():
     torch.manual_seed(0)
     model = BareZoo()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CONV_BARE", "1")
-        return (model, *_compile(model, bare_inputs(0), mode="auto"))
+    return (model, *_compile(model, bare_inputs(0), mode="auto", FUSEFORGE_CONV_BARE="1"))
 
 
 def test_bare_convolutions_are_generated(compiled_bare):
@@ -290,9 +290,7 @@ halo_inputs = random_inputs((2, 32, 11, 13), (2, 16, 5, 6, 7), (1, 32, 4, 9, 10)
 def compiled_halo():
     torch.manual_seed(0)
     model = HaloZoo()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CONV_HALO", "1")
-        return (model, *_compile(model, halo_inputs(0)))
+    return (model, *_compile(model, halo_inputs(0), FUSEFORGE_CONV_HALO="1"))
 
 
 def test_halo_kernel_only_where_asked_and_it_applies(monkeypatch):

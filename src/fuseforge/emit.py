@@ -162,10 +162,10 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
         if isinstance(step, Extern):
             walked_back -= set(step.node.tensor_inputs()) | set(step.node.outputs)
             continue
-        if isinstance(step, RowKernel):
-            source = rows.render(step, walked_back=walked_back)
-        else:
-            source = renderers[type(step)](step) if type(step) in renderers else pointwise.render(step, walked_back)
+        if type(step) in renderers:
+            source = renderers[type(step)](step)
+        else:   # (the kernels that may walk their tensors back)
+            source = (rows.render if isinstance(step, RowKernel) else pointwise.render)(step, walked_back=walked_back)
         (walked_back.update if source.backward else walked_back.difference_update)(step.inputs + step.outputs)
         sources[step] = source
     helpers = [h for s in sources.values() for h in s.helpers]

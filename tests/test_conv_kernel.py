@@ -162,19 +162,29 @@ class ConvMean(nn.Module):
         return self.conv(x).mean((2, 3))
 
 
+class ConvMin(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(32, 32, 3)
+
+    def forward(self, x):
+        return self.conv(x).amin(1)
+
+
 def test_a_convolution_without_epilogue_stays_cudnn_by_default(monkeypatch):
     """Its bias add goes into the mean's row kernel: nothing to fuse, so by default cuDNN runs it;
-    FUSEFORGE_CONV_BARE=1 (or FUSEFORGE_CONV=all) generates it, its result written NCHW."""
+    FUSEFORGE_CONV_BARE=1 generates it, its result written NCHW, but not one whose result rows over
+    its channels read: those still run in its epilogue (fold_pixel_rows)."""
     monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
     monkeypatch.delenv("FUSEFORGE_CONV_BARE", raising=False)
     p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
     assert not _convs(p), p.decisions
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
-    for var, value in (("FUSEFORGE_CONV_BARE", "1"), ("FUSEFORGE_CONV", "all")):
-        with monkeypatch.context() as mp:
-            mp.setenv(var, value)
-            p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
-            assert [len(k.epilogue) for k in _convs(p)] == [0], (var, p.decisions)
+    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "1")
+    p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
+    assert [len(k.epilogue) for k in _convs(p)] == [0], p.decisions
+    p = plan(capture(ConvMin(), [torch.randn(2, 32, 8, 8)]))
+    assert [k.rows is not None for k in _convs(p)] == [True], p.decisions   # (folded, not bare)
     monkeypatch.setenv("FUSEFORGE_CONV_BARE", "yes")
     with pytest.raises(ConfigError, match="FUSEFORGE_CONV_BARE='yes'"):
         plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))

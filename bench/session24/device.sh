@@ -5,10 +5,10 @@
 #       then the two side by side on the problems walk_backward changes (changed.txt) in both load
 #       orders, level2/005's kernels against torch.compile's, and last two mutation runs of
 #       test_walk_backward's GPU test (each reversed origin one tile off: both must fail)
-#   For the next session, FUSEFORGE_CONV_BARE=1 (off, not yet run on a GPU: 2D convolutions no
-#   pointwise group consumes generated, their results written NCHW for the norms and means after them):
+#   For the next session, FUSEFORGE_CONV_BARE=1 (off, not yet run on a GPU: 2D convolutions whose
+#   results only norms and means over the pixels read generated, written NCHW for them):
 #     PATH=.venv/bin:$PATH bash bench/session24/device.sh prep   (here, on the CPU) abx/old and
-#       abx/bare on the 21 problems it changes (conv_bare.txt)
+#       abx/bare on the 11 problems it changes (conv_bare.txt)
 #     OUT=$OUT bash bench/session24/device.sh bare   (one H100) the GPU tests the closing call did not
 #       reach (test_replay, test_softmax_split, test_tuning) and test_conv_kernel's (the bare zoo's
 #       among them) while the folders build, then abx/bare against abx/old in both load orders

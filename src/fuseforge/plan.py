@@ -247,7 +247,7 @@ def _plan(graph: Graph) -> Plan:
                                   {n for rg in rows for n in rg.nodes}, decisions, reasons)
     gemms = form_gemm_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
     convs = form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, reasons,
-                              {k.node for k in windows})
+                              {k.node for k in windows}, rows)
     scans = form_scan_kernels(graph, groups, group_of, closed, users, live, decisions, reasons)
     kernels = [_make_kernel(g, users, live) for g in groups] + [rg.kernel(users, live) for rg in rows] + \
         windows + gemms + convs + scans

@@ -32,7 +32,7 @@ A row kernel over the result's channels (min, max, softmax over dim 1) runs in t
 instead where a tile holds a pixel's channels (fold_pixel_rows; the result is never written).
 FUSEFORGE_CONV=off (or 0) turns generated convolutions off, =all takes every one the kernel can compute
 (for measuring; the numerics rule below still holds). FUSEFORGE_CONV_BARE=1 (off until measured)
-also generates the 2D convolutions no pointwise group consumes (bare()).
+also generates 2D convolutions whose results only norms and means over the pixels read (bare()).
 
 Numerics, where eager runs float32: cuDNN's heuristics pick a float32 algorithm for some shapes
 even though TF32 is allowed, mostly with 16 input channels (both layouts: 32 x 16 x 16 x 16 into
@@ -224,25 +224,37 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
     return None
 
 
-def bare(node: Node) -> bool:
+def bare(node: Node, users, row_groups, group_of) -> bool:
     """Whether a convolution no pointwise group consumes is generated (its result written NC(D)HW for
-    its readers): a 3D one always; a 2D one with mode() "all", or FUSEFORGE_CONV_BARE=1 (off until
-    measured). There its readers (a norm's statistics, a mean over the pixels) read NCHW rows whole
-    and in order, a row cached in registers where it fits, where over cuDNN's channels-last result
-    they read each row strided, in two passes (level2/005's instance norm: statistics 0.113 ms and
-    a transposing normalize 0.191, against Triton's 0.111 and 0.180); cuDNN measured faster
-    (bench/session15/ab_conv_h100.json: level2/016 1.12x, 001 1.01x) only with the first generated
-    convolution, whose epilogue divided 64-bit indices an element."""
-    if node.target == CONV3D or mode() == "all":
+    its readers): a 3D one always; a 2D one with FUSEFORGE_CONV_BARE=1 (off until measured) where
+    a row group reducing over its pixels (a norm's statistics, a mean) reads its result and every
+    other reader is one too or a pointwise group (the norm's normalize): they then read NCHW rows
+    whole and in order, a row cached in registers where it fits, where
+    over cuDNN's channels-last result it reads each row strided, in two passes (level2/005's instance
+    norm: statistics 0.113 ms and a transposing normalize 0.191, against Triton's 0.111 and 0.180).
+    Not where rows over the channels alone read it: those run in a generated convolution's epilogue
+    over a channels-last result (fold_pixel_rows). cuDNN measured faster (bench/session15/
+    ab_conv_h100.json: level2/016 1.12x, 001 1.01x) only with the first generated convolution, whose
+    epilogue divided 64-bit indices an element."""
+    if node.target == CONV3D:
         return True
     flag = os.environ.get("FUSEFORGE_CONV_BARE", "")
     if flag not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0 or 1")
-    return flag == "1"
+    y, over_pixels = node.outputs[0], False
+    for u in users.get(y, []):
+        rg = next((g for g in row_groups if u in g.nodes), None)
+        if rg is None and (u not in group_of or u.target == "aten.permute.default"):
+            return False
+        if rg is not None:
+            if not rg.view and tuple(rg.frame) == tuple(y.type.shape) and set(rg.axes) <= {1}:
+                return False   # (rows over the channels alone)
+            over_pixels = True
+    return flag == "1" and over_pixels
 
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,
-                      taken=()) -> list[ConvKernel]:
+                      taken=(), row_groups=()) -> list[ConvKernel]:
     """A conv kernel for every 2D or 3D convolution the generated kernel takes (mode(), the rules
     above) and whose result a pointwise group consumes; that group, its epilogue, is removed from
     `groups`. A 3D one is generated without an epilogue too (its result written NCDHW for its
@@ -257,7 +269,7 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
         results = [node] + (group.nodes if group is not None else [])
         feeds_conv = any(u.target in CHANNELS_LAST_CONVS for n in results for u in users.get(n.outputs[0], []))
-        spec = conv_of(node, group, feeds_conv) if group is not None or bare(node) else NO_EPILOGUE
+        spec = conv_of(node, group, feeds_conv) if group is not None or bare(node, users, row_groups, group_of) else NO_EPILOGUE
         if isinstance(spec, str):
             why_extern[node] = spec if spec is NO_EPILOGUE else f"cuDNN: {spec}"
             decisions.append(f"{node.name} ({node.target}): not a generated convolution, {why_extern[node]}")

@@ -229,9 +229,9 @@ def bare(node: Node, users, row_groups, group_of) -> bool:
     its readers): a 3D one always; a 2D one with FUSEFORGE_CONV_BARE=1 (off until measured) where
     a row group reducing over its pixels (a norm's statistics, a mean) reads its result and every
     other reader is one too or a pointwise group (the norm's normalize): they then read NCHW rows
-    whole and in order, a row cached in registers where it fits, where
-    over cuDNN's channels-last result it reads each row strided, in two passes (level2/005's instance
-    norm: statistics 0.113 ms and a transposing normalize 0.191, against Triton's 0.111 and 0.180).
+    whole and in order, a row cached in registers where it fits, where over cuDNN's channels-last
+    result they read each row strided, in two passes (level2/005's instance norm: statistics
+    0.113 ms and a transposing normalize 0.191, against Triton's 0.111 and 0.180).
     Not where rows over the channels alone read it: those run in a generated convolution's epilogue
     over a channels-last result (fold_pixel_rows). cuDNN measured faster (bench/session15/
     ab_conv_h100.json: level2/016 1.12x, 001 1.01x) only with the first generated convolution, whose
@@ -241,6 +241,8 @@ def bare(node: Node, users, row_groups, group_of) -> bool:
     flag = os.environ.get("FUSEFORGE_CONV_BARE", "")
     if flag not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0 or 1")
+    if flag != "1":
+        return False
     y, over_pixels = node.outputs[0], False
     for u in users.get(y, []):
         rg = next((g for g in row_groups if u in g.nodes), None)
@@ -250,7 +252,7 @@ def bare(node: Node, users, row_groups, group_of) -> bool:
             if not rg.view and tuple(rg.frame) == tuple(y.type.shape) and set(rg.axes) <= {1}:
                 return False   # (rows over the channels alone)
             over_pixels = True
-    return flag == "1" and over_pixels
+    return over_pixels
 
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,

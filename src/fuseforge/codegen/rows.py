@@ -975,7 +975,7 @@ PIXEL_TEAM = 4           # pixel rows: the 4 lanes of a quad hold a pixel's chan
 LANE_STEPS = 4           # a lane team of a short row: as few lanes as give each about 4 steps
 
 
-def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=None, ty=None, tx=None) -> dict:
+def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=None, ty=None) -> dict:
     """Threads, team and grid of a row kernel; `length`: the elements one team walks. Rows a
     warp covers in a few steps get lanes of a warp: a block of 256 threads per short row would
     keep few bytes in flight per SM. Rows shorter than a warp's 4 steps get fewer lanes (several
@@ -1002,8 +1002,7 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=
         ty = 1
         while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
             ty *= 2
-        tx = tx or max(OUTER_ROWS_PER_BLOCK, 256 // ty)
-        ty = min(ty, 1024 // tx)
+        tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
     threads = tx * ty
     return dict(threads=threads, threads_per_row=ty, tx=tx, ty=ty, rows_per_block=tx, block=f"dim3({tx}, {ty})",
                 row=f"tile * {tx}u + threadIdx.x",

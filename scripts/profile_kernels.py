@@ -6,9 +6,12 @@ and print every kernel's mean device time per forward call, the sum, and the pla
 With --host, also each version's host time per call (bench.host_time) and where it goes: the
 host-side events (ATen ops, CUDA runtime calls) by their mean self time per call. Use it to
 find which kernel makes one version slower than another; the speed itself comes from
-`fuseforge bench`. Writes profile.json into --out when given.
+`fuseforge bench`. Writes profile.json into --out when given. With --generated DIR (repeated),
+the files generate_sources.py wrote into each DIR are profiled instead of a fresh optimize (two
+generations' kernels side by side); --no-compile leaves torch.compile out.
 
     python3 scripts/profile_kernels.py suite/level2/003_conv2d_min_softmax.py [...] [--out DIR] [--host]
+    python3 scripts/profile_kernels.py PROBLEM... --generated abx/old --generated abx/new --no-compile
 """
 import argparse
 import collections
@@ -22,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from fuseforge.build import generated_model  # noqa: E402
 from fuseforge.pipeline import optimize  # noqa: E402
 from fuseforge.problem import load_problem  # noqa: E402
 
@@ -68,15 +72,32 @@ def host_events(fn, args) -> dict[str, float]:
     return out | dict(top)
 
 
-def profile_problem(path: str, tmp: Path, host: bool = False) -> dict:
+def profile_generated(path: str, folders: list[str], compiled: bool) -> dict:
+    """The kernels of eager (and torch.compile) and of each folder's generated file for one problem."""
+    problem = load_problem(path)
+    inputs = problem.inputs(1, "cuda")
+    ref = problem.build(0).cuda()
+    versions = {"eager": kernels(ref, inputs)}
+    if compiled:
+        versions["compile"] = kernels(torch.compile(ref), inputs)
+    p = Path(path)
+    for folder in folders:
+        model, _ = generated_model(Path(folder) / f"{p.parent.name}_{p.stem}.py", problem)
+        versions[folder] = kernels(model, inputs)
+    return {"problem": path, "versions": versions, "decisions": []}
+
+
+def profile_problem(path: str, tmp: Path, host: bool = False, compiled: bool = True) -> dict:
     problem = load_problem(path)
     report = optimize(path, tmp / f"{problem.name}_new.py", device="cuda", trials=1, bench=False)
     inputs = problem.inputs(1, "cuda")
     ref = problem.build(0).cuda()
     torch.manual_seed(0)
     new = report.loaded.module.ModelNew(*problem.init_args()).cuda()
-    versions = {"eager": kernels(ref, inputs), "compile": kernels(torch.compile(ref), inputs),
-                "fuseforge": kernels(new, inputs)}
+    versions = {"eager": kernels(ref, inputs)}
+    if compiled:
+        versions["compile"] = kernels(torch.compile(ref), inputs)
+    versions["fuseforge"] = kernels(new, inputs)
     decisions = list(report.plan.decisions)
     if host:
         versions |= {"eager host": host_events(ref, inputs), "fuseforge host": host_events(new, inputs)}
@@ -100,12 +121,16 @@ def main():
     ap.add_argument("problems", nargs="+")
     ap.add_argument("--out")
     ap.add_argument("--host", action="store_true", help="also the host time of a call and where it goes")
+    ap.add_argument("--generated", action="append", default=[], metavar="DIR",
+                    help="profile DIR's generated file of each problem instead of optimizing (repeatable)")
+    ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.problems:
             try:
-                results.append(profile_problem(path, Path(tmp), args.host))
+                results.append(profile_generated(path, args.generated, not args.no_compile) if args.generated
+                               else profile_problem(path, Path(tmp), args.host, not args.no_compile))
             except Exception as e:  # one problem's failure must not hide the others' profiles
                 results.append({"problem": path, "error": f"{type(e).__name__}: {e}"})
                 print(f"\n== {path}: {results[-1]['error']}")

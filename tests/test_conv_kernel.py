@@ -171,37 +171,75 @@ class ConvMin(nn.Module):
         return self.conv(x).amin(1)
 
 
-def test_a_convolution_without_epilogue_stays_cudnn_by_default(monkeypatch):
-    """Its bias add goes into the mean's row kernel: nothing to fuse, so by default cuDNN runs it;
-    FUSEFORGE_CONV_BARE=1 generates it, its result written NCHW, but not one whose result rows over
-    its channels read: those still run in its epilogue (fold_pixel_rows)."""
+class ConvNorm(nn.Module):
+    """32 channels into 64, then an instance norm (or with mean=True a mean over the pixels)."""
+    def __init__(self, mean=False):
+        super().__init__()
+        self.conv = nn.Conv2d(32, 64, 3, padding=1)
+        self.norm = nn.InstanceNorm2d(64)
+        self.mean = mean
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.mean((2, 3)) if self.mean else self.norm(y)
+
+
+LARGE = (13, 32, 180, 180)   # a 64-channel result of 108 MB (over RESIDENT_MIN_BYTES), 32400-pixel images
+SMALL = (2, 32, 180, 180)    # 17 MB: stays in L2 between two reads
+TILED = (120, 32, 60, 60)    # 110 MB in 3600-pixel images (under RESIDENT_MIN_RUN: not held on chip)
+
+
+def _bare(model, shape) -> list[int]:
+    """The epilogue lengths of the plan's generated convolutions (an uninitialized input: only its
+    shape matters to the plan)."""
+    return [len(k.epilogue) for k in _convs(plan(capture(model, [torch.empty(shape)])))]
+
+
+def test_which_convolutions_without_epilogue_are_generated(monkeypatch):
+    """By default where the model returns the result as it is (padded 'same' evenly: the padding
+    spelled out), and where a norm over the pixels reads a result too large for L2 twice (its
+    statistics, its normalize; its bias add goes into the row kernel): not for a mean (read once),
+    not for a small result, not for images too small for a launch to hold whole (the networks'
+    56 x 56). FUSEFORGE_CONV_BARE=all takes the mean and the small result too, =0 none; rows over
+    the channels alone read it folded into its epilogue either way (fold_pixel_rows)."""
     monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
     monkeypatch.delenv("FUSEFORGE_CONV_BARE", raising=False)
+    assert _bare(ConvNorm(), LARGE) == [0]
+    assert _bare(ConvNorm(), SMALL) == []
+    assert _bare(ConvNorm(), TILED) == []
+    assert _bare(ConvNorm(mean=True), LARGE) == []
     p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
-    assert not _convs(p), p.decisions
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
-    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "1")
-    p = plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
-    assert [len(k.epilogue) for k in _convs(p)] == [0], p.decisions
+    returned = nn.Conv2d(32, 64, 5, padding="same", bias=False)   # (level1/028: cuDNN's result converted back)
+    assert _bare(returned, (2, 32, 8, 8)) == [0]
+    assert _bare(nn.Conv2d(32, 64, 4, padding="same", bias=False), (2, 32, 8, 8)) == []   # (padded unevenly)
+    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "all")
+    assert _bare(ConvMean(), (2, 32, 8, 8)) == [0]
+    assert _bare(ConvNorm(), SMALL) == [0]
     p = plan(capture(ConvMin(), [torch.randn(2, 32, 8, 8)]))
     assert [k.rows is not None for k in _convs(p)] == [True], p.decisions   # (folded, not bare)
-    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "yes")
-    with pytest.raises(ConfigError, match="FUSEFORGE_CONV_BARE='yes'"):
+    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "0")
+    assert _bare(ConvNorm(), LARGE) == []
+    assert _bare(returned, (2, 32, 8, 8)) == []
+    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "1")
+    with pytest.raises(ConfigError, match="FUSEFORGE_CONV_BARE='1'"):
         plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))
 
 
 class BareZoo(nn.Module):
-    """Convolutions no pointwise group consumes (FUSEFORGE_CONV_BARE=1): level2/005's instance norm
+    """Convolutions no pointwise group consumes (FUSEFORGE_CONV_BARE=all): level2/005's instance norm
     (32 channels into 40: part of a 64-channel tile) and 021's hardtanh and mean over the pixels (into
-    72: a second tile mostly empty), 7 x 15 pixels (not a multiple of the 128-pixel tile)."""
+    72: a second tile mostly empty), 7 x 15 pixels (not a multiple of the 128-pixel tile); and one
+    whose result the model returns as it is, padded 'same' through a dilated uneven window."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(32, 40, 3)
         self.b = nn.Conv2d(32, 72, 3, padding=1)
+        self.c = nn.Conv2d(32, 40, (3, 5), padding="same", dilation=(2, 1), bias=False)
         self.norm = nn.InstanceNorm2d(40)
 
     def forward(self, x):
-        return self.norm(self.a(x)) / 2, torch.tanh(F.hardtanh(self.b(x)).mean((2, 3)))
+        return self.norm(self.a(x)) / 2, torch.tanh(F.hardtanh(self.b(x)).mean((2, 3))), self.c(x)
 
 
 bare_inputs = random_inputs((2, 32, 9, 17))
@@ -211,12 +249,13 @@ bare_inputs = random_inputs((2, 32, 9, 17))
 def compiled_bare():
     torch.manual_seed(0)
     model = BareZoo()
-    return (model, *_compile(model, bare_inputs(0), mode="auto", FUSEFORGE_CONV_BARE="1"))
+    return (model, *_compile(model, bare_inputs(0), mode="auto", FUSEFORGE_CONV_BARE="all"))
 
 
 def test_bare_convolutions_are_generated(compiled_bare):
     _, p, _ = compiled_bare
-    assert sorted((k.conv.k, len(k.epilogue)) for k in _convs(p)) == [(40, 0), (72, 0)], p.decisions
+    assert sorted((k.conv.k, len(k.epilogue), k.conv.padding) for k in _convs(p)) == \
+        [(40, 0, (0, 0)), (40, 0, (2, 2)), (72, 0, (1, 1))], p.decisions
 
 
 class ConvZoo3D(nn.Module):

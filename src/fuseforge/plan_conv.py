@@ -31,8 +31,9 @@ The rest: 32 input channels level2/004, 006, 010, 012, 015, 017 0.77-0.90, level
 A row kernel over the result's channels (min, max, softmax over dim 1) runs in the epilogue
 instead where a tile holds a pixel's channels (fold_pixel_rows; the result is never written).
 FUSEFORGE_CONV=off (or 0) turns generated convolutions off, =all takes every one the kernel can compute
-(for measuring; the numerics rule below still holds). FUSEFORGE_CONV_BARE=1 (off until measured)
-also generates 2D convolutions whose results only norms and means over the pixels read (bare()).
+(for measuring; the numerics rule below still holds). A 2D convolution whose result a norm over
+its pixels reads twice, too large for L2 between the reads, is generated without an epilogue
+(bare(); FUSEFORGE_CONV_BARE=0 turns that off, =all takes means and smaller results too).
 
 Numerics, where eager runs float32: cuDNN's heuristics pick a float32 algorithm for some shapes
 even though TF32 is allowed, mostly with 16 input channels (both layouts: 32 x 16 x 16 x 16 into
@@ -66,6 +67,7 @@ from .graph import Node, Value
 from .layout import CHANNELS_LAST_CONVS, contiguous_strides, is_channels_last
 from .ops.windows import per_dim
 from .plan_fusion import FusedOps, epilogue_math, external_inputs, find_epilogue, needed_outside
+from .plan_rows import ELEM
 
 MIN_IN_CHANNELS = 32    # fewer: eager's cuDNN may run float32 (the numerics above)
 MIN_IN_CHANNELS_3D = 16  # 3D, through a window (the numerics above)
@@ -226,33 +228,48 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
 
 def bare(node: Node, users, row_groups, group_of) -> bool:
     """Whether a convolution no pointwise group consumes is generated (its result written NC(D)HW for
-    its readers): a 3D one always; a 2D one with FUSEFORGE_CONV_BARE=1 (off until measured) where
-    a row group reducing over its pixels (a norm's statistics, a mean) reads its result and every
-    other reader is one too or a pointwise group (the norm's normalize): they then read NCHW rows
-    whole and in order, a row cached in registers where it fits, where over cuDNN's channels-last
-    result they read each row strided, in two passes (level2/005's instance norm: statistics
-    0.113 ms and a transposing normalize 0.191, against Triton's 0.111 and 0.180).
+    its readers): a 3D one always; a 2D one where a row group reducing over its pixels (a norm's
+    statistics, a mean) reads its result and every other reader is one too or a pointwise group (the
+    norm's normalize), and, unless FUSEFORGE_CONV_BARE=all, where the result is read twice (a
+    normalize after the statistics) and neither stays in L2 between the two reads nor has images too
+    small to hold on chip (RESIDENT_MIN_BYTES, RESIDENT_MIN_RUN of codegen/rows.py). Then the row
+    kernel reads each NCHW row whole and once, cached in registers or held by the blocks that take
+    it, where over cuDNN's channels-last result the statistics and the normalize each read it, strided.
+    Measured on an H100 (bench/session25/bare, new / old, FUSEFORGE_CONV_BARE=all): level2/005
+    0.841 (instance norm: statistics 0.113 ms and normalize 0.189 become one kernel of 0.174; the
+    generated convolution 0.232 against cuDNN's 0.195), 001 0.957 (batch norm), 002 0.997 (group
+    norm); slower where read once (021's mean 1.095, 016 1.089: only the convolution's cost
+    left) or where the result fits L2 (the networks' batch norms over 56 x 56 images, 1.01-1.34,
+    level3/005, 006, 007, 008, 017, 019: their two passes read L2 and their next convolutions
+    want the channels-last layout back). FUSEFORGE_CONV_BARE=0 generates none (2D).
     Not where rows over the channels alone read it: those run in a generated convolution's epilogue
-    over a channels-last result (fold_pixel_rows). cuDNN measured faster (bench/session15/
-    ab_conv_h100.json: level2/016 1.12x, 001 1.01x) only with the first generated convolution, whose
-    epilogue divided 64-bit indices an element."""
+    over a channels-last result (fold_pixel_rows)."""
     if node.target == CONV3D:
         return True
     flag = os.environ.get("FUSEFORGE_CONV_BARE", "")
-    if flag not in ("", "0", "1"):
-        raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0 or 1")
-    if flag != "1":
+    if flag not in ("", "0", "all"):
+        raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0 or all")
+    if flag == "0":
         return False
-    y, over_pixels = node.outputs[0], False
+    from .codegen.rows import RESIDENT_MIN_BYTES, RESIDENT_MIN_RUN   # (codegen imports the planner)
+    y, over_pixels, twice = node.outputs[0], False, False
+    if not users.get(y):
+        return True   # (a result of the model only: cuDNN's channels-last result would be converted back)
     for u in users.get(y, []):
         rg = next((g for g in row_groups if u in g.nodes), None)
         if rg is None and (u not in group_of or u.target == "aten.permute.default"):
             return False
-        if rg is not None:
+        if rg is None:
+            twice = True   # (a pointwise group: the normalize)
+        else:
             if not rg.view and tuple(rg.frame) == tuple(y.type.shape) and set(rg.axes) <= {1}:
                 return False   # (rows over the channels alone)
             over_pixels = True
-    return over_pixels
+            twice |= any(rg.phase.get(n.outputs[0]) == ELEM for n in rg.recipes)   # (normalized inside)
+    if flag == "all" or not over_pixels:
+        return over_pixels
+    large = y.type.numel * y.type.dtype.itemsize >= RESIDENT_MIN_BYTES
+    return twice and large and math.prod(y.type.shape[2:]) >= RESIDENT_MIN_RUN
 
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,

@@ -33,5 +33,25 @@ def _bias_after(node: Node, b):
     return b(A.add.Tensor, out, b(A.view.default, bias, [bias.type.shape[0]] + [1] * spatial))
 
 
-register([c for c in CONVS if c != "aten.conv2d.default"], None, kind=LOWER, lower=_bias_after)
+def _padding_spelled_out(node: Node, b):
+    """A convolution with padding 'same' or 'valid' as the .default overload with the padding
+    spelled out where both sides get the same (ATen's own convolution does the same: it pads
+    asymmetrically only where a dilated window's extent minus one is odd), so that the generated
+    convolution, which reads integer paddings, can take it; its bias moves out in the next round."""
+    mode, weight = node.arg("padding"), node.arg("weight")
+    window = weight.type.shape[2:]
+    dilation = node.arg("dilation")
+    dilation = list(dilation) * len(window) if len(dilation) == 1 else list(dilation)
+    extents = [d * (k - 1) for d, k in zip(dilation, window)]
+    if mode == "same" and any(e % 2 for e in extents):
+        return _bias_after(node, b)
+    padding = [e // 2 for e in extents] if mode == "same" else [0] * len(window)
+    default = getattr(A, node.target.split(".")[1]).default
+    return b(default, node.arg("input"), weight, node.arg("bias"), node.arg("stride"), padding, dilation,
+             node.arg("groups"))
+
+
+register([c for c in CONVS if c.endswith(".padding")], None, kind=LOWER, lower=_padding_spelled_out)
+register([c for c in CONVS if c != "aten.conv2d.default" and not c.endswith(".padding")], None, kind=LOWER,
+         lower=_bias_after)
 register("aten.conv2d.default", None, kind=LOWER, lower=_bias_after, window=depthwise)

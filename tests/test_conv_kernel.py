@@ -212,6 +212,9 @@ def test_which_convolutions_without_epilogue_are_generated(monkeypatch):
     assert any("no pointwise epilogue" in e.reason for e in p.externs if "conv" in e.node.target), p.decisions
     returned = nn.Conv2d(32, 64, 5, padding="same", bias=False)   # (level1/028: cuDNN's result converted back)
     assert _bare(returned, (2, 32, 8, 8)) == [0]
+    p = plan(capture(ConvNorm(), [torch.empty(LARGE)]))
+    assert any("generated without an epilogue, a norm over its pixels reads it twice" in d for d in p.decisions), \
+        p.decisions
     assert _bare(nn.Conv2d(32, 64, 4, padding="same", bias=False), (2, 32, 8, 8)) == []   # (padded unevenly)
     monkeypatch.setenv("FUSEFORGE_CONV_BARE", "all")
     assert _bare(ConvMean(), (2, 32, 8, 8)) == [0]

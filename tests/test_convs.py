@@ -50,7 +50,10 @@ def conv_inputs(seed, device="cpu"):
 def test_each_convolution_runs_without_its_bias():
     p = plan(capture(Convs(), conv_inputs(0)))
     convs = [e.node for e in p.externs if "conv" in e.node.target]
-    assert sorted(n.target for n in convs) == sorted(CASES), [n.target for n in convs]
+    # padding="valid" is spelled out (.default); "same" through an even window extent (pads one more
+    # at the end) stays as it is
+    want = [t if t != "aten.conv3d.padding" else "aten.conv3d.default" for t in CASES]
+    assert sorted(n.target for n in convs) == sorted(want), [n.target for n in convs]
     assert all(n.arg("bias") is None for n in convs)
     fused = [k for k in p.kernels if [n.target for n in k.nodes] == ["aten.add.Tensor", "aten.relu.default"]]
     assert len(fused) == len(CASES), [k.summary() for k in p.kernels]

@@ -629,8 +629,9 @@ def test_one_by_one_convolutions_follow_their_neighbours(monkeypatch):
 
 
 class SamePadding(nn.Module):
-    """padding="same" (aten.conv2d.padding, level1/028): channels-last like the others, its output
-    (the model's result) converted back. 5 x 5 kernel over 13 x 14 pixels."""
+    """padding="same" (aten.conv2d.padding, spelled out as conv2d.default's 2, ops/convs.py):
+    channels-last like the others, its output (the model's result) converted back (16 input
+    channels: not a generated convolution). 5 x 5 kernel over 13 x 14 pixels."""
     def __init__(self):
         super().__init__()
         self.c = nn.Conv2d(16, 8, 5, padding="same", bias=False)
@@ -642,7 +643,8 @@ class SamePadding(nn.Module):
 def test_same_padding_runs_channels_last():
     p = plan(capture(SamePadding(), [torch.randn(2, 16, 13, 14)]))
     assert [(e.node.target, e.channels_last, e.to_nchw) for e in p.externs] == \
-        [("aten.conv2d.padding", True, True)], p.decisions
+        [("aten.conv2d.default", True, True)], p.decisions
+    assert p.externs[0].node.arg("padding") == [2, 2], p.decisions
 
 
 def dense_inputs(seed, device="cpu"):

@@ -226,9 +226,11 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
     return None
 
 
-def bare(node: Node, users, row_groups, group_of) -> bool:
-    """Whether a convolution no pointwise group consumes is generated (its result written NC(D)HW for
-    its readers): a 3D one always; a 2D one where a row group reducing over its pixels (a norm's
+def bare(node: Node, users, row_groups, group_of) -> str | None:
+    """Why a convolution no pointwise group consumes is generated (its result written NC(D)HW for
+    its readers), or None: a 3D one always; a 2D one whose result the model returns as it is, where
+    cuDNN's channels-last result is converted back (level1/028, 0.809 with its 'same' padding spelled
+    out, bench/session25/padding); and a 2D one where a row group reducing over its pixels (a norm's
     statistics, a mean) reads its result and every other reader is one too or a pointwise group (the
     norm's normalize), and, unless FUSEFORGE_CONV_BARE=all, where the result is read twice (a
     normalize after the statistics) and neither stays in L2 between the two reads nor has images too
@@ -245,39 +247,43 @@ def bare(node: Node, users, row_groups, group_of) -> bool:
     Not where rows over the channels alone read it: those run in a generated convolution's epilogue
     over a channels-last result (fold_pixel_rows)."""
     if node.target == CONV3D:
-        return True
+        return "3D (cuDNN runs it channels-last between two conversions of its own)"
     flag = os.environ.get("FUSEFORGE_CONV_BARE", "")
     if flag not in ("", "0", "all"):
         raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0 or all")
     if flag == "0":
-        return False
+        return None
     from .codegen.rows import RESIDENT_MIN_BYTES, RESIDENT_MIN_RUN   # (codegen imports the planner)
     y, over_pixels, twice = node.outputs[0], False, False
     if not users.get(y):
-        return True   # (a result of the model only: cuDNN's channels-last result would be converted back)
+        return "the model's result as it is (cuDNN's channels-last result would be converted back)"
     for u in users.get(y, []):
         rg = next((g for g in row_groups if u in g.nodes), None)
         if rg is None and (u not in group_of or u.target == "aten.permute.default"):
-            return False
+            return None
         if rg is None:
             twice = True   # (a pointwise group: the normalize)
         else:
             if not rg.view and tuple(rg.frame) == tuple(y.type.shape) and set(rg.axes) <= {1}:
-                return False   # (rows over the channels alone)
+                return None   # (rows over the channels alone)
             over_pixels = True
             twice |= any(rg.phase.get(n.outputs[0]) == ELEM for n in rg.recipes)   # (normalized inside)
-    if flag == "all" or not over_pixels:
-        return over_pixels
+    if not over_pixels:
+        return None
+    if flag == "all":
+        return "rows over its pixels read it (FUSEFORGE_CONV_BARE=all)"
     large = y.type.numel * y.type.dtype.itemsize >= RESIDENT_MIN_BYTES
-    return twice and large and math.prod(y.type.shape[2:]) >= RESIDENT_MIN_RUN
+    if twice and large and math.prod(y.type.shape[2:]) >= RESIDENT_MIN_RUN:
+        return "a norm over its pixels reads it twice, too large for L2 between the reads: read once as NCHW rows"
+    return None
 
 
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,
                       taken=(), row_groups=()) -> list[ConvKernel]:
     """A conv kernel for every 2D or 3D convolution the generated kernel takes (mode(), the rules
     above) and whose result a pointwise group consumes; that group, its epilogue, is removed from
-    `groups`. A 3D one is generated without an epilogue too (its result written NCDHW for its
-    readers): eager's cuDNN runs it channels-last between two conversions of its own."""
+    `groups`. Some are generated without an epilogue too, their results written NC(D)HW (bare():
+    every 3D one, and 2D ones where that measured faster); the decision log says why."""
     if mode() == "off":
         return []
     kernels = []
@@ -288,7 +294,8 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
         group = find_epilogue(node.outputs[0], members, groups, group_of, closed, users, live)
         results = [node] + (group.nodes if group is not None else [])
         feeds_conv = any(u.target in CHANNELS_LAST_CONVS for n in results for u in users.get(n.outputs[0], []))
-        spec = conv_of(node, group, feeds_conv) if group is not None or bare(node, users, row_groups, group_of) else NO_EPILOGUE
+        why_bare = bare(node, users, row_groups, group_of) if group is None else None
+        spec = conv_of(node, group, feeds_conv) if group is not None or why_bare else NO_EPILOGUE
         if isinstance(spec, str):
             why_extern[node] = spec if spec is NO_EPILOGUE else f"cuDNN: {spec}"
             decisions.append(f"{node.name} ({node.target}): not a generated convolution, {why_extern[node]}")
@@ -298,6 +305,8 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
             members |= set(group.nodes)
             groups.remove(group)
             decisions.append(f"{node.name}: pointwise group {epilogue[0].name}… fused into its epilogue")
+        else:
+            decisions.append(f"{node.name}: generated without an epilogue, {why_bare}")
         nodes = [node] + epilogue
         outputs = [m.outputs[0] for m in nodes if needed_outside(m, members, users, live)]
         kernels.append(ConvKernel("", nodes, node, spec, epilogue, external_inputs(nodes, members), outputs))

@@ -255,9 +255,10 @@ def bare(node: Node, users, row_groups, group_of) -> str | None:
         return None
     from .codegen.rows import RESIDENT_MIN_BYTES, RESIDENT_MIN_RUN   # (codegen imports the planner)
     y, over_pixels, twice = node.outputs[0], False, False
-    if not users.get(y):
+    readers = users.get(y, [])
+    if not readers:
         return "the model's result as it is (cuDNN's channels-last result would be converted back)"
-    for u in users.get(y, []):
+    for u in readers:
         rg = next((g for g in row_groups if u in g.nodes), None)
         if rg is None and (u not in group_of or u.target == "aten.permute.default"):
             return None

@@ -3,8 +3,10 @@ scripts/generate_sources.py writes them) next to its problem, the median host ti
 call (`model(x)`), of its forward method (no nn.Module call), of the extension's forward called
 directly, and of a pybind call that takes no tensors (the floor of any call into the extension);
 then a CUDA graph of one small kernel replayed through torch (`CUDAGraph.replay`) and launched
-directly (`cudaGraphLaunch` through ctypes); and the CUDA runtime calls and aten ops of a few
-calls of the model (torch.profiler), which show anything the replay launches besides the graph.
+directly (`cudaGraphLaunch` through ctypes); the model's own forward captured by torch into a graph
+and that graph launched bare (the floor of its replay: what ext.forward costs above it is the
+extension's and pybind's); and the CUDA runtime calls and aten ops of a few calls of the model
+(torch.profiler), which show anything the replay launches besides the graph.
 
     python3 scripts/host_probe.py DIR PROBLEM.py... [--calls 200]
 """
@@ -40,28 +42,96 @@ def median_us(fn, calls: int, chunk: int = 20) -> float:
     return statistics.median(times)
 
 
-def graph_launch(calls: int) -> None:
-    x = torch.zeros(1024, device="cuda")
+def captured(fn) -> torch.cuda.CUDAGraph:
+    """fn's work captured by torch into a graph (after a warm-up on a side stream), kept (its nodes
+    can be listed) and instantiated."""
     stream = torch.cuda.Stream()
-    with torch.cuda.stream(stream):
-        x.add_(1)
+    with torch.no_grad():
+        with torch.cuda.stream(stream):
+            fn()
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph(keep_graph=True)
+        with torch.cuda.graph(g):
+            fn()
+    g.instantiate()
     torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        x.add_(1)
-    torch.cuda.synchronize()
-    rows = [("CUDAGraph.replay (torch)", median_us(g.replay, calls))]
+    return g
+
+
+NODE_TYPES = {0: "kernel", 1: "memcpy", 2: "memset", 3: "host", 4: "graph", 5: "empty", 6: "wait event",
+              7: "event record", 10: "mem alloc", 11: "mem free", 13: "conditional"}
+
+
+def nodes(g: torch.cuda.CUDAGraph) -> str:
+    """The graph's nodes by type, and its edges ('3 kernel, 1 memset; 3 edges')."""
+    try:
+        cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+        graph = ctypes.c_void_p(g.raw_cuda_graph())
+        n = ctypes.c_size_t(0)
+        cudart.cudaGraphGetNodes(graph, None, ctypes.byref(n))
+        handles = (ctypes.c_void_p * n.value)()
+        cudart.cudaGraphGetNodes(graph, handles, ctypes.byref(n))
+        counts = {}
+        for h in handles:
+            t = ctypes.c_int(-1)
+            cudart.cudaGraphNodeGetType(ctypes.c_void_p(h), ctypes.byref(t))
+            name = NODE_TYPES.get(t.value, f"type {t.value}")
+            counts[name] = counts.get(name, 0) + 1
+        e = ctypes.c_size_t(0)
+        # CUDA 13 took an edge-data argument before the count (CUDA 12's cudaGraphGetEdges_v2)
+        extra = [None] if int(torch.version.cuda.split(".")[0]) >= 13 else []
+        status = cudart.cudaGraphGetEdges(graph, None, None, *extra, ctypes.byref(e))
+        cudart.cudaGetLastError()   # (a failed query must not surface at the next launch check)
+        edges = f"{e.value} edges" if status == 0 else f"edges: error {status}"
+        return ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {edges}"
+    except (OSError, AttributeError, RuntimeError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def launch_rows(g: torch.cuda.CUDAGraph, calls: int, what: str) -> list:
+    """The host time of g.replay() and of cudaGraphLaunch on g's executable graph itself, back to
+    back (the GPU busy with the launches before) and with the GPU idle before each."""
+    rows = [(f"CUDAGraph.replay (torch), {what}", median_us(g.replay, calls))]
     try:
         cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
         graph_exec = g.raw_cuda_graph_exec()
         current = torch.cuda.current_stream().cuda_stream
         launch = lambda: cudart.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(current))  # noqa: E731
-        rows.append(("cudaGraphLaunch (ctypes)", median_us(launch, calls)))
-        rows.append(("ctypes call floor (cudaGetLastError)", median_us(cudart.cudaGetLastError, calls)))
+        rows.append((f"cudaGraphLaunch (ctypes), {what}", median_us(launch, calls)))
+        rows.append((f"cudaGraphLaunch (ctypes), GPU idle, {what}", median_us(launch, calls, chunk=1)))
+        side = torch.cuda.Stream().cuda_stream   # a stream of torch's pool, not the legacy default one
+        on_side = lambda: cudart.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(side))  # noqa: E731
+        rows.append((f"cudaGraphLaunch (ctypes) on a side stream, {what}", median_us(on_side, calls)))
     except (OSError, AttributeError, RuntimeError) as e:
         rows.append((f"cudaGraphLaunch (ctypes): {type(e).__name__}: {e}", float("nan")))
+    return rows
+
+
+def print_rows(rows: list) -> None:
     for name, us in rows:
-        print(f"  {name:<44} {us:8.2f} us")
+        print(f"  {name:<52} {us:8.2f} us")
+
+
+def graph_launch(calls: int) -> None:
+    """The host time of launching graphs of 1 to 16 small kernels in a row, and of a memset and a
+    kernel: what a node adds to a replay's launch."""
+    x = torch.zeros(1024, device="cuda")
+    rows = []
+    for k in (1, 2, 4, 8, 16):
+        def adds(k=k):
+            for _ in range(k):
+                x.add_(1)
+        rows += launch_rows(captured(adds), calls, f"{k} kernel(s)")
+    rows += launch_rows(captured(lambda: (x.zero_(), x.add_(1))), calls, "a memset and a kernel")
+    big = torch.zeros(1 << 26, device="cuda")   # 256 MB: about 0.15 ms a kernel
+    rows += launch_rows(captured(lambda: big.add_(1)), calls, "1 long kernel")
+    rows += launch_rows(captured(lambda: (big.add_(1), big.add_(1), big.add_(1), big.add_(1))), calls, "4 long kernels")
+    try:
+        cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+        rows.append(("ctypes call floor (cudaGetLastError)", median_us(cudart.cudaGetLastError, calls)))
+    except OSError as e:
+        rows.append((f"ctypes: {e}", float("nan")))
+    print_rows(rows)
 
 
 def probe(path: Path, problem_path: Path, calls: int) -> None:
@@ -76,8 +146,7 @@ def probe(path: Path, problem_path: Path, calls: int) -> None:
         ("ext.replays() (pybind floor)", ext.replays),
     ]
     print(f"== {path.name}")
-    for name, fn in rows:
-        print(f"  {name:<44} {median_us(fn, calls):8.2f} us")
+    print_rows([(name, median_us(fn, calls)) for name, fn in rows])
     print(f"  [captures, replays] {ext.replays()}")
     from torch.profiler import ProfilerActivity, profile
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -85,6 +154,15 @@ def probe(path: Path, problem_path: Path, calls: int) -> None:
             model(*inputs)
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="count", row_limit=20, max_name_column_width=50))
+    # the same kernels captured by torch (the extension op by op inside the capture), launched bare
+    ext.set_replay(False)
+    try:
+        g = captured(lambda: ext.forward(list(inputs), state))
+        print(f"  the model's graph: {nodes(g)}")
+        print_rows(launch_rows(g, calls, "the model's graph"))
+    except RuntimeError as e:   # a forward that cannot be captured: its replay is off anyway
+        print(f"  the model's graph: {type(e).__name__}: {e}")
+    ext.set_replay(True)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
-"""FUSEFORGE_DIRECT_CALL=1 (emit.DIRECT_CALL): the generated module's __call__ calls forward itself
-where no hook is registered, and goes through nn.Module.__call__ where one is, on the module or
-globally (registered before or after the module was made): the hooks run as on any module."""
+"""The generated module's __call__ (emit.DIRECT_CALL, on unless FUSEFORGE_DIRECT_CALL=0) calls forward
+itself where no hook is registered, and goes through nn.Module.__call__ where one is, on the module
+or globally (registered before or after the module was made), or where Module.compile() was called:
+the hooks and the compiled call run as on any module."""
 import pytest
 import torch
 
@@ -27,7 +28,7 @@ def _x(seed):
 @pytest.fixture(scope="module")
 def direct():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_DIRECT_CALL", "1")
+        mp.delenv("FUSEFORGE_DIRECT_CALL", raising=False)   # the default
         model = Scaled()
         return model, fuseforge.compile(model, [_x(0)])
 
@@ -64,9 +65,30 @@ def test_hooks_still_run(direct):
         torch.testing.assert_close(fast(x), want, rtol=1e-6, atol=1e-6)   # (none left)
 
 
-def test_off_by_default_and_checked(monkeypatch):
-    monkeypatch.delenv("FUSEFORGE_DIRECT_CALL", raising=False)
+def test_module_compile_still_runs(direct):
+    """Module.compile() sets _compiled_call_impl, which nn.Module.__call__ calls instead of forward."""
+    model, fast = direct
+    x = _x(3)
+    calls = []
+
+    def compiled(*args, **kwargs):
+        calls.append(args)
+        return fast.forward(*args, **kwargs)
+
+    fast._compiled_call_impl = compiled
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(fast(x), model(x), rtol=1e-6, atol=1e-6)
+    finally:
+        fast._compiled_call_impl = None
+    assert len(calls) == 1
+
+
+def test_off_with_zero_and_checked(monkeypatch):
     p = plan(capture(Scaled(), [_x(0)]))
+    monkeypatch.delenv("FUSEFORGE_DIRECT_CALL", raising=False)
+    assert "__call__ = _direct_call" in generate(p, name="scaled").text
+    monkeypatch.setenv("FUSEFORGE_DIRECT_CALL", "0")
     assert "_direct_call" not in generate(p, name="scaled").text
     monkeypatch.setenv("FUSEFORGE_DIRECT_CALL", "yes")
     with pytest.raises(ConfigError, match="FUSEFORGE_DIRECT_CALL='yes'"):

@@ -21,8 +21,11 @@ setup: $(BIN)/.ready
 demo: setup
 	$(BIN)/fuseforge demo
 
+# Two test processes (pytest-xdist), each test file in one of them (its module fixtures built once):
+# the run is mostly extension builds, one compiler at a time each.
+TEST_JOBS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q -m "not gpu"
+	$(BIN)/python -m pytest -q -m "not gpu" -n $(TEST_JOBS) --dist loadfile
 
 gpu-test:
 	PYTHONPATH=src $(GPU_PY) -m pytest -q -m gpu

@@ -26,7 +26,7 @@ from .plan_gemm import GemmKernel
 from .plan_rows import RowKernel
 from .plan_scans import ScanKernel
 from .plan_windows import WindowKernel
-from .wrapper import render_forward
+from .wrapper import bound_call, lone_output, render_forward
 
 FORMAT_VERSION = "1"
 MAX_EMBEDDED_CONSTANT = 4096
@@ -284,7 +284,21 @@ _TRAINING = {g.training!r}  # None: the computation is the same in training and 
     mode = "" if g.training is None else '''
         if self.training != _TRAINING:
             self._ff_wrong_mode()'''
-    parts.append(f'''
+    if bound_call():   # the state converted for the extension once, not on every call
+        ret = f"return _ext.call({args}{', ' if args else ''}self._ff_bound)" if lone_output(plan) else \
+            f"out = _ext.call({args}{', ' if args else ''}self._ff_bound)\n        return {_return_expr(plan)}"
+        parts.append(f'''
+
+class Compiled(_Fused):{call}
+    def _ff_refresh(self):
+        super()._ff_refresh()
+        self._ff_bound = _ext.State(self._ff_state)
+
+    def forward(self, {args}):{mode}
+        {ret}
+''')
+    else:
+        parts.append(f'''
 
 class Compiled(_Fused):{call}
     def forward(self, {args}):{mode}

@@ -12,7 +12,7 @@ import torch
 
 from .codegen.cpp import SCALAR_TYPES, ctype, literal
 from .codegen.pointwise import KernelSource
-from .errors import CaptureError
+from .errors import CaptureError, ConfigError
 from .graph import CONSTANT, Value
 from .layout import channels_last_strides
 from .plan import Extern, Kernel, Plan
@@ -81,6 +81,52 @@ RUN_AS = {"aten::view": "aten::reshape", "aten::_unsafe_view": "aten::reshape"}
 
 def _handle(node) -> str:
     return "op_" + str(node.op).replace(".", "_")
+
+
+def bound_call() -> bool:
+    """FUSEFORGE_BOUND_CALL=1 (off until measured): the module calls the extension's `call`, its
+    inputs as arguments and its state bound once in an ff::State (made when the module is built or
+    moved), a lone output returned as a tensor; the default passes two lists each call and gets a
+    list back. On a CPU, pybind alone (bench/session26/host/pybind_calls.*): the two lists took
+    1.1-1.2 µs a call against 0.3-0.6 with three state tensors, 1.9-2.1 against 0.55-0.6 with
+    thirty; a list returned 0.16-0.18 µs more than a tensor."""
+    flag = os.environ.get("FUSEFORGE_BOUND_CALL", "")
+    if flag not in ("", "0", "1"):
+        raise ConfigError(f"FUSEFORGE_BOUND_CALL={flag!r}: expected 0 or 1")
+    return flag == "1"
+
+
+def lone_output(plan: Plan) -> bool:
+    """The forward returns one tensor, not a structure (bound_call returns it as a tensor)."""
+    g = plan.graph
+    return len(g.outputs) == 1 and isinstance(g.outputs[0], Value) and g.out_spec.is_leaf()
+
+
+def _render_bound_call(plan: Plan, emit) -> list[str]:
+    """ff::State and `call` (bound_call): the forward with its inputs as arguments and its state
+    converted once; returns the lines that bind them into the module."""
+    n = len(plan.graph.input_names)
+    params = ", ".join(f"const at::Tensor& in{i}" for i in range(n))
+    args = ", ".join(f"in{i}" for i in range(n))
+    lone = lone_output(plan)
+    emit("")
+    emit("// The state tensors converted from Python once (when the module is built or moved), not on every call.")
+    emit("namespace ff {")
+    emit("struct State {")
+    emit("  std::vector<at::Tensor> tensors;")
+    emit("};")
+    emit("}  // namespace ff")
+    emit("")
+    emit("// The forward as the module calls it: its inputs as arguments, its state bound once.")
+    emit(f"{'at::Tensor' if lone else 'std::vector<at::Tensor>'} call({params + ', ' if params else ''}"
+         "const ff::State& state) {")
+    emit(f"  return forward({{{args}}}, state.tensors){'[0]' if lone else ''};")
+    emit("}")
+    return ['  pybind11::class_<ff::State>(m, "State", pybind11::module_local())   // (each extension its own)',
+            "      .def(pybind11::init([](std::vector<at::Tensor> t) { return ff::State{std::move(t)}; }))",
+            "      .def(pybind11::pickle([](const ff::State& s) { return s.tensors; },   // (copy.deepcopy)",
+            "                            [](std::vector<at::Tensor> t) { return ff::State{std::move(t)}; }));",
+            '  m.def("call", &call, "the forward, its inputs as arguments and its state bound once");']
 
 
 def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
@@ -167,13 +213,14 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     emit(f"  return ff::replayed(replay, inputs, state, forward_ops{', updated' if updated else ''});"
          if replayed else "  return forward_ops(inputs, state);")
     emit("}")
+    bind = _render_bound_call(plan, emit) if bound_call() else []
 
     head = ["namespace {"]
     for h, (name, overload) in handles.items():
         head.append(f'const c10::OperatorHandle {h} = ff::op("{name}", "{overload}");')
     head.append("}  // namespace")
     binding = ["", "PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {",
-               '  m.def("forward", &forward, "the generated forward");',
+               '  m.def("forward", &forward, "the generated forward");', *bind,
                '  m.def("set_poison", [](bool on) { ff::poison = on; }, "fill fresh kernel outputs with NaN");',
                '  m.def("replays", []() { return std::vector<int64_t>{%s}; }, "CUDA graphs captured, replays");'
                % ("replay.captures, replay.replays" if replayed else "0, 0"),

@@ -70,12 +70,17 @@ def with_pch(cxx: str, args: list[str]) -> list[str]:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # (tests in other processes build at the same time)
+        failed = os.path.join(folder, "failed")   # (tried once: later compiles do not try again)
+        if os.path.exists(failed):
+            return args
         if not os.path.exists(header + ".gch"):
             with open(header, "w") as f:
                 f.write(head)
             done = subprocess.run([cxx, *flags, "-x", "c++-header", header, "-o", header + ".gch.tmp"],
                                   capture_output=True, text=True)
             if done.returncode != 0:
+                with open(failed, "w") as f:
+                    f.write(done.stderr)
                 print(f"pch_cxx: no precompiled header ({done.stderr.strip()[-300:]}); compiling without",
                       file=sys.stderr)
                 return args

@@ -84,7 +84,7 @@ def _handle(node) -> str:
 
 
 def bound_call() -> bool:
-    """FUSEFORGE_BOUND_CALL=1 (off until measured): the module calls the extension's `call`, its
+    """FUSEFORGE_BOUND_CALL=1 (off until the GPU tests have run with it): the module calls the extension's `call`, its
     inputs as arguments and its state bound once in an ff::State (made when the module is built or
     moved), a lone output returned as a tensor; the default passes two lists each call and gets a
     list back. On a CPU, pybind alone (bench/session26/host/pybind_calls.*): the two lists took

@@ -4,9 +4,9 @@ The worker runs as `python -m fuseforge.check.worker` in a new session (its own 
 group, so that compilers and anything the candidate starts are killed with it). The parent
 polls every 0.1 s:
 - the events file, for the stage the worker is in and the results so far;
-- the stage's age: the import (build) stage and torch.compile get `build_timeout`, every
-  other stage (one trial, the timing, ...) gets `timeout`; past it the group is killed and
-  the result says which stage hung;
+- the stage's age: the worker's own start (its imports), the import (build) stage and
+  torch.compile get `build_timeout`, every other stage (one trial, the timing, ...) gets
+  `timeout`; past it the group is killed and the result says which stage hung;
 - the resident memory of the whole process tree (the worker, ninja/nvcc, anything the
   candidate forked): above `memory_limit` the group is killed ("out of host memory").
   On CPU runs the worker also caps its own address space (RLIMIT_AS) before the first
@@ -158,7 +158,9 @@ def run_worker(spec: dict, *, timeout: float, build_timeout: float, memory_limit
                 log.poll()
                 if rc is not None:
                     break
-                stage, limit = log.stage or ("start", "run")
+                # (before its first event the worker is importing torch, none of the candidate's
+                # code: a loaded machine must not fail a tight --timeout there)
+                stage, limit = log.stage or ("start", "build")
                 allowed = build_timeout if limit == "build" else timeout
                 if time.monotonic() - log.stage_started > allowed:
                     killed = ("timeout", f"no progress for {allowed:g} s in stage '{stage}': killed "

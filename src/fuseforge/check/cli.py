@@ -23,8 +23,8 @@ def add_check_parser(sub) -> None:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"seconds one stage of the run may take (a trial, the timing; default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--build-timeout", type=float, default=DEFAULT_BUILD_TIMEOUT_S,
-                   help=f"seconds for importing/building the candidate and torch.compile "
-                        f"(default {DEFAULT_BUILD_TIMEOUT_S:g})")
+                   help=f"seconds for the worker's start, importing/building the candidate and "
+                        f"torch.compile (default {DEFAULT_BUILD_TIMEOUT_S:g})")
     p.add_argument("--memory", type=float, default=None, metavar="GB",
                    help="host memory limit of the worker process tree (default 80%% of RAM)")
     p.add_argument("--gpu-memory-fraction", type=float, default=0.9,

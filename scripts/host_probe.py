@@ -42,6 +42,11 @@ def median_us(fn, calls: int, chunk: int = 20) -> float:
     return statistics.median(times)
 
 
+def cudart() -> ctypes.CDLL:
+    """The CUDA runtime torch was built with (raises OSError where it is not found)."""
+    return ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+
+
 def captured(fn) -> torch.cuda.CUDAGraph:
     """fn's work captured by torch into a graph (after a warm-up on a side stream), kept (its nodes
     can be listed) and instantiated."""
@@ -65,23 +70,23 @@ NODE_TYPES = {0: "kernel", 1: "memcpy", 2: "memset", 3: "host", 4: "graph", 5: "
 def nodes(g: torch.cuda.CUDAGraph) -> str:
     """The graph's nodes by type, and its edges ('3 kernel, 1 memset; 3 edges')."""
     try:
-        cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+        rt = cudart()
         graph = ctypes.c_void_p(g.raw_cuda_graph())
         n = ctypes.c_size_t(0)
-        cudart.cudaGraphGetNodes(graph, None, ctypes.byref(n))
+        rt.cudaGraphGetNodes(graph, None, ctypes.byref(n))
         handles = (ctypes.c_void_p * n.value)()
-        cudart.cudaGraphGetNodes(graph, handles, ctypes.byref(n))
+        rt.cudaGraphGetNodes(graph, handles, ctypes.byref(n))
         counts = {}
         for h in handles:
             t = ctypes.c_int(-1)
-            cudart.cudaGraphNodeGetType(ctypes.c_void_p(h), ctypes.byref(t))
+            rt.cudaGraphNodeGetType(ctypes.c_void_p(h), ctypes.byref(t))
             name = NODE_TYPES.get(t.value, f"type {t.value}")
             counts[name] = counts.get(name, 0) + 1
         e = ctypes.c_size_t(0)
         # CUDA 13 took an edge-data argument before the count (CUDA 12's cudaGraphGetEdges_v2)
         extra = [None] if int(torch.version.cuda.split(".")[0]) >= 13 else []
-        status = cudart.cudaGraphGetEdges(graph, None, None, *extra, ctypes.byref(e))
-        cudart.cudaGetLastError()   # (a failed query must not surface at the next launch check)
+        status = rt.cudaGraphGetEdges(graph, None, None, *extra, ctypes.byref(e))
+        rt.cudaGetLastError()   # (a failed query must not surface at the next launch check)
         edges = f"{e.value} edges" if status == 0 else f"edges: error {status}"
         return ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {edges}"
     except (OSError, AttributeError, RuntimeError) as e:
@@ -93,14 +98,14 @@ def launch_rows(g: torch.cuda.CUDAGraph, calls: int, what: str) -> list:
     back (the GPU busy with the launches before) and with the GPU idle before each."""
     rows = [(f"CUDAGraph.replay (torch), {what}", median_us(g.replay, calls))]
     try:
-        cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+        rt = cudart()
         graph_exec = g.raw_cuda_graph_exec()
         current = torch.cuda.current_stream().cuda_stream
-        launch = lambda: cudart.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(current))  # noqa: E731
+        launch = lambda: rt.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(current))  # noqa: E731
         rows.append((f"cudaGraphLaunch (ctypes), {what}", median_us(launch, calls)))
         rows.append((f"cudaGraphLaunch (ctypes), GPU idle, {what}", median_us(launch, calls, chunk=1)))
         side = torch.cuda.Stream().cuda_stream   # a stream of torch's pool, not the legacy default one
-        on_side = lambda: cudart.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(side))  # noqa: E731
+        on_side = lambda: rt.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(side))  # noqa: E731
         rows.append((f"cudaGraphLaunch (ctypes) on a side stream, {what}", median_us(on_side, calls)))
     except (OSError, AttributeError, RuntimeError) as e:
         rows.append((f"cudaGraphLaunch (ctypes): {type(e).__name__}: {e}", float("nan")))
@@ -127,8 +132,8 @@ def graph_launch(calls: int) -> None:
     rows += launch_rows(captured(lambda: big.add_(1)), calls, "1 long kernel")
     rows += launch_rows(captured(lambda: (big.add_(1), big.add_(1), big.add_(1), big.add_(1))), calls, "4 long kernels")
     try:
-        cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
-        rows.append(("ctypes call floor (cudaGetLastError)", median_us(cudart.cudaGetLastError, calls)))
+        rt = cudart()
+        rows.append(("ctypes call floor (cudaGetLastError)", median_us(rt.cudaGetLastError, calls)))
     except OSError as e:
         rows.append((f"ctypes: {e}", float("nan")))
     print_rows(rows)

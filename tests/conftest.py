@@ -32,7 +32,7 @@ def pytest_configure(config):
     if not os.access(wrapper, os.X_OK):
         return
     folder = Path(tempfile.mkdtemp(prefix="ff_pch_"))
-    os.environ.update(CXX=str(wrapper), FF_PCH_DIR=str(folder), FF_PCH_CXX="c++")
+    os.environ.update(CXX=str(wrapper), FF_PCH_DIR=str(folder))   # (it runs c++ itself)
     config._ff_pch_folder = folder
 
 
@@ -40,7 +40,7 @@ def pytest_unconfigure(config):
     folder = getattr(config, "_ff_pch_folder", None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)   # (each precompiled header is about 400 MB)
-        for name in ("CXX", "FF_PCH_DIR", "FF_PCH_CXX"):
+        for name in ("CXX", "FF_PCH_DIR"):
             os.environ.pop(name, None)
 
 

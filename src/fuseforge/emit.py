@@ -284,26 +284,21 @@ _TRAINING = {g.training!r}  # None: the computation is the same in training and 
     mode = "" if g.training is None else '''
         if self.training != _TRAINING:
             self._ff_wrong_mode()'''
-    if bound_call():   # the state converted for the extension once, not on every call
-        ret = f"return _ext.call({args}{', ' if args else ''}self._ff_bound)" if lone_output(plan) else \
-            f"out = _ext.call({args}{', ' if args else ''}self._ff_bound)\n        return {_return_expr(plan)}"
-        parts.append(f'''
-
-class Compiled(_Fused):{call}
+    refresh, target = "", f"_ext.forward([{args}], self._ff_state)"
+    if bound_call():   # the state converted for the extension once (when built or moved), not every call
+        refresh = '''
     def _ff_refresh(self):
         super()._ff_refresh()
         self._ff_bound = _ext.State(self._ff_state)
+'''
+        target = f"_ext.call({args}{', ' if args else ''}self._ff_bound)"
+    body = f"return {target}" if refresh and lone_output(plan) else \
+        f"out = {target}\n        return {_return_expr(plan)}"
+    parts.append(f'''
 
+class Compiled(_Fused):{call}{refresh}
     def forward(self, {args}):{mode}
-        {ret}
-''')
-    else:
-        parts.append(f'''
-
-class Compiled(_Fused):{call}
-    def forward(self, {args}):{mode}
-        out = _ext.forward([{args}], self._ff_state)
-        return {_return_expr(plan)}
+        {body}
 ''')
     if problem is not None:
         init_repr = repr(list(problem.init_args()))

@@ -290,6 +290,13 @@ _TRAINING = {g.training!r}  # None: the computation is the same in training and 
     def _ff_refresh(self):
         super()._ff_refresh()
         self._ff_bound = _ext.State(self._ff_state)
+
+    def __getstate__(self):   # (pickled without the extension's object: bound again when loaded)
+        return {k: v for k, v in self.__dict__.items() if k != "_ff_bound"}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._ff_refresh()
 '''
         target = f"_ext.call({args}{', ' if args else ''}self._ff_bound)"
     body = f"return {target}" if refresh and lone_output(plan) else \

@@ -84,16 +84,17 @@ def _handle(node) -> str:
 
 
 def bound_call() -> bool:
-    """FUSEFORGE_BOUND_CALL=1 (off until the GPU tests have run with it): the module calls the extension's `call`, its
-    inputs as arguments and its state bound once in an ff::State (made when the module is built or
-    moved), a lone output returned as a tensor; the default passes two lists each call and gets a
-    list back. On a CPU, pybind alone (bench/session26/host/pybind_calls.*): the two lists took
-    1.1-1.2 µs a call against 0.3-0.6 with three state tensors, 1.9-2.1 against 0.55-0.6 with
-    thirty; a list returned 0.16-0.18 µs more than a tensor."""
+    """On unless FUSEFORGE_BOUND_CALL=0: the module calls the extension's `call`, its inputs as
+    arguments and its state bound once in an ff::State (made when the module is built or moved),
+    a lone output returned as a tensor; =0 passes two lists each call and gets a list back. On a
+    CPU, pybind alone (bench/session26/host/pybind_calls.*): the two lists took 1.1-1.2 µs a call
+    against 0.3-0.6 with three state tensors, 1.9-2.1 against 0.55-0.6 with thirty; a list
+    returned 0.16-0.18 µs more than a tensor. One H200, 6 problems (bench/session26/bound): GPU
+    time 0.995-1.004x, host time a call 0.3-2.5 µs less."""
     flag = os.environ.get("FUSEFORGE_BOUND_CALL", "")
     if flag not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_BOUND_CALL={flag!r}: expected 0 or 1")
-    return flag == "1"
+    return flag != "0"
 
 
 def lone_output(plan: Plan) -> bool:
@@ -123,9 +124,7 @@ def _render_bound_call(plan: Plan, emit) -> list[str]:
     emit(f"  return forward({{{args}}}, state.tensors){'[0]' if lone else ''};")
     emit("}")
     return ['  pybind11::class_<ff::State>(m, "State", pybind11::module_local())   // (each extension its own)',
-            "      .def(pybind11::init([](std::vector<at::Tensor> t) { return ff::State{std::move(t)}; }))",
-            "      .def(pybind11::pickle([](const ff::State& s) { return s.tensors; },   // (copy.deepcopy)",
-            "                            [](std::vector<at::Tensor> t) { return ff::State{std::move(t)}; }));",
+            "      .def(pybind11::init([](std::vector<at::Tensor> t) { return ff::State{std::move(t)}; }));",
             '  m.def("call", &call, "the forward, its inputs as arguments and its state bound once");']
 
 

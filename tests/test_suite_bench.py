@@ -407,3 +407,31 @@ def test_bench_two_tiny_problems_on_the_gpu(tmp_path, monkeypatch):
     assert run["env"]["gpu"] and run["ceilings"]["tf32_flops_per_s"] > run["ceilings"]["fp32_flops_per_s"]
     assert (out / "plots" / "roofline.png").is_file() and "level2" in (out / "report.md").read_text()
     print((out / "report.md").read_text())
+
+
+def test_a_killed_child_leaves_no_build_lock(tmp_path, monkeypatch):
+    """torch's extension builder locks the build directory on every load and unlocks it in a
+    `finally`; a child killed there left the lock, and every later load of that extension waited
+    on it until the run's budget was spent. A child killed at its timeout takes the lock of the
+    generated file it loads with it; one that ends by itself leaves the directory alone."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    from fuseforge.build import build_dir
+
+    def generated(name):
+        path = tmp_path / f"{name}.py"
+        path.write_text(f'_ext = load_inline(\n        name="{name}",\n        cpp_sources=[],\n)\n')
+        lock = build_dir(name) / "lock"
+        lock.write_text("")
+        return path, lock
+
+    new_path, lock = generated("ff_hangs_0123abcd")
+    hangs = write(tmp_path, "level1/hangs.py", HANGS)
+    status, _, _ = sb.run_child(measure_spec(hangs, new_path=str(new_path)), timeout=8, workdir=tmp_path / "w",
+                                log_path=tmp_path / "hangs.log")
+    assert status == "timeout" and not lock.exists()
+
+    new_path, lock = generated("ff_raises_4567cdef")
+    raises = write(tmp_path, "level1/raises.py", RAISES)
+    status, _, _ = sb.run_child(measure_spec(raises, new_path=str(new_path)), timeout=120, workdir=tmp_path / "w",
+                                log_path=tmp_path / "raises.log")
+    assert status == "ok" and lock.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import time
@@ -80,6 +81,30 @@ def generated_model(path: str | Path, problem, device: str = "cuda"):
     module = load_generated(path, f"{path.parent.name}_{path.stem}").module
     torch.manual_seed(0)
     return module.ModelNew(*problem.init_args()).to(device), module._ext
+
+
+# the extension's name in a generated file's load_inline call (emit.py writes it on a line of its own)
+_EXT_NAME = re.compile(r'^\s*name="(\w+)",\s*$', re.M)
+
+
+def release_build_lock(path: str | Path) -> bool:
+    """After a process that loaded the generated file at `path` was killed: remove the lock it may
+    have left in the extension's build directory. torch's builder takes that lock on every load,
+    built or cached, and releases it in a `finally` that a SIGKILL skips; every later load of the
+    extension then waits on it for ever (a resumed `fuseforge bench` spent its budget so on one
+    problem, bench/session27). Only for a process that alone loads that extension. True: removed."""
+    try:
+        m = _EXT_NAME.search(Path(path).read_text())
+    except OSError:
+        return False
+    if not m:
+        return False
+    lock = build_dir(m.group(1)) / "lock"
+    try:
+        lock.unlink()
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def _first_error(log: str) -> str:

@@ -447,7 +447,7 @@ def prepare_problem(problem_path, new_path, *, compile_modes=("default",), small
 
 # --------------------------------------------------------------------------- child processes
 
-_ACTIVE: set = set()
+_ACTIVE: set = set()   # the Child processes running (kill_children ends them)
 
 
 def usable_cpus() -> int:
@@ -546,6 +546,7 @@ class Child:
         workdir, self.log_path = Path(workdir), Path(log_path)
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.new_path = spec.get("new_path")   # the generated file it loads (its build lock: kill())
         token = uuid.uuid4().hex[:12]
         self.spec_path, self.out_path = workdir / f"{token}.spec.json", workdir / f"{token}.out.json"
         self.wait = wait
@@ -562,7 +563,15 @@ class Child:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.PIPE if wait else subprocess.DEVNULL,
                                          env=env, start_new_session=True)
-        _ACTIVE.add(self.proc)
+        _ACTIVE.add(self)
+
+    def kill(self) -> None:
+        """End it and all it started; the lock it may hold on its extension's build goes too."""
+        _kill(self.proc)
+        _ACTIVE.discard(self)
+        if self.new_path:
+            from .build import release_build_lock
+            release_build_lock(self.new_path)
 
     def go(self) -> None:
         if self.wait:
@@ -578,10 +587,10 @@ class Child:
             rc = self.proc.wait(timeout=timeout)
             status = "ok" if rc == 0 else ("error" if rc == 1 else "crashed")
         except subprocess.TimeoutExpired:
-            _kill(self.proc)
+            self.kill()
             rc, status = None, "timeout"
         finally:
-            _ACTIVE.discard(self.proc)
+            _ACTIVE.discard(self)
         result = None
         if self.out_path.is_file():
             try:
@@ -610,8 +619,8 @@ def run_child(spec: dict, *, timeout: float, workdir, log_path) -> tuple[str, di
 
 
 def kill_children() -> None:
-    for proc in list(_ACTIVE):
-        _kill(proc)
+    for child in list(_ACTIVE):
+        child.kill()
 
 
 # --------------------------------------------------------------------------- the run
@@ -756,8 +765,7 @@ def run_suite(paths, out=DEFAULT_OUT, *, jobs: int | None = None, compile_modes=
                         new_records.append(rec)
                         progress.console.print(_summary_line(rec), highlight=False)
                     if ahead is not None:
-                        _kill(ahead.proc)
-                        _ACTIVE.discard(ahead.proc)
+                        ahead.kill()
                         ahead.cleanup()
                     if stop:
                         break

@@ -59,8 +59,13 @@ def args_and_records(doc: str, out: str):
 
 
 def source(args) -> str:
-    """The report a table was made from, as the table names it."""
-    return str(args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else args.results)
+    """The report a table was made from, as the table names it, and the GPUs its runs name
+    (runs.jsonl beside it): "`bench/suite_full/results.jsonl`, H100"."""
+    path = str(args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else args.results)
+    runs = args.results.with_name("runs.jsonl")
+    gpus = sorted({json.loads(line).get("env", {}).get("gpu") or "?" for line in runs.read_text().splitlines()
+                   if line.strip()}) if runs.is_file() else []
+    return f"`{path}`" + (", " + " and ".join(g.removeprefix("NVIDIA ") for g in gpus) if gpus else "")
 
 
 def write_table(args, head: list[str], rows: list[str]) -> int:
@@ -93,11 +98,11 @@ def main() -> int:
         print(rows[-1][:160], flush=True)
     geo = lambda xs: math.exp(sum(map(math.log, xs)) / len(xs))  # noqa: E731
     head = [f"# Convolution problems: times and layout decisions ({len(ratios_compile)} timed)", "",
-            f"From `{source(args)}` "
-            f"(ms, H100); decisions from the plan at full size. Geomean {geo(ratios_eager):.2f}× eager, "
+            f"From {source(args)} "
+            f"(ms); decisions from the plan at full size. Geomean {geo(ratios_eager):.2f}× eager, "
             f"{geo(ratios_compile):.2f}× torch.compile; below torch.compile: "
             f"{sum(x < 1 for x in ratios_compile)}, below eager: {sum(x < 1 for x in ratios_eager)}. "
-            "Regenerate: `python scripts/conv_table.py`.", "",
+            f"Regenerate: `python scripts/conv_table.py{' '.join([''] + sys.argv[1:])}`.", "",
             "| problem | eager | torch.compile | fuseforge | × eager | × torch.compile | convolution layouts |",
             "|---|---:|---:|---:|---:|---:|---|"]
     return write_table(args, head, rows)

@@ -71,7 +71,7 @@ def main() -> int:
     def geo(pairs, i):
         return math.exp(sum(math.log(p[i]) for p in pairs) / len(pairs))
     head = [f"# GEMM problems: times and the generated products ({len(every)} problems)", "",
-            f"From `{source(args)}` (ms, H100; TFLOP/s: the model's FLOPs over fuseforge's time). Products "
+            f"From {source(args)} (ms; TFLOP/s: the model's FLOPs over fuseforge's time). Products "
             "from the plan at full size for the H100: shape, configuration (large or small tiles, k split "
             "s ways), measured (the shipped `fuseforge tune` table) or estimated, the ops fused after it. "
             f"Every GEMM problem: geomean {geo(every, 0):.2f}× eager, {geo(every, 1):.2f}× torch.compile; "

@@ -74,8 +74,8 @@ def main() -> int:
         print(rows[-1], flush=True)
     geo = math.exp(sum(map(math.log, shares)) / len(shares))
     head = [f"# Standalone reductions, norms, pooling, scans and losses ({len(shares)} timed)", "",
-            f"From `{source(args)}` "
-            f"(ms, H100). Bandwidth = minimal bytes at the measured copy rate / fuseforge's time "
+            f"From {source(args)} "
+            f"(ms). Bandwidth = minimal bytes at the measured copy rate / fuseforge's time "
             f"(geomean {100 * geo:.0f} %). Meets issue 3's bar: ≥ {100 * BAR:.0f} % of the copy "
             f"bandwidth, or faster than both eager and torch.compile. Missing the bar: "
             f"{', '.join(missed) or 'none'}. Regenerate: `python scripts/rows_table.py`.", "",

@@ -1,12 +1,15 @@
 """tests/pch_cxx.py, the test session's compiler wrapper: the prelude it precompiles is the generated
 main.cpp's leading #include block at #if depth 0, the object it compiles with the precompiled header
-is byte for byte the one without, and a prelude that does not compile leaves the compile as it was."""
+is byte for byte the one without, and a prelude that does not compile leaves the compile as it was;
+conftest puts it in front of a CXX already set (the device image sets one), which it then runs."""
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from . import pch_cxx
+from . import conftest, pch_cxx
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler")
 
@@ -54,3 +57,28 @@ def test_a_prelude_that_fails_is_left_out(tmp_path, monkeypatch, capsys):
     assert pch_cxx.with_pch("c++", list(args)) == args
     assert "no precompiled header" in capsys.readouterr().err
     assert pch_cxx.with_pch("c++", list(args)) == args and capsys.readouterr().err == ""   # tried once
+
+
+def test_wraps_a_compiler_already_set(monkeypatch):
+    gxx = shutil.which("g++")
+    if gxx is None or "Free Software Foundation" not in subprocess.run([gxx, "--version"], capture_output=True,
+                                                                       text=True).stdout:
+        pytest.skip("needs g++")
+    monkeypatch.delenv("FUSEFORGE_TEST_PCH", raising=False)
+    monkeypatch.delenv("FF_PCH_CXX", raising=False)
+    monkeypatch.setenv("CXX", gxx)
+
+    class Config:
+        pass
+
+    config = Config()
+    conftest.pytest_configure(config)
+    try:
+        assert Path(os.environ["CXX"]).name == "pch_cxx.py" and os.environ["FF_PCH_CXX"] == gxx
+        assert Path(os.environ["FF_PCH_DIR"]).is_dir()
+        again = Config()
+        conftest.pytest_configure(again)   # the wrapper as CXX: not wrapped twice
+        assert not hasattr(again, "_ff_pch_folder") and os.environ["FF_PCH_CXX"] == gxx
+    finally:
+        conftest.pytest_unconfigure(config)
+    assert os.environ["CXX"] == gxx and "FF_PCH_CXX" not in os.environ

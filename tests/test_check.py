@@ -358,3 +358,25 @@ def test_static_kernel_call_through_a_local_name():
     assert static_check(src, "default").passed
     plain = SEED_LIKE.replace("        return self.fused.f(x)", "        return x.relu()")
     assert "forward-no-kernel" in {f.rule for f in static_check(plain, "default").errors}
+
+
+def test_a_timed_out_build_leaves_no_lock(tmp_path, monkeypatch):
+    """A candidate killed while it holds the lock torch's extension builder takes (it releases it
+    in a `finally`) leaves no lock: SIGTERM first unwinds it. A SIGKILL left the lock, and the next
+    check of the same candidate waited on it until its build timeout."""
+    lock = tmp_path / "ext" / "lock"
+    lock.parent.mkdir()
+    monkeypatch.setenv("FF_TEST_LOCK", str(lock))
+    candidate = tmp_path / "holds_the_lock.py"
+    candidate.write_text(
+        "import os, time\n"
+        "from torch.utils.file_baton import FileBaton\n"
+        "baton = FileBaton(os.environ['FF_TEST_LOCK'])\n"
+        "assert baton.try_acquire()\n"
+        "try:\n"
+        "    time.sleep(600)   # (as a build that takes too long)\n"
+        "finally:\n"
+        "    baton.release()\n")
+    r = check(REF, candidate, CheckOptions(device="cpu", trials=1, bench=False, build_timeout=6, timeout=6))
+    assert r.verdict == "timeout" and r.error["stage"] == "import", r.error
+    assert not lock.exists()

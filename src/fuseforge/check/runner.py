@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 SRC_ROOT = str(Path(__file__).resolve().parents[2])
+TERM_GRACE_S = 3.0   # a timed-out worker's time to unwind after SIGTERM (_terminate)
 POLL_S = 0.1
 
 
@@ -176,6 +177,8 @@ def run_worker(spec: dict, *, timeout: float, build_timeout: float, memory_limit
                         break
                 time.sleep(POLL_S)
         finally:
+            if killed and killed[0] == "timeout":
+                _terminate(proc)
             _kill_group(proc)
         rc = proc.wait()
     log.poll()
@@ -205,6 +208,17 @@ def run_worker(spec: dict, *, timeout: float, build_timeout: float, memory_limit
     if tmp is not None:
         tmp.cleanup()
     return log
+
+
+def _terminate(proc: subprocess.Popen, grace: float = TERM_GRACE_S):
+    """SIGTERM to the worker and a moment to unwind (worker.Terminated: the `finally`s on its stack
+    run, torch's extension builder unlocking its build directory in one) before _kill_group. Not
+    for a worker over its memory limit: that one goes at once."""
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen):

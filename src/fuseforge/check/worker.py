@@ -24,6 +24,7 @@ import copy
 import importlib.util
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -48,6 +49,17 @@ _manual_seed = torch.manual_seed
 SETTLE_S = 0.05               # wait after a call before looking for late writes
 THREAD_JOIN_S = 5.0           # longest wait for threads a call left running
 WARN_SETTINGS = ("torch.backends.cudnn.benchmark", "torch.get_num_threads()")
+
+
+class Terminated(BaseException):
+    """SIGTERM from the runner (a stage past its time limit): unwinds the worker through the
+    `finally`s on its stack before it exits. torch's extension builder unlocks the build directory
+    in one; a SIGKILL left the lock, and the next check of the same candidate waited on it until its
+    build timeout."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 class Stop(Exception):
@@ -167,7 +179,7 @@ class Worker:
         try:
             return fn(*args)
         except BaseException as e:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from candidate code too
-            if isinstance(e, CandidateError):
+            if isinstance(e, (CandidateError, Terminated)):
                 raise
             raise CandidateError(classify(e), f"{type(e).__name__}: {e}"[:2000], _tb(e)) from None
 
@@ -249,6 +261,8 @@ class Worker:
             sys.modules[name] = module
             spec.loader.exec_module(module)
         except BaseException as e:  # noqa: BLE001
+            if isinstance(e, Terminated):
+                raise
             msg = f"{type(e).__name__}: {e}"
             build = "Error building extension" in msg or "ninja" in msg.lower() or \
                 type(e).__name__ in ("CalledProcessError",) or "error:" in msg and ".cu" in msg
@@ -667,11 +681,12 @@ def main(argv=None) -> int:
     spec_path, events_path = argv
     with open(spec_path) as f:
         spec = json.load(f)
+    signal.signal(signal.SIGTERM, _terminated)
     events = Events(events_path)
     worker = Worker(spec, events)
     try:
         worker.run()
-    except Stop:
+    except (Stop, Terminated):
         pass
     except BaseException as e:  # noqa: BLE001 - the checker's own failure: report it, never hang
         events.emit(error="checker_error", message=f"{type(e).__name__}: {e}"[:2000], log=_tb(e))

@@ -14,7 +14,11 @@
 #     fuseforge on four problems below torch.compile on the H200 (profile.txt), and level2/001 and
 #     022 generated both ways (abx/def, abx/off: after prep-ab)
 #   OUT=$OUT bash bench/session27/device.sh transpose   scripts/transpose_bench.py: the generated
-#     NCHW -> channels-last copy against three variants, ATen's and torch.compile's
+#     NCHW -> channels-last copy against five variants, ATen's and torch.compile's
+#   FUSEFORGE_CL_COPY=128 (off: the copy to channels-last with a 32 x 128 tile, float4 where it
+#     fits) against the default on copy.txt: `device.sh prep-copy` here, then
+#     OUT=$OUT bash bench/session27/device.sh ab-copy   (test_cl_copy's GPU tests, then the A/B,
+#     half the problems on each GPU)
 set -u
 S=bench/session27
 case "${1:-}" in
@@ -29,20 +33,32 @@ prep-ab)
   python3 scripts/generate_sources.py abx/def $(cat $S/genconv.txt) > /dev/null
   FUSEFORGE_CONV=off python3 scripts/generate_sources.py abx/off $(cat $S/genconv.txt) > /dev/null
   ;;
+prep-copy)
+  rm -rf abx/def abx/copy
+  python3 scripts/generate_sources.py abx/def $(cat $S/copy.txt) > /dev/null
+  FUSEFORGE_CL_COPY=128 python3 scripts/generate_sources.py abx/copy $(cat $S/copy.txt) > /dev/null
+  ;;
+ab-copy)
+  AB=copy LIST=$S/copy.txt bash $S/device.sh ab
+  ;;
 ab-conv)
+  AB=off LIST=$S/genconv.txt bash $S/device.sh ab
+  ;;
+ab)
   export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
   mkdir -p "$OUT"
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  python3 scripts/ab_generated.py abx/def abx/off $(cat $S/genconv.txt) --build-only --jobs $(nproc) > "$OUT/build.log" 2>&1
+  if [ "$AB" = copy ]; then python3 -m pytest -q -m gpu tests/test_cl_copy.py > "$OUT/tests.log" 2>&1; tail -n 2 "$OUT/tests.log"; fi
+  python3 scripts/ab_generated.py abx/def abx/$AB $(cat $LIST) --build-only --jobs $(nproc) > "$OUT/build.log" 2>&1
   tail -n 2 "$OUT/build.log"
   NG=$(nvidia-smi -L | wc -l); NC=$(( $(nproc) / NG ))
   for g in $(seq 0 $((NG - 1))); do
-    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 scripts/ab_generated.py abx/def abx/off \
-       $(awk -v g=$g -v n=$NG 'NR % n == g' $S/genconv.txt) --rounds 3 --trials 20 --json "$OUT/ab_off_$g.json" \
-       > "$OUT/ab_off_$g.log" 2>&1) &
+    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 scripts/ab_generated.py abx/def abx/$AB \
+       $(awk -v g=$g -v n=$NG 'NR % n == g' $LIST) --rounds 3 --trials 20 --json "$OUT/ab_${AB}_$g.json" \
+       > "$OUT/ab_${AB}_$g.log" 2>&1) &
   done
   wait
-  for g in $(seq 0 $((NG - 1))); do tail -n 20 "$OUT/ab_off_$g.log" | grep -v "^    "; done
+  for g in $(seq 0 $((NG - 1))); do tail -n 20 "$OUT/ab_${AB}_$g.log" | grep -v "^    "; done
   ;;
 profile)
   export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -58,5 +74,5 @@ transpose)
   mkdir -p "$OUT"
   python3 scripts/transpose_bench.py --json "$OUT/transpose.json" 2>&1 | grep -v Warning | tee "$OUT/transpose.log"
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh tests|conv|ab-conv|profile|transpose"; exit 2 ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh tests|conv|ab-conv|profile|transpose|ab-copy"; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
-"""The NCHW -> channels-last copy (ff_transpose_kernel, codegen/cpp.py) against variants of it, ATen's
-copy and torch.compile's, on the input shapes of the suite's channels-last convolutions.
+"""The NCHW -> channels-last copy of the generated code (cpp.CUDA_PRELUDE's 32 x 32 tile, the default)
+against FUSEFORGE_CL_COPY=128's (codegen/cl_copy.py: a 32 x 128 tile, float4 reads and writes where
+they fit) launched four ways, ATen's copy and torch.compile's, on the input shapes of the suite's
+channels-last convolutions.
 
 On one H200 (bench/session27/profile) the generated copy took 0.071-0.073 ms where torch.compile's
 took 0.064 on the same [64, 32, 128, 128] input (3.7 against 4.2 TB/s, the copy ceiling 4.24).
@@ -8,101 +10,50 @@ L2 flushed before every call, the median of --trials calls. Prints one table, ms
 
     python3 scripts/transpose_bench.py [--trials 50] [--no-compile] [--json OUT]
 
-The kernels here take raw pointers (pybind and cuda_runtime only: a build of seconds, not of the
-torch headers). Variants: tile32 (the generated one: a 32 x 32 tile, 256 threads, 4 floats each),
-tile128 (32 channels x 128 pixels a block: 16 floats a thread in flight), vl128 (its pixels read
-as float4), vs128 (its channels written as float4), vls128 and vls256 (both). The first run
-(transpose_1.log: tile32, tile64, tile128, vl128 as vec128) put tile64 last.
+The kernels take raw pointers here (pybind and cuda_runtime only: a build of seconds, not of the
+torch headers). Variants: tile32 (the default), tile128 (the 32 x 128 tile, 16 floats a thread in
+flight), vl128 (its pixels read as float4), vs128 (its channels written as float4), vls128 (both),
+cl_copy (ff_cl_copy: both where sizes and addresses allow). The first run, with kernels of its own
+(transpose_1.log: tile32, tile64, tile128, vec128 = vl128), put tile128 ahead and tile64 last.
 """
 import argparse
 import json
 import statistics
 import sys
 
+from pathlib import Path
+
 import torch
 from torch.utils.cpp_extension import load_inline
 
-CUDA = r"""
-#include <cuda_runtime.h>
-#include <stdint.h>
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from fuseforge.codegen import cl_copy, cpp  # noqa: E402
 
-// 32 channels x TB pixels of image blockIdx.z through shared memory: read along the pixels, write
-// along the channels. VLOAD: the reads as float4 (nb a multiple of 4); VSTORE: the writes as float4
-// (na a multiple of 4), 8 threads a pixel's 32 channels (conflict-free: TB + 1 is 1 mod 32).
-template <int TB, bool VLOAD, bool VSTORE>
-__global__ void __launch_bounds__(256) to_cl(const float* __restrict__ x, float* __restrict__ y, unsigned na,
-                                             unsigned long long nb) {
-  __shared__ float tile[32][TB + 1];
-  const unsigned long long img = blockIdx.z;
-  const unsigned a0 = blockIdx.y * 32u;
-  const unsigned long long b0 = blockIdx.x * static_cast<unsigned long long>(TB);
-  const int t = threadIdx.y * 32 + threadIdx.x;
-  if (VLOAD) {
-#pragma unroll
-    for (int e = t; e < 32 * TB / 4; e += 256) {
-      const int r = e / (TB / 4), q = e % (TB / 4);
-      const unsigned i = a0 + r;
-      const unsigned long long j = b0 + 4ull * q;
-      if (i < na && j < nb) {
-        const float4 v = *reinterpret_cast<const float4*>(x + (img * na + i) * nb + j);
-        tile[r][4 * q] = v.x;
-        tile[r][4 * q + 1] = v.y;
-        tile[r][4 * q + 2] = v.z;
-        tile[r][4 * q + 3] = v.w;
-      }
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < 32; k += 8) {
-      const unsigned i = a0 + threadIdx.y + k;
-#pragma unroll
-      for (int s = 0; s < TB; s += 32) {
-        const unsigned long long j = b0 + s + threadIdx.x;
-        if (i < na && j < nb) tile[threadIdx.y + k][s + threadIdx.x] = x[(img * na + i) * nb + j];
-      }
-    }
-  }
-  __syncthreads();
-  if (VSTORE) {
-#pragma unroll
-    for (int e = t; e < TB * 8; e += 256) {
-      const int q = e % 8, jj = e / 8;
-      const unsigned i = a0 + 4 * q;
-      const unsigned long long j = b0 + jj;
-      if (i < na && j < nb)
-        *reinterpret_cast<float4*>(y + (img * nb + j) * na + i) =
-            make_float4(tile[4 * q][jj], tile[4 * q + 1][jj], tile[4 * q + 2][jj], tile[4 * q + 3][jj]);
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < TB; k += 8) {
-      const unsigned long long j = b0 + threadIdx.y + k;
-      const unsigned i = a0 + threadIdx.x;
-      if (i < na && j < nb) y[(img * nb + j) * na + i] = tile[threadIdx.x][threadIdx.y + k];
-    }
-  }
-}
-
-template <int TB, bool VLOAD, bool VSTORE>
-int launch(uint64_t x, uint64_t y, long long n, long long c, long long pixels, uint64_t stream) {
-  const dim3 grid(static_cast<unsigned>((pixels + TB - 1) / TB), static_cast<unsigned>((c + 31) / 32),
+# the generated code's own copies (cpp.CUDA_PRELUDE: the 32 x 32 tile; cl_copy: FUSEFORGE_CL_COPY=128),
+# each launched as the variant says
+CUDA = cpp.PRELUDE + cpp.CUDA_PRELUDE + cl_copy.WIDE_KERNEL + r"""
+template <bool VLOAD, bool VSTORE>
+void wide(const float* x, float* y, long long n, long long c, long long pixels, cudaStream_t s) {
+  const dim3 grid(static_cast<unsigned>((pixels + 127) / 128), static_cast<unsigned>((c + 31) / 32),
                   static_cast<unsigned>(n));
-  to_cl<TB, VLOAD, VSTORE><<<grid, dim3(32, 8), 0, reinterpret_cast<cudaStream_t>(stream)>>>(
-      reinterpret_cast<const float*>(x), reinterpret_cast<float*>(y), static_cast<unsigned>(c),
-      static_cast<unsigned long long>(pixels));
-  return static_cast<int>(cudaGetLastError());
+  ff_cl_copy_kernel<false, VLOAD, VSTORE><<<grid, dim3(32, 8), 0, s>>>(
+      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), 0u);
 }
 
-int to_channels_last(int variant, uint64_t x, uint64_t y, long long n, long long c, long long pixels, uint64_t stream) {
+int to_channels_last(int variant, uint64_t xp, uint64_t yp, long long n, long long c, long long pixels, uint64_t stream) {
+  const float* x = reinterpret_cast<const float*>(xp);
+  float* y = reinterpret_cast<float*>(yp);
+  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   switch (variant) {
-    case 0: return launch<32, false, false>(x, y, n, c, pixels, stream);
-    case 1: return launch<128, false, false>(x, y, n, c, pixels, stream);
-    case 2: return launch<128, true, false>(x, y, n, c, pixels, stream);
-    case 3: return launch<128, false, true>(x, y, n, c, pixels, stream);
-    case 4: return launch<128, true, true>(x, y, n, c, pixels, stream);
-    case 5: return launch<256, true, true>(x, y, n, c, pixels, stream);
+    case 0: return ff_to_channels_last(x, y, n, c, pixels, s);
+    case 1: wide<false, false>(x, y, n, c, pixels, s); break;
+    case 2: wide<true, false>(x, y, n, c, pixels, s); break;
+    case 3: wide<false, true>(x, y, n, c, pixels, s); break;
+    case 4: wide<true, true>(x, y, n, c, pixels, s); break;
+    case 5: return ff_cl_copy<false>(x, y, n, c, pixels, c, 0, s);
+    default: return -1;
   }
-  return -1;
+  return static_cast<int>(cudaGetLastError());
 }
 """
 
@@ -113,9 +64,10 @@ int to_channels_last(int variant, uint64_t x, uint64_t y, long long n, long long
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("to_channels_last", &to_channels_last); }
 """
 
-# (name, pixels read as float4, channels written as float4)
+# (name, pixels read as float4, channels written as float4): the generated 32 x 32 tile, the 32 x 128
+# tile four ways, and ff_cl_copy as FUSEFORGE_CL_COPY=128 generates it (float4 where it fits)
 VARIANTS = [("tile32", False, False), ("tile128", False, False), ("vl128", True, False), ("vs128", False, True),
-            ("vls128", True, True), ("vls256", True, True)]
+            ("vls128", True, True), ("cl_copy", False, False)]
 
 # (n, c, h, w): the inputs of channels-last convolutions in the suite
 SHAPES = [
@@ -125,6 +77,8 @@ SHAPES = [
     (16, 64, 256, 256),
     (128, 16, 32, 32),
     (32, 128, 32, 32),
+    (32, 18, 64, 64),     # channels not a multiple of 4: no float4 writes
+    (32, 32, 15, 15),     # pixels not a multiple of 4: no float4 reads
 ]
 
 

@@ -13,8 +13,8 @@
 #   OUT=$OUT bash bench/session27/device.sh profile   the kernels of eager, torch.compile and
 #     fuseforge on four problems below torch.compile on the H200 (profile.txt), and level2/001 and
 #     022 generated both ways (abx/def, abx/off: after prep-ab)
-#   OUT=$OUT bash bench/session27/device.sh transpose   scripts/transpose_bench.py: the generated
-#     NCHW -> channels-last copy against five variants, ATen's and torch.compile's
+#   OUT=$OUT bash bench/session27/device.sh transpose   scripts/transpose_bench.py: the default
+#     NCHW -> channels-last copy against FUSEFORGE_CL_COPY=128 four ways, ATen's and torch.compile's
 #   FUSEFORGE_CL_COPY=128 (off: the copy to channels-last with a 32 x 128 tile, float4 where it
 #     fits) against the default on copy.txt: `device.sh prep-copy` here, then
 #     OUT=$OUT bash bench/session27/device.sh ab-copy   (test_cl_copy's GPU tests, then the A/B,

@@ -243,18 +243,21 @@ def bare(node: Node, users, row_groups, group_of) -> str | None:
     norm); slower where read once (021's mean 1.095, 016 1.089: only the convolution's cost
     left) or where the result fits L2 (the networks' batch norms over 56 x 56 images, 1.01-1.34,
     level3/005, 006, 007, 008, 017, 019: their two passes read L2 and their next convolutions
-    want the channels-last layout back). FUSEFORGE_CONV_BARE=0 generates none (2D).
+    want the channels-last layout back). FUSEFORGE_CONV_BARE=0 generates none (2D). On the H200
+    cuDNN's measured faster for 001 and 002 (bench/session27/ab_conv_off: 0.948, 0.936 of the bare
+    convolution's times; 005 1.132 slower): FUSEFORGE_CONV_BARE=planes (off until the GPU tests run
+    with it) keeps the rule where every such row is one image's channel (an instance norm's) only.
     Not where rows over the channels alone read it: those run in a generated convolution's epilogue
     over a channels-last result (fold_pixel_rows)."""
     if node.target == CONV3D:
         return "3D (cuDNN runs it channels-last between two conversions of its own)"
     flag = os.environ.get("FUSEFORGE_CONV_BARE", "")
-    if flag not in ("", "0", "all"):
-        raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0 or all")
+    if flag not in ("", "0", "all", "planes"):
+        raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0, all or planes")
     if flag == "0":
         return None
     from .codegen.rows import RESIDENT_MIN_BYTES, RESIDENT_MIN_RUN   # (codegen imports the planner)
-    y, over_pixels, twice = node.outputs[0], False, False
+    y, over_pixels, twice, planes = node.outputs[0], False, False, True
     readers = users.get(y, [])
     if not readers:
         return "the model's result as it is (cuDNN's channels-last result would be converted back)"
@@ -269,10 +272,13 @@ def bare(node: Node, users, row_groups, group_of) -> str | None:
                 return None   # (rows over the channels alone)
             over_pixels = True
             twice |= any(rg.phase.get(n.outputs[0]) == ELEM for n in rg.recipes)   # (normalized inside)
+            planes &= not rg.view and set(rg.axes) == set(range(2, len(y.type.shape)))
     if not over_pixels:
         return None
     if flag == "all":
         return "rows over its pixels read it (FUSEFORGE_CONV_BARE=all)"
+    if flag == "planes" and not planes:
+        return None
     large = y.type.numel * y.type.dtype.itemsize >= RESIDENT_MIN_BYTES
     if twice and large and math.prod(y.type.shape[2:]) >= RESIDENT_MIN_RUN:
         return "a norm over its pixels reads it twice, too large for L2 between the reads: read once as NCHW rows"

@@ -18,7 +18,6 @@ cl_copy (ff_cl_copy: both where sizes and addresses allow). The first run, with 
 """
 import argparse
 import json
-import statistics
 import sys
 
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from torch.utils.cpp_extension import load_inline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from fuseforge.bench import time_cuda  # noqa: E402
 from fuseforge.codegen import cl_copy, cpp  # noqa: E402
 
 # the generated code's own copies (cpp.CUDA_PRELUDE: the 32 x 32 tile; cl_copy: FUSEFORGE_CL_COPY=128),
@@ -83,19 +83,7 @@ SHAPES = [
 
 
 def time_ms(fn, trials: int) -> float:
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")   # larger than the L2
-    times = []
-    for _ in range(3):
-        fn()
-    for _ in range(trials):
-        flush.zero_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        times.append((start, end))
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in times)
+    return time_cuda(fn, (), trials=trials).median_ms   # (L2 flushed before each call)
 
 
 def main() -> int:

@@ -1,20 +1,19 @@
-"""The NCHW -> channels-last copy of the generated code (cpp.CUDA_PRELUDE's 32 x 32 tile, the default)
-against FUSEFORGE_CL_COPY=128's (codegen/cl_copy.py: a 32 x 128 tile, float4 reads and writes where
-they fit) launched four ways, ATen's copy and torch.compile's, on the input shapes of the suite's
-channels-last convolutions.
+"""The NCHW -> channels-last copy of the generated code (codegen/cl_copy.py: a 32 x 128 tile, float4
+reads and writes where they fit) against the 32 x 32 tile it replaced (cpp.CUDA_PRELUDE's
+ff_transpose_kernel, now the copy back to NCHW), the 32 x 128 tile launched four ways, ATen's copy
+and torch.compile's, on the input shapes of the suite's channels-last convolutions.
 
-On one H200 (bench/session27/profile) the generated copy took 0.071-0.073 ms where torch.compile's
-took 0.064 on the same [64, 32, 128, 128] input (3.7 against 4.2 TB/s, the copy ceiling 4.24).
 Each variant is checked against torch's own copy (bit for bit) before it is timed: CUDA events,
 L2 flushed before every call, the median of --trials calls. Prints one table, ms and TB/s.
 
     python3 scripts/transpose_bench.py [--trials 50] [--no-compile] [--json OUT]
 
 The kernels take raw pointers here (pybind and cuda_runtime only: a build of seconds, not of the
-torch headers). Variants: tile32 (the default), tile128 (the 32 x 128 tile, 16 floats a thread in
-flight), vl128 (its pixels read as float4), vs128 (its channels written as float4), vls128 (both),
-cl_copy (ff_cl_copy: both where sizes and addresses allow). The first run, with kernels of its own
-(transpose_1.log: tile32, tile64, tile128, vec128 = vl128), put tile128 ahead and tile64 last.
+torch headers). Variants: tile32 (the 32 x 32 tile), tile128 (the 32 x 128 tile, 16 floats a thread
+in flight), vl128 (its pixels read as float4), vs128 (its channels written as float4), vls128
+(both), cl_copy (ff_cl_copy, the generated code's: both where sizes and addresses allow). On one
+H200 (bench/session28/ab_copy/transpose.log) cl_copy took 0.0687 ms against tile32's 0.0748 and
+torch.compile's 0.0683 on [64, 32, 128, 128].
 """
 import argparse
 import json
@@ -27,11 +26,11 @@ from torch.utils.cpp_extension import load_inline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fuseforge.bench import time_cuda  # noqa: E402
-from fuseforge.codegen import cl_copy, cpp  # noqa: E402
+from fuseforge.codegen import cpp  # noqa: E402
 
-# the generated code's own copies (cpp.CUDA_PRELUDE: the 32 x 32 tile; cl_copy: FUSEFORGE_CL_COPY=128),
+# the generated code's copies (cpp.CUDA_PRELUDE: ff_cl_copy and its kernel, the 32 x 32 tile),
 # each launched as the variant says
-CUDA = cpp.PRELUDE + cpp.CUDA_PRELUDE + cl_copy.WIDE_KERNEL + r"""
+CUDA = cpp.PRELUDE + cpp.CUDA_PRELUDE + r"""
 template <bool VLOAD, bool VSTORE>
 void wide(const float* x, float* y, long long n, long long c, long long pixels, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((pixels + 127) / 128), static_cast<unsigned>((c + 31) / 32),
@@ -45,7 +44,11 @@ int to_channels_last(int variant, uint64_t xp, uint64_t yp, long long n, long lo
   float* y = reinterpret_cast<float*>(yp);
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   switch (variant) {
-    case 0: return ff_to_channels_last(x, y, n, c, pixels, s);
+    case 0:
+      ff_transpose_kernel<<<dim3(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
+                                 static_cast<unsigned>(n)), dim3(32, 8), 0, s>>>(
+          x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), 0u);
+      break;
     case 1: wide<false, false>(x, y, n, c, pixels, s); break;
     case 2: wide<true, false>(x, y, n, c, pixels, s); break;
     case 3: wide<false, true>(x, y, n, c, pixels, s); break;
@@ -64,8 +67,8 @@ int to_channels_last(int variant, uint64_t x, uint64_t y, long long n, long long
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("to_channels_last", &to_channels_last); }
 """
 
-# (name, pixels read as float4, channels written as float4): the generated 32 x 32 tile, the 32 x 128
-# tile four ways, and ff_cl_copy as FUSEFORGE_CL_COPY=128 generates it (float4 where it fits)
+# (name, pixels read as float4, channels written as float4): the 32 x 32 tile it replaced, the 32 x 128
+# tile four ways, and ff_cl_copy as the generated code launches it (float4 where it fits)
 VARIANTS = [("tile32", False, False), ("tile128", False, False), ("vl128", True, False), ("vs128", False, True),
             ("vls128", True, True), ("cl_copy", False, False)]
 

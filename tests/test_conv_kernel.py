@@ -202,9 +202,9 @@ def test_which_convolutions_without_epilogue_are_generated(monkeypatch):
     spelled out), and where a norm over the pixels reads a result too large for L2 twice (its
     statistics, its normalize; its bias add goes into the row kernel): not for a mean (read once),
     not for a small result, not for images too small for a launch to hold whole (the networks'
-    56 x 56). FUSEFORGE_CONV_BARE=all takes the mean and the small result too, =0 none, =planes
-    the instance norm but not the batch or group norm; rows over the channels alone read it folded
-    into its epilogue either way (fold_pixel_rows)."""
+    56 x 56); for an instance norm only, not a batch or group norm (planes). FUSEFORGE_CONV_BARE=norms
+    takes those too, =all the mean and the small result too, =0 none; rows over the channels alone
+    read it folded into its epilogue either way (fold_pixel_rows)."""
     monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
     monkeypatch.delenv("FUSEFORGE_CONV_BARE", raising=False)
     assert _bare(ConvNorm(), LARGE) == [0]
@@ -227,11 +227,11 @@ def test_which_convolutions_without_epilogue_are_generated(monkeypatch):
     monkeypatch.setenv("FUSEFORGE_CONV_BARE", "0")
     assert _bare(ConvNorm(), LARGE) == []
     assert _bare(returned, (2, 32, 8, 8)) == []
-    monkeypatch.delenv("FUSEFORGE_CONV_BARE")
-    assert _bare(ConvNorm(norm="batch"), LARGE) == [0] and _bare(ConvNorm(norm="group"), LARGE) == [0]
-    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "planes")   # (only where a row is one image's channel)
-    assert _bare(ConvNorm(), LARGE) == [0] and _bare(returned, (2, 32, 8, 8)) == [0]
+    monkeypatch.delenv("FUSEFORGE_CONV_BARE")   # (planes: only where a row is one image's channel)
     assert _bare(ConvNorm(norm="batch"), LARGE) == [] and _bare(ConvNorm(norm="group"), LARGE) == []
+    monkeypatch.setenv("FUSEFORGE_CONV_BARE", "norms")
+    assert _bare(ConvNorm(), LARGE) == [0] and _bare(returned, (2, 32, 8, 8)) == [0]
+    assert _bare(ConvNorm(norm="batch"), LARGE) == [0] and _bare(ConvNorm(norm="group"), LARGE) == [0]
     monkeypatch.setenv("FUSEFORGE_CONV_BARE", "1")
     with pytest.raises(ConfigError, match="FUSEFORGE_CONV_BARE='1'"):
         plan(capture(ConvMean(), [torch.randn(2, 32, 8, 8)]))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .codegen import cl_copy, conv, cpp, gemm, pointwise, rows, scan, window
+from .codegen import conv, cpp, gemm, pointwise, rows, scan, window
 from .errors import CaptureError, ConfigError, ProblemError
 from .graph import PARAMETER, Value
 from .ops.pointwise import DIV_TARGETS, divides_by_scalar
@@ -209,7 +209,6 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     host = cpp.HOST_RUNTIME
     if any(e.cat_channels_last for e in plan.externs):   # layout.py: a cat written channels-last piece by piece
         cuda, host = cuda + cpp.CAT_CL_CUDA, host + cpp.CAT_CL_HOST
-    cuda = cl_copy.with_variant(cuda)
     forward = render_forward(plan, sources)
     digest = hashlib.sha256("\0".join([FORMAT_VERSION, element, cuda, host, forward, *HOST_FLAGS, *cuda_flags])
                             .encode()).hexdigest()[:16]

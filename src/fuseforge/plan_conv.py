@@ -33,7 +33,8 @@ instead where a tile holds a pixel's channels (fold_pixel_rows; the result is ne
 FUSEFORGE_CONV=off (or 0) turns generated convolutions off, =all takes every one the kernel can compute
 (for measuring; the numerics rule below still holds). A 2D convolution whose result a norm over
 its pixels reads twice, too large for L2 between the reads, is generated without an epilogue
-(bare(); FUSEFORGE_CONV_BARE=0 turns that off, =all takes means and smaller results too).
+(bare(): an instance norm's; FUSEFORGE_CONV_BARE=0 turns that off, =norms takes batch and group
+norms too, =all means and smaller results too).
 
 Numerics, where eager runs float32: cuDNN's heuristics pick a float32 algorithm for some shapes
 even though TF32 is allowed, mostly with 16 input channels (both layouts: 32 x 16 x 16 x 16 into
@@ -245,15 +246,16 @@ def bare(node: Node, users, row_groups, group_of) -> str | None:
     level3/005, 006, 007, 008, 017, 019: their two passes read L2 and their next convolutions
     want the channels-last layout back). FUSEFORGE_CONV_BARE=0 generates none (2D). On the H200
     cuDNN's measured faster for 001 and 002 (bench/session27/ab_conv_off: 0.948, 0.936 of the bare
-    convolution's times; 005 1.132 slower): FUSEFORGE_CONV_BARE=planes (off until the GPU tests run
-    with it) keeps the rule where every such row is one image's channel (an instance norm's) only.
+    convolution's times; 005 1.132 slower; bench/session28/ab_planes: 0.948, 0.935): so the rule
+    holds only where every such row is one image's channel (an instance norm's; planes), and
+    FUSEFORGE_CONV_BARE=norms takes the batch and group norms too (the H100's rule).
     Not where rows over the channels alone read it: those run in a generated convolution's epilogue
     over a channels-last result (fold_pixel_rows)."""
     if node.target == CONV3D:
         return "3D (cuDNN runs it channels-last between two conversions of its own)"
-    flag = os.environ.get("FUSEFORGE_CONV_BARE", "")
-    if flag not in ("", "0", "all", "planes"):
-        raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0, all or planes")
+    flag = os.environ.get("FUSEFORGE_CONV_BARE", "") or "planes"
+    if flag not in ("0", "planes", "norms", "all"):
+        raise ConfigError(f"FUSEFORGE_CONV_BARE={flag!r}: expected 0, planes, norms or all")
     if flag == "0":
         return None
     from .codegen.rows import RESIDENT_MIN_BYTES, RESIDENT_MIN_RUN   # (codegen imports the planner)

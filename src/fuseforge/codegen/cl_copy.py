@@ -1,25 +1,21 @@
-"""cl_copy: FUSEFORGE_CL_COPY=128 (off until measured in generated code): the NCHW -> channels-last
-copy (a convolution's input for cuDNN or for the generated convolution, a piece of a cat written
-into its channels-last slice) with 32 channels x 128 pixels a block instead of the 32 x 32 tile
-of cpp.CUDA_PRELUDE's ff_transpose_kernel, the pixels read and the channels written as float4
-where sizes and addresses allow. The copy back to NCHW keeps the 32 x 32 tile (its tile runs over
-the channels, often 32 or fewer).
+"""cl_copy: the NCHW -> channels-last copy of the generated code (a convolution's input for cuDNN
+or for the generated convolution, rounded to TF32 for the latter; a piece of a cat written into its
+channels-last slice): 32 channels x 128 pixels a block, the pixels read and the channels written as
+float4 where sizes and addresses allow. cpp.CUDA_PRELUDE holds it; the copy back to NCHW keeps the
+32 x 32 tile of ff_transpose_kernel (its tile runs over the channels, often 32 or fewer).
 
-On one H200 (scripts/transpose_bench.py, bench/session27/transpose_1.*) the 32 x 128 tile took
-0.0702 ms against the 32 x 32 tile's 0.0734 and torch.compile's 0.0671 on [64, 32, 128, 128]
-(read as float4: 0.0718); the float4 stores were not run yet.
-
-The variant replaces the three launches in the generated CUDA text (with_variant), so that the
-default text stays byte for byte what it was.
+Measured on one H200 (bench/session28/ab_copy, against the 32 x 32 tile it replaced): the copy
+alone 0.0687 ms against 0.0748 on [64, 32, 128, 128] (torch.compile's 0.0683), faster on the
+eight shapes of scripts/transpose_bench.py but [32, 32, 15, 15] (0.0060 against 0.0055); in the
+generated files of 16 suite problems 0.94-0.997 of the time on 13, level3/009 and 017 1.004 and
+1.001, level1/035 1.05 in one order and 0.999 with both orders (its cuDNN kernel takes one of two
+times, whichever the copy).
 """
 from __future__ import annotations
 
-import os
-
-from ..errors import ConfigError
-
-WIDE_KERNEL = r"""// FUSEFORGE_CL_COPY=128: the copy to channels-last a block of 32 channels x 128 pixels (16 floats
-// a thread in flight, not 4); VLOAD: the pixels read as float4 (their count a multiple of 4, x
+KERNEL = r"""// x [n][c][pixels] copied into channels off.. of y [n][pixels][ldy]: a block of 32 channels x 128
+// pixels (16 floats a thread in flight); TF32: each value rounded to TF32 as it is written (a
+// generated convolution's input); VLOAD: the pixels read as float4 (their count a multiple of 4, x
 // aligned); VSTORE: the channels written as float4, 8 threads a pixel's 32 channels (the count, the
 // row length and the offset multiples of 4, y aligned; conflict-free: 129 is 1 mod 32).
 template <bool TF32, bool VLOAD, bool VSTORE>
@@ -77,7 +73,6 @@ __global__ void __launch_bounds__(256) ff_cl_copy_kernel(const float* __restrict
     }
   }
 }
-// x [n][c][pixels] into channels off.. of y [n][pixels][ldy]
 template <bool TF32>
 int ff_cl_copy(const float* x, float* y, long long n, long long c, long long pixels, long long ldy, long long off,
                cudaStream_t s) {
@@ -98,45 +93,3 @@ int ff_cl_copy(const float* x, float* y, long long n, long long c, long long pix
   return static_cast<int>(cudaGetLastError());
 }
 """
-
-# (the default text, the variant's): the three launches of the copy to channels-last
-TO_CHANNELS_LAST = (r"""int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
-  const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
-                  static_cast<unsigned>(n));
-  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), 0u);
-  return static_cast<int>(cudaGetLastError());
-}
-""", WIDE_KERNEL + r"""int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
-  return ff_cl_copy<false>(x, y, n, c, pixels, c, 0, static_cast<cudaStream_t>(stream));
-}
-""")
-INTO_CHANNELS_LAST = (r"""  const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
-                  static_cast<unsigned>(n));
-  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c_total),
-      static_cast<unsigned>(c_off));
-  return static_cast<int>(cudaGetLastError());
-""", r"""  return ff_cl_copy<false>(x, y, n, c, pixels, c_total, c_off, static_cast<cudaStream_t>(stream));
-""")
-CONV_INPUT = (r"""    ff_transpose_kernel<unsigned, unsigned, true><<<dim3((DHW + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
-        T::x(a), T::ws(a) + packed, T::C, DHW, T::C, 0u);
-""", r"""    ff_cl_copy<true>(T::x(a), T::ws(a) + packed, T::N, T::C, DHW, T::C, 0, s);
-""")
-
-
-def wide() -> bool:
-    """FUSEFORGE_CL_COPY: 32 (the default, the 32 x 32 tile) or 128 (the variant)."""
-    v = os.environ.get("FUSEFORGE_CL_COPY", "") or "32"
-    if v not in ("32", "128"):
-        raise ConfigError(f"FUSEFORGE_CL_COPY={v!r}: expected 32 or 128")
-    return v == "128"
-
-
-def with_variant(cuda: str) -> str:
-    """The generated CUDA text with its copies to channels-last as FUSEFORGE_CL_COPY says."""
-    if not wide():
-        return cuda
-    for old, new in (TO_CHANNELS_LAST, INTO_CHANNELS_LAST, CONV_INPUT):
-        cuda = cuda.replace(old, new)
-    return cuda

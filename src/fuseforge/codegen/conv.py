@@ -12,7 +12,7 @@ A call runs three kernels (CONV_LIBRARY):
            rounded to TF32 (zeros past the channels), in the workspace (a few hundred KB: every
            call, so a changed weight is never stale);
   (tile)   the input, NCHW, into the workspace channels-last and rounded to TF32 (the tile
-           transpose that converts inputs for cuDNN, ff_transpose_kernel, rounding as it writes);
+           copy that converts inputs for cuDNN, ff_cl_copy, rounding as it writes);
            not where the kernel reads the input NCHW as it is (plan_conv.nchw_input: a 1x1 of
            stride 1; 4-byte copies, a thread's own chunks rounded in shared memory once landed);
   conv     a block per 128 pixels x BN channels (32, 64 or 128): two warpgroups of 64 pixels;
@@ -539,8 +539,7 @@ int launch(const typename T::Args& a, void* stream) {
   pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
   constexpr int DHW = T::D * T::H * T::W;
   if (!T::NCHW_IN)   // the input [N][C][(D*)H*W] into [N][(D*)H*W][C] after the packed weights, rounded
-    ff_transpose_kernel<unsigned, unsigned, true><<<dim3((DHW + 31) / 32, (T::C + 31) / 32, T::N), dim3(32, 8), 0, s>>>(
-        T::x(a), T::ws(a) + packed, T::C, DHW, T::C, 0u);
+    ff_cl_copy<true>(T::x(a), T::ws(a) + packed, T::N, T::C, DHW, T::C, 0, s);
   if constexpr (T::HALO) {   // as many blocks as fit the GPU at once, each looping over tiles
     static int sms[64] = {};
     int dev = 0;

@@ -10,6 +10,8 @@ import struct
 
 import torch
 
+from . import cl_copy
+
 CTYPES = {
     torch.float32: "float", torch.float64: "double", torch.int64: "int64_t",
     torch.int32: "int32_t", torch.int16: "int16_t", torch.int8: "int8_t",
@@ -586,18 +588,17 @@ struct ff_team_column { // rows side by side in threadIdx.x, a row's elements sp
     return r;
   }
 };
-// A float32 tensor [n][a][b] copied to [n][b][a] through a 32 x 32 shared-memory tile: the reads
-// run along b and the writes along a, both coalesced (ATen's copy between NCHW and channels-last
-// reads or writes with a stride: 1.7x slower on an H100). To channels-last: a channels, b pixels;
-// back: a pixels, b channels. The output's rows hold ldy >= a floats, a written from offset off
-// (a piece of a cat along the channels goes into its slice of the channels-last result). TF32:
-// each value rounded to TF32 as it is written (a generated convolution's input, codegen/conv.py).
+// The layout copies go through shared-memory tiles: the reads and the writes both coalesced (ATen's
+// copy between NCHW and channels-last reads or writes with a stride: 1.7x slower on an H100). To
+// channels-last: ff_cl_copy (cl_copy.py); back to NCHW: ff_transpose_kernel, a float32 tensor
+// [n][a][b] copied to [n][b][a] through a 32 x 32 tile (a pixels, b channels; rows of ldy >= a
+// floats written from offset off).
 __device__ __forceinline__ float ff_round_tf32(float x) {   // to nearest, ties away (sm_80 and later)
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return __uint_as_float(r);
 }
-template <class A, class B, bool TF32 = false>
+template <class A, class B>
 __global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restrict__ x, float* __restrict__ y, A na, B nb,
                                                            A ldy, A off) {
   __shared__ float tile[32][33];
@@ -614,17 +615,12 @@ __global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restri
     const B j = b0 + threadIdx.y + k;
     const A i = a0 + threadIdx.x;
     if (i < na && j < nb) {
-      const float v = tile[threadIdx.x][threadIdx.y + k];
-      y[(img * nb + j) * ldy + off + i] = TF32 ? ff_round_tf32(v) : v;
+      y[(img * nb + j) * ldy + off + i] = tile[threadIdx.x][threadIdx.y + k];
     }
   }
 }
-int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
-  const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
-                  static_cast<unsigned>(n));
-  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), 0u);
-  return static_cast<int>(cudaGetLastError());
+""" + cl_copy.KERNEL + r"""int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
+  return ff_cl_copy<false>(x, y, n, c, pixels, c, 0, static_cast<cudaStream_t>(stream));
 }
 int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
   const dim3 grid(static_cast<unsigned>((c + 31) / 32), static_cast<unsigned>((pixels + 31) / 32),
@@ -641,12 +637,7 @@ CAT_CL_CUDA = r"""
 // piece x [n][c][pixels] (contiguous) into channels c_off.. of y, channels-last with c_total channels
 int ff_into_channels_last(const float* x, float* y, long long n, long long c, long long pixels, long long c_total,
                           long long c_off, void* stream) {
-  const dim3 grid(static_cast<unsigned>((pixels + 31) / 32), static_cast<unsigned>((c + 31) / 32),
-                  static_cast<unsigned>(n));
-  ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), static_cast<unsigned>(c_total),
-      static_cast<unsigned>(c_off));
-  return static_cast<int>(cudaGetLastError());
+  return ff_cl_copy<false>(x, y, n, c, pixels, c_total, c_off, static_cast<cudaStream_t>(stream));
 }
 """
 

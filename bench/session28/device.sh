@@ -1,7 +1,8 @@
 #!/bin/bash
 # The 28th session's device work (H200s; run from the repository root):
-#   A/B of the copy to channels-last (then FUSEFORGE_CL_COPY=128, now the default) and of
-#   FUSEFORGE_CONV_BARE=planes (now the default): bench/session27/device.sh prep-copy here, then
+#   A/B of the copy to channels-last (then FUSEFORGE_CL_COPY=128, now the only copy) and of
+#   FUSEFORGE_CONV_BARE=planes (now the default), both at ca64378 (where the flags were off by
+#   default): bench/session27/device.sh prep-copy here, then
 #   OUT=$OUT bash bench/session27/device.sh ab-copy, and AB=planes LIST=bench/session28/planes.txt
 #   (abx/planes generated with the flag) -> ab_copy/, ab_planes/; the copy alone: device.sh transpose.
 #   level1/035's two times: placement/placement.py, placement2.py; level2/022's epilogue accuracy:

@@ -5,7 +5,6 @@ the CPU twin against float64 (and eager), on the GPU against float64 of the TF32
 and no looser than eager. Output channel counts: 20 (a tile's tail), 48, 64, 96 (a 128-channel
 tile); pixel counts that are not a multiple of the 128-pixel tile; padding and stride; a 1x1."""
 import copy
-import re
 
 import pytest
 import torch
@@ -13,7 +12,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fuseforge.capture import capture
-from fuseforge.emit import generate
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
@@ -71,21 +69,6 @@ def test_default_rules(monkeypatch):
     assert _folded(p) == [20, 48, 64, 96], p.decisions
     assert [tuple(e.node.arg("weight").type.shape) for e in p.externs if "conv" in e.node.target] == \
         [(64, 32, 3, 3)], p.decisions
-
-
-def test_a_softmax_exp_is_computed_once_an_element(compiled):
-    """exp(x - max), folded into the softmax's sum, is kept for its result where the row is held
-    (the same value, an exponential an element fewer): in the epilogue (c) and in the row kernel
-    over a's minimum (its rows in registers)."""
-    _, p, _ = compiled
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_CONV", "all")
-        text = generate(p, name="zoo").text
-    kept = re.findall(r"(\w+)_e\[k\] = ff_exp\(", text)
-    assert len(kept) == 2, kept
-    for acc in kept:
-        assert f"static_cast<float>({acc}_e[k] / {acc}.v)" in text
-        assert not re.search(rf"ff_exp\([^;]*\) / {acc}\.v", text)
 
 
 def test_a_result_read_elsewhere_is_not_folded():

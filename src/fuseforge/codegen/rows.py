@@ -542,21 +542,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
         return head + [f"  const {itype} i1 = i0 + item < {L} ? i0 + item : {L};"] + \
             ["  " + line for line in elem_pass(targets, adds, stores, span=("i0", "i1"))] + ["}"]
 
-    # A stage's folded value that a later pass computes again (a softmax's exp(x - max), in its
-    # sum and in its result) is kept from the stage's pass where every pass walks the thread's
-    # cached steps k alike: the same value, one exponential an element fewer (the rest stay
-    # as they are: streamed passes, packs, split rows, picks computed outside the loop).
-    if cached and not (resident or tiled or picks) and S == 1 and batch == 1 and vec == 1:
-        for st in stages:
-            later = [it for it in items.values() if it.phase == ELEM and st.name in it.deps
-                     and any(st.elem in line for line in it.code)]
-            if "(" not in st.elem or st.atype.startswith("ff_acc_welford") or not later:
-                continue
-            body.append(f"{st.vtype} {st.name}_e[PER];  // the values {st.name} folds, kept for a later pass")
-            st.add = f"{st.name}_e[k] = {st.elem}; " + st.add.replace(st.elem, f"{st.name}_e[k]")
-            for it in later:
-                it.code = [line.replace(st.elem, f"{st.name}_e[k]") for line in it.code]
-
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges
     # the row's partials (the same bits in every block), or, on the outer schedule (hundreds of

@@ -5,6 +5,7 @@ the CPU twin against float64 (and eager), on the GPU against float64 of the TF32
 and no looser than eager. Output channel counts: 20 (a tile's tail), 48, 64, 96 (a 128-channel
 tile); pixel counts that are not a multiple of the 128-pixel tile; padding and stride; a 1x1."""
 import copy
+import re
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fuseforge.capture import capture
+from fuseforge.emit import generate
 from fuseforge.plan import plan
 from fuseforge.plan_conv import ConvKernel
 
@@ -69,6 +71,36 @@ def test_default_rules(monkeypatch):
     assert _folded(p) == [20, 48, 64, 96], p.decisions
     assert [tuple(e.node.arg("weight").type.shape) for e in p.externs if "conv" in e.node.target] == \
         [(64, 32, 3, 3)], p.decisions
+
+
+def test_a_softmax_exp_is_computed_once_an_element(compiled):
+    """exp(x - max), folded into the softmax's sum, is kept for its result where the row is held
+    (the same value, an exponential an element fewer): in the epilogue (c) and in the row kernel
+    over a's minimum (its rows in registers)."""
+    _, p, _ = compiled
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV", "all")
+        text = generate(p, name="zoo").text
+    kept = re.findall(r"(\w+)_e\[k\] = ff_exp\(", text)
+    assert len(kept) == 2, kept
+    for acc in kept:
+        assert f"static_cast<float>({acc}_e[k] / {acc}.v)" in text
+        assert not re.search(rf"ff_exp\([^;]*\) / {acc}\.v", text)
+
+
+def test_the_convolution_plus_its_bias_is_held_in_place_of_the_two(compiled):
+    """c's softmax reads conv + bias alone: the row holds that sum (one register a channel, the add
+    once) instead of the convolution's values and the bias apart."""
+    _, p, _ = compiled
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV", "all")
+        text = generate(p, name="zoo").text
+    held = re.findall(r"float (\w+)_c\[PER\];  // this thread's share of the row, made of (.*)", text)
+    assert any(m.startswith("conv, ") for _, m in held), held
+    for n, made_of in held:
+        function = next(f for f in text.split("\nFF_HD void ") if f"{n}_c[PER];" in f).split("\n}\n")[0]
+        assert f"const float {n} = {n}_c[k];" in function
+        assert not [m for m in made_of.split(", ") if f" {m}_c[PER];" in function], function
 
 
 def test_a_result_read_elsewhere_is_not_folded():

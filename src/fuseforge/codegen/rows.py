@@ -87,6 +87,7 @@ class Item:
     level: int = 0        # stages: the pass that computes it
     add: str = ""         # stages: the fold, inside the loop
     finish: list[str] = field(default_factory=list)   # stages: code after the loop
+    fill: list[str] = field(default_factory=list)     # held element items: its code, in the cache's fill
     atype: str = ""       # stages: the accumulator type
     elem: str = ""        # stages: the folded element's expression, of type `vtype`
     vtype: str = ""
@@ -500,9 +501,31 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
                  "unsigned char* const cache_smem = nullptr;", "#endif"]
         body += [f"ff_row_cache<{cache_type(in_ops[n])}, {resident.reg}, PER> {n}_c(cache_smem, {resident.smem_at[n]}, "
                  "team.t, team.n);  // this thread's share of the chunk" for n in cached]
-    else:
-        body += [f"{cache_type(in_ops[n])} {n}_c[PER];  // this thread's share of the row" for n in cached]
     staged = {} if resident or S > 1 else _staged_rows(k, kept, red, launch, cached, in_ops, tiled)
+    # An element item made of cached inputs that nothing else reads (a convolution's value plus
+    # its bias) is held in their place: a register a step instead of one an input, its arithmetic
+    # once instead of once a pass (where every pass walks the thread's cached steps alike).
+    held: dict[str, tuple[str, list[str]]] = {}   # item: (its type, the inputs it is made of)
+    if cached and not (resident or tiled or picks or staged) and S == 1 and batch == 1 and vec == 1:
+        stored = {names[op.value] for op in outs}
+        for it in items.values():
+            made_of = sorted(set(it.deps))
+            if it.phase != ELEM or not made_of or not set(made_of) <= set(cached) or set(made_of) & stored:
+                continue
+            if all(d not in ins for ins in (m for _, m in held.values())
+                   for d in made_of) and all(
+                    [m.name for m in items.values() if d in m.deps] == [it.name] for d in made_of):
+                held[it.name] = (it.code[0].split()[1], made_of)
+        for n, (t, made_of) in held.items():
+            fill = items[n].code
+            items[n].code, items[n].deps = [f"const {t} {n} = {n}_c[k];"], []
+            items[n].fill = fill
+        cached = [n for n in cached if not any(n in m for _, m in held.values())] + list(held)
+    if not resident:
+        body += [f"{cache_type(in_ops[n])} {n}_c[PER];  // this thread's share of the row" for n in cached
+                 if n not in held]
+        body += [f"{t} {n}_c[PER];  // this thread's share of the row, made of {', '.join(m)}"
+                 for n, (t, m) in held.items()]
     if staged:
         helpers.add(STAGE_ROWS_PRELUDE)
         body.append("#ifdef __CUDA_ARCH__")
@@ -511,18 +534,29 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
                      f"ff_stage_rows<{launch['tx']}, {length}, {launch['threads']}>(a.{n}, {itype}(o - threadIdx.x), "
                      f"{name}_n, {rs}{suffix}, {n}_s);"]
         body.append("#endif")
-    if cached:
+
+    def fill(n) -> str:   # step k of cached input n
+        if pixel and n == "conv":
+            return "vals[k]"
+        return load_step(n)
+
+    if held:   # (their inputs first, then the items)
+        body += per_loop
+        body += [f"  {n}_c[k] = {fill(n)};" for n in cached if n not in held]
+        for n, (t, made_of) in held.items():
+            body += [f"  const {cache_type(in_ops[m])} {m} = {fill(m)};" for m in made_of]
+            body += ["  " + line for line in items[n].fill] + [f"  {n}_c[k] = {n};"]
+        body.append("}")
+    elif cached:
         body += per_loop
         for n in cached:
             if resident:
                 body.append(f"  {n}_c.fill(k, a.{n} + o_{n} + {inner(in_ops[n].value, 'rb')});")
-            elif pixel and n == "conv":
-                body.append("  conv_c[k] = vals[k];")
             elif n in staged:
                 body += ["#ifdef __CUDA_ARCH__", f"  {n}_c[k] = {n}_s[threadIdx.x][rb];", "#else",
                          f"  {n}_c[k] = {load_step(n)};", "#endif"]
             else:
-                body.append(f"  {n}_c[k] = {load_step(n)};")
+                body.append(f"  {n}_c[k] = {fill(n)};")
         body.append("}")
     ready = [f"{n}_c.ready();" for n in cached] if resident else []   # the cache's asynchronous copies landed
     if not (resident and resident.item):   # (a streamed row first folds items while they land)
@@ -541,6 +575,21 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
             head = [f"for ({itype} i0 = rest + {itype}(split) * item; i0 < {L}; i0 += {itype}(splits) * item) {{"]
         return head + [f"  const {itype} i1 = i0 + item < {L} ? i0 + item : {L};"] + \
             ["  " + line for line in elem_pass(targets, adds, stores, span=("i0", "i1"))] + ["}"]
+
+    # A stage's folded value that a later pass computes again (a softmax's exp(x - max), in its
+    # sum and in its result) is kept from the stage's pass where every pass walks the thread's
+    # cached steps k alike: the same value, one exponential an element fewer (the rest stay
+    # as they are: streamed passes, packs, split rows, picks computed outside the loop).
+    if cached and not (resident or tiled or picks) and S == 1 and batch == 1 and vec == 1:
+        for st in stages:
+            later = [it for it in items.values() if it.phase == ELEM and st.name in it.deps
+                     and any(st.elem in line for line in it.code)]
+            if "(" not in st.elem or st.atype.startswith("ff_acc_welford") or not later:
+                continue
+            body.append(f"{st.vtype} {st.name}_e[PER];  // the values {st.name} folds, kept for a later pass")
+            st.add = f"{st.name}_e[k] = {st.elem}; " + st.add.replace(st.elem, f"{st.name}_e[k]")
+            for it in later:
+                it.code = [line.replace(st.elem, f"{st.name}_e[k]") for line in it.code]
 
     # Split rows: launch `fold` of level p folds this block's chunk into the level's partial
     # accumulators and stores them (ws, one per row and split). Then every block of a row merges

@@ -1,0 +1,36 @@
+#!/bin/bash
+# The 29th session's device work (H200s; run from the repository root):
+#   OUT=$OUT bash bench/session29/device.sh ab   the held-sum rule (codegen/rows.py: conv + bias held
+#     in place of the two) with the softmax's exp kept (ae7e50a's rule): abx/def (generated at
+#     223ec99) against abx/new (after), both made here with scripts/generate_sources.py, on
+#     fold.txt (every problem whose file changes); then abx/v2 (level2/022 by hand: its last pass
+#     under one `if (active)`) against abx/new; the conv_rows GPU tests on the second GPU; ncu on
+#     abx/new's level2/022 fused kernel
+set -u
+S=bench/session29
+export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
+W=$(mktemp -d)
+case "${1:-}" in
+ab)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$W/gpu.txt"
+  (CUDA_VISIBLE_DEVICES=1 timeout 420 python3 -m pytest -q -m gpu tests/test_conv_rows.py > "$W/gpu_conv_rows.log" 2>&1
+   echo "exit $?" >> "$W/gpu_conv_rows.log") &
+  P022=suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/fold.txt) --build-only --jobs 10 > "$W/build.log" 2>&1
+  timeout 100 python3 scripts/ab_generated.py abx/new abx/v2 $P022 --build-only > "$W/build_v2.log" 2>&1
+  CUDA_VISIBLE_DEVICES=0 timeout 200 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/fold.txt) --rounds 5 --trials 20 \
+    --json "$W/ab_held.json" > "$W/ab_held.log" 2>&1
+  CUDA_VISIBLE_DEVICES=0 timeout 60 python3 scripts/ab_generated.py abx/new abx/v2 $P022 --rounds 5 --trials 20 \
+    --json "$W/ab_v2.json" > "$W/ab_v2.log" 2>&1
+  F=abx/new/level2_022_conv2d_softmax_bias_scale_sigmoid.py
+  CUDA_VISIBLE_DEVICES=0 timeout 120 ncu --clock-control none -k regex:conv --launch-skip 1 --launch-count 1 \
+    --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy --section WarpStateStats \
+    --section LaunchStats python3 $S/ncu_022.py $F > "$W/ncu_022_new.txt" 2>&1
+  wait
+  mkdir -p "$OUT/ab" && cp "$W"/* "$OUT/ab/"
+  tail -n 3 "$W/gpu_conv_rows.log"; cat "$W/build.log" "$W/build_v2.log"
+  grep -E "Duration|Registers|Achieved Occupancy|Issue Slots Busy|Executed Ipc A|Block Limit Reg|Block Limit Sh" "$W/ncu_022_new.txt"
+  tail -n 14 "$W/ab_held.log"; tail -n 3 "$W/ab_v2.log"
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh ab"; exit 2 ;;
+esac

@@ -32,5 +32,46 @@ ab)
   grep -E "Duration|Registers|Achieved Occupancy|Issue Slots Busy|Executed Ipc A|Block Limit Reg|Block Limit Sh" "$W/ncu_022_new.txt"
   tail -n 14 "$W/ab_held.log"; tail -n 3 "$W/ab_v2.log"
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh ab"; exit 2 ;;
+suite)
+  # GPUs 0..n-2: fuseforge bench on the 81 convolution problems (bench/session27/conv.txt), a shard
+  # a GPU and its share of the cores, into conv_h200/ (a later call resumes: the shards' results
+  # come back in results.tgz and travel with the tree); the last GPU: $LAST (a case of this file)
+  NG=$(nvidia-smi -L | wc -l); NB=$((NG - 1)); NC=$(( $(nproc) / NG ))
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  for g in $(seq 0 $((NB - 1))); do
+    i=$((g + 1))
+    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 -m fuseforge.cli bench \
+       $(cat bench/session27/conv.txt) --shard "$i/$NB" -o "$S/conv_h200/shard_${i}_$NB" --batch 16 \
+       --budget "${BUDGET:-400}" > "$W/suite_bench_${i}_$NB.log" 2>&1) &
+  done
+  mkdir -p "$W/last"
+  (CUDA_VISIBLE_DEVICES=$NB taskset -c $((NB * NC))-$((NB * NC + NC - 1)) env OUT="$W/last" bash $S/device.sh \
+     ${LAST:-none} > "$W/last.log" 2>&1) &
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
+  for f in "$W"/suite_bench_*.log; do tail -n 3 "$f"; done
+  tail -n 40 "$W/last.log"
+  ;;
+ab-guard)   # (on one GPU) the loop-level guard: abx/new (at 54112df) against abx/guard, guard.txt
+  timeout 150 python3 scripts/ab_generated.py abx/new abx/guard $(cat $S/guard.txt) --build-only --jobs 8 > "$OUT/build_guard.log" 2>&1
+  timeout 150 python3 scripts/ab_generated.py abx/new abx/guard $(cat $S/guard.txt) --rounds 5 --trials 20 \
+    --json "$OUT/ab_guard.json" > "$OUT/ab_guard.log" 2>&1
+  tail -n 2 "$OUT/build_guard.log"; tail -n 30 "$OUT/ab_guard.log"
+  ;;
+tests1)   # (on one GPU) every GPU test: the groups of bench/session28/test_groups.txt at once
+  IFS='|' read -r -a GROUPS_ <<< "$(cat bench/session28/test_groups.txt)"
+  mkdir -p "$OUT/tests"
+  for k in "${!GROUPS_[@]}"; do
+    (timeout 560 python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$OUT/tests/gpu-test-$k.log" 2>&1
+     echo "exit $?" >> "$OUT/tests/gpu-test-$k.log") &
+  done
+  wait
+  for f in "$OUT"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -12; tail -n 2 "$f"; done
+  ;;
+guard-tests)
+  bash $S/device.sh ab-guard
+  bash $S/device.sh tests1
+  ;;
+none) ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard"; exit 2 ;;
 esac

@@ -495,6 +495,10 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
     # a thread's PER steps of the row: the loop that fills the cache and every pass over it
     per_loop = ["#pragma unroll", "for (int k = 0; k < PER; ++k) {", f"  const {itype} rb = {step_start};",
                 "  if (!active || rb >= r1) continue;"]
+    if pixel:   # (a thread past the last row takes no step: tested once a loop, not once a step, in
+        # the convolution's epilogue, where the row's instructions are the time: level2/022's fused
+        # kernel 0.980x the time, bench/session29/ab_held/ab_v2.log)
+        per_loop = ["if (active)"] + per_loop[:3] + ["  if (rb >= r1) continue;"]
     if resident:   # registers, then shared memory (the block's dynamic shared memory)
         body += ["#if defined(__CUDA_ARCH__)", "extern __shared__ float4 ff_row_smem[];",
                  "unsigned char* const cache_smem = reinterpret_cast<unsigned char*>(ff_row_smem);", "#else",

@@ -103,6 +103,21 @@ def test_the_convolution_plus_its_bias_is_held_in_place_of_the_two(compiled):
         assert not [m for m in made_of.split(", ") if f" {m}_c[PER];" in function], function
 
 
+def test_the_epilogue_addresses_a_channel_from_its_pixel_signed(compiled):
+    """In the convolution's epilogue a channel's element is read and written at a signed offset
+    from the pixel's start ((a.out + o_out)[int(r) * stride]): the compiler folds each step's
+    offset into the access (an unsigned o_out + r * stride must wrap, so it is computed anew)."""
+    _, p, _ = compiled
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV", "all")
+        text = generate(p, name="zoo").text
+    rows = [f for f in text.split("\nFF_HD void ") if "_pixel_row(" in f.split("\n")[0]]
+    assert rows
+    stores = [line for f in rows for line in f.split("\n") if re.match(r"\s*\(a\.(out\d+) \+ o_\1\)\[int\(r\)", line)]
+    assert len(stores) == 2, stores   # c's sigmoid and d's gelu (the others store one value a pixel)
+    assert not [f for f in rows if re.search(r"a\.\w+\[o_\w+ \+ ", f)]
+
+
 def test_a_result_read_elsewhere_is_not_folded():
     """The convolution's result (no bias to move out) is also a model output: its row kernel reads
     it from memory."""

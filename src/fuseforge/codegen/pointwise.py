@@ -107,7 +107,7 @@ def _index_expr(strides, shape, order, itype) -> tuple[str, bool]:
 
     Returns a template with `{i}` for the linear index, and whether the offset is {i} itself.
     """
-    suffix = "u" if itype == "uint32_t" else "ull"
+    suffix = {"uint32_t": "u", "int": ""}.get(itype, "ull")
     numel = math.prod(shape)
     # dims outermost → innermost, each with its stride in the linear index
     dims, inner = [], 1

@@ -72,6 +72,30 @@ guard-tests)
   bash $S/device.sh ab-guard
   bash $S/device.sh tests1
   ;;
+final)   # (four GPUs) GPUs 0-1: every GPU test (test_groups.txt, three groups a GPU); GPU 2: fuseforge
+  # bench on bench_final.txt (the convolution problems the last changes touch, and the two the
+  # suite run left) into conv_h200_final/; GPU 3: abx/def (generated at 36766c2, the suite run's
+  # code) against abx/new (the last) on final_ab.txt (every problem whose file changed since)
+  NC=$(( $(nproc) / 4 ))
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  IFS='|' read -r -a GROUPS_ <<< "$(cat $S/test_groups.txt)"
+  mkdir -p "$W/tests"
+  for k in "${!GROUPS_[@]}"; do
+    (CUDA_VISIBLE_DEVICES=$((k % 2)) taskset -c 0-$((2 * NC - 1)) timeout 540 python3 -m pytest -q -m gpu ${GROUPS_[$k]} \
+       > "$W/tests/gpu-test-$k.log" 2>&1; echo "exit $?" >> "$W/tests/gpu-test-$k.log") &
+  done
+  (CUDA_VISIBLE_DEVICES=2 taskset -c $((2 * NC))-$((3 * NC - 1)) python3 -m fuseforge.cli bench $(cat $S/bench_final.txt) \
+     -o "$S/conv_h200_final" --batch 16 --budget 420 > "$W/bench_final.log" 2>&1) &
+  (export CUDA_VISIBLE_DEVICES=3
+   taskset -c $((3 * NC))-$((4 * NC - 1)) timeout 240 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/final_ab.txt) \
+     --build-only --jobs $NC > "$W/build_final.log" 2>&1
+   taskset -c $((3 * NC))-$((4 * NC - 1)) timeout 280 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/final_ab.txt) \
+     --rounds 5 --trials 20 --json "$W/ab_final.json" > "$W/ab_final.log" 2>&1) &
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200_final" -C "$W" .
+  for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
+  tail -n 3 "$W/bench_final.log"; tail -n 2 "$W/build_final.log"; tail -n 16 "$W/ab_final.log"
+  ;;
 none) ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard"; exit 2 ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard|tests1|final"; exit 2 ;;
 esac

@@ -51,7 +51,8 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
+from .cpp import (DIV_ROW_PRELUDE, ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE,
+                  ctype, literal)
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands, walk_backward
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -206,6 +207,8 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
             t = ctype(v.type.dtype)
             items[v.name] = Item(v.name, phase, [f"const {t} {v.name} = static_cast<{t}>({res.expr.format(**env)});"],
                                  dep_names(res.expr))
+            if "ff_div_row(" in res.expr:
+                helpers.add(DIV_ROW_PRELUDE)
             names[v] = v.name
 
     # --- levels: a stage's pass comes after every stage it depends on

@@ -96,6 +96,29 @@ final)   # (four GPUs) GPUs 0-1: every GPU test (test_groups.txt, three groups a
   for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
   tail -n 3 "$W/bench_final.log"; tail -n 2 "$W/build_final.log"; tail -n 16 "$W/ab_final.log"
   ;;
+check)   # (two GPUs) GPU 0: the host time of host.txt's files (the nine above 5 % in the suite run,
+  # which ran beside builds and tests: ab_generated with the same folder as old and new, two
+  # draws), nothing else running; then level2/022's signed offsets (abx/def: at 36766c2, abx/new);
+  # GPU 1, after the host times: the row tests (test_rows, test_conv_rows), then fuseforge bench on
+  # guard.txt (the four files the signed offsets change) into conv_h200_last/
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  export CUDA_VISIBLE_DEVICES=0
+  P022=suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py
+  timeout 150 python3 scripts/ab_generated.py abx/host abx/host $(cat $S/host.txt) --build-only --jobs 16 > "$W/build_host.log" 2>&1
+  timeout 150 python3 scripts/ab_generated.py abx/host abx/host $(cat $S/host.txt) --rounds 3 --trials 20 \
+    --json "$W/host.json" > "$W/host.log" 2>&1
+  (export CUDA_VISIBLE_DEVICES=1
+   timeout 300 python3 -m pytest -q -m gpu tests/test_rows.py tests/test_conv_rows.py > "$W/gpu_rows.log" 2>&1
+   echo "exit $?" >> "$W/gpu_rows.log"
+   python3 -m fuseforge.cli bench $(cat $S/guard.txt) -o "$S/conv_h200_last" --batch 16 --budget 200 \
+     > "$W/bench_last.log" 2>&1) &
+  timeout 100 python3 scripts/ab_generated.py abx/def abx/new $P022 --build-only > "$W/build_022.log" 2>&1
+  timeout 100 python3 scripts/ab_generated.py abx/def abx/new $P022 --rounds 9 --trials 20 \
+    --json "$W/ab_signed.json" > "$W/ab_signed.log" 2>&1
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200_last" -C "$W" .
+  tail -n 12 "$W/host.log"; tail -n 3 "$W/ab_signed.log"; tail -n 3 "$W/gpu_rows.log"; tail -n 6 "$W/bench_last.log"
+  ;;
 none) ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard|tests1|final"; exit 2 ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard|tests1|final|check"; exit 2 ;;
 esac

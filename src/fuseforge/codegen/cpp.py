@@ -477,36 +477,6 @@ template <class T> FF_HD T ff_div_scalar(T x, T s, T inv) {
 }
 """
 
-# A softmax's exp(x - max) / sum (ops/rows.py), its reciprocal once a row.
-DIV_ROW_PRELUDE = r"""
-// a / s for a in [0, 1] and s >= 1 (a softmax's exp(x - max) and its row's sum), rounded as a / s
-// rounds. nvcc's division: r = rcp.approx(s) refined once, q = a r, then q + r (a - s q), with a
-// range check (FCHK) and a branch to its slow path an element. Here r is the row's
-// (ff_div_row_recip, once), and one compare takes the check's place: a >= 2^-32 and s <= 2^24
-// keep every value normal and the quotient far from the range's ends, where the check always
-// passes; anything else (a tiny or zero a, a NaN) takes the division.
-template <class T> FF_HD T ff_div_row_recip(T s) { return T(1) / s; }   // (double: unused)
-FF_HD float ff_div_row_recip(float s) {
-#if defined(__CUDA_ARCH__)
-  float r;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(s));
-  return fmaf(r, fmaf(-s, r, 1.0f), r);
-#else
-  return 1.0f / s;
-#endif
-}
-template <class T> FF_HD T ff_div_row(T a, T s, T) { return a / s; }
-FF_HD float ff_div_row(float a, float s, float r) {
-#if defined(__CUDA_ARCH__)
-  if (a >= 0x1p-32f && s <= 0x1p24f) {
-    const float q = a * r;
-    return fmaf(r, fmaf(-s, q, a), q);
-  }
-#endif
-  return a / s;
-}
-"""
-
 # Streamed rows (rows.py): the last pass's items, shared out among a row's blocks.
 ITEMS_PRELUDE = r"""
 // The items of a streamed row's last pass (rows.py), from the last: on the GPU each block of the

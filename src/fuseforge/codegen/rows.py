@@ -51,8 +51,7 @@ from ..graph import Value
 from ..plan import inline_constant
 from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
-from .cpp import (DIV_ROW_PRELUDE, ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE,
-                  ctype, literal)
+from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands, walk_backward
 
 ACC_BYTES = 24           # the largest accumulator: welford<double>
@@ -130,7 +129,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
     def inner(v: Value, var: str = "r") -> str:
         return _offset(k.strides[v], k.space, red, itype, var)
 
-    def at(op, var: str = "r") -> str:
+    def element_at(op, var: str = "r") -> str:
         """Element `var` of the row of operand op. In a convolution's epilogue a signed offset
         from the row's start: no unsigned wrap to keep, so that the compiler folds each step's
         offset into its load or store (level2/022's last pass: 45 -> 42 instructions an element)."""
@@ -143,7 +142,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
     for op in ins:
         t = ctype(op.value.type.dtype)
         phase = k.phase[op.value]
-        where = at(op) if phase == ELEM else f"a.{op.var}[o_{op.var}]"
+        where = element_at(op) if phase == ELEM else f"a.{op.var}[o_{op.var}]"
         items[op.var] = Item(op.var, phase, [f"const {t} {op.var} = {where};"], [])
         names[op.value] = op.var
 
@@ -207,8 +206,6 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
             t = ctype(v.type.dtype)
             items[v.name] = Item(v.name, phase, [f"const {t} {v.name} = static_cast<{t}>({res.expr.format(**env)});"],
                                  dep_names(res.expr))
-            if "ff_div_row(" in res.expr:
-                helpers.add(DIV_ROW_PRELUDE)
             names[v] = v.name
 
     # --- levels: a stage's pass comes after every stage it depends on
@@ -299,7 +296,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
                 pre.append(f"{n}_u[u] = a.{n}[o_{n} + {inner(op.value)}];")
                 src = f"{n}_u[u]"
             elif vec == 1:
-                src = at(op)
+                src = element_at(op)
             elif one(op):
                 pre.append(f"const {t} {n}_1 = a.{n}[o_{n} + {inner(op.value, 'rb')}];")
                 src = f"{n}_1"
@@ -312,7 +309,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
             if tile and op in tiled:
                 code.append(f"t_{op.var}[team.t + u * {launch['ty']}][threadIdx.x] = {value};")
             elif vec == 1 or _scattered(k, red, op.value):
-                code.append(f"{at(op)} = {value};")
+                code.append(f"{element_at(op)} = {value};")
             else:
                 pre.append(f"ff_pack4<{ctype(op.value.type.dtype)}> {op.var}_p;")
                 code.append(f"{op.var}_p.v[j] = {value};")

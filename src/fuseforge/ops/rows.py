@@ -189,11 +189,7 @@ def _softmax(node: Node, log: bool):
         return why
     axes = _axes(node.arg("dim"), x.type.ndim)
     steps = [Stage("s0", "max", "{x}"), Stage("s1", "sum", "ff_exp({x} - {s0}.v)")]
-    if log:
-        expr = "{x} - {s0}.v - ff_log({s1}.v)"
-    else:   # exp(x - max) / sum: the division's reciprocal once a row (codegen/cpp.DIV_ROW_PRELUDE)
-        steps.append(RowDef("r", "ff_div_row_recip({s1}.v)"))
-        expr = "ff_div_row(ff_exp({x} - {s0}.v), {s1}.v, {r})"
+    expr = "{x} - {s0}.v - ff_log({s1}.v)" if log else "ff_exp({x} - {s0}.v) / {s1}.v"
     return Recipe(x, x.type.shape, axes, steps, {0: Result("elem", expr)})
 
 

@@ -119,6 +119,9 @@ check)   # (two GPUs) GPU 0: the host time of host.txt's files (the nine above 5
   mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200_last" -C "$W" .
   tail -n 12 "$W/host.log"; tail -n 3 "$W/ab_signed.log"; tail -n 3 "$W/gpu_rows.log"; tail -n 6 "$W/bench_last.log"
   ;;
+tests)   # every GPU test (test_groups.txt over the GPUs)
+  TEST_GROUPS="$(cat $S/test_groups.txt)" TEST_LOGS="$OUT/tests" bash scripts/device_run.sh gpu-tests
+  ;;
 none) ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard|tests1|final|check"; exit 2 ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh ab|suite|ab-guard|tests1|final|check|tests"; exit 2 ;;
 esac

@@ -5,7 +5,17 @@
 #     223ec99) against abx/new (after), both made here with scripts/generate_sources.py, on
 #     fold.txt (every problem whose file changes); then abx/v2 (level2/022 by hand: its last pass
 #     under one `if (active)`) against abx/new; the conv_rows GPU tests on the second GPU; ncu on
-#     abx/new's level2/022 fused kernel
+#     abx/new's level2/022 fused kernel (its text did not come back: more files than the service returns)
+#   BUDGET=420 LAST=ab-guard OUT=$OUT bash bench/session29/device.sh suite   (four GPUs) fuseforge
+#     bench on the 81 convolution problems, three shards, and ab-guard on the fourth: abx/new (at
+#     54112df) against abx/guard (36766c2) on guard.txt
+#   OUT=$OUT bash bench/session29/device.sh final   (four GPUs, at bb01afe) GPU tests, fuseforge bench
+#     on bench_final.txt, the A/B of ff_div_row on final_ab.txt (abx/def: 36766c2, abx/new: bb01afe)
+#   OUT=$OUT bash bench/session29/device.sh check   (two GPUs, at 4de80cf) host times of host.txt
+#     (abx/host), the signed offsets' A/B on level2/022 (abx/def: 36766c2, abx/new: 4de80cf), the
+#     row tests, fuseforge bench on guard.txt
+#   OUT=$OUT bash bench/session29/device.sh tests   every GPU test (test_groups.txt)
+# (each case's abx/ folders: scripts/generate_sources.py here, at the commits named)
 set -u
 S=bench/session29
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200

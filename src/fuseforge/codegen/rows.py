@@ -514,20 +514,22 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
         body += [f"ff_row_cache<{cache_type(in_ops[n])}, {resident.reg}, PER> {n}_c(cache_smem, {resident.smem_at[n]}, "
                  "team.t, team.n);  // this thread's share of the chunk" for n in cached]
     staged = {} if resident or S > 1 else _staged_rows(k, kept, red, launch, cached, in_ops, tiled)
+    # every pass walks the thread's cached steps k alike (in registers, whole rows, an element a step)
+    alike = bool(cached) and not (resident or tiled or picks) and S == 1 and batch == 1 and vec == 1
     # An element item made of cached inputs that nothing else reads (a convolution's value plus
     # its bias) is held in their place: a register a step instead of one an input, its arithmetic
-    # once instead of once a pass (where every pass walks the thread's cached steps alike).
+    # once instead of once a pass.
     held: dict[str, tuple[str, list[str]]] = {}   # item: (its type, the inputs it is made of)
-    if cached and not (resident or tiled or picks or staged) and S == 1 and batch == 1 and vec == 1:
+    if alike and not staged:
         stored = {names[op.value] for op in outs}
         for it in items.values():
             made_of = sorted(set(it.deps))
             if it.phase != ELEM or not made_of or not set(made_of) <= set(cached) or set(made_of) & stored:
                 continue
-            if all(d not in ins for ins in (m for _, m in held.values())
-                   for d in made_of) and all(
+            taken = {m for _, ms in held.values() for m in ms}
+            if not set(made_of) & taken and all(
                     [m.name for m in items.values() if d in m.deps] == [it.name] for d in made_of):
-                held[it.name] = (it.code[0].split()[1], made_of)
+                held[it.name] = (it.code[0].split()[1], made_of)   # (its code: "const T name = ...;")
         for n, (t, made_of) in held.items():
             fill = items[n].code
             items[n].code, items[n].deps = [f"const {t} {n} = {n}_c[k];"], []
@@ -589,10 +591,10 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
             ["  " + line for line in elem_pass(targets, adds, stores, span=("i0", "i1"))] + ["}"]
 
     # A stage's folded value that a later pass computes again (a softmax's exp(x - max), in its
-    # sum and in its result) is kept from the stage's pass where every pass walks the thread's
-    # cached steps k alike: the same value, one exponential an element fewer (the rest stay
-    # as they are: streamed passes, packs, split rows, picks computed outside the loop).
-    if cached and not (resident or tiled or picks) and S == 1 and batch == 1 and vec == 1:
+    # sum and in its result) is kept from the stage's pass where the passes walk the steps alike:
+    # the same value, one exponential an element fewer (the rest stay as they are: streamed
+    # passes, packs, split rows, picks computed outside the loop).
+    if alike:
         for st in stages:
             later = [it for it in items.values() if it.phase == ELEM and st.name in it.deps
                      and any(st.elem in line for line in it.code)]

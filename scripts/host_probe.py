@@ -42,6 +42,25 @@ def median_us(fn, calls: int, chunk: int = 20) -> float:
     return statistics.median(times)
 
 
+def interleaved_us(fns: dict, calls: int, chunk: int = 20) -> dict:
+    """Each fn's median host time in µs, measured in turns (a chunk of calls of each, then again),
+    so that a drift of the machine's state falls on all of them alike."""
+    times = {name: [] for name in fns}
+    with torch.no_grad():
+        for fn in fns.values():
+            for _ in range(3):
+                fn()
+        for _ in range(max(1, calls // chunk)):
+            for name, fn in fns.items():
+                torch.cuda.synchronize()
+                for _ in range(chunk):
+                    start = time.perf_counter()
+                    fn()
+                    times[name].append((time.perf_counter() - start) * 1e6)
+    torch.cuda.synchronize()
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def cudart() -> ctypes.CDLL:
     """The CUDA runtime torch was built with (raises OSError where it is not found)."""
     return ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
@@ -131,8 +150,19 @@ def graph_launch(calls: int) -> None:
     big = torch.zeros(1 << 26, device="cuda")   # 256 MB: about 0.15 ms a kernel
     rows += launch_rows(captured(lambda: big.add_(1)), calls, "1 long kernel")
     rows += launch_rows(captured(lambda: (big.add_(1), big.add_(1), big.add_(1), big.add_(1))), calls, "4 long kernels")
+    # a cuDNN transposed convolution alone (level2/025's, channels-last), and a memset node of the
+    # runtime's own (cudaMemsetAsync) before a kernel: what their nodes add to a launch
+    xc = torch.randn(32, 64, 64, 64, device="cuda").to(memory_format=torch.channels_last)
+    wc = torch.randn(64, 32, 3, 3, device="cuda").to(memory_format=torch.channels_last)
+    g = captured(lambda: torch.nn.functional.conv_transpose2d(xc, wc, stride=2, padding=1, output_padding=1))
+    print(f"  cuDNN's transposed convolution: {nodes(g)}")
+    rows += launch_rows(g, calls, "cuDNN's transposed convolution")
     try:
         rt = cudart()
+        g = captured(lambda: (rt.cudaMemsetAsync(ctypes.c_void_p(x.data_ptr()), 0, ctypes.c_size_t(4096),
+                                                 ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)), x.add_(1)))
+        print(f"  cudaMemsetAsync and a kernel: {nodes(g)}")
+        rows += launch_rows(g, calls, "cudaMemsetAsync and a kernel")
         rows.append(("ctypes call floor (cudaGetLastError)", median_us(rt.cudaGetLastError, calls)))
     except OSError as e:
         rows.append((f"ctypes: {e}", float("nan")))
@@ -153,6 +183,23 @@ def probe(path: Path, problem_path: Path, calls: int) -> None:
     print(f"== {path.name}")
     print_rows([(name, median_us(fn, calls)) for name, fn in rows])
     print(f"  [captures, replays] {ext.replays()}")
+    # the wrapper's own share: model(x) against a bare launch of the same kernels captured by torch
+    ext.set_replay(False)
+    try:
+        g = captured(lambda: ext.forward(list(inputs), state))
+    except RuntimeError as e:
+        g = None
+        print(f"  the model's graph: {type(e).__name__}: {e}")
+    ext.set_replay(True)
+    if g is not None:
+        rt = cudart()
+        graph_exec = g.raw_cuda_graph_exec()
+        launch = lambda: rt.cudaGraphLaunch(ctypes.c_void_p(graph_exec),  # noqa: E731
+                                            ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+        for _ in range(2):
+            t = interleaved_us({"model(x)": lambda: model(*inputs), "bare launch": launch}, 4 * calls)
+            print(f"  in turns: model(x) {t['model(x)']:.2f} us, a bare launch of its graph {t['bare launch']:.2f} us, "
+                  f"the wrapper's share {t['model(x)'] - t['bare launch']:.2f} us")
     from torch.profiler import ProfilerActivity, profile
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(5):

@@ -250,6 +250,8 @@ def test_split_partials_merged_in_launches_of_their_own(monkeypatch):
     assert launches("split_outer_softmax")[1] == ["0", "1", "2", "3", "4"]   # max, merge, sum, merge, output
     assert launches("split_logsumexp_all")[1] == ["0", "1", "2"]   # inner: max, sum of exponentials, results
     assert launches("split_layer_norm")[1] == ["0", "1"]
+    splits, phases, forty = launches("split_outer_sum_40")   # 40 rows: one tile of them all
+    assert re.search(rf"_kernel<0><<<\(\(40u \+ 39u\) / 40u\) \* {splits}u, dim3\(40, 16\), ", forty), forty[-1500:]
     monkeypatch.setattr(render_rows, "MERGE_BLOCK_MIN_SPLITS", 0)
     per_row = launches("split_outer_sum")[2]
     assert re.search(r"_merge_kernel<1><<<3u, 256, ", per_row) and "ff_team_block team" in per_row, per_row[-1500:]

@@ -128,6 +128,9 @@ SPLIT = {
     "split_logsumexp_all": lambda t: torch.logsumexp(t["xl"], [0, 1]),
     "split_outer_sum": lambda t: t["xlt"].sum(0),
     "split_outer_softmax": lambda t: torch.softmax(t["xlt"], 0),
+    # 40 rows side by side (a channels-last batch norm's channels): one tile of all of them
+    # (plan_rows.outer_rows_per_block), its warps' steps reading whole rows one after the other
+    "split_outer_sum_40": lambda t: t["xc"].sum(0),
     "split_bn_train": lambda t: tuple(A._native_batch_norm_legit_functional.default(
         t["zl"], t["w3"], t["b3"], t["rm3"], t["rv3"], True, 0.1, 1e-5)),
 }
@@ -158,10 +161,10 @@ class RowZoo(torch.nn.Module):
         self.cases = cases
 
     def forward(self, x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3, x2, tg, tg3,
-                xv, wv, bv, sv, xw, xg, sg, mw, xh):
+                xv, wv, bv, sv, xw, xg, sg, mw, xh, xc):
         t = dict(x=x, xt=xt, z=z, w57=w57, b57=b57, w9=w9, w6=w6, b6=b6, rm6=rm6, rv6=rv6,
                  xl=xl, xlt=xlt, zl=zl, w3=w3, b3=b3, rm3=rm3, rv3=rv3, x2=x2, tg=tg, tg3=tg3,
-                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg, mw=mw, xh=xh)
+                 xv=xv, wv=wv, bv=bv, sv=sv, xw=xw, xg=xg, sg=sg, mw=mw, xh=xh, xc=xc)
         out = []
         for fn in self.cases.values():
             r = fn(t)
@@ -194,5 +197,6 @@ def row_inputs(seed: int, device="cpu"):
     sg = torch.randn(6, 1, 1, generator=g)                         # one value per channel (and pack)
     mw = torch.rand(1024, generator=g) < 0.3                       # masked columns of xw's rows
     xh = torch.randn(2, 1048580, generator=g)                      # rows beyond 64 held chunks of 16384
+    xc = torch.randn(8200, 40, generator=g)                        # 40 long rows along dim 0 (split)
     return [v.to(device) for v in (x, xt, z, w57, b57, w9, w6, b6, rm6, rv6, xl, xlt, zl, w3, b3, rm3, rv3,
-                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg, mw, xh)]
+                                   x2, tg, tg3, xv, wv, bv, sv, xw, xg, sg, mw, xh, xc)]

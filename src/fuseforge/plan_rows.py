@@ -54,6 +54,16 @@ def splits_for(blocks: int, length: int, target: int = SPLIT_TARGET_BLOCKS, min_
     return max(1, min(target // blocks if one_wave else -(-target // blocks), length // min_chunk))
 
 
+def outer_rows_per_block(rows: int) -> int:
+    """Rows side by side in a block of the outer schedule: OUTER_ROWS_PER_BLOCK, or all of them
+    where they are 8 to 63 (not 32), so that a warp's step reads whole rows one after the other.
+    Tiles of 32 of a channels-last batch norm's 40 channels left 24 of the second tile's 32 lanes
+    idle and its warps reading 32 bytes of each 160-byte pixel: level3/008's statistics of
+    [64, 40, 56, 56] took 41 us against 15 for torch.compile's on an H200 (bench/session30/probe);
+    16 channels (level2/043) left half of every warp idle."""
+    return rows if 8 <= rows < 2 * OUTER_ROWS_PER_BLOCK else OUTER_ROWS_PER_BLOCK
+
+
 def schedule_of(k) -> tuple[list, list, str]:
     """(kept dims, reduced dims) outermost first in the main tensor's memory order, and the
     schedule: "inner" when the innermost moving dim is reduced, else "outer"."""
@@ -344,7 +354,7 @@ class RowGroup:
                       dict(self.phase), strides, dict(self.recipes), dict(self.trivial), self.main)
         inner = schedule_of(k)[2] == "inner"
         k.splits = splits_for(k.rows, k.length) if inner else \
-            splits_for(-(-k.rows // OUTER_ROWS_PER_BLOCK), k.length, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK,
+            splits_for(-(-k.rows // outer_rows_per_block(k.rows)), k.length, OUTER_TARGET_BLOCKS, OUTER_MIN_CHUNK,
                        one_wave=os.environ.get("FUSEFORGE_OUTER_ONE_WAVE", "1") != "0")
         return k
 

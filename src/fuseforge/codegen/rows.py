@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 from ..graph import Value
 from ..plan import inline_constant
-from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, runs_along_elements, schedule_of
+from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, outer_rows_per_block, runs_along_elements, schedule_of
 from ..ops.rows import RowDef, Stage
 from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands, walk_backward
@@ -1066,6 +1066,9 @@ def _launch(schedule, rows, length, splits, vec=1, block_per_row=False, threads=
         while ty < 32 and ty < length and (ty < 8 or rows * splits * ty < 270_000):
             ty *= 2
         tx = max(OUTER_ROWS_PER_BLOCK, 256 // ty)
+        if tx == OUTER_ROWS_PER_BLOCK and outer_rows_per_block(rows) != tx:   # every row in one block
+            tx = outer_rows_per_block(rows)
+            ty = min(ty, 1 << ((1024 // tx).bit_length() - 1))
     threads = tx * ty
     return dict(threads=threads, threads_per_row=ty, tx=tx, ty=ty, rows_per_block=tx, block=f"dim3({tx}, {ty})",
                 row=f"tile * {tx}u + threadIdx.x",

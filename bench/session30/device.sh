@@ -1,0 +1,90 @@
+#!/bin/bash
+# The 30th session's device work (H200s; run from the repository root):
+#   OUT=$OUT bash bench/session30/device.sh probe   (two GPUs) GPU 0: scripts/host_probe.py on the
+#     small transposed convolutions (abx/def: level2/025, 027, 031), then profile_kernels on
+#     level3/008 and level2/024 (eager, torch.compile, abx/def); GPU 1: level2/024's file with
+#     FUSEFORGE_CONV=all (abx/all) against the default (abx/def), then ncu's warp stall reasons
+#     on level2/022's fused kernel (abx/def)
+# (abx/ folders: scripts/generate_sources.py here, at the commits named in notes.md)
+set -u
+S=bench/session30
+export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
+W=$(mktemp -d)
+case "${1:-}" in
+probe)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  P24=suite/level2/024_conv2d_swish_residual.py
+  P8=suite/level3/008_efficientnet_mbconv_se.py
+  P22=suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py
+  H="suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/027_convtranspose2d_globalavg_bias_logsumexp_sum_multiply.py suite/level2/031_convtranspose2d_min_sum_gelu_add.py"
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/all $P24 $P8 $P22 $H --build-only --jobs 16 > "$W/build.log" 2>&1
+  (export CUDA_VISIBLE_DEVICES=0
+   timeout 120 python3 scripts/host_probe.py abx/def $H > "$W/host_probe.log" 2>&1
+   timeout 200 python3 scripts/profile_kernels.py $P8 $P24 --generated abx/def > "$W/profile.log" 2>&1) &
+  (export CUDA_VISIBLE_DEVICES=1
+   timeout 150 python3 scripts/ab_generated.py abx/def abx/all $P24 --rounds 5 --trials 20 --swap \
+     --json "$W/ab_024_all.json" > "$W/ab_024_all.log" 2>&1
+   timeout 120 ncu --clock-control none -k regex:conv --launch-skip 1 --launch-count 1 \
+     --section WarpStateStats --section InstructionStats --section SpeedOfLight --section Occupancy \
+     python3 bench/session29/ncu_022.py abx/def/level2_022_conv2d_softmax_bias_scale_sigmoid.py > "$W/ncu_022.txt" 2>&1) &
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  tail -n 3 "$W/build.log"; tail -n 6 "$W/ab_024_all.log"
+  grep -E "Duration|Registers|Stall|Issue Slots|Warp Cycles" "$W/ncu_022.txt" | head -30
+  grep -E "us$|graph|\[captures" "$W/host_probe.log" | head -60
+  tail -n 70 "$W/profile.log"
+  ;;
+second)   # (two GPUs) GPU 0: host_probe (with the wrapper's share measured in turns against a
+  # bare launch of the same kernels, cuDNN's transposed convolution alone, a memset node) on
+  # level2/025 and 027 (abx/def), then profile_kernels on level2/022 (eager, torch.compile,
+  # abx/def); GPU 1: level3/008 with the outer schedule's 40 rows in one tile (abx/new) against
+  # abx/def, then ncu's stall reasons on level2/022's fused kernel
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  P8=suite/level3/008_efficientnet_mbconv_se.py
+  P22=suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py
+  H="suite/level2/025_convtranspose2d_bias_clamp_scale_clamp_divide.py suite/level2/027_convtranspose2d_globalavg_bias_logsumexp_sum_multiply.py"
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $P8 $P22 $H --build-only --jobs 16 > "$W/build.log" 2>&1
+  (export CUDA_VISIBLE_DEVICES=0
+   timeout 150 python3 scripts/host_probe.py abx/def $H > "$W/host_probe.log" 2>&1
+   timeout 200 python3 scripts/profile_kernels.py $P22 --generated abx/def > "$W/profile_022.log" 2>&1) &
+  (export CUDA_VISIBLE_DEVICES=1
+   timeout 150 python3 scripts/ab_generated.py abx/def abx/new $P8 --rounds 7 --trials 20 --swap \
+     --json "$W/ab_008.json" > "$W/ab_008.log" 2>&1
+   timeout 150 ncu --clock-control none -k regex:conv --launch-skip 1 --launch-count 1 \
+     --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
+     --section SpeedOfLight --section Occupancy --section LaunchStats \
+     python3 bench/session29/ncu_022.py abx/def/level2_022_conv2d_softmax_bias_scale_sigmoid.py > "$W/ncu_022.txt" 2>&1) &
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  tail -n 3 "$W/build.log"; tail -n 6 "$W/ab_008.log"
+  grep -E "Duration|Registers Per|Block Limit|stalled" "$W/ncu_022.txt" | sort -k3 -n -r | head -40
+  grep -E "us$|graph|in turns|nodes|convolution:|Async" "$W/host_probe.log" | head -70
+  tail -n 40 "$W/profile_022.log"
+  ;;
+third)   # (two GPUs) GPU 0: level2/022's variants against abx/def (generated at the session's
+  # start): abx/off (FUSEFORGE_CONV=off: cuDNN's convolution, the row kernel after it), abx/st2
+  # (FUSEFORGE_CONV_STAGES=2), abx/st2lb4 (that, with __launch_bounds__(256, 4) by hand: 64
+  # registers, 72 bytes spilled), abx/nopack (by hand: one workspace, the weights packed on the
+  # first call alone); GPU 1: the row tests (test_rows: the outer schedule's 40 rows in one tile)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  P22=suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py
+  (export CUDA_VISIBLE_DEVICES=1
+   timeout 400 python3 -m pytest -q -m gpu tests/test_rows.py > "$W/gpu_rows.log" 2>&1; echo "exit $?" >> "$W/gpu_rows.log") &
+  pids=()
+  for v in off st2 st2lb4 nopack; do
+    timeout 150 python3 scripts/ab_generated.py abx/def abx/$v $P22 --build-only > "$W/build_$v.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  export CUDA_VISIBLE_DEVICES=0
+  for v in off st2 st2lb4 nopack; do
+    timeout 60 python3 scripts/ab_generated.py abx/def abx/$v $P22 --rounds 7 --trials 20 --swap \
+      --json "$W/ab_$v.json" > "$W/ab_$v.log" 2>&1
+  done
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  for v in off st2 st2lb4 nopack; do tail -n 1 "$W/build_$v.log"; tail -n 3 "$W/ab_$v.log"; done
+  tail -n 3 "$W/gpu_rows.log"
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third"; exit 2 ;;
+esac

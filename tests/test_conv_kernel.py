@@ -7,6 +7,7 @@ TF32 tensor cores, and the direct kernel other GPUs run):
 - on the CPU (float32 products, as eager's CPU convolution), against float64 of the operands as
   they are (tight), and as close to eager as eager's own float32 sums allow."""
 import copy
+import re
 
 import pytest
 import torch
@@ -83,11 +84,35 @@ def _convs(p):
 
 
 def test_plan_takes_every_convolution_it_computes(compiled, monkeypatch):
+    """Every one; a's and b's bias adds folded into the sums (plan_conv.bias_add: they start at the
+    bias), not c's add of its own input (not one value a channel)."""
     _, p, _ = compiled
-    assert sorted(len(k.epilogue) for k in _convs(p)) == [1, 3, 3], p.decisions
+    got = sorted((len(k.epilogue), k.bias is not None) for k in _convs(p))
+    assert got == [(1, False), (2, True), (2, True)], p.decisions
     assert not [e for e in p.externs if "conv" in e.node.target], p.decisions
     monkeypatch.setenv("FUSEFORGE_CONV", "0")
     assert not _convs(plan(capture(ConvZoo(), inputs(0))))
+
+
+def test_a_bias_add_is_folded_into_the_sums(compiled):
+    """a's and b's sums start at their bias (one load a channel a thread) and their epilogues read
+    it nowhere; c's add of its own input is no bias: its sums start at 0. The values: the CPU and
+    GPU tests below (the CPU twin starts its sums at the bias too)."""
+    from fuseforge.emit import generate
+    _, p, _ = compiled
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_CONV", "all")
+        text = generate(p, name="zoo").text
+    inits = dict(re.findall(r"struct (\w+)_conv \{.*?float init\(const Args& a, int co\) \{ return ([^;]*); \}", text, re.S))
+    assert len(inits) == 3, inits
+    for name, init in inits.items():
+        epilogue = re.search(rf"FF_HD void {name}_epilogue\(.*?\n\}}\n", text, re.S).group(0)
+        twin = re.search(rf"FF_HD void {name}_elem\(.*?\n\}}\n", text, re.S).group(0)
+        assert f"float acc = {init};" in twin, twin
+        if init != "0.0f":
+            bias = re.fullmatch(r"a\.(in\d+)\[co\]", init).group(1)
+            assert f"a.{bias}[" not in epilogue, epilogue
+    assert sum(init != "0.0f" for init in inits.values()) == 2, inits
 
 
 def test_only_a_1x1_convolution_reads_its_input_nchw(compiled, monkeypatch):
@@ -297,10 +322,11 @@ def compiled_3d():
 
 def test_plan_generates_3d_convolutions(compiled_3d):
     """By default: all three (16 or more input channels through a window: eager's cuDNN runs TF32,
-    plan_conv's numerics), the third without an epilogue; two taps a k-slice for 16 channels."""
+    plan_conv's numerics), the first two with their bias adds folded into the sums, the third without
+    an epilogue; two taps a k-slice for 16 channels."""
     _, p, _ = compiled_3d
-    got = sorted((k.conv.c, k.conv.cp, len(k.epilogue), tiles(k.conv)) for k in _convs(p))
-    assert got == [(16, 16, 3, (32, 14)), (20, 32, 2, (64, 6)), (32, 32, 0, (32, 27))], p.decisions
+    got = sorted((k.conv.c, k.conv.cp, len(k.epilogue), k.bias is not None, tiles(k.conv)) for k in _convs(p))
+    assert got == [(16, 16, 2, True, (32, 14)), (20, 32, 1, True, (64, 6)), (32, 32, 0, False, (32, 27))], p.decisions
 
 
 @pytest.mark.parametrize("c, kernel, why", [(8, 3, "8 input channels through 27 tap"), (16, 1, "16 input channels through 1 tap")])

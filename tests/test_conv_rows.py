@@ -89,8 +89,10 @@ def test_a_softmax_exp_is_computed_once_an_element(compiled):
 
 
 def test_the_convolution_plus_its_bias_is_held_in_place_of_the_two(compiled):
-    """c's softmax reads conv + bias alone: the row holds that sum (one register a channel, the add
-    once) instead of the convolution's values and the bias apart."""
+    """d's layer norm reads its permuted conv + bias alone (an add after a permute is not folded into
+    the sums, plan_conv.bias_add): the row holds that sum (one register a channel, the add once)
+    instead of the convolution's values and the bias apart. c's add, straight after its
+    convolution, is folded: c's row reads the accumulators (conv) as they are."""
     _, p, _ = compiled
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FUSEFORGE_CONV", "all")

@@ -86,5 +86,21 @@ third)   # (two GPUs) GPU 0: level2/022's variants against abx/def (generated at
   for v in off st2 st2lb4 nopack; do tail -n 1 "$W/build_$v.log"; tail -n 3 "$W/ab_$v.log"; done
   tail -n 3 "$W/gpu_rows.log"
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third"; exit 2 ;;
+fold)   # (two GPUs) GPU 0: abx/def (generated at the session's start) against abx/new (the bias add
+  # folded into the sums, the weights packed once) on fold.txt; GPU 1: the generated convolutions'
+  # GPU tests and the replay's
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  (export CUDA_VISIBLE_DEVICES=1
+   timeout 500 python3 -m pytest -q -m gpu tests/test_conv_kernel.py tests/test_conv_rows.py tests/test_replay.py \
+     tests/test_convs.py > "$W/gpu_conv.log" 2>&1; echo "exit $?" >> "$W/gpu_conv.log") &
+  export CUDA_VISIBLE_DEVICES=0
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/fold.txt) --build-only --jobs 12 > "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/fold.txt) --rounds 5 --trials 20 --swap \
+    --json "$W/ab_fold.json" > "$W/ab_fold.log" 2>&1
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  tail -n 2 "$W/build.log"; tail -n 16 "$W/ab_fold.log"
+  grep -E "^FAILED|^E  " "$W/gpu_conv.log" | head -20; tail -n 3 "$W/gpu_conv.log"
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third|fold"; exit 2 ;;
 esac

@@ -1,8 +1,9 @@
 """plan_conv: 2D and 3D convolutions as generated implicit-GEMM kernels with their epilogue fused.
 
 A conv kernel computes one aten.conv2d or aten.conv3d (its bias already moved into the pointwise
-ops after it, ops/convs.py) on the H100's TF32 tensor cores and runs the pointwise group that
-consumes its result in the store of each output element, written in the graph's own layout (NCHW): the
+ops after it, ops/convs.py, and taken back into its sums where that add alone reads the result:
+bias_add) on the H100's TF32 tensor cores and runs the pointwise group that consumes its result
+in the store of each output element, written in the graph's own layout (NCHW): the
 convolution's result is never written channels-last and read back, and the output needs no
 conversion (codegen/conv.py has the kernel). Numerics: cuDNN's TF32 convolution, which eager
 runs by default, rounds both operands to TF32 (to nearest) and sums in float32 (measured on an
@@ -59,7 +60,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -143,6 +144,13 @@ class ConvKernel(FusedOps):
     outputs: list[Value]
     rows: object = None      # a RowKernel over each pixel's channels run in the epilogue instead
     fed: Value | None = None  # ... the value it reads the convolution's result as (fold_pixel_rows)
+    bias: Value | None = None  # one value a channel its sums start at (bias_add: the add is not in the epilogue)
+
+    @property
+    def result(self) -> Value:
+        """The value the accumulators hold once summed: the convolution's, or its bias add's (bias_add)."""
+        y = self.node.outputs[0]
+        return next((n.outputs[0] for n in self.nodes if self.bias is not None and y in n.tensor_inputs()), y)
 
 
 CONV2D = "aten.conv2d.default"
@@ -287,6 +295,28 @@ def bare(node: Node, users, row_groups, group_of) -> str | None:
     return None
 
 
+def bias_add(y: Value, nodes, users, live) -> tuple[Node, Value] | None:
+    """(the add, the bias) where the convolution's result y has one reader, an add among `nodes` of
+    one float32 value per output channel from outside them (its bias, which ops/convs.py moved out
+    of the convolution): the kernel folds it into its sums, each channel's accumulators starting at
+    its bias instead of 0, a load a channel where the epilogue loaded the bias at every element and
+    added it. The same float32 sum of the products and the bias, the bias first instead of last."""
+    readers = users.get(y, [])
+    if y in live or len(readers) != 1 or readers[0] not in nodes:
+        return None
+    add = readers[0]
+    if add.target != "aten.add.Tensor" or add.arg("alpha") != 1:
+        return None
+    b = {add.arg("self"): add.arg("other"), add.arg("other"): add.arg("self")}.get(y)
+    if not isinstance(b, Value) or b is y or b.producer in nodes or b.type.dtype != torch.float32 or \
+            add.outputs[0].type.dtype != torch.float32 or add.outputs[0].type.shape != y.type.shape:
+        return None
+    shape = (1,) * (y.type.ndim - b.type.ndim) + tuple(b.type.shape)
+    if not y.type.ndim - 1 <= b.type.ndim <= y.type.ndim or shape[1] != y.type.shape[1] or any(e != 1 for e in shape[:1] + shape[2:]):
+        return None
+    return add, b
+
+
 def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, why_extern: dict,
                       taken=(), row_groups=()) -> list[ConvKernel]:
     """A conv kernel for every 2D or 3D convolution the generated kernel takes (mode(), the rules
@@ -318,7 +348,12 @@ def form_conv_kernels(graph, groups, group_of, closed, users, live, decisions, w
             decisions.append(f"{node.name}: generated without an epilogue, {why_bare}")
         nodes = [node] + epilogue
         outputs = [m.outputs[0] for m in nodes if needed_outside(m, members, users, live)]
-        kernels.append(ConvKernel("", nodes, node, spec, epilogue, external_inputs(nodes, members), outputs))
+        folded = bias_add(node.outputs[0], epilogue, users, live)
+        if folded:
+            epilogue.remove(folded[0])
+            decisions.append(f"{node.name}: its sums start at {folded[1].name} (the add {folded[0].name} folded in)")
+        kernels.append(ConvKernel("", nodes, node, spec, epilogue, external_inputs(nodes, members), outputs,
+                                  bias=folded[1] if folded else None))
     return kernels
 
 
@@ -411,7 +446,18 @@ def fold_pixel_rows(kernels: list, closed, users, live, decisions, why_extern: d
             continue
         x, w = node.arg("input"), node.arg("weight")
         inputs = list(dict.fromkeys([x, w] + [v for v in rk.inputs if v is not fed]))
-        kernel = ConvKernel("", [node] + views + rk.nodes, node, spec, [], inputs, list(rk.outputs), rk, fed)
+        nodes, row = [node] + views + rk.nodes, rk
+        folded = None if views else bias_add(fed, rk.nodes, users, live)
+        if folded:   # the row kernel reads the add's result from the accumulators
+            add, b = folded
+            summed = add.outputs[0]
+            read = any(b in n.tensor_inputs() for n in rk.nodes if n is not add)
+            row = replace(rk, nodes=[n for n in rk.nodes if n is not add], strides={**rk.strides, summed: rk.strides[fed]},
+                          inputs=[summed if v is fed else v for v in rk.inputs if v is not b or read])
+            fed = summed
+            decisions.append(f"{node.name}: its sums start at {b.name} (the add {add.name} folded in)")
+        kernel = ConvKernel("", nodes, node, spec, [], inputs, list(rk.outputs), row, fed,
+                            bias=folded[1] if folded else None)
         out[out.index(rk)] = kernel
         why_extern.pop(node, None)
         decisions.append(f"{node.name}: its channels' row kernel ({rk.summary()}) fused into its epilogue: a tile "

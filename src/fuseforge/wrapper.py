@@ -330,6 +330,11 @@ def _render_kernel_call(src: KernelSource, emit, placed: dict) -> None:
         size = f"{k.name}_ws_bytes" if src.workspace_on_cpu else f"dev.is_cuda() ? {k.name}_ws_bytes : 0"
         emit(f"    const at::Tensor ws = ff::empty({{static_cast<int64_t>({size})}}, {{1}}, at::kByte, dev);")
         ptrs.append("ws.data_ptr<uint8_t>()")
+    if src.packed:   # a generated convolution's weights, packed on the first call and when they change
+        emit(f"    static ff::FormatCache {k.name}_weights;")
+        emit(f"    const at::Tensor packed = ff::packed_once({src.packed}, {k.name}_packed_bytes, {k.name}_weights, "
+             f'FF_CUDA_FN({k.name}_pack), "{k.name}");')
+        ptrs.append("packed.defined() ? packed.data_ptr<float>() : nullptr")
     emit(f"    const {k.name}_args a{{{', '.join(ptrs)}}};")
     emit(f'    ff::run(dev, {k.name}_n, "{k.name}", [&](int64_t i) {{ {k.name}_elem(a, i); }}, '
          f"FF_CUDA({k.name}_cuda));")

@@ -7,10 +7,11 @@ a tap's channels padded to CP (C where it divides 32: a k-slice then holds 32 / 
 thread's chunk at its own tap; else whole 32-channel slices a tap). 3D: the tap is (q, r, s) and
 the depth one more bound to check; a 2D convolution is one of depth 1 (its SASS unchanged but for
 the setup before the main loop).
-A call runs three kernels (CONV_LIBRARY):
+A call runs two kernels (CONV_LIBRARY), after a third on the first call:
   pack     the weights into tiles of BN channels x 32 k, K-major in wgmma's 128-byte swizzle,
-           rounded to TF32 (zeros past the channels), in the workspace (a few hundred KB: every
-           call, so a changed weight is never stale);
+           rounded to TF32 (zeros past the channels), into a buffer of their own: on the first
+           call, and again where the weights change (another tensor, or an in-place update:
+           ff::packed_once, the rule of the weights cuDNN reads converted);
   (tile)   the input, NCHW, into the workspace channels-last and rounded to TF32 (the tile
            copy that converts inputs for cuDNN, ff_cl_copy, rounding as it writes);
            not where the kernel reads the input NCHW as it is (plan_conv.nchw_input: a 1x1 of
@@ -32,7 +33,9 @@ A call runs three kernels (CONV_LIBRARY):
            copy shifted by the tap's offset (wgmma without swizzle), the weights resident while a
            block loops over tiles.
 Numerics: both operands rounded to TF32 to nearest, float32 sums, as cuDNN's TF32 convolution
-(what eager runs by default) computes (plan_conv.py). The CPU twin (K_elem) sums the same
+(what eager runs by default) computes (plan_conv.py); where the bias add is folded in
+(plan_conv.bias_add), a channel's sums start at its bias (T::init) instead of 0: the same float32
+sum, the bias added first instead of last. The CPU twin (K_elem) sums the same
 rounded products in float32 where it runs on a GPU (`direct`); on the CPU it sums the float32
 products, as eager's CPU convolution does: no looser than eager on either.
 
@@ -55,7 +58,12 @@ def render(k: ConvKernel) -> KernelSource:
     name, cv = k.name, k.conv
     shape = k.shape
     itype, suffix, ins, outs, var = kernel_operands(k, [shape] + ([k.rows.space] if k.rows else []))
-    y = k.node.outputs[0]
+    y = k.result   # (the bias add's, where the sums start at the bias)
+    if k.bias is not None:   # channel co's bias (one value a channel, right-aligned over [N, K, ...])
+        stride = k.bias.type.strides[k.bias.type.ndim - len(shape) + 1]
+        bias = f"a.{var[k.bias]}[{'co' if stride == 1 else f'co * {stride}'}]"
+    else:
+        bias = "0.0f"
     if k.rows:   # the row function of each pixel's channels (codegen/rows.py), reading the conv's args
         k.rows.name = f"{name}_pixel"
         op_of = {op.value: op for op in ins + outs}
@@ -114,11 +122,11 @@ def render(k: ConvKernel) -> KernelSource:
         deep + "    }",
         deep + "  }"] + (["  }"] if three else [])
     image = f"const float* x = a.{var[cv.x]} + img * {cv.c * cv.d * cv.h * cv.w_};"
-    twin = where + [image, f"const float* w = a.{var[cv.w]} + co * {cv.c * cv.taps};", "float acc = 0.0f;"] + window
+    twin = where + [image, f"const float* w = a.{var[cv.w]} + co * {cv.c * cv.taps};", f"float acc = {bias};"] + window
     if k.rows:   # i is a pixel: every channel's sum, then the row function on them (2D only)
         twin = [f"const int64_t ow = i % {cv.ow}, oh = i / {cv.ow} % {cv.oh}, img = i / {cv.ow * cv.oh};",
                 image, f"float vals[{cv.k}];", f"for (int64_t co = 0; co < {cv.k}; ++co) {{",
-                f"  const float* w = a.{var[cv.w]} + co * {cv.c * cv.taps};", "  float acc = 0.0f;"] + \
+                f"  const float* w = a.{var[cv.w]} + co * {cv.c * cv.taps};", f"  float acc = {bias};"] + \
             ["  " + line for line in window] + ["  vals[co] = acc;", "}",
                                                 f"{k.rows.name}_row<{cv.k}>(a, i, true, ff_team_one{{}}, 0, 0, vals);"]
     else:
@@ -127,8 +135,9 @@ def render(k: ConvKernel) -> KernelSource:
     bn, kt = tiles(cv)
     hl = halo(cv, bool(k.rows))
     nt = math.ceil(cv.k / bn)
-    ws = (nt * kt * bn * BK + cv.n * cv.d * cv.h * cv.w_ * cv.c) * 4
-    fields = arg_fields(ins, outs) + ["  unsigned char* __restrict__ ws;  // packed weights, the input channels-last"]
+    ws = cv.n * cv.d * cv.h * cv.w_ * cv.c * 4
+    fields = arg_fields(ins, outs) + ["  unsigned char* __restrict__ ws;  // the input channels-last",
+                                      "  const float* __restrict__ packed;  // the weights packed (ff::packed_once)"]
     ops_list = ", ".join(n.target.removeprefix("aten.") for n in k.nodes)
     if k.rows:
         after = f"""rows of each pixel's channels
@@ -160,8 +169,10 @@ FF_HD void {name}_elem(const {name}_args& a, const {itype} i) {{
 {chr(10).join('  ' + line for line in twin)}
 }}
 
-constexpr size_t {name}_ws_bytes = {ws};  // the weights packed ({nt * kt} tiles), the input channels-last
+constexpr size_t {name}_ws_bytes = {ws};  // the input channels-last
+constexpr size_t {name}_packed_bytes = {nt * kt * bn * BK * 4};  // the weights packed ({nt * kt} tiles)
 int {name}_cuda(const {name}_args& a, void* stream);  // in the CUDA source
+int {name}_pack(const float* w, float* packed, void* stream);  // in the CUDA source
 """
     cuda = f"""
 // ---- {name}: {cv.describe()}, tiles {BM} pixels x {bn} channels x {BK} k, {kt} k-slices
@@ -177,8 +188,9 @@ struct {name}_conv {{
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
-  static __device__ __forceinline__ const float* w(const Args& a) {{ return a.{var[cv.w]}; }}
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
+  static __device__ __forceinline__ const float* packed(const Args& a) {{ return a.packed; }}
+  static __device__ __forceinline__ float init(const Args& a, int co) {{ return {bias}; }}   // where channel co's sums start
   static __device__ __forceinline__ void store(const Args& a, int img, int co, int p, float v) {{
     {f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}(p), v);" if not k.rows else ""}
   }}
@@ -189,9 +201,11 @@ struct {name}_conv {{
 }};
 
 int {name}_cuda(const {name}_args& a, void* stream) {{ return ffconv::launch<{name}_conv>(a, stream); }}
+int {name}_pack(const float* w, float* packed, void* stream) {{ return ffconv::pack_weights<{name}_conv>(w, packed, stream); }}
 """
     helpers = (TF32_ROUND,) + ((ONE_THREAD_TEAM,) + pixel.helpers if k.rows else ())
-    return KernelSource(k, shared, cuda, ins, outs, workspace=True, workspace_on_cpu=False, helpers=helpers)
+    return KernelSource(k, shared, cuda, ins, outs, workspace=True, workspace_on_cpu=False, helpers=helpers,
+                        packed=var[cv.w])
 
 
 def _wgmma(n: int) -> str:
@@ -220,6 +234,15 @@ template <class T> constexpr int KT = (TAPS<T> * T::CP + BK - 1) / BK;     // k-
 template <class T> constexpr int NT = (T::K + T::BN - 1) / T::BN;          // channel tiles
 template <class T> constexpr int P = T::OD * T::OH * T::OW;                // output pixels an image
 template <class T> constexpr int64_t M = int64_t(T::N) * P<T>;             // output pixels
+
+// Where accumulator i of quad lane t starts: its channel's bias (T::init), 0 past the channels.
+// Its channel: 8 (i / 4) + 2 t + i % 2 of the tile; with pixel rows, t + 4 k for k = 2 (i / 4) +
+// i % 2 (the packed weights' channels permuted so that the quad's lanes hold a pixel's row).
+template <class T>
+__device__ __forceinline__ float acc_init(const typename T::Args& a, int i, int t) {
+  const int co = int(blockIdx.y) * T::BN + (T::ROWS ? t + 8 * (i >> 2) + 4 * (i & 1) : 8 * (i >> 2) + 2 * t + (i & 1));
+  return T::K % T::BN == 0 || co < T::K ? T::init(a, co) : 0.0f;
+}
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
 template <class T> constexpr int smem_bytes() { return T::STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
 // the halo kernel's (plan_conv.halo): its tiles of BM virtual pixels (a plane's rows of WH columns)
@@ -234,9 +257,7 @@ __device__ __forceinline__ int swz(int r, int k) { return r * BK + (((k >> 2) ^ 
 // The weights [K][C][(KD][)R][S] into tiles [channel tile][k-slice][BN][32], k = (tap, c), a tap's
 // channels padded to CP, rounded.
 template <class T>
-__global__ void __launch_bounds__(256) pack(const typename T::Args a) {
-  const float* w = T::w(a);
-  float* dst = T::ws(a);
+__global__ void __launch_bounds__(256) pack(const float* __restrict__ w, float* __restrict__ dst) {
   for (int64_t e = int64_t(blockIdx.x) * 256 + threadIdx.x; e < packed_floats<T>(); e += int64_t(gridDim.x) * 256) {
     if constexpr (T::HALO) {   // [channel tile][tap][channel quad][BN][4] (the halo kernel's, no swizzle)
       if (e >= int64_t(NT<T>) * halo_weight_floats<T>) return;
@@ -289,8 +310,8 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   smem += ((1024 - (ffsm90::smem_addr(smem) & 1023)) & 1023) / 4;   // the swizzle wants 1024-byte alignment
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const int64_t m0 = int64_t(blockIdx.x) * BM;
-  const float* xin = T::NCHW_IN ? T::x(a) : T::ws(a) + packed_floats<T>();
-  const float* wt = T::ws(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
+  const float* xin = T::NCHW_IN ? T::x(a) : T::ws(a);
+  const float* wt = T::packed(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
   // The gather's per-thread state, set once (the main loop adds the tap's offset, the same for
   // every thread): this thread's four pixels (rows warp * 16 + lane / 8 + 4 i of the tile) and
   // 16-byte chunk (lane % 8): where the chunk is at tap (0, 0) (a pixel past the end takes the
@@ -371,7 +392,7 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   }
   float acc[BN / 2];
 #pragma unroll
-  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < BN / 2; ++i) acc[i] = acc_init<T>(a, i, lane & 3);
   // descriptors of stage 0 (this warpgroup's 64 pixels, the weights): a stage, or 8 k, further
   // adds its byte offset / 16 to the address field, the low bits (which never carry: under 256 KB)
   const uint64_t ad = ffsm90::desc(smem + wg * 64 * BK), bd = ffsm90::desc(smem + A_TILE);
@@ -461,8 +482,8 @@ __global__ void __launch_bounds__(256) halo(const typename T::Args a) {
   extern __shared__ float4 ffconv_smem[];
   const unsigned hal = ffsm90::smem_addr(ffconv_smem), wts = hal + T::C * T::HPS * 4;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
-  const float* xin = T::ws(a) + packed_floats<T>();
-  const float* wsrc = T::ws(a) + int64_t(blockIdx.y) * halo_weight_floats<T>;
+  const float* xin = T::ws(a);
+  const float* wsrc = T::packed(a) + int64_t(blockIdx.y) * halo_weight_floats<T>;
   for (int e = tid; e < halo_weight_floats<T> / 4; e += 256) copy16(wts + 16 * e, wsrc + 4 * e, true);
   float acc[BN / 2];
   const int g = lane >> 2, t = lane & 3;
@@ -482,7 +503,7 @@ __global__ void __launch_bounds__(256) halo(const typename T::Args a) {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
     __syncthreads();
 #pragma unroll
-    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    for (int i = 0; i < BN / 2; ++i) acc[i] = acc_init<T>(a, i, lane & 3);
     ffsm90::pin(acc);
     ffsm90::fence();
     const unsigned a0 = hal + 16 * (v0 - r0 * T::WH + wg * 64);   // this warpgroup's 64 rows at tap 0
@@ -526,6 +547,15 @@ __global__ void __launch_bounds__(256) direct(const typename T::Args a) {
     T::direct(a, i);
 }
 
+// The weights packed (pack) into dst, which the kernels read through T::packed: once, and again
+// when they change (ff::packed_once), not on every call.
+template <class T>
+int pack_weights(const float* w, float* dst, void* stream) {
+  const int64_t n = packed_floats<T>();
+  pack<T><<<static_cast<unsigned>(n / 256 < 1024 ? (n + 255) / 256 : 1024), 256, 0, static_cast<cudaStream_t>(stream)>>>(w, dst);
+  return cudaGetLastError();
+}
+
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
   static_assert(T::N <= 65535, "the images run on gridDim.z");
@@ -535,11 +565,9 @@ int launch(const typename T::Args& a, void* stream) {
     direct<T><<<static_cast<unsigned>(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(a);
     return cudaGetLastError();
   }
-  const int64_t packed = packed_floats<T>();
-  pack<T><<<static_cast<unsigned>(packed / 256 < 1024 ? (packed + 255) / 256 : 1024), 256, 0, s>>>(a);
   constexpr int DHW = T::D * T::H * T::W;
-  if (!T::NCHW_IN)   // the input [N][C][(D*)H*W] into [N][(D*)H*W][C] after the packed weights, rounded
-    ff_cl_copy<true>(T::x(a), T::ws(a) + packed, T::N, T::C, DHW, T::C, 0, s);
+  if (!T::NCHW_IN)   // the input [N][C][(D*)H*W] into [N][(D*)H*W][C] in the workspace, rounded
+    ff_cl_copy<true>(T::x(a), T::ws(a), T::N, T::C, DHW, T::C, 0, s);
   if constexpr (T::HALO) {   // as many blocks as fit the GPU at once, each looping over tiles
     static int sms[64] = {};
     int dev = 0;

@@ -699,8 +699,10 @@ HOST_RUNTIME = r"""
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #define FF_CUDA(launcher) [&](void* stream) { return launcher(a, stream); }
+#define FF_CUDA_FN(f) f
 #else
 #define FF_CUDA(launcher) nullptr
+#define FF_CUDA_FN(f) nullptr
 #endif
 #include <algorithm>
 #include <memory>
@@ -730,9 +732,10 @@ inline std::vector<c10::IValue> call(const c10::OperatorHandle& op, std::vector<
   return stack;
 }
 
-// A weight in another memory format, converted once and reused while it is the same tensor
-// with the same version counter (an in-place update converts it again). Holding the source
-// keeps its memory from being reused by another tensor while the copy is cached.
+// A weight in another form (another memory format; a generated convolution's packed tiles), made
+// once and reused while it is the same tensor with the same version counter (an in-place update
+// makes it again). Holding the source keeps its memory from being reused by another tensor while
+// the copy is cached.
 struct FormatCache {
   std::mutex m;
   at::Tensor src, converted;
@@ -741,15 +744,36 @@ struct FormatCache {
 // While a CUDA graph is captured (ff::replayed): the cached tensors it reads, kept alive with it
 // (a later call for other weights replaces a cache's copy while the graph still reads the old one).
 static std::vector<at::Tensor>* graph_keeps = nullptr;
-inline at::Tensor converted_once(const at::Tensor& w, at::MemoryFormat fmt, FormatCache& c) {
+template <class Make>
+inline at::Tensor made_once(const at::Tensor& w, FormatCache& c, Make make) {
   std::lock_guard<std::mutex> lock(c.m);
   if (!c.src.defined() || !w.is_same(c.src) || w._version() != c.version) {
-    c.converted = w.contiguous(fmt);
+    c.converted = make();
     c.src = w;
     c.version = w._version();
   }
   if (graph_keeps) graph_keeps->push_back(c.converted);
   return c.converted;
+}
+inline at::Tensor converted_once(const at::Tensor& w, at::MemoryFormat fmt, FormatCache& c) {
+  return made_once(w, c, [&] { return w.contiguous(fmt); });
+}
+// A generated convolution's weights packed by `pack` (its pack kernel, on the current stream) into
+// `bytes`, on a GPU; on the CPU none (the CPU twin reads the weights as they are).
+inline at::Tensor packed_once(const at::Tensor& w, int64_t bytes, FormatCache& c, int (*pack)(const float*, float*, void*),
+                              const char* name) {
+  if (!w.is_cuda()) return at::Tensor();
+  TORCH_CHECK(pack != nullptr, "fuseforge: ", name, ": this build has no CUDA support");
+  return made_once(w, c, [&] {
+    at::Tensor p = at::empty({bytes / 4}, w.options());
+#ifdef FF_WITH_CUDA
+    c10::cuda::CUDAGuard guard(w.device());
+    const int err = pack(w.data_ptr<float>(), p.data_ptr<float>(),
+                         static_cast<void*>(c10::cuda::getCurrentCUDAStream(w.device().index()).stream()));
+    TORCH_CHECK(err == 0, "fuseforge: ", name, ": packing the weights failed: ", cudaGetErrorString(static_cast<cudaError_t>(err)));
+#endif
+    return p;
+  });
 }
 
 // The strides of a channels-last tensor of these sizes (channels innermost, then the pixels).

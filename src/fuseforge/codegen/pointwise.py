@@ -55,6 +55,7 @@ class KernelSource:
     outputs: list[Operand]
     workspace: bool = False           # K_args ends with a scratch pointer (K_ws_bytes long)
     workspace_on_cpu: bool = True     # the CPU twin uses it too (else it gets none)
+    packed: str | None = None         # K_args ends with this weight operand packed (K_pack, ff::packed_once)
     helpers: tuple[str, ...] = ()     # element-code helpers it needs beyond the prelude (once per module)
     backward: bool = False            # it walks its tensors last to first (walk_backward)
 

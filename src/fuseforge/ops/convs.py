@@ -5,7 +5,8 @@ the bias; ATen adds it with a separate in-place elementwise kernel over the whol
 of a 0.75 ms conv2d → min → softmax, more than the 0.18 ms convolution itself). Lowered to the
 convolution without bias and an add of the bias viewed as [C, 1, ...], the add is one more
 pointwise op that fuses into the kernel reading the output, where it costs nothing. The values
-are eager's: the same float32 sum of the convolution's result and the bias.
+are eager's: the same float32 sum of the convolution's result and the bias. A generated
+convolution takes the add back into its sums, which start at the bias (plan_conv.bias_add).
 """
 from __future__ import annotations
 

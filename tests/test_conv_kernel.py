@@ -419,6 +419,28 @@ def test_matches_rounded_reference_and_no_looser_than_eager_on_cuda(request, zoo
 
 
 @pytest.mark.gpu
+def test_weights_changed_in_place_are_packed_again():
+    """The weights are packed on the first call and again after an in-place update (a new version:
+    ff::packed_once), op by op and replayed (each update captures a new graph): every call matches
+    the rounded reference of the weights it is called with, which the updates change."""
+    torch.manual_seed(0)
+    model = ConvZoo()
+    _, fast = _compile(model, inputs(0))
+    model, fast = model.cuda(), fast.cuda()
+    x = inputs(4, "cuda")
+    before = None
+    for step in range(7):   # updated after every third call: op by op, captured, replayed
+        with torch.no_grad():
+            want = rounded_reference(model, x)
+            _close_to_rounded(fast(*x), want)
+            if step % 3 == 2:
+                assert before is None or (want[0] - before[0]).abs().max() > 0.1 and (want[1] - before[1]).abs().max() > 0.1
+                before = want
+                model.a.weight.mul_(-0.5)
+                model.b.weight.add_(0.25)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("zoo, make", [(ConvZoo, inputs), (ConvZoo3D, inputs_3d)])
 def test_direct_kernel_matches_rounded_reference_on_cuda(monkeypatch, zoo, make):
     """The kernel GPUs without wgmma run, forced on the H100."""

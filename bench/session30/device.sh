@@ -1,11 +1,17 @@
 #!/bin/bash
-# The 30th session's device work (H200s; run from the repository root):
-#   OUT=$OUT bash bench/session30/device.sh probe   (two GPUs) GPU 0: scripts/host_probe.py on the
-#     small transposed convolutions (abx/def: level2/025, 027, 031), then profile_kernels on
-#     level3/008 and level2/024 (eager, torch.compile, abx/def); GPU 1: level2/024's file with
-#     FUSEFORGE_CONV=all (abx/all) against the default (abx/def), then ncu's warp stall reasons
-#     on level2/022's fused kernel (abx/def)
-# (abx/ folders: scripts/generate_sources.py here, at the commits named in notes.md)
+# The 30th session's device work (H200s; run from the repository root; abx/ folders made here with
+# scripts/generate_sources.py, at the commits notes.md names):
+#   OUT=$OUT bash bench/session30/device.sh probe    (two GPUs) host_probe on level2/025, 027, 031;
+#     profile_kernels on level3/008 and level2/024; level2/024 with FUSEFORGE_CONV=all against the
+#     default; ncu's warp states on level2/022's fused kernel
+#   OUT=$OUT bash bench/session30/device.sh second   (two GPUs) host_probe again (the wrapper's share
+#     in turns against a bare launch, cuDNN's transposed convolution alone, a memset node);
+#     profile_kernels on level2/022; level3/008's 40-row tile (A/B); ncu's stall reasons on 022
+#   OUT=$OUT bash bench/session30/device.sh third    (two GPUs) level2/022's variants (A/B); test_rows
+#   OUT=$OUT bash bench/session30/device.sh fold     (two GPUs) the bias folded into the sums and the
+#     weights packed once (A/B on fold.txt); the generated convolutions' and the replay's GPU tests
+#   BUDGET=430 OUT=$OUT bash bench/session30/device.sh final   (four GPUs) fuseforge bench on the 81
+#     convolution problems over three GPUs; every GPU test on the fourth
 set -u
 S=bench/session30
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -102,5 +108,26 @@ fold)   # (two GPUs) GPU 0: abx/def (generated at the session's start) against a
   tail -n 2 "$W/build.log"; tail -n 16 "$W/ab_fold.log"
   grep -E "^FAILED|^E  " "$W/gpu_conv.log" | head -20; tail -n 3 "$W/gpu_conv.log"
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third|fold"; exit 2 ;;
+final)   # (four GPUs) GPUs 0-2: fuseforge bench on the 81 convolution problems (bench/session27/conv.txt),
+  # a shard a GPU and its share of the cores, into conv_h200/; GPU 3: every GPU test (test_groups.txt)
+  NG=$(nvidia-smi -L | wc -l); NB=$((NG - 1)); NC=$(( $(nproc) / NG ))
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  for g in $(seq 0 $((NB - 1))); do
+    i=$((g + 1))
+    (CUDA_VISIBLE_DEVICES=$g taskset -c $((g * NC))-$((g * NC + NC - 1)) python3 -m fuseforge.cli bench \
+       $(cat bench/session27/conv.txt) --shard "$i/$NB" -o "$S/conv_h200/shard_${i}_$NB" --batch 16 \
+       --budget "${BUDGET:-400}" > "$W/suite_bench_${i}_$NB.log" 2>&1) &
+  done
+  IFS='|' read -r -a GROUPS_ <<< "$(cat $S/test_groups.txt)"
+  mkdir -p "$W/tests"
+  for k in "${!GROUPS_[@]}"; do
+    (CUDA_VISIBLE_DEVICES=$NB taskset -c $((NB * NC))-$((NB * NC + NC - 1)) timeout 540 python3 -m pytest -q -m gpu \
+       ${GROUPS_[$k]} > "$W/tests/gpu-test-$k.log" 2>&1; echo "exit $?" >> "$W/tests/gpu-test-$k.log") &
+  done
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
+  for f in "$W"/suite_bench_*.log; do tail -n 3 "$f"; done
+  for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third|fold|final"; exit 2 ;;
 esac

@@ -12,6 +12,7 @@
 #     weights packed once (A/B on fold.txt); the generated convolutions' and the replay's GPU tests
 #   BUDGET=430 OUT=$OUT bash bench/session30/device.sh final   (four GPUs) fuseforge bench on the 81
 #     convolution problems over three GPUs; every GPU test on the fourth
+#   OUT=$OUT bash bench/session30/device.sh close    (one GPU) close.txt's problems twice, 300 calls each
 set -u
 S=bench/session30
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -129,5 +130,15 @@ final)   # (four GPUs) GPUs 0-2: fuseforge bench on the 81 convolution problems 
   for f in "$W"/suite_bench_*.log; do tail -n 3 "$f"; done
   for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third|fold|final"; exit 2 ;;
+close)   # (one GPU) the problems within 1.2 % of torch.compile in the suite run, again through
+  # fuseforge bench with 300 timed calls a version, twice (into close/run1, close/run2)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  for r in 1 2; do
+    timeout 200 python3 -m fuseforge.cli bench $(cat $S/close.txt) -o "$S/close/run$r" --trials 300 --min-trials 300 \
+      --no-plots > "$W/bench_$r.log" 2>&1
+  done
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/close" -C "$W" .
+  for r in 1 2; do tail -n 12 "$S/close/run$r/report.md"; done
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh probe|second|third|fold|final|close"; exit 2 ;;
 esac

@@ -311,8 +311,9 @@ def bias_add(y: Value, nodes, users, live) -> tuple[Node, Value] | None:
     if not isinstance(b, Value) or b is y or b.producer in nodes or b.type.dtype != torch.float32 or \
             add.outputs[0].type.dtype != torch.float32 or add.outputs[0].type.shape != y.type.shape:
         return None
-    shape = (1,) * (y.type.ndim - b.type.ndim) + tuple(b.type.shape)
-    if not y.type.ndim - 1 <= b.type.ndim <= y.type.ndim or shape[1] != y.type.shape[1] or any(e != 1 for e in shape[:1] + shape[2:]):
+    shape = (1,) * (y.type.ndim - b.type.ndim) + tuple(b.type.shape)   # (right-aligned over y's)
+    if not y.type.ndim - 1 <= b.type.ndim <= y.type.ndim or shape[1] != y.type.shape[1] or \
+            any(e != 1 for e in shape[:1] + shape[2:]):
         return None
     return add, b
 
@@ -452,7 +453,8 @@ def fold_pixel_rows(kernels: list, closed, users, live, decisions, why_extern: d
             add, b = folded
             summed = add.outputs[0]
             read = any(b in n.tensor_inputs() for n in rk.nodes if n is not add)
-            row = replace(rk, nodes=[n for n in rk.nodes if n is not add], strides={**rk.strides, summed: rk.strides[fed]},
+            row = replace(rk, nodes=[n for n in rk.nodes if n is not add],
+                          strides={**rk.strides, summed: rk.strides[fed]},
                           inputs=[summed if v is fed else v for v in rk.inputs if v is not b or read])
             fed = summed
             decisions.append(f"{node.name}: its sums start at {b.name} (the add {add.name} folded in)")

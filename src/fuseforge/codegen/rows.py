@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 
 from ..graph import Value
 from ..plan import inline_constant
-from ..plan_rows import ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, outer_rows_per_block, runs_along_elements, schedule_of
+from ..plan_rows import (ELEM, OUTER_ROWS_PER_BLOCK, ROW, RowKernel, outer_rows_per_block, runs_along_elements,
+                         schedule_of)
 from ..ops.rows import RowDef, Stage
 from .cpp import ITEMS_PRELUDE, RESIDENT_PRELUDE, STAGE_ROWS_PRELUDE, WELFORD_BATCH_PRELUDE, ctype, literal
 from .pointwise import KernelSource, _index_expr, _render_node, arg_fields, kernel_operands, walk_backward

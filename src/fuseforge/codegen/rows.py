@@ -523,6 +523,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
     held: dict[str, tuple[str, list[str]]] = {}   # item: (its type, the inputs it is made of)
     if alike and not staged:
         stored = {names[op.value] for op in outs}
+        value_of = {n: v for v, n in names.items()}
         for it in items.values():
             made_of = sorted(set(it.deps))
             if it.phase != ELEM or not made_of or not set(made_of) <= set(cached) or set(made_of) & stored:
@@ -530,7 +531,7 @@ def render(k: RowKernel, pixel: PixelRows | None = None, walked_back=frozenset()
             taken = {m for _, ms in held.values() for m in ms}
             if not set(made_of) & taken and all(
                     [m.name for m in items.values() if d in m.deps] == [it.name] for d in made_of):
-                held[it.name] = (it.code[0].split()[1], made_of)   # (its code: "const T name = ...;")
+                held[it.name] = (ctype(value_of[it.name].type.dtype), made_of)
         for n, (t, made_of) in held.items():
             fill = items[n].code
             items[n].code, items[n].deps = [f"const {t} {n} = {n}_c[k];"], []

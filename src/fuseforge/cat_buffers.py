@@ -9,7 +9,9 @@ the earlier cats are views of the buffer's first channels (the strides of the la
 the kernels reading them index directly. The wrapper (wrapper.py) renders it from `families`.
 Measured on an H100 (bench/session13/ab_cat_views_h100.json): level3/009 0.904 -> 0.793 ms. A
 channels-last convolution's output copied into its slice by ATen's copy_ (no conversion first)
-measured slower: 0.830 (ab_cat_direct_h100.json).
+measured slower: 0.830 (ab_cat_direct_h100.json). Converted back to NCHW by our tile kernel
+straight into its slice (`converted_into_slices`), the conversion is the copy: one pass instead
+of two.
 
 Left alone: cats read by a convolution (layout.py may write those channels-last) or a scan (which
 may fuse them), and families
@@ -66,3 +68,27 @@ def families(graph: Graph, decisions: list[str]) -> dict[str, str]:
         decisions.append(f"{', '.join(n.name for n in members)} (aten.cat.default): views of the first channels of "
                          f"{last.name}'s buffer, each piece copied into it once")
     return out
+
+
+def converted_into_slices(plan) -> None:
+    """A convolution run channels-last whose output is converted back to NCHW (layout.py) only for
+    cats sharing one buffer is converted straight into its slice of the buffer, and the cats copy
+    it no more (level3/009: four convolutions, each output read and written once less)."""
+    if os.environ.get("FUSEFORGE_CAT_INTO", "1") == "0":
+        return
+    users, outputs = plan.graph.users(), {id(v) for v in plan.graph.outputs}
+    steps = {e.node: e for e in plan.externs}
+    for last in plan.externs:
+        if last.cat_buffer != last.node.name:
+            continue
+        family = {e.node for e in plan.externs if e.cat_buffer == last.node.name}
+        pieces, off = last.node.arg("tensors"), 0
+        for x in pieces:
+            step = steps.get(x.producer)
+            if step is not None and step.to_nchw and x.list_index is None and len(step.node.outputs) == 1 and \
+                    sum(p is x for p in pieces) == 1 and id(x) not in outputs and \
+                    all(u in family for u in users.get(x, [])):
+                step.into_slice = (last.node.name, off)
+                plan.decisions.append(f"{step.node.name} ({step.node.target}): converted back to NCHW straight "
+                                      f"into channels {off}..{off + x.type.shape[1] - 1} of {last.node.name}'s buffer")
+            off += x.type.shape[1]

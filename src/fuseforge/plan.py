@@ -54,6 +54,7 @@ class Extern:
     cat_channels_last: bool = False  # a cat written straight into channels-last for the convolutions reading it
     cat_buffer: str | None = None    # a cat in the buffer of the last cat of its family (cat_buffers.py): its name
     cat_placed: tuple = ()           # ... the pieces of a channels-last cat its producers write in place (layout.py)
+    into_slice: tuple | None = None  # (cat, channel offset): to_nchw writes into that slice of the cat's buffer
 
 
 @dataclass
@@ -139,7 +140,7 @@ class _Group:
 
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
-    from .cat_buffers import families
+    from .cat_buffers import converted_into_slices, families
     from .layout import converted_1x1, plan_with_layouts, recompute_for_pixel_readers, split_norms
     from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits, split_reduced_softmax
     lowered: list[str] = []
@@ -165,6 +166,7 @@ def plan(graph: Graph) -> Plan:
     for e in result.externs:
         e.cat_buffer = cats.get(e.node.name)
     assert sum(e.cat_buffer is not None for e in result.externs) == len(cats), "a cat of a shared buffer was fused"
+    converted_into_slices(result)
     why = result.why_op_by_op = why_not_replayed(result)
     result.decisions.append("forward: replayed as a CUDA graph on a GPU" if why is None else f"forward: op by op, {why}")
     return result

@@ -163,6 +163,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     copied: set = set()
     placed: dict = {}   # {piece name: its slice of a channels-last cat's buffer} (layout.py)
     for step in plan.externs:   # cat_buffers.py: the last cat of a family, allocated first
+        if step.into_slice:   # (its piece is in the buffer as soon as it is computed)
+            copied.add((f"{step.into_slice[0]}_buffer", step.into_slice[1]))
         if step.cat_buffer == step.node.name:
             t = step.node.outputs[0].type
             emit(f"  const at::Tensor {step.node.name}_buffer = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
@@ -279,7 +281,10 @@ def _render_extern(step: Extern, emit, converted: dict) -> None:
     call = f"ff::call({_handle(node)}, {{{', '.join(args)}}})"
     if len(node.outputs) == 1 and node.outputs[0].list_index is None and len(node.schema.returns) == 1:
         out = f"{call}[0].toTensor()"
-        if step.to_nchw:   # its readers want NCHW (layout.py)
+        if step.to_nchw and step.into_slice:   # only cats of a buffer read it (cat_buffers.py)
+            cat, off = step.into_slice
+            out = f"ff::to_nchw({out}, {cat}_buffer.narrow(1, {off}, {node.outputs[0].type.shape[1]}))"
+        elif step.to_nchw:   # its readers want NCHW (layout.py)
             out = f"ff::to_nchw({out})"
         emit(f"  const at::Tensor {node.outputs[0].name} = {out};")
         return

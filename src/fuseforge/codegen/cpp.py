@@ -591,8 +591,8 @@ struct ff_team_column { // rows side by side in threadIdx.x, a row's elements sp
 // The layout copies go through shared-memory tiles: the reads and the writes both coalesced (ATen's
 // copy between NCHW and channels-last reads or writes with a stride: 1.7x slower on an H100). To
 // channels-last: ff_cl_copy (cl_copy.py); back to NCHW: ff_transpose_kernel, a float32 tensor
-// [n][a][b] copied to [n][b][a] through a 32 x 32 tile (a pixels, b channels; rows of ldy >= a
-// floats written from offset off).
+// [n][a][b] copied to [n][b][a] through a 32 x 32 tile (a pixels, b channels; images ldy >= a * b
+// floats apart in y: a slice of a cat's buffer).
 __device__ __forceinline__ float ff_round_tf32(float x) {   // to nearest, ties away (sm_80 and later)
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
@@ -600,7 +600,7 @@ __device__ __forceinline__ float ff_round_tf32(float x) {   // to nearest, ties 
 }
 template <class A, class B>
 __global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restrict__ x, float* __restrict__ y, A na, B nb,
-                                                           A ldy, A off) {
+                                                           unsigned long long ldy) {
   __shared__ float tile[32][33];
   const unsigned long long img = blockIdx.z;
   const A a0 = blockIdx.y * A(32);
@@ -615,18 +615,18 @@ __global__ void __launch_bounds__(256) ff_transpose_kernel(const float* __restri
     const B j = b0 + threadIdx.y + k;
     const A i = a0 + threadIdx.x;
     if (i < na && j < nb) {
-      y[(img * nb + j) * ldy + off + i] = tile[threadIdx.x][threadIdx.y + k];
+      y[img * ldy + j * na + i] = tile[threadIdx.x][threadIdx.y + k];
     }
   }
 }
 """ + cl_copy.KERNEL + r"""int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
   return ff_cl_copy<false>(x, y, n, c, pixels, c, 0, static_cast<cudaStream_t>(stream));
 }
-int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, void* stream) {
+int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, long long ldy, void* stream) {
   const dim3 grid(static_cast<unsigned>((c + 31) / 32), static_cast<unsigned>((pixels + 31) / 32),
                   static_cast<unsigned>(n));
   ff_transpose_kernel<<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), static_cast<unsigned long long>(pixels), 0ull);
+      x, y, static_cast<unsigned long long>(pixels), static_cast<unsigned>(c), static_cast<unsigned long long>(ldy));
   return static_cast<int>(cudaGetLastError());
 }
 """
@@ -713,7 +713,7 @@ HOST_RUNTIME = r"""
 
 #ifdef FF_WITH_CUDA
 int ff_to_channels_last(const float* x, float* y, long long n, long long c, long long pixels, void* stream);
-int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, void* stream);
+int ff_to_nchw(const float* x, float* y, long long n, long long c, long long pixels, long long ldy, void* stream);
 #endif
 
 namespace ff {
@@ -806,25 +806,29 @@ inline at::Tensor to_channels_last(const at::Tensor& x, at::MemoryFormat fmt) {
 }
 
 // A channels-last convolution's output back in NCHW for readers that want it so (layout.py): the
-// same tile kernel, the other way.
-inline at::Tensor to_nchw(const at::Tensor& x) {
+// same tile kernel, the other way, into y: a fresh tensor or the convolution's slice of a cat's
+// buffer (cat_buffers.py; images y.stride(0) apart). Returns y.
+inline at::Tensor to_nchw(const at::Tensor& x, const at::Tensor& y) {
 #ifdef FF_WITH_CUDA
   const at::MemoryFormat fmt = x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;
+  const int64_t pixels = x.dim() >= 3 ? x.numel() / std::max<int64_t>(1, x.size(0) * x.size(1)) : 0;
   if (x.is_cuda() && x.scalar_type() == at::kFloat && (x.dim() == 4 || x.dim() == 5) && x.is_contiguous(fmt) &&
-      !x.is_contiguous() && x.size(0) <= 65535 && x.numel() / (x.size(0) * x.size(1)) <= 65535 * 32 && x.numel() > 0) {
-    const int64_t n = x.size(0), c = x.size(1), pixels = x.numel() / (n * c);
-    std::vector<int64_t> strides(x.dim());
-    int64_t s = 1;
-    for (int64_t d = x.dim() - 1; d >= 0; --d) { strides[d] = s; s *= x.size(d); }
-    at::Tensor y = at::empty_strided(x.sizes(), strides, x.options());
+      !x.is_contiguous() && x.size(0) <= 65535 && pixels <= 65535 * 32 && x.numel() > 0 &&
+      y.scalar_type() == at::kFloat && y.device() == x.device() && y.sizes() == x.sizes() && y.stride(1) == pixels &&
+      y.narrow(0, 0, 1).is_contiguous()) {
     c10::cuda::CUDAGuard guard(x.device());
-    const int err = ::ff_to_nchw(x.data_ptr<float>(), y.data_ptr<float>(), n, c, pixels,
+    const int err = ::ff_to_nchw(x.data_ptr<float>(), y.data_ptr<float>(), x.size(0), x.size(1), pixels, y.stride(0),
                                  c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
     TORCH_CHECK(err == 0, "fuseforge: to_nchw: launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(err)));
     return y;
   }
 #endif
-  return x.contiguous();
+  y.copy_(x);
+  return y;
+}
+
+inline at::Tensor to_nchw(const at::Tensor& x) {
+  return x.is_contiguous() ? x : to_nchw(x, at::empty(x.sizes(), x.options()));
 }
 
 inline at::Tensor empty(at::IntArrayRef sizes, at::IntArrayRef strides, at::ScalarType dtype,

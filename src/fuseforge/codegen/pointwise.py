@@ -420,30 +420,56 @@ int {name}_cuda(const {name}_args& a, void* stream) {{
 
 def _render_cuda_tiled_nchw(kernel: Kernel, itype, ins, outs, tiled) -> str:
     """_render_cuda_tiled's mirror: a block's tile of 32 channels x 64 pixels of the NCHW inputs is
-    read along the pixels into shared memory, then each thread computes one channel of 8 pixels
-    in the kernel's channels-last order and writes along the channels: both sides coalesced."""
+    read along the pixels into shared memory (4 pixels a thread, one 16-byte load where the pixels
+    are a multiple of 4), then each thread computes one channel of 8 pixels in the kernel's
+    channels-last order and writes along the channels: both sides coalesced."""
     name = kernel.name
     n, c, pixels = kernel.shape[0], kernel.shape[1], math.prod(kernel.shape[2:])
     u = "u" if itype == "uint32_t" else "ull"
     tiles = [f"  __shared__ float t_{op.var}[{TILE_C}][{TILE_P + 1}];  // [channel][pixel]" for op in tiled]
-    loads = [f"      t_{op.var}[cr + 4 * j][w] = ch < {c}{u} && p < {pixels}{u} ? "
-             f"a.{op.var}[img * {op.value.type.strides[0]}{u} + ch * {pixels}{u} + p] : 0.0f;" for op in tiled]
-    args = [f"t_{op.var}[cc][pr + 8 * j]" if op in tiled else f"a.{op.var}[{op.index()}]" for op in ins]
+    loads = []
+    for op in tiled:
+        src = f"a.{op.var} + img * {op.value.type.strides[0]}{u} + ch * {pixels}{u} + p"
+        loads.append(f"""      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (ch < {c}{u}) {{
+        const float* src = {src};
+        if (VEC) {{
+          if (p < {pixels}{u}) v = *reinterpret_cast<const float4*>(src);
+        }} else {{
+          if (p < {pixels}{u}) v.x = src[0];
+          if (p + 1u < {pixels}{u}) v.y = src[1];
+          if (p + 2u < {pixels}{u}) v.z = src[2];
+          if (p + 3u < {pixels}{u}) v.w = src[3];
+        }}
+      }}
+      t_{op.var}[cr + 16 * j][4 * q] = v.x;
+      t_{op.var}[cr + 16 * j][4 * q + 1] = v.y;
+      t_{op.var}[cr + 16 * j][4 * q + 2] = v.z;
+      t_{op.var}[cr + 16 * j][4 * q + 3] = v.w;""")
+    # an input that is one value over the pixels (a channel's parameter, an image's statistic) is
+    # read once: the thread's pixels never leave their (image, channel)
+    same = [op for op in ins if op not in tiled
+            and not any(operand_strides(kernel.nodes, kernel.shape, op.value, name)[2:])]
+    hoisted = [f"  const {ctype(op.value.type.dtype)} {op.var}_px = a.{op.var}[{op.index('i0')}];" for op in same]
+    args = [f"t_{op.var}[cc][pr + 8 * j]" if op in tiled else f"{op.var}_px" if op in same
+            else f"a.{op.var}[{op.index()}]" for op in ins]
     decl = [f"      {ctype(op.value.type.dtype)} {op.var};" for op in outs]
     stores = [f"      a.{op.var}[i] = {op.var};" for op in outs]
+    vec_ok = pixels % 4 == 0 and all(op.value.type.strides[0] % 4 == 0 for op in tiled)
+    aligned = " && ".join(f"ff_aligned16(a.{op.var})" for op in tiled)
     return f"""
 // {name}: NCHW input(s) {', '.join(op.value.name for op in tiled)} are read along pixels into shared
-// memory, the channels-last outputs written along channels: both sides coalesced.
+// memory, the channels-last outputs written along channels: both sides coalesced. VEC: 16-byte loads.
+template <bool VEC>
 __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 {chr(10).join(tiles)}
-  const {itype} img = blockIdx.z;
-  const {itype} c0 = ({itype})blockIdx.y * {TILE_C}u, p0 = ({itype})blockIdx.x * {TILE_P}u;
-  {{  // pixel w of channels cr, cr + 4, .. per thread
-    const uint32_t w = threadIdx.x & 63u, cr = threadIdx.x >> 6;
-    const {itype} p = p0 + w;
+{_tile_origin(itype, False)}
+  {{  // pixels 4q .. 4q + 3 of channels cr, cr + 16 per thread
+    const uint32_t q = threadIdx.x & 15u, cr = threadIdx.x >> 4;
+    const {itype} p = p0 + 4u * q;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {{
-      const {itype} ch = c0 + cr + 4u * j;
+    for (int j = 0; j < 2; ++j) {{
+      const {itype} ch = c0 + cr + 16u * j;
 {chr(10).join(loads)}
     }}
   }}
@@ -451,6 +477,8 @@ __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
   const uint32_t cc = threadIdx.x & 31u, pr = threadIdx.x >> 5;  // channel cc of pixels pr, pr + 8, ..
   const {itype} ch = c0 + cc;
   if (ch >= {c}{u}) return;
+  const {itype} i0 = (img * {pixels}{u} + p0) * {c}{u} + ch;   // (the tile's first pixel)
+{chr(10).join(hoisted)}
 #pragma unroll
   for (int j = 0; j < 8; ++j) {{
     const {itype} p = p0 + pr + 8u * j;
@@ -465,7 +493,8 @@ __global__ void __launch_bounds__(256) {name}_kernel(const {name}_args a) {{
 
 int {name}_cuda(const {name}_args& a, void* stream) {{
   const dim3 grid(({pixels}u + {TILE_P - 1}u) / {TILE_P}u, ({c}u + {TILE_C - 1}u) / {TILE_C}u, {n}u);
-  {name}_kernel<<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  if ({aligned if vec_ok else "false"}) {name}_kernel<true><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  else {name}_kernel<false><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(a);
   return static_cast<int>(cudaGetLastError());
 }}
 """

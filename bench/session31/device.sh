@@ -1,0 +1,31 @@
+#!/bin/bash
+# The 31st session's device work (H200s; run from the repository root; abx/ folders made here with
+# scripts/generate_sources.py, at the commits notes.md names):
+#   OUT=$OUT bash bench/session31/device.sh first   (two GPUs) GPU 0: abx/def against abx/new on
+#     first.txt (A/B, both load orders); GPU 1: test_layout's GPU tests, then profile_kernels on
+#     level3/009 (abx/new) and level1/033 (abx/def)
+set -u
+S=bench/session31
+export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
+W=$(mktemp -d)
+case "${1:-}" in
+first)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  P9=suite/level3/009_densenet_block.py
+  P33=suite/level1/033_conv_transpose2d_standard.py
+  (export CUDA_VISIBLE_DEVICES=1
+   timeout 300 python3 -m pytest -q -m gpu tests/test_layout.py > "$W/gpu_layout.log" 2>&1; echo "exit $?" >> "$W/gpu_layout.log"
+   timeout 200 python3 scripts/profile_kernels.py $P9 --generated abx/new > "$W/profile_009.log" 2>&1
+   timeout 150 python3 scripts/profile_kernels.py $P33 --generated abx/def > "$W/profile_033.log" 2>&1) &
+  export CUDA_VISIBLE_DEVICES=0
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/first.txt) --build-only --jobs 14 > "$W/build.log" 2>&1
+  timeout 240 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/first.txt) --rounds 5 --trials 20 --swap \
+    --json "$W/ab_first.json" > "$W/ab_first.log" 2>&1
+  wait
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  tail -n 2 "$W/build.log"; tail -n 16 "$W/ab_first.log"
+  grep -E "^FAILED|^E  " "$W/gpu_layout.log" | head -20; tail -n 3 "$W/gpu_layout.log"
+  tail -n 28 "$W/profile_009.log" | cut -c1-150; tail -n 30 "$W/profile_033.log" | cut -c1-150
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh first"; exit 2 ;;
+esac

@@ -316,7 +316,7 @@ def test_norm_results_written_channels_last_through_a_tile(monkeypatch):
     assert sum(e.into_slice is not None for e in p.externs) == 4, p.decisions
     src = generate(p, name="dense_rows").text
     assert src.count("NCHW input(s) cat") == 4, src[:2000]
-    assert len(re.findall(r"_buffer\.narrow\(1, \d+, \d+\)\.copy_\(", src)) == 2   # the inputs; the convolutions:
+    assert len(re.findall(r"ff::copy_into\(\w+_buffer\.narrow\(1, \d+, \d+\), ", src)) == 2   # the inputs; the convolutions:
     assert len(re.findall(r"ff::to_nchw\(.*, \w+_buffer\.narrow\(1, (?:16|20), 4\)\);", src)) == 4, src[-6000:]
     monkeypatch.setenv("FUSEFORGE_CAT_INTO", "0")
     assert not any(e.into_slice for e in plan(capture(DenseRows(), row_inputs(0))).externs)
@@ -673,7 +673,7 @@ def test_cats_share_the_last_ones_buffer(monkeypatch):
         readers = [s for s in p.steps if not isinstance(s, Extern) and e.node.outputs[0] in s.inputs]
         assert readers and all(s.strides[e.node.outputs[0]] == last for s in readers), p.decisions
     src = generate(p, name="dense").text
-    assert len(re.findall(r"_buffer\.narrow\(1, \d+, \d+\)\.copy_\(", src)) == 3   # x, y1, y2 once each
+    assert len(re.findall(r"ff::copy_into\(\w+_buffer\.narrow\(1, \d+, \d+\), ", src)) == 3   # x, y1, y2 once each
     assert len(re.findall(r"const at::Tensor \w+ = \w+_buffer\.narrow\(1, 0, ", src)) == 2   # the views
     assert "ff::op(\"aten::cat\"" not in src
     monkeypatch.setenv("FUSEFORGE_CAT_VIEWS", "0")

@@ -209,6 +209,8 @@ def generate(plan: Plan, *, name: str, problem=None) -> Generated:
     host = cpp.HOST_RUNTIME
     if any(e.cat_channels_last for e in plan.externs):   # layout.py: a cat written channels-last piece by piece
         cuda, host = cuda + cpp.CAT_CL_CUDA, host + cpp.CAT_CL_HOST
+    if any(e.cat_buffer for e in plan.externs):   # cat_buffers.py: pieces copied into a shared buffer
+        cuda, host = cuda + cpp.CAT_BUFFER_CUDA, host + cpp.CAT_BUFFER_HOST
     forward = render_forward(plan, sources)
     digest = hashlib.sha256("\0".join([FORMAT_VERSION, element, cuda, host, forward, *HOST_FLAGS, *cuda_flags])
                             .encode()).hexdigest()[:16]

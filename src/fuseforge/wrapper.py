@@ -305,7 +305,7 @@ def _render_cat_view(step: Extern, emit, copied: set) -> None:
     off = 0
     for x in node.arg("tensors"):
         if (buf, off) not in copied:
-            emit(f"  {buf}.narrow(1, {off}, {x.type.shape[1]}).copy_({x.name});")
+            emit(f"  ff::copy_into({buf}.narrow(1, {off}, {x.type.shape[1]}), {x.name});")
             copied.add((buf, off))
         off += x.type.shape[1]
     view = buf if step.cat_buffer == node.name else f"{buf}.narrow(1, 0, {off})"

@@ -641,6 +641,58 @@ int ff_into_channels_last(const float* x, float* y, long long n, long long c, lo
 }
 """
 
+# A piece copied into its slice of a cats' buffer (cat_buffers.py): each image's part is one
+# contiguous run in both, copied with 16-byte accesses. ATen's copy_ into the slice walks it
+# element by element with a 4-d index (level3/009: 64 channels of x at 1.2 TB/s, 0.021 ms).
+CAT_BUFFER_CUDA = r"""
+template <class T>
+__global__ void __launch_bounds__(256) ff_copy_images_kernel(const T* __restrict__ x, T* __restrict__ y,
+                                                             unsigned long long per_image, unsigned long long ldy) {
+  const T* src = x + blockIdx.y * per_image;
+  T* dst = y + blockIdx.y * ldy;
+  for (unsigned long long i = blockIdx.x * 256ull + threadIdx.x; i < per_image; i += gridDim.x * 256ull) dst[i] = src[i];
+}
+// x: n images of per_image floats, one after another; y: the same, ldy floats apart
+int ff_copy_images(const float* x, float* y, long long n, long long per_image, long long ldy, void* stream) {
+  const bool vec = per_image % 4 == 0 && ldy % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const long long len = vec ? per_image / 4 : per_image;
+  const dim3 grid(static_cast<unsigned>(std::max(1LL, std::min((len + 255) / 256, 4096 / n))), static_cast<unsigned>(n));
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (vec) {
+    ff_copy_images_kernel<float4><<<grid, 256, 0, s>>>(reinterpret_cast<const float4*>(x), reinterpret_cast<float4*>(y),
+                                                      len, ldy / 4);
+  } else {
+    ff_copy_images_kernel<float><<<grid, 256, 0, s>>>(x, y, len, ldy);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+"""
+
+CAT_BUFFER_HOST = r"""
+#ifdef FF_WITH_CUDA
+int ff_copy_images(const float* x, float* y, long long n, long long per_image, long long ldy, void* stream);
+#endif
+namespace ff {
+// A cat's piece x into its slice y of the cats' buffer (images y.stride(0) apart): the kernel above
+// for float32 on the GPU, ATen's copy otherwise.
+inline void copy_into(const at::Tensor& y, const at::Tensor& x) {
+#ifdef FF_WITH_CUDA
+  if (x.is_cuda() && x.scalar_type() == at::kFloat && y.scalar_type() == at::kFloat && y.device() == x.device() &&
+      x.sizes() == y.sizes() && x.dim() >= 2 && x.is_contiguous() && y.narrow(0, 0, 1).is_contiguous() &&
+      x.size(0) <= 65535 && x.numel() > 0) {
+    c10::cuda::CUDAGuard guard(x.device());
+    const int err = ::ff_copy_images(x.data_ptr<float>(), y.data_ptr<float>(), x.size(0), x.numel() / x.size(0),
+                                     y.stride(0), c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
+    TORCH_CHECK(err == 0, "fuseforge: copy_into: launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(err)));
+    return;
+  }
+#endif
+  y.copy_(x);
+}
+}  // namespace ff
+"""
+
 CAT_CL_HOST = r"""
 #ifdef FF_WITH_CUDA
 int ff_into_channels_last(const float* x, float* y, long long n, long long c, long long pixels, long long c_total,

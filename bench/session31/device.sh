@@ -4,6 +4,8 @@
 #   OUT=$OUT bash bench/session31/device.sh first   (two GPUs) GPU 0: abx/def against abx/new on
 #     first.txt (A/B, both load orders); GPU 1: test_layout's GPU tests, then profile_kernels on
 #     level3/009 (abx/new) and level1/033 (abx/def)
+#   OUT=$OUT bash bench/session31/device.sh second  (one GPU) level3/009 (A/B), cuDNN's stride-1
+#     transposed convolution against a convolution of the flipped weights, profile of 009
 set -u
 S=bench/session31
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -27,5 +29,18 @@ first)
   grep -E "^FAILED|^E  " "$W/gpu_layout.log" | head -20; tail -n 3 "$W/gpu_layout.log"
   tail -n 28 "$W/profile_009.log" | cut -c1-150; tail -n 30 "$W/profile_033.log" | cut -c1-150
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh first"; exit 2 ;;
+second)   # (one GPU) abx/def against abx/new on level3/009 (A/B); the stride-1 transposed convolution
+  # as a convolution of flipped weights (convt_as_conv.py); profile_kernels on level3/009 (abx/new)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  P9=suite/level3/009_densenet_block.py
+  timeout 100 python3 $S/convt_as_conv.py > "$W/convt_as_conv.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $P9 --build-only > "$W/build.log" 2>&1
+  timeout 150 python3 scripts/ab_generated.py abx/def abx/new $P9 --rounds 7 --trials 20 --swap \
+    --json "$W/ab_009.json" > "$W/ab_009.log" 2>&1
+  timeout 200 python3 scripts/profile_kernels.py $P9 --generated abx/new > "$W/profile_009.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  cat "$W/convt_as_conv.log"; tail -n 2 "$W/build.log"; tail -n 4 "$W/ab_009.log"
+  grep -A40 "abx/new" "$W/profile_009.log" | cut -c1-150
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh first|second"; exit 2 ;;
 esac

@@ -300,22 +300,25 @@ class DenseRows(nn.Module):
     """DenseCats over 16 + 4 channels, without biases (as DenseNet): each batch norm splits (not with FUSEFORGE_CL_TILE_IN=0) and its
     relu, reading a view of the cats' buffer (NCHW), is written channels-last for the convolution
     through a transposing tile (16-byte loads; on 63 x 62 pixels, not a multiple of 4, one float
-    each). Each convolution's output is converted back to NCHW straight into its slice of the buffer."""
+    each). Each convolution's output is converted back to NCHW straight into its slice of the buffer.
+    `mix` reads x + a slice of the first block's result, both NCHW, through two tiles."""
     def __init__(self):
         super().__init__()
         self.whole, self.cropped = DenseCats((16, 20), bias=False), DenseCats((16, 20), bias=False)
+        self.mix = nn.Conv2d(16, 32, 3, bias=False)
 
     def forward(self, x):
-        return self.whole(x), self.cropped(x[:, :, 1:, 2:])
+        a = self.whole(x)
+        return a, self.cropped(x[:, :, 1:, 2:]), self.mix(torch.relu(x + a[:, 4:20]))
 
 
 def test_norm_results_written_channels_last_through_a_tile(monkeypatch):
     p = plan(capture(DenseRows(), row_inputs(0)))
-    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 4, p.decisions
+    assert sum("written channels-last for the convolution" in d for d in p.decisions) == 5, p.decisions
     assert sum("reads its result and may run channels-last" in d for d in p.decisions) == 4, p.decisions
     assert sum(e.into_slice is not None for e in p.externs) == 4, p.decisions
     src = generate(p, name="dense_rows").text
-    assert src.count("NCHW input(s) cat") == 4, src[:2000]
+    assert src.count("NCHW input(s) cat") == 4 and src.count("NCHW input(s) x, slice") == 1, src[:2000]
     assert len(re.findall(r"ff::copy_into\(\w+_buffer\.narrow\(1, \d+, \d+\), ", src)) == 2   # the inputs; the convolutions:
     assert len(re.findall(r"ff::to_nchw\(.*, \w+_buffer\.narrow\(1, (?:16|20), 4\)\);", src)) == 4, src[-6000:]
     monkeypatch.setenv("FUSEFORGE_CAT_INTO", "0")

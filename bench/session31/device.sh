@@ -6,6 +6,8 @@
 #     level3/009 (abx/new) and level1/033 (abx/def)
 #   OUT=$OUT bash bench/session31/device.sh second  (one GPU) level3/009 (A/B), cuDNN's stride-1
 #     transposed convolution against a convolution of the flipped weights, profile of 009
+#   BUDGET=430 OUT=$OUT bash bench/session31/device.sh final1, then final2   (two GPUs each) the
+#     81 convolution problems' bench in three shards; every GPU test; convt_as_conv.py again
 set -u
 S=bench/session31
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -42,5 +44,36 @@ second)   # (one GPU) abx/def against abx/new on level3/009 (A/B); the stride-1 
   cat "$W/convt_as_conv.log"; tail -n 2 "$W/build.log"; tail -n 4 "$W/ab_009.log"
   grep -A40 "abx/new" "$W/profile_009.log" | cut -c1-150
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh first|second"; exit 2 ;;
+final1|final2)   # (two GPUs) fuseforge bench on the 81 convolution problems (bench/session27/conv.txt) in
+  # three shards into conv_h200/, a shard a GPU with its half of the cores: final1 shard 1 on GPU 0
+  # and every GPU test (bench/session30/test_groups.txt) on GPU 1, then convt_as_conv.py there;
+  # final2 shards 2 and 3
+  NC=$(( $(nproc) / 2 ))
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  shard() {   # GPU, shard
+    CUDA_VISIBLE_DEVICES=$1 taskset -c $(($1 * NC))-$(($1 * NC + NC - 1)) python3 -m fuseforge.cli bench \
+      $(cat bench/session27/conv.txt) --shard "$2/3" -o "$S/conv_h200/shard_$2_3" --batch 16 \
+      --budget "${BUDGET:-430}" > "$W/suite_bench_$2_3.log" 2>&1
+  }
+  if [ "$1" = final1 ]; then
+    shard 0 1 &
+    IFS='|' read -r -a GROUPS_ <<< "$(cat bench/session30/test_groups.txt)"
+    mkdir -p "$W/tests"
+    for k in "${!GROUPS_[@]}"; do
+      (CUDA_VISIBLE_DEVICES=1 taskset -c $NC-$((2 * NC - 1)) timeout 480 python3 -m pytest -q -m gpu \
+         ${GROUPS_[$k]} > "$W/tests/gpu-test-$k.log" 2>&1; echo "exit $?" >> "$W/tests/gpu-test-$k.log") &
+    done
+    wait
+    CUDA_VISIBLE_DEVICES=1 timeout 100 python3 $S/convt_as_conv.py > "$W/convt_as_conv.log" 2>&1
+  else
+    shard 0 2 &
+    shard 1 3 &
+    wait
+  fi
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
+  for f in "$W"/suite_bench_*.log; do tail -n 3 "$f"; done
+  for f in "$W"/tests/gpu-test-*.log; do [ -f "$f" ] && { grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; }; done
+  cat "$W/convt_as_conv.log" 2>/dev/null
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh first|second|final1|final2"; exit 2 ;;
 esac

@@ -859,7 +859,7 @@ inline at::Tensor to_channels_last(const at::Tensor& x, at::MemoryFormat fmt) {
 
 // A channels-last convolution's output back in NCHW for readers that want it so (layout.py): the
 // same tile kernel, the other way, into y: a fresh tensor or the convolution's slice of a cat's
-// buffer (cat_buffers.py; images y.stride(0) apart). Returns y.
+// buffer (images y.stride(0) apart: the cats of a DenseNet block). Returns y.
 inline at::Tensor to_nchw(const at::Tensor& x, const at::Tensor& y) {
 #ifdef FF_WITH_CUDA
   const at::MemoryFormat fmt = x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;

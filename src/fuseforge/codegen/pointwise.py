@@ -430,22 +430,22 @@ def _render_cuda_tiled_nchw(kernel: Kernel, itype, ins, outs, tiled) -> str:
     loads = []
     for op in tiled:
         src = f"a.{op.var} + img * {op.value.type.strides[0]}{u} + ch * {pixels}{u} + p"
-        loads.append(f"""      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        loads.append(f"""      float4 v_{op.var} = make_float4(0.f, 0.f, 0.f, 0.f);
       if (ch < {c}{u}) {{
-        const float* src = {src};
+        const float* src_{op.var} = {src};
         if (VEC) {{
-          if (p < {pixels}{u}) v = *reinterpret_cast<const float4*>(src);
+          if (p < {pixels}{u}) v_{op.var} = *reinterpret_cast<const float4*>(src_{op.var});
         }} else {{
-          if (p < {pixels}{u}) v.x = src[0];
-          if (p + 1u < {pixels}{u}) v.y = src[1];
-          if (p + 2u < {pixels}{u}) v.z = src[2];
-          if (p + 3u < {pixels}{u}) v.w = src[3];
+          if (p < {pixels}{u}) v_{op.var}.x = src_{op.var}[0];
+          if (p + 1u < {pixels}{u}) v_{op.var}.y = src_{op.var}[1];
+          if (p + 2u < {pixels}{u}) v_{op.var}.z = src_{op.var}[2];
+          if (p + 3u < {pixels}{u}) v_{op.var}.w = src_{op.var}[3];
         }}
       }}
-      t_{op.var}[cr + 16 * j][4 * q] = v.x;
-      t_{op.var}[cr + 16 * j][4 * q + 1] = v.y;
-      t_{op.var}[cr + 16 * j][4 * q + 2] = v.z;
-      t_{op.var}[cr + 16 * j][4 * q + 3] = v.w;""")
+      t_{op.var}[cr + 16 * j][4 * q] = v_{op.var}.x;
+      t_{op.var}[cr + 16 * j][4 * q + 1] = v_{op.var}.y;
+      t_{op.var}[cr + 16 * j][4 * q + 2] = v_{op.var}.z;
+      t_{op.var}[cr + 16 * j][4 * q + 3] = v_{op.var}.w;""")
     # an input that is one value over the pixels (a channel's parameter, an image's statistic) is
     # read once: the thread's pixels never leave their (image, channel)
     same = [op for op in ins if op not in tiled

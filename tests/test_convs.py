@@ -9,6 +9,7 @@ from fuseforge.capture import capture
 from fuseforge.plan import plan
 
 from .outputs import assert_same_layout_and_close
+from .test_layout import _no_looser_than_eager
 
 # target -> (input shape, weight shape, fn(x, w, b))
 CASES = {
@@ -84,3 +85,46 @@ def test_matches_eager_on_cuda(convs):
     x = conv_inputs(2, "cuda")
     with torch.no_grad():
         _check(fast.cuda()(*x), model.cuda()(*x))
+
+
+class TransposedAsConv(torch.nn.Module):
+    """3D transposed convolutions over 16 channels: of stride 1, padded and dilated (lowered to the
+    convolution of the flipped weights), and of stride 2 (left as it is)."""
+    def __init__(self):
+        super().__init__()
+        self.one = torch.nn.ConvTranspose3d(16, 16, 3, padding=(1, 0, 1), dilation=(1, 2, 1))
+        self.two = torch.nn.ConvTranspose3d(16, 16, 3, stride=2)
+
+    def forward(self, x):
+        return self.one(x), self.two(x)
+
+
+def transposed_inputs(seed, device="cpu"):
+    return [torch.randn(2, 16, 4, 6, 5, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+@pytest.fixture(scope="module")
+def transposed():
+    torch.manual_seed(0)
+    model = TransposedAsConv()
+    return model, fuseforge.compile(model, transposed_inputs(0))
+
+
+def test_stride_one_transposed_3d_runs_as_a_convolution(transposed, monkeypatch):
+    p = plan(capture(TransposedAsConv(), transposed_inputs(0)))
+    lowered = [d for d in p.decisions if "(aten.conv_transpose3d.input): lowered to" in d]
+    assert len(lowered) == 2 and sum("flip.default" in d and "conv3d.default" in d for d in lowered) == 1, lowered
+    conv = [n for n in p.graph.nodes if n.target == "aten.conv3d.default"]
+    assert len(conv) == 1 and conv[0].arg("padding") == [1, 4, 1], p.decisions
+    model, fast = transposed
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*transposed_inputs(1)), model(*transposed_inputs(1)), 1e-4, 1e-5)
+    monkeypatch.setenv("FUSEFORGE_CONVT_AS_CONV", "0")
+    p = plan(capture(TransposedAsConv(), transposed_inputs(0)))
+    assert not any(n.target == "aten.conv3d.default" for n in p.graph.nodes), p.decisions
+
+
+@pytest.mark.gpu
+def test_stride_one_transposed_3d_on_cuda(transposed):
+    model, fast = transposed
+    _no_looser_than_eager(model.cuda(), fast.cuda(), transposed_inputs(2, "cuda"))

@@ -10,11 +10,13 @@ convolution takes the add back into its sums, which start at the bias (plan_conv
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..graph import Node, Value
 from .registry import LOWER, register
-from .windows import depthwise
+from .windows import depthwise, per_dim
 
 A = torch.ops.aten
 CONVS = ["aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default", "aten.conv1d.padding",
@@ -32,6 +34,31 @@ def _bias_after(node: Node, b):
     out = b(node.op, *args)
     spatial = weight.type.ndim - 2              # the output's dims after the channel dim
     return b(A.add.Tensor, out, b(A.view.default, bias, [bias.type.shape[0]] + [1] * spatial))
+
+
+def _transposed_as_conv(node: Node, b):
+    """A 3D transposed convolution of stride 1 (one group, no output padding) as the convolution it
+    is: of the weights with input and output channels swapped and every window flipped, padded by
+    dilation x (window - 1) - padding. cuDNN ran level1/036's (32 -> 16 channels, 3x3x3, 16 x 64 x
+    64) as the convolution in 0.29 of the transposed one's time, both TF32, 2.9e-4 of the largest
+    value from float64 either way (bench/session31/final/convt_as_conv.log); in 2D 0.96-0.99, not
+    worth the weights flipped on every call. Only with plan_conv.MIN_IN_CHANNELS_3D or more input
+    channels, where the convolution, cuDNN's or generated, runs TF32 as eager's does. The flip and
+    the copy that makes the weights contiguous run each call (a few microseconds); its bias moves
+    out in the next round. FUSEFORGE_CONVT_AS_CONV=0 turns it off."""
+    from ..plan_conv import MIN_IN_CHANNELS_3D
+    x, w = node.arg("input"), node.arg("weight")
+    window = w.type.shape[2:]
+    stride, padding, out_padding, dilation = (per_dim(node.arg(a), 3) for a in
+                                              ("stride", "padding", "output_padding", "dilation"))
+    pads = [d * (k - 1) - p for d, k, p in zip(dilation, window, padding)]
+    if os.environ.get("FUSEFORGE_CONVT_AS_CONV", "1") == "0" or int(node.arg("groups")) != 1 or \
+            any(s != 1 for s in stride) or any(out_padding) or min(pads) < 0 or x.type.ndim != 5 or \
+            x.type.shape[1] < MIN_IN_CHANNELS_3D:
+        return _bias_after(node, b)
+    flipped = b(A.flip.default, b(A.transpose.int, w, 0, 1), [2, 3, 4])
+    weight = b(A.clone.default, flipped, memory_format=torch.contiguous_format)
+    return b(A.conv3d.default, x, weight, node.arg("bias"), [1, 1, 1], pads, list(dilation), 1)
 
 
 def _padding_spelled_out(node: Node, b):
@@ -53,6 +80,7 @@ def _padding_spelled_out(node: Node, b):
 
 
 register([c for c in CONVS if c.endswith(".padding")], None, kind=LOWER, lower=_padding_spelled_out)
-register([c for c in CONVS if c != "aten.conv2d.default" and not c.endswith(".padding")], None, kind=LOWER,
-         lower=_bias_after)
+register([c for c in CONVS if c not in ("aten.conv2d.default", "aten.conv_transpose3d.input")
+          and not c.endswith(".padding")], None, kind=LOWER, lower=_bias_after)
+register("aten.conv_transpose3d.input", None, kind=LOWER, lower=_transposed_as_conv)
 register("aten.conv2d.default", None, kind=LOWER, lower=_bias_after, window=depthwise)

@@ -7,7 +7,8 @@
 #   OUT=$OUT bash bench/session31/device.sh second  (one GPU) level3/009 (A/B), cuDNN's stride-1
 #     transposed convolution against a convolution of the flipped weights, profile of 009
 #   BUDGET=430 OUT=$OUT bash bench/session31/device.sh final1, then final2   (two GPUs each) the
-#     81 convolution problems' bench in three shards; every GPU test; convt_as_conv.py again
+#     81 convolution problems' bench in three shards; every GPU test; convt_as_conv.py again;
+#     final2 test_convs' GPU tests first (the lowering committed after final1)
 set -u
 S=bench/session31
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -65,15 +66,16 @@ final1|final2)   # (two GPUs) fuseforge bench on the 81 convolution problems (be
     done
     wait
     CUDA_VISIBLE_DEVICES=1 timeout 100 python3 $S/convt_as_conv.py > "$W/convt_as_conv.log" 2>&1
-  else
+  else   # (GPU 1 first runs test_convs' GPU tests: the stride-1 3D transposed convolution came after final1)
     shard 0 2 &
-    shard 1 3 &
+    (CUDA_VISIBLE_DEVICES=1 taskset -c $NC-$((2 * NC - 1)) timeout 150 python3 -m pytest -q -m gpu tests/test_convs.py \
+       > "$W/gpu_convs.log" 2>&1; echo "exit $?" >> "$W/gpu_convs.log"; shard 1 3) &
     wait
   fi
   mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
   for f in "$W"/suite_bench_*.log; do tail -n 3 "$f"; done
   for f in "$W"/tests/gpu-test-*.log; do [ -f "$f" ] && { grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; }; done
-  cat "$W/convt_as_conv.log" 2>/dev/null
+  cat "$W/convt_as_conv.log" 2>/dev/null; tail -n 3 "$W/gpu_convs.log" 2>/dev/null
   ;;
 *) echo "usage: OUT=\$OUT bash $S/device.sh first|second|final1|final2"; exit 2 ;;
 esac

@@ -9,6 +9,7 @@
 #   BUDGET=430 OUT=$OUT bash bench/session31/device.sh final1, then final2   (two GPUs each) the
 #     81 convolution problems' bench in three shards; every GPU test; convt_as_conv.py again;
 #     final2 test_convs' GPU tests first (the lowering committed after final1)
+#   OUT=$OUT bash bench/session31/device.sh probe035   (one GPU) profile_kernels on level1/035
 set -u
 S=bench/session31
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -77,5 +78,13 @@ final1|final2)   # (two GPUs) fuseforge bench on the 81 convolution problems (be
   for f in "$W"/tests/gpu-test-*.log; do [ -f "$f" ] && { grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; }; done
   cat "$W/convt_as_conv.log" 2>/dev/null; tail -n 3 "$W/gpu_convs.log" 2>/dev/null
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh first|second|final1|final2"; exit 2 ;;
+probe035)   # (one GPU) profile_kernels on level1/035 (eager, torch.compile, fuseforge): below
+  # torch.compile in final2 (0.95) where earlier runs had a tie
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  timeout 150 python3 scripts/profile_kernels.py suite/level1/035_conv_transpose2d_asymmetric_dilated.py \
+    > "$W/profile_035.log" 2>&1
+  mkdir -p "$OUT" && cp "$W"/* "$OUT"/
+  grep -v Warning "$W/profile_035.log" | grep -E "ms in kernels|^ +[0-9]" | cut -c1-170
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh first|second|final1|final2|probe035"; exit 2 ;;
 esac

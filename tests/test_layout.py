@@ -20,7 +20,7 @@ class ConvEpilogues(nn.Module):
     def __init__(self):
         super().__init__()
         self.c2 = nn.Conv2d(16, 24, 3)
-        self.c3 = nn.ConvTranspose3d(16, 8, 3)
+        self.c3 = nn.ConvTranspose3d(16, 8, 3, stride=2)
         self.t2 = nn.ConvTranspose2d(16, 8, 3, stride=2)
         self.c1x1 = nn.Conv2d(16, 8, 1)
         self.few = nn.Conv2d(3, 8, 3)
@@ -28,7 +28,7 @@ class ConvEpilogues(nn.Module):
 
     def forward(self, x, v, r):
         a = torch.min(self.c2(x), torch.tensor(0.3)) + self.bias     # channels-last, per-channel operand
-        b = torch.tanh(self.c3(v)) * 2                                # 3D, transposed
+        b = torch.tanh(self.c3(v)) * 2                                # 3D, transposed (stride 2: kept)
         c = torch.relu(self.t2(x)) + r                                # transposed, an NCHW operand too
         d = torch.sigmoid(self.c1x1(x))                               # 1x1, 8 channels out: stays NCHW
         e = self.few(x[:, :3]) + 1                                    # 3 input channels: stays NCHW
@@ -70,15 +70,16 @@ def test_window_readers_read_channels_last_through_a_tile(monkeypatch):
 class ConvReadBack(nn.Module):
     """Convolutions whose readers want NCHW or read channels-last through a tile: a window kernel
     (max pool), an extern (cat), the model's result, and a 3D transposed convolution's window
-    kernel (from channels-last-3d). Odd sizes: the conversion's 32 x 32 tiles have tails along the
-    channels (6 and 5) and the pixels (33 x 35, 32 x 34), the window tiles' (32 channels x 32
-    output pixels) too: 8 channels of 15 x 16 and 3 x 4 x 4 outputs."""
+    kernel (from channels-last-3d; of stride 2: one of stride 1 runs as a convolution, ops/convs.py).
+    Odd sizes: the conversion's 32 x 32 tiles have tails along the channels (6 and 5) and the
+    pixels (33 x 35, 32 x 34), the window tiles' (32 channels x 32 output pixels) too: 8 channels
+    of 15 x 16 and 5 x 6 x 7 outputs."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(40, 8, 3)
         self.b = nn.Conv2d(40, 6, 3, padding=1, bias=False)
         self.c = nn.Conv2d(40, 5, 2, bias=False)
-        self.t = nn.ConvTranspose3d(16, 8, 3)
+        self.t = nn.ConvTranspose3d(16, 8, 3, stride=2)
 
     def forward(self, x, v):
         return F.max_pool2d(self.a(x), 2), torch.cat([x, self.b(x)], 1), self.c(x), F.max_pool3d(self.t(v), 2)
@@ -286,8 +287,8 @@ class DenseCats(nn.Module):
     16, 20: wide enough for channels-last convolutions, DenseRows)."""
     def __init__(self, widths=(6, 10), bias=True):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1, bias=bias))
-                                    for c in widths)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4, 3, padding=1, bias=bias)) for c in widths)
 
     def forward(self, x):
         features = [x]
@@ -297,11 +298,12 @@ class DenseCats(nn.Module):
 
 
 class DenseRows(nn.Module):
-    """DenseCats over 16 + 4 channels, without biases (as DenseNet): each batch norm splits (not with FUSEFORGE_CL_TILE_IN=0) and its
-    relu, reading a view of the cats' buffer (NCHW), is written channels-last for the convolution
-    through a transposing tile (16-byte loads; on 63 x 62 pixels, not a multiple of 4, one float
-    each). Each convolution's output is converted back to NCHW straight into its slice of the buffer.
-    `mix` reads x + a slice of the first block's result, both NCHW, through two tiles."""
+    """DenseCats over 16 + 4 channels, without biases (as DenseNet): each batch norm splits (not
+    with FUSEFORGE_CL_TILE_IN=0) and its relu, reading a view of the cats' buffer (NCHW), is
+    written channels-last for the convolution through a transposing tile (16-byte loads; on 63 x
+    62 pixels, not a multiple of 4, one float each). Each convolution's output is converted back
+    to NCHW straight into its slice of the buffer. `mix` reads x + a slice of the first block's
+    result, both NCHW, through two tiles."""
     def __init__(self):
         super().__init__()
         self.whole, self.cropped = DenseCats((16, 20), bias=False), DenseCats((16, 20), bias=False)
@@ -319,7 +321,8 @@ def test_norm_results_written_channels_last_through_a_tile(monkeypatch):
     assert sum(e.into_slice is not None for e in p.externs) == 4, p.decisions
     src = generate(p, name="dense_rows").text
     assert src.count("NCHW input(s) cat") == 4 and src.count("NCHW input(s) x, slice") == 1, src[:2000]
-    assert len(re.findall(r"ff::copy_into\(\w+_buffer\.narrow\(1, \d+, \d+\), ", src)) == 2   # the inputs; the convolutions:
+    # the inputs copied into the buffers; the convolutions converted into them
+    assert len(re.findall(r"ff::copy_into\(\w+_buffer\.narrow\(1, \d+, \d+\), ", src)) == 2
     assert len(re.findall(r"ff::to_nchw\(.*, \w+_buffer\.narrow\(1, (?:16|20), 4\)\);", src)) == 4, src[-6000:]
     monkeypatch.setenv("FUSEFORGE_CAT_INTO", "0")
     assert not any(e.into_slice for e in plan(capture(DenseRows(), row_inputs(0))).externs)

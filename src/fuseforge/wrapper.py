@@ -164,10 +164,10 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
     placed: dict = {}   # {piece name: its slice of a channels-last cat's buffer} (layout.py)
     for step in plan.externs:   # cat_buffers.py: the last cat of a family, allocated first
         if step.into_slice:   # (its piece is in the buffer as soon as it is computed)
-            copied.add((f"{step.into_slice[0]}_buffer", step.into_slice[1]))
+            copied.add((_buffer(step.into_slice[0]), step.into_slice[1]))
         if step.cat_buffer == step.node.name:
             t = step.node.outputs[0].type
-            emit(f"  const at::Tensor {step.node.name}_buffer = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
+            emit(f"  const at::Tensor {_buffer(step.node.name)} = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
                  f"{SCALAR_TYPES[t.dtype]}, dev);  // its earlier cats are views of it")
         if step.cat_placed:
             t = step.node.outputs[0].type
@@ -283,7 +283,7 @@ def _render_extern(step: Extern, emit, converted: dict) -> None:
         out = f"{call}[0].toTensor()"
         if step.to_nchw and step.into_slice:   # only cats of a buffer read it (cat_buffers.py)
             cat, off = step.into_slice
-            out = f"ff::to_nchw({out}, {cat}_buffer.narrow(1, {off}, {node.outputs[0].type.shape[1]}))"
+            out = f"ff::to_nchw({out}, {_buffer(cat)}.narrow(1, {off}, {node.outputs[0].type.shape[1]}))"
         elif step.to_nchw:   # its readers want NCHW (layout.py)
             out = f"ff::to_nchw({out})"
         emit(f"  const at::Tensor {node.outputs[0].name} = {out};")
@@ -297,10 +297,15 @@ def _render_extern(step: Extern, emit, converted: dict) -> None:
             emit(f"  const at::Tensor {v.name} = {node.name}_r[{v.index}].toTensorVector()[{v.list_index}];")
 
 
+def _buffer(cat: str) -> str:
+    """The name of the buffer the cats of a family share (cat_buffers.py): their last one's."""
+    return f"{cat}_buffer"
+
+
 def _render_cat_view(step: Extern, emit, copied: set) -> None:
     """A cat of a shared buffer (cat_buffers.py): the pieces not yet in it copied into their
     slices, then the cat is the buffer's first channels. `copied`: (buffer, channel offset) done."""
-    node, buf = step.node, f"{step.cat_buffer}_buffer"
+    node, buf = step.node, _buffer(step.cat_buffer)
     emit(f"  // {node.name}: aten.cat of {', '.join(x.name for x in node.arg('tensors'))} in {buf}")
     off = 0
     for x in node.arg("tensors"):

@@ -321,6 +321,13 @@ def _tile_origin(itype, backward: bool) -> str:
             f"  const {itype} c0 = ({itype}){y} * {TILE_C}u, p0 = ({itype}){x} * {TILE_P}u;")
 
 
+def _one_value_over_pixels(kernel: Kernel, ins, tiled) -> list:
+    """The inputs that are one value over the pixels (a channel's parameter, an image's statistic):
+    a transposing tile's thread reads each once for its pixels."""
+    return [op for op in ins if op not in tiled
+            and not any(operand_strides(kernel.nodes, kernel.shape, op.value, kernel.name)[2:])]
+
+
 def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled, backward) -> str:
     """A tile of 32 channels x 64 pixels per block, in two subtiles of 32 pixels. A thread reads
     4 channels of a pixel per subtile (one 16-byte load where the channels are a multiple of 4)
@@ -359,10 +366,8 @@ def _render_cuda_tiled(kernel: Kernel, itype, ins, outs, tiled, backward) -> str
       t_{op.var}[s][cg + 2][w] = v_{op.var}[s].z;
       t_{op.var}[s][cg + 3][w] = v_{op.var}[s].w;
     }}""")
-    # an input that is one value over the pixels (a channel's parameter, an image's statistic) is
     # read once for the thread's 4 pixels, which never leave their (image, channel) row
-    same = [op for op in ins if op not in tiled
-            and not any(operand_strides(kernel.nodes, kernel.shape, op.value, name)[2:])]
+    same = _one_value_over_pixels(kernel, ins, tiled)
     hoisted = [f"      const {ctype(op.value.type.dtype)} {op.var}_px = a.{op.var}[{op.index()}];" for op in same]
     args = [f"t_{op.var}[s][cc][pg + k]" if op in tiled else f"{op.var}_px" if op in same
             else f"a.{op.var}[{op.index('(i + k)')}]" for op in ins]
@@ -446,10 +451,8 @@ def _render_cuda_tiled_nchw(kernel: Kernel, itype, ins, outs, tiled) -> str:
       t_{op.var}[cr + 16 * j][4 * q + 1] = v_{op.var}.y;
       t_{op.var}[cr + 16 * j][4 * q + 2] = v_{op.var}.z;
       t_{op.var}[cr + 16 * j][4 * q + 3] = v_{op.var}.w;""")
-    # an input that is one value over the pixels (a channel's parameter, an image's statistic) is
     # read once: the thread's pixels never leave their (image, channel)
-    same = [op for op in ins if op not in tiled
-            and not any(operand_strides(kernel.nodes, kernel.shape, op.value, name)[2:])]
+    same = _one_value_over_pixels(kernel, ins, tiled)
     hoisted = [f"  const {ctype(op.value.type.dtype)} {op.var}_px = a.{op.var}[{op.index('i0')}];" for op in same]
     args = [f"t_{op.var}[cc][pr + 8 * j]" if op in tiled else f"{op.var}_px" if op in same
             else f"a.{op.var}[{op.index()}]" for op in ins]

@@ -55,6 +55,7 @@ class Extern:
     cat_buffer: str | None = None    # a cat in the buffer of the last cat of its family (cat_buffers.py): its name
     cat_placed: tuple = ()           # ... the pieces of a channels-last cat its producers write in place (layout.py)
     into_slice: tuple | None = None  # (cat, channel offset): to_nchw writes into that slice of the cat's buffer
+    scatter_src: str | None = None   # a slice_scatter whose src its kernel wrote in place (scatter_rows.py)
 
 
 @dataclass
@@ -141,12 +142,34 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .cat_buffers import converted_into_slices, families
-    from .layout import converted_1x1, plan_with_layouts, recompute_for_pixel_readers, split_norms
     from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits, split_reduced_softmax
+    from .scatter_rows import mark, missed, rows_in_place
     lowered: list[str] = []
     graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
     graph = split_reduced_softmax(graph, lowered)
     cats = families(graph, lowered)
+    scattered = rows_in_place(graph)
+    result, notes = _plan_layouts(graph)
+    lost = missed(result, scattered)
+    if lost:   # (left to ATen: their src's types back, planned again)
+        for name in lost:
+            src, before = scattered.pop(name)
+            src.type = before
+        result, notes = _plan_layouts(graph)
+    result.decisions[:0] = lowered + notes
+    mark(result, scattered)
+    for e in result.externs:
+        e.cat_buffer = cats.get(e.node.name)
+    assert sum(e.cat_buffer is not None for e in result.externs) == len(cats), "a cat of a shared buffer was fused"
+    converted_into_slices(result)
+    why = result.why_op_by_op = why_not_replayed(result)
+    result.decisions.append("forward: replayed as a CUDA graph on a GPU" if why is None else f"forward: op by op, {why}")
+    return result
+
+
+def _plan_layouts(graph: Graph) -> tuple[Plan, list[str]]:
+    """The plan with the convolutions' layouts chosen, split norms settled, and its notes."""
+    from .layout import converted_1x1, plan_with_layouts, recompute_for_pixel_readers, split_norms
     whole: set[str] = set()          # norms kept whole: their convolution stayed NCHW when split
     nchw: set[str] = set()           # 1x1 convolutions kept NCHW: channels-last, their input was converted
     for _ in range(4):
@@ -162,14 +185,7 @@ def plan(graph: Graph) -> Plan:
             break
         whole |= stayed
         nchw |= converted
-    result.decisions[:0] = lowered + notes
-    for e in result.externs:
-        e.cat_buffer = cats.get(e.node.name)
-    assert sum(e.cat_buffer is not None for e in result.externs) == len(cats), "a cat of a shared buffer was fused"
-    converted_into_slices(result)
-    why = result.why_op_by_op = why_not_replayed(result)
-    result.decisions.append("forward: replayed as a CUDA graph on a GPU" if why is None else f"forward: op by op, {why}")
-    return result
+    return result, notes
 
 
 def _plan(graph: Graph) -> Plan:

@@ -16,6 +16,7 @@ from .errors import CaptureError, ConfigError
 from .graph import CONSTANT, Value
 from .layout import channels_last_strides
 from .plan import Extern, Kernel, Plan
+from .scatter_rows import other_rows
 
 _MEMORY_FORMATS = {
     torch.contiguous_format: "at::MemoryFormat::Contiguous",
@@ -161,7 +162,8 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
 
     converted: dict = {}
     copied: set = set()
-    placed: dict = {}   # {piece name: its slice of a channels-last cat's buffer} (layout.py)
+    placed: dict = {}   # {kernel output: its place in a buffer, and a comment}: its slice of a channels-last
+    # cat's buffer (layout.py), its rows of a slice_scatter's (scatter_rows.py)
     for step in plan.externs:   # cat_buffers.py: the last cat of a family, allocated first
         if step.into_slice:   # (its piece is in the buffer as soon as it is computed)
             copied.add((_buffer(step.into_slice[0]), step.into_slice[1]))
@@ -177,12 +179,19 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
             off = 0
             for x in step.node.arg("tensors"):
                 if x.name in step.cat_placed:
-                    placed[x.name] = f"{step.node.name}_buffer.narrow(1, {off}, {x.type.shape[1]})"
+                    placed[x.name] = f"{step.node.name}_buffer.narrow(1, {off}, {x.type.shape[1]})", "its slice of the cat"
                 off += x.type.shape[1]
+        if step.scatter_src:   # (scatter_rows.py: its src's kernel writes into the buffer's rows)
+            t, (dim, start, end, stride) = step.node.outputs[0].type, _scatter_rows(step.node)
+            emit(f"  const at::Tensor {_buffer(step.node.name)} = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
+                 f"{SCALAR_TYPES[t.dtype]}, dev);  // {step.scatter_src} written into rows {start}::{stride} of it")
+            placed[step.scatter_src] = f"{_buffer(step.node.name)}.slice({dim}, {start}, {end}, {stride})", "its rows of it"
     for step in plan.steps:
         emit("")
         if isinstance(step, Extern) and step.cat_buffer:
             _render_cat_view(step, emit, copied)
+        elif isinstance(step, Extern) and step.scatter_src:
+            _render_scatter(step, emit)
         elif isinstance(step, Extern):
             _render_extern(step, emit, converted)
         else:
@@ -317,13 +326,34 @@ def _render_cat_view(step: Extern, emit, copied: set) -> None:
     emit(f"  const at::Tensor {node.outputs[0].name} = {view};")
 
 
+def _scatter_rows(node) -> tuple[int, int, int, int]:
+    """A slice_scatter's dim, start, end and step (the start and end defaults spelled out)."""
+    n = node.outputs[0].type.shape[node.arg("dim") % node.outputs[0].type.ndim]
+    end = node.arg("end")
+    return (node.arg("dim") % node.outputs[0].type.ndim, node.arg("start") or 0, n if end is None else min(end, n),
+            node.arg("step"))
+
+
+def _render_scatter(step: Extern, emit) -> None:
+    """A slice_scatter whose src is in its buffer already (scatter_rows.py): the other rows copied
+    from its input."""
+    node, buf = step.node, _buffer(step.node.name)
+    dim, start, end, stride = _scatter_rows(node)
+    base = node.arg("self").name
+    emit(f"  // {node.name}: aten.slice_scatter of {step.scatter_src} into rows {start}::{stride} of {base} "
+         f"(written in place by its kernel), the other rows copied")
+    for a, b, s in other_rows(node.outputs[0].type.shape[dim], start, end, stride):
+        emit(f"  {buf}.slice({dim}, {a}, {b}, {s}).copy_({base}.slice({dim}, {a}, {b}, {s}));")
+    emit(f"  const at::Tensor {node.outputs[0].name} = {buf};")
+
+
 def _render_kernel_call(src: KernelSource, emit, placed: dict) -> None:
     k = src.kernel
     emit(f"  // {k.name}: {k.summary()}")
     for op in src.outputs:
         t = op.value.type
         if op.value.name in placed:
-            emit(f"  const at::Tensor {op.value.name} = {placed[op.value.name]};  // its slice of the cat")
+            emit(f"  const at::Tensor {op.value.name} = {placed[op.value.name][0]};  // {placed[op.value.name][1]}")
             continue
         emit(f"  const at::Tensor {op.value.name} = ff::empty({_ints(t.shape)}, {_ints(op.strides)}, "
              f"{SCALAR_TYPES[t.dtype]}, dev);")

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from ..graph import Node, Value
+from ..graph import Node, TensorType, Value
 from .registry import LOWER, register
 from .windows import depthwise, per_dim
 
@@ -36,29 +36,93 @@ def _bias_after(node: Node, b):
     return b(A.add.Tensor, out, b(A.view.default, bias, [bias.type.shape[0]] + [1] * spatial))
 
 
+def _flipped(w: Value, b) -> Value:
+    """A transposed convolution's weights as a convolution's: input and output channels swapped,
+    every window flipped, contiguous."""
+    flipped = b(A.flip.default, b(A.transpose.int, w, 0, 1), list(range(2, w.type.ndim)))
+    return b(A.clone.default, flipped, memory_format=torch.contiguous_format)
+
+
 def _transposed_as_conv(node: Node, b):
-    """A 3D transposed convolution of stride 1 (one group, no output padding) as the convolution it
-    is: of the weights with input and output channels swapped and every window flipped, padded by
-    dilation x (window - 1) - padding. cuDNN ran level1/036's (32 -> 16 channels, 3x3x3, 16 x 64 x
-    64) as the convolution in 0.29 of the transposed one's time, both TF32, 2.9e-4 of the largest
+    """A transposed convolution (one group) as the ordinary convolution it is, where that is faster.
+
+    Stride 1 (3D, no output padding): the convolution of the flipped weights (_flipped), padded
+    by dilation x (window - 1) - padding. cuDNN ran level1/036's (32 -> 16 channels, 3x3x3, 16 x 64
+    x 64) as the convolution in 0.29 of the transposed one's time, both TF32, 2.9e-4 of the largest
     value from float64 either way (bench/session31/final/convt_as_conv.log); in 2D 0.96-0.99, not
-    worth the weights flipped on every call. Only with plan_conv.MIN_IN_CHANNELS_3D or more input
-    channels, where the convolution, cuDNN's or generated, runs TF32 as eager's does. The flip and
-    the copy that makes the weights contiguous run each call (a few microseconds); its bias moves
-    out in the next round. FUSEFORGE_CONVT_AS_CONV=0 turns it off."""
-    from ..plan_conv import MIN_IN_CHANNELS_3D
+    worth the weights flipped on every call.
+
+    A dilation that is a multiple of the stride along every strided dim (_one_phase): every tap
+    lands on the output rows of one phase (level1/035, stride 2 and dilation 2 along H: the odd
+    rows), which are the stride-1 transposed convolution of dilation / stride, hence a convolution
+    as above; the other rows are the bias alone. cuDNN's transposed convolution (its strided dgrad)
+    took 0.725 ms channels-last on 035's shape, the convolution 0.150, and with its rows put in place
+    0.334, same error (bench/session32/convt_phases.log); with the rows written in place by the
+    convolution's kernel (scatter_rows.py) ...
+
+    Both only with plan_conv.MIN_IN_CHANNELS (3D: MIN_IN_CHANNELS_3D) or more input channels, where
+    eager's transposed convolution runs TF32 as the convolution, cuDNN's or generated, does (with 4
+    input channels eager's ran float32 on the GPU: its largest error from float64 2e-7, the
+    convolution's 5e-4; bench/session32/first/gpu_convs.log).
+
+    The flip and the copy that makes the weights contiguous run each call (a few microseconds);
+    the bias moves out in the next round. FUSEFORGE_CONVT_AS_CONV=0 turns both off."""
+    from ..plan_conv import MIN_IN_CHANNELS, MIN_IN_CHANNELS_3D
     x, w = node.arg("input"), node.arg("weight")
-    window = w.type.shape[2:]
-    stride, padding, out_padding, dilation = (per_dim(node.arg(a), 3) for a in
+    window, n = w.type.shape[2:], w.type.ndim - 2
+    stride, padding, out_padding, dilation = (per_dim(node.arg(a), n, (0,) * n) for a in
                                               ("stride", "padding", "output_padding", "dilation"))
-    pads = [d * (k - 1) - p for d, k, p in zip(dilation, window, padding)]
-    if os.environ.get("FUSEFORGE_CONVT_AS_CONV", "1") == "0" or int(node.arg("groups")) != 1 or \
-            any(s != 1 for s in stride) or any(out_padding) or min(pads) < 0 or x.type.ndim != 5 or \
-            x.type.shape[1] < MIN_IN_CHANNELS_3D:
+    if os.environ.get("FUSEFORGE_CONVT_AS_CONV", "1") == "0" or int(node.arg("groups")) != 1:
         return _bias_after(node, b)
-    flipped = b(A.flip.default, b(A.transpose.int, w, 0, 1), [2, 3, 4])
-    weight = b(A.clone.default, flipped, memory_format=torch.contiguous_format)
-    return b(A.conv3d.default, x, weight, node.arg("bias"), [1, 1, 1], pads, list(dilation), 1)
+    if x.type.shape[1] < (MIN_IN_CHANNELS_3D if n == 3 else MIN_IN_CHANNELS):
+        return _bias_after(node, b)
+    if all(s == 1 for s in stride):
+        pads = [d * (k - 1) - p for d, k, p in zip(dilation, window, padding)]
+        if any(out_padding) or min(pads) < 0 or n != 3:
+            return _bias_after(node, b)
+        conv = getattr(A, f"conv{n}d").default
+        return b(conv, x, _flipped(w, b), node.arg("bias"), [1] * n, pads, list(dilation), 1)
+    return _one_phase(node, b, x, w, stride, padding, dilation)
+
+
+def _one_phase(node: Node, b, x: Value, w: Value, stride, padding, dilation):
+    """A transposed convolution whose dilation is a multiple of its stride along every strided dim:
+    output index i * s - p + j * d (input i, tap j) is -p modulo s for every tap, so only the rows
+    r = phase + s * m are written, m = i + j * d / s - (p + phase) / s: the stride-1 transposed
+    convolution of dilation d / s, padding (p + phase) / s. Those rows are put into an output of
+    the bias (zeros without one) by slice_scatter, one strided dim at a time."""
+    out = node.outputs[0].type.shape
+    window = w.type.shape[2:]
+    phase = [(-p) % s for s, p in zip(stride, padding)]
+    rows = [-(-(o - q) // s) for o, q, s in zip(out[2:], phase, stride)]   # rows of the phase
+    if any(d % s for s, d in zip(stride, dilation)):
+        return _bias_after(node, b)
+    dil = [d // s for s, d in zip(stride, dilation)]
+    pads = [e * (k - 1) - (p + q) // s for e, k, p, q, s in zip(dil, window, padding, phase, stride)]
+    sizes = [i + 2 * c - e * (k - 1) for i, c, e, k in zip(x.type.shape[2:], pads, dil, window)]
+    if min(pads) < 0 or sizes != rows:
+        return _bias_after(node, b)
+    n = len(window)
+    y = b(getattr(A, f"conv{n}d").default, x, _flipped(w, b), None, [1] * n, pads, dil, 1)
+    bias = node.arg("bias")
+    if isinstance(bias, Value):
+        bias = b(A.view.default, bias, [out[1]] + [1] * n)
+        y = b(A.add.Tensor, y, bias)
+        base = b(A.expand.default, bias, list(out))
+    else:
+        base = b(A.new_zeros.default, x, list(out))
+    return _scatter(base, y, [(2 + i, q, s) for i, (q, s) in enumerate(zip(phase, stride)) if s > 1], b)
+
+
+def _scatter(base: Value, src: Value, strided: list, b) -> Value:
+    """base with src in its rows start::step along each (dim, start, step) of `strided`."""
+    from ..scatter_rows import result_strides
+    dim, start, step = strided[0]
+    if len(strided) > 1:
+        src = _scatter(b(A.slice.Tensor, base, dim, start, base.type.shape[dim], step), src, strided[1:], b)
+    y = b(A.slice_scatter.default, base, src, dim, start, base.type.shape[dim], step)
+    y.type = TensorType(y.type.shape, result_strides(y.producer), y.type.dtype)   # (as on a device)
+    return y
 
 
 def _padding_spelled_out(node: Node, b):
@@ -80,7 +144,7 @@ def _padding_spelled_out(node: Node, b):
 
 
 register([c for c in CONVS if c.endswith(".padding")], None, kind=LOWER, lower=_padding_spelled_out)
-register([c for c in CONVS if c not in ("aten.conv2d.default", "aten.conv_transpose3d.input")
-          and not c.endswith(".padding")], None, kind=LOWER, lower=_bias_after)
-register("aten.conv_transpose3d.input", None, kind=LOWER, lower=_transposed_as_conv)
+register([c for c in CONVS if "conv_transpose" not in c and c != "aten.conv2d.default" and not c.endswith(".padding")],
+         None, kind=LOWER, lower=_bias_after)
+register([c for c in CONVS if "conv_transpose" in c], None, kind=LOWER, lower=_transposed_as_conv)
 register("aten.conv2d.default", None, kind=LOWER, lower=_bias_after, window=depthwise)

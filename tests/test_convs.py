@@ -195,3 +195,48 @@ def test_other_rows_cover_what_the_slice_leaves(n, start, end, step):
     from fuseforge.scatter_rows import other_rows
     rows = [r for a, b, s in other_rows(n, start, end, step) for r in range(a, b, s)]
     assert sorted(rows + list(range(start, end, step))) == list(range(n))
+
+
+class MeanOfConv(torch.nn.Module):
+    """Convolutions (stride 1) averaged over their pixels: with a bias and padding, kept dims
+    (level2/016's form); dilated, padded along one dim, without a bias, dims dropped; and one whose
+    output is read by more than the mean (left as it is)."""
+    def __init__(self):
+        super().__init__()
+        self.one = torch.nn.Conv2d(32, 16, 3, padding=1)
+        self.two = torch.nn.Conv2d(32, 8, (3, 2), padding=(0, 2), dilation=(2, 3), bias=False)
+        self.three = torch.nn.Conv2d(32, 8, 3)
+
+    def forward(self, x):
+        y = self.three(x)
+        return (self.one(x).mean(dim=(2, 3), keepdim=True), self.two(x).mean(dim=[-1, -2]),
+                y.mean(dim=(2, 3)), torch.relu(y))
+
+
+def mean_inputs(seed, device="cpu"):
+    return [torch.randn(2, 32, 11, 13, generator=torch.Generator().manual_seed(seed)).to(device)]
+
+
+@pytest.fixture(scope="module")
+def mean_of_conv():
+    torch.manual_seed(0)
+    model = MeanOfConv()
+    return model, fuseforge.compile(model, mean_inputs(0))
+
+
+def test_mean_of_a_convolution_pools_its_input(mean_of_conv, monkeypatch):
+    p = plan(capture(MeanOfConv(), mean_inputs(0)))
+    pools = [n for n in p.graph.nodes if n.target == "aten.avg_pool2d.default"]
+    assert len(pools) == 4 and sum(n.target == "aten.conv2d.default" for n in p.graph.nodes) == 1, p.decisions
+    model, fast = mean_of_conv
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*mean_inputs(1)), model(*mean_inputs(1)), 1e-4, 1e-5)
+    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")
+    p = plan(capture(MeanOfConv(), mean_inputs(0)))
+    assert sum(n.target == "aten.conv2d.default" for n in p.graph.nodes) == 3, p.decisions
+
+
+@pytest.mark.gpu
+def test_mean_of_a_convolution_on_cuda(mean_of_conv):
+    model, fast = mean_of_conv
+    _no_looser_than_eager(model.cuda(), fast.cuda(), mean_inputs(2, "cuda"))

@@ -12,11 +12,14 @@ saying why the node stays as it is, or None where that goes without saying. Outp
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from . import ops
 from .capture import bind_arguments
 from .graph import Graph, Node, Value
+from .ops.windows import per_dim
 
 
 class Builder:
@@ -206,6 +209,79 @@ def _broadcasts(u: Node, e: Value, v: Value) -> bool:
     except RuntimeError:
         return False
     return isinstance(out, torch.Tensor) and tuple(out.shape) == u.outputs[0].type.shape
+
+
+def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Graph:
+    """mean(conv2d(x, w) + b, spatial dims) -> avg_pool(x) [N, C, kh, kw] @ w + b: the mean of a
+    stride-1 convolution (one group) over its output's pixels is the convolution, at one pixel, of
+    the input averaged over each tap's window of it (the sums commute): level2/016's 32 -> 64
+    channel 3x3 convolution of [64, 32, 128, 128] and its global average become two average pools
+    (the rows first: the threads of a warp read a row's consecutive columns) and a [64, 288] x
+    [288, 64] product. Where only the mean reads the convolution. Not looser than eager: the pools
+    and the product are float32 (eager's convolution is TF32). FUSEFORGE_MEAN_OF_CONV=0 turns it
+    off."""
+    if os.environ.get("FUSEFORGE_MEAN_OF_CONV", "1") == "0":
+        return graph
+    A = torch.ops.aten
+    taken = _taken(graph)
+    users, live = graph.users(), graph.live_out()
+    for node in list(graph.nodes):
+        parts = _mean_of_conv(node, users, live)
+        if parts is None:
+            continue
+        conv, add = parts
+        x, w = conv.arg("input"), conv.arg("weight")
+        (n, c, h, wd), (k, _, kh, kw) = x.type.shape, w.type.shape
+        oh, ow = conv.outputs[0].type.shape[2:]
+        (ph, pw), (dh, dw) = per_dim(conv.arg("padding"), 2), per_dim(conv.arg("dilation"), 2)
+        b = Builder(node, taken)
+        rows = b(A.avg_pool2d.default, x, [oh, 1], [dh, 1], [ph, 0], False, True, None)      # [N, C, kh, W]
+        taps = b(A.avg_pool2d.default, rows, [1, ow], [1, dw], [0, pw], False, True, None)   # [N, C, kh, kw]
+        flat = b(A.view.default, taps, [n, c * kh * kw])
+        y = b(A.mm.default, flat, b(A.t.default, b(A.view.default, w, [k, c * kh * kw])))
+        if add is not None:
+            bias = next(v for v in add.args if isinstance(v, Value) and v is not conv.outputs[0])
+            y = b(A.add.Tensor, y, b(A.view.default, bias, [k]))
+        y = b(A.view.default, y, list(node.outputs[0].type.shape))
+        at = graph.nodes.index(node)
+        graph.nodes[at:at + 1] = b.nodes
+        graph.nodes = [q for q in graph.nodes if q is not conv and q is not add]
+        _replace_uses(graph, {node.outputs[0]: _retyped(y, node.outputs[0])})
+        if decisions is not None:
+            decisions.append(f"{node.name} ({node.target}): the mean of {conv.name}'s output over its pixels, as "
+                             f"the average of its input over each tap's window times the weights "
+                             f"({', '.join(q.target.removeprefix('aten.') for q in b.nodes)})")
+        users, live = graph.users(), graph.live_out()
+    return graph
+
+
+def _mean_of_conv(node: Node, users, live):
+    """(conv2d, its bias add or None) where node is a mean over every pixel of a stride-1 float32
+    convolution that only it reads (through the bias add), whose padding the pools can take."""
+    if node.target != "aten.mean.dim" or node.arg("dtype") is not None:
+        return None
+    v = node.arg("self")
+    if v.type.ndim != 4 or sorted(d % 4 for d in node.arg("dim")) != [2, 3] or v in live or users.get(v) != [node]:
+        return None
+    q, add = v.producer, None
+    if q is not None and q.target == "aten.add.Tensor":
+        add = q
+        convs = [a for a in q.args if isinstance(a, Value) and a.producer is not None and
+                 a.producer.target == "aten.conv2d.default"]
+        others = [a for a in q.args if isinstance(a, Value) and a not in convs]
+        if len(convs) != 1 or len(others) != 1 or others[0].type.shape != (v.type.shape[1], 1, 1) or \
+                q.arg("alpha") != 1 or convs[0] in live or users.get(convs[0]) != [q]:
+            return None
+        q = convs[0].producer
+    if q is None or q.target != "aten.conv2d.default" or q.arg("bias") is not None or int(q.arg("groups")) != 1:
+        return None
+    x, w = q.arg("input"), q.arg("weight")
+    if x.type.ndim != 4 or any(t.type.dtype != torch.float32 for t in (x, w, v)) or \
+            per_dim(q.arg("stride"), 2) != (1, 1):
+        return None
+    oh, ow = q.outputs[0].type.shape[2:]
+    ph, pw = per_dim(q.arg("padding"), 2)
+    return (q, add) if 2 * ph <= oh and 2 * pw <= ow else None
 
 
 SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default")

@@ -142,10 +142,12 @@ class _Group:
 def plan(graph: Graph) -> Plan:
     """The fusion plan, with the convolutions that run channels-last chosen (layout.py)."""
     from .cat_buffers import converted_into_slices, families
-    from .lower import drop_expands, lower, sink_past_permutes, sink_past_splits, split_reduced_softmax
+    from .lower import drop_expands, lower, mean_of_convolutions, sink_past_permutes, sink_past_splits, \
+        split_reduced_softmax
     from .scatter_rows import mark, missed, rows_in_place
     lowered: list[str] = []
-    graph = sink_past_splits(sink_past_permutes(drop_expands(lower(graph, lowered), lowered), lowered), lowered)
+    graph = mean_of_convolutions(lower(graph, lowered), lowered)
+    graph = sink_past_splits(sink_past_permutes(drop_expands(graph, lowered), lowered), lowered)
     graph = split_reduced_softmax(graph, lowered)
     cats = families(graph, lowered)
     scattered = rows_in_place(graph)

@@ -436,11 +436,11 @@ def _no_looser_than_eager(model, fast, x):
             p.data = _channels_last(p.data)
         ref_cl = cl_model(*[_channels_last(t) for t in x])
         exact = copy.deepcopy(model).double()(*[t.double() for t in x])
-    for a, b, c, e in zip(got, ref, ref_cl, exact):
+    for k, (a, b, c, e) in enumerate(zip(got, ref, ref_cl, exact)):
         assert a.shape == b.shape and a.stride() == b.stride()
         ours = float((a.double() - e).abs().max())
         eagers = max(float((b.double() - e).abs().max()), float((c.double() - e).abs().max()))
-        assert ours <= 2 * eagers + 1e-6, (ours, eagers)
+        assert ours <= 2 * eagers + 1e-6, (f"output {k}", ours, eagers)
 
 
 @pytest.mark.gpu

@@ -238,7 +238,7 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
         rows = b(A.avg_pool2d.default, x, [oh, 1], [dh, 1], [ph, 0], False, True, None)      # [N, C, kh, W]
         taps = b(A.avg_pool2d.default, rows, [1, ow], [1, dw], [0, pw], False, True, None)   # [N, C, kh, kw]
         flat = b(A.view.default, taps, [n, c * kh * kw])
-        y = b(A.mm.default, flat, b(A.t.default, b(A.view.default, w, [k, c * kh * kw])))
+        y = b(A.mm.default, flat, b(A.permute.default, b(A.view.default, w, [k, c * kh * kw]), [1, 0]))
         if add is not None:
             bias = next(v for v in add.args if isinstance(v, Value) and v is not conv.outputs[0])
             y = b(A.add.Tensor, y, b(A.view.default, bias, [k]))

@@ -10,6 +10,7 @@ convolution takes the add back into its sums, which start at the bias (plan_conv
 """
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -34,6 +35,9 @@ def _bias_after(node: Node, b):
     out = b(node.op, *args)
     spatial = weight.type.ndim - 2              # the output's dims after the channel dim
     return b(A.add.Tensor, out, b(A.view.default, bias, [bias.type.shape[0]] + [1] * spatial))
+
+
+ONE_PHASE_PIXELS = 8 * 32 * 32   # (the input's images x pixels: _transposed_as_conv)
 
 
 def _flipped(w: Value, b) -> Value:
@@ -63,7 +67,9 @@ def _transposed_as_conv(node: Node, b):
     Both only with plan_conv.MIN_IN_CHANNELS (3D: MIN_IN_CHANNELS_3D) or more input channels, where
     eager's transposed convolution runs TF32 as the convolution, cuDNN's or generated, does (with 4
     input channels eager's ran float32 on the GPU: its largest error from float64 2e-7, the
-    convolution's 5e-4; bench/session32/first/gpu_convs.log).
+    convolution's 5e-4; bench/session32/first/gpu_convs.log). The one phase also only in 2D with
+    ONE_PHASE_PIXELS or more input pixels: eager's ran float32 below (2 x 32 x 32 pixels) and in 1D
+    and 3D at every size measured, TF32 from 8 x 32 x 32 (bench/session32/probe/convt_tf32.log).
 
     The flip and the copy that makes the weights contiguous run each call (a few microseconds);
     the bias moves out in the next round. FUSEFORGE_CONVT_AS_CONV=0 turns both off."""
@@ -82,6 +88,8 @@ def _transposed_as_conv(node: Node, b):
             return _bias_after(node, b)
         conv = getattr(A, f"conv{n}d").default
         return b(conv, x, _flipped(w, b), node.arg("bias"), [1] * n, pads, list(dilation), 1)
+    if n != 2 or x.type.shape[0] * math.prod(x.type.shape[2:]) < ONE_PHASE_PIXELS:
+        return _bias_after(node, b)
     return _one_phase(node, b, x, w, stride, padding, dilation)
 
 

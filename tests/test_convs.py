@@ -124,6 +124,24 @@ def test_stride_one_transposed_3d_runs_as_a_convolution(transposed, monkeypatch)
     assert not any(n.target == "aten.conv3d.default" for n in p.graph.nodes), p.decisions
 
 
+def test_flipped_weights_are_made_once_and_again_when_they_change():
+    """The flipped weights come from the weight alone: made once (wrapper.made_once), and again
+    after the weight changes in place (its version moves), compared with eager after each."""
+    from fuseforge.wrapper import made_once
+    torch.manual_seed(0)
+    model = TransposedAsConv()
+    p = plan(capture(model, transposed_inputs(0)))
+    once = made_once(p)
+    assert sorted(s.node.target if hasattr(s, "node") else s.summary() for s in once) == \
+        ["aten.flip.default", "clone"], p.decisions
+    assert set(once.values()) == {"p_one_weight"}
+    fast = fuseforge.compile(model, transposed_inputs(0))
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*transposed_inputs(1)), model(*transposed_inputs(1)), 1e-4, 1e-5)
+        model.one.weight.mul_(-2.0)
+        assert_same_layout_and_close(fast(*transposed_inputs(1)), model(*transposed_inputs(1)), 1e-4, 1e-5)
+
+
 @pytest.mark.gpu
 def test_stride_one_transposed_3d_on_cuda(transposed):
     model, fast = transposed

@@ -12,6 +12,8 @@
 #   BUDGET=400 OUT=$OUT bash bench/session32/device.sh final   test_convs' GPU tests, then fuseforge bench
 #     on the problems whose generated code this session changed and some near ties of the 31st
 #     session (final.txt)
+#   BUDGET=150 OUT=$OUT bash bench/session32/device.sh last   every GPU test, then fuseforge bench on
+#     final2.txt (the weights flipped once: wrapper.made_once; 2D stride-1 transposed as a convolution)
 set -u
 S=bench/session32
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -64,5 +66,20 @@ final)   # (test_convs' GPU tests first: the one-phase lowering's size rule came
   mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
   grep -E "^FAILED|^E  " "$W/gpu_convs.log" | head -20; tail -n 2 "$W/gpu_convs.log"; tail -n 12 "$W/suite_bench.log"
   ;;
-*) echo "usage: OUT=\$OUT bash $S/device.sh first|second|third|probe|final"; exit 2 ;;
+last)   # every GPU test (the groups side by side), then fuseforge bench on final2.txt
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  IFS='|' read -r -a GROUPS_ <<< "$(cat bench/session30/test_groups.txt)"
+  mkdir -p "$W/tests"
+  for k in "${!GROUPS_[@]}"; do
+    (timeout 300 python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/tests/gpu-test-$k.log" 2>&1
+     echo "exit $?" >> "$W/tests/gpu-test-$k.log") &
+  done
+  wait
+  python3 -m fuseforge.cli bench $(cat $S/final2.txt) -o "$S/conv_h200_2" --batch 16 --budget "${BUDGET:-150}" \
+    > "$W/suite_bench.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200_2" -C "$W" .
+  for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
+  tail -n 9 "$W/suite_bench.log"
+  ;;
+*) echo "usage: OUT=\$OUT bash $S/device.sh first|second|third|probe|final|last"; exit 2 ;;
 esac

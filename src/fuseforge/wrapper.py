@@ -16,6 +16,7 @@ from .errors import CaptureError, ConfigError
 from .graph import CONSTANT, Value
 from .layout import channels_last_strides
 from .plan import Extern, Kernel, Plan
+from .replay import CAPTURE_SAFE, VIEWS
 from .scatter_rows import other_rows
 
 _MEMORY_FORMATS = {
@@ -186,9 +187,14 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
             emit(f"  const at::Tensor {_buffer(step.node.name)} = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
                  f"{SCALAR_TYPES[t.dtype]}, dev);  // {step.scatter_src} written into rows {start}::{stride} of it")
             placed[step.scatter_src] = f"{_buffer(step.node.name)}.slice({dim}, {start}, {end}, {stride})", "its rows of it"
+    once = made_once(plan)
     for step in plan.steps:
         emit("")
-        if isinstance(step, Extern) and step.cat_buffer:
+        if step in once:   # (its output computed from one state tensor alone)
+            _render_made_once(step, once[step], emit,
+                              lambda out: (_render_extern(step, out, converted) if isinstance(step, Extern) else
+                                           _render_kernel_call(sources[step], out, placed)))
+        elif isinstance(step, Extern) and step.cat_buffer:
             _render_cat_view(step, emit, copied)
         elif isinstance(step, Extern) and step.scatter_src:
             _render_scatter(step, emit)
@@ -324,6 +330,53 @@ def _render_cat_view(step: Extern, emit, copied: set) -> None:
         off += x.type.shape[1]
     view = buf if step.cat_buffer == node.name else f"{buf}.narrow(1, 0, {off})"
     emit(f"  const at::Tensor {node.outputs[0].name} = {view};")
+
+
+def made_once(plan: Plan) -> dict:
+    """{step: the state tensor its one output is computed from alone}: a pointwise kernel or an
+    extern that is not a view (a transposed convolution's weights flipped and made contiguous:
+    ops/convs._flipped), of one parameter, buffer or constant the forward does not update, its
+    output not a result of the model. Made on the first call and again when that tensor changes
+    (ff::made_once, as the converted and packed weights), not on every call: the convolutions
+    after it then find the same weights each call and convert or pack them once too.
+    FUSEFORGE_MADE_ONCE=0 turns it off."""
+    if os.environ.get("FUSEFORGE_MADE_ONCE", "1") == "0":
+        return {}
+    g = plan.graph
+    updated = {id(old) for _, old in g.mutations}
+    roots = {id(v): {v.name} for v in g.state() + plan.constants() if id(v) not in updated}
+    for node in g.nodes:   # (graph order: a value's roots before its readers')
+        ins = node.tensor_inputs()
+        if ins and all(id(v) in roots for v in ins):
+            for v in node.outputs:
+                roots[id(v)] = set().union(*(roots[id(u)] for u in ins))
+    live = {id(v) for v in g.live_out()}
+    out = {}
+    for step in plan.steps:
+        outs = step.node.outputs if isinstance(step, Extern) else step.outputs
+        if isinstance(step, Extern):
+            name = step.node.target.split(".")[1]
+            pure = name in CAPTURE_SAFE and name not in VIEWS and not (step.cat_buffer or step.scatter_src)
+        else:
+            pure = type(step) is Kernel
+        if pure and len(outs) == 1 and id(outs[0]) not in live and len(roots.get(id(outs[0]), ())) == 1:
+            out[step] = next(iter(roots[id(outs[0])]))
+    return out
+
+
+def _render_made_once(step, root: str, emit, render) -> None:
+    """The step rendered inside ff::made_once over `root` (its output declared again in the lambda,
+    which returns it)."""
+    lines: list[str] = []
+    render(lines.append)
+    v = (step.node.outputs if isinstance(step, Extern) else step.outputs)[0].name
+    emit(f"  // {v}: from {root} alone, made once (again when {root} changes: ff::made_once)")
+    emit(f"  static ff::FormatCache {v}_once;")
+    emit(f"  const at::Tensor {v} = ff::made_once({root}, {v}_once, [&] {{")
+    for line in lines:
+        emit("  " + line)
+    emit(f"    return {v};")
+    emit("  });")
 
 
 def _scatter_rows(node) -> tuple[int, int, int, int]:

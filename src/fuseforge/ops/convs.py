@@ -37,7 +37,7 @@ def _bias_after(node: Node, b):
     return b(A.add.Tensor, out, b(A.view.default, bias, [bias.type.shape[0]] + [1] * spatial))
 
 
-ONE_PHASE_PIXELS = 8 * 32 * 32   # (the input's images x pixels: _transposed_as_conv)
+MIN_PIXELS_2D = 8 * 32 * 32   # (the input's images x pixels: _transposed_as_conv)
 
 
 def _flipped(w: Value, b) -> Value:
@@ -50,29 +50,28 @@ def _flipped(w: Value, b) -> Value:
 def _transposed_as_conv(node: Node, b):
     """A transposed convolution (one group) as the ordinary convolution it is, where that is faster.
 
-    Stride 1 (3D, no output padding): the convolution of the flipped weights (_flipped), padded
-    by dilation x (window - 1) - padding. cuDNN ran level1/036's (32 -> 16 channels, 3x3x3, 16 x 64
-    x 64) as the convolution in 0.29 of the transposed one's time, both TF32, 2.9e-4 of the largest
-    value from float64 either way (bench/session31/final/convt_as_conv.log); in 2D 0.96-0.99, not
-    worth the weights flipped on every call.
+    Stride 1 (no output padding): the convolution of the flipped weights (_flipped), padded by
+    dilation x (window - 1) - padding. cuDNN ran level1/036's (32 -> 16 channels, 3x3x3, 16 x 64 x
+    64) as the convolution in 0.29 of the transposed one's time, level1/033's (2D, 64 -> 32
+    channels, 128 x 128) in 0.96 (channels-last), both TF32, 2.9e-4 of the largest value from
+    float64 either way (bench/session31/final/convt_as_conv.log). The weights are flipped once, not
+    on every call (wrapper.made_once), which 2D's few percent did not pay for before.
 
-    A dilation that is a multiple of the stride along every strided dim (_one_phase): every tap
+    A dilation that is a multiple of the stride along every strided dim (_one_phase, 2D): every tap
     lands on the output rows of one phase (level1/035, stride 2 and dilation 2 along H: the odd
     rows), which are the stride-1 transposed convolution of dilation / stride, hence a convolution
     as above; the other rows are the bias alone. cuDNN's transposed convolution (its strided dgrad)
     took 0.725 ms channels-last on 035's shape, the convolution 0.150, and with its rows put in place
     0.334, same error (bench/session32/convt_phases.log); with the rows written in place by the
-    convolution's kernel (scatter_rows.py) ...
+    convolution's kernel (scatter_rows.py) 035 takes 0.251 ms against 0.769 (bench/session32/third).
 
-    Both only with plan_conv.MIN_IN_CHANNELS (3D: MIN_IN_CHANNELS_3D) or more input channels, where
-    eager's transposed convolution runs TF32 as the convolution, cuDNN's or generated, does (with 4
-    input channels eager's ran float32 on the GPU: its largest error from float64 2e-7, the
-    convolution's 5e-4; bench/session32/first/gpu_convs.log). The one phase also only in 2D with
-    ONE_PHASE_PIXELS or more input pixels: eager's ran float32 below (2 x 32 x 32 pixels) and in 1D
-    and 3D at every size measured, TF32 from 8 x 32 x 32 (bench/session32/probe/convt_tf32.log).
-
-    The flip and the copy that makes the weights contiguous run each call (a few microseconds);
-    the bias moves out in the next round. FUSEFORGE_CONVT_AS_CONV=0 turns both off."""
+    Only where eager's transposed convolution runs TF32 as the convolution, cuDNN's or generated,
+    does: plan_conv.MIN_IN_CHANNELS (3D: MIN_IN_CHANNELS_3D) or more input channels (with 4 eager's
+    ran float32 on the GPU: its largest error from float64 2e-7, the convolution's 5e-4;
+    bench/session32/first/gpu_convs.log), in 2D over MIN_PIXELS_2D input pixels or more (eager's
+    ran float32 over 2 x 32 x 32, TF32 from 8 x 32 x 32), not in 1D (float32 at every size measured;
+    bench/session32/probe/convt_tf32.log). The bias moves out in the next round.
+    FUSEFORGE_CONVT_AS_CONV=0 turns both off."""
     from ..plan_conv import MIN_IN_CHANNELS, MIN_IN_CHANNELS_3D
     x, w = node.arg("input"), node.arg("weight")
     window, n = w.type.shape[2:], w.type.ndim - 2
@@ -80,17 +79,16 @@ def _transposed_as_conv(node: Node, b):
                                               ("stride", "padding", "output_padding", "dilation"))
     if os.environ.get("FUSEFORGE_CONVT_AS_CONV", "1") == "0" or int(node.arg("groups")) != 1:
         return _bias_after(node, b)
-    if x.type.shape[1] < (MIN_IN_CHANNELS_3D if n == 3 else MIN_IN_CHANNELS):
+    if x.type.shape[1] < (MIN_IN_CHANNELS_3D if n == 3 else MIN_IN_CHANNELS) or n == 1 or \
+            n == 2 and x.type.shape[0] * math.prod(x.type.shape[2:]) < MIN_PIXELS_2D:
         return _bias_after(node, b)
     if all(s == 1 for s in stride):
         pads = [d * (k - 1) - p for d, k, p in zip(dilation, window, padding)]
-        if any(out_padding) or min(pads) < 0 or n != 3:
+        if any(out_padding) or min(pads) < 0:
             return _bias_after(node, b)
         conv = getattr(A, f"conv{n}d").default
         return b(conv, x, _flipped(w, b), node.arg("bias"), [1] * n, pads, list(dilation), 1)
-    if n != 2 or x.type.shape[0] * math.prod(x.type.shape[2:]) < ONE_PHASE_PIXELS:
-        return _bias_after(node, b)
-    return _one_phase(node, b, x, w, stride, padding, dilation)
+    return _one_phase(node, b, x, w, stride, padding, dilation) if n == 2 else _bias_after(node, b)
 
 
 def _one_phase(node: Node, b, x: Value, w: Value, stride, padding, dilation):

@@ -232,6 +232,7 @@ def test_which_convolutions_without_epilogue_are_generated(monkeypatch):
     read it folded into its epilogue either way (fold_pixel_rows)."""
     monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
     monkeypatch.delenv("FUSEFORGE_CONV_BARE", raising=False)
+    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")   # (a mean that reads the convolution: not pooled first)
     assert _bare(ConvNorm(), LARGE) == [0]
     assert _bare(ConvNorm(), SMALL) == []
     assert _bare(ConvNorm(), TILED) == []

@@ -159,6 +159,7 @@ def test_pixel_rows_take_channels_last(monkeypatch):
 
     def row_kernels(p):
         return {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}
+    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")   # (the mean reads the convolution: not pooled first)
     p = plan(capture(ConvPixelRows(), row_inputs(0)))
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
     assert sum("statistics, then pointwise ops" in d for d in p.decisions) == 3, p.decisions
@@ -183,6 +184,7 @@ def test_pixel_rows_all_take_the_tile(monkeypatch):
     from fuseforge.plan_rows import RowKernel
     from fuseforge.codegen.rows import render
     monkeypatch.setenv("FUSEFORGE_CL_ROWS", "all")
+    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")   # (the mean reads the convolution: not pooled first)
     p = plan(capture(ConvPixelRows(), row_inputs(0)))
     assert [e.channels_last for e in p.externs if "conv" in e.node.target] == [True] * 4, p.decisions
     rows = {next(iter(k.recipes)).target.split(".")[1]: k for k in p.kernels if isinstance(k, RowKernel)}

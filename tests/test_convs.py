@@ -87,6 +87,13 @@ def test_matches_eager_on_cuda(convs):
         _check(fast.cuda()(*x), model.cuda()(*x))
 
 
+def _compiled(cls, inputs):
+    """A model of `cls` (seeded weights) and fuseforge's compilation of it on inputs(0)."""
+    torch.manual_seed(0)
+    model = cls()
+    return model, fuseforge.compile(model, inputs(0))
+
+
 class TransposedAsConv(torch.nn.Module):
     """3D transposed convolutions over 16 channels: of stride 1, padded and dilated (lowered to the
     convolution of the flipped weights), and of stride 2 (left as it is)."""
@@ -105,9 +112,7 @@ def transposed_inputs(seed, device="cpu"):
 
 @pytest.fixture(scope="module")
 def transposed():
-    torch.manual_seed(0)
-    model = TransposedAsConv()
-    return model, fuseforge.compile(model, transposed_inputs(0))
+    return _compiled(TransposedAsConv, transposed_inputs)
 
 
 def test_stride_one_transposed_3d_runs_as_a_convolution(transposed, monkeypatch):
@@ -174,9 +179,7 @@ def phase_inputs(seed, device="cpu"):
 
 @pytest.fixture(scope="module")
 def one_phase():
-    torch.manual_seed(0)
-    model = OnePhase()
-    return model, fuseforge.compile(model, phase_inputs(0))
+    return _compiled(OnePhase, phase_inputs)
 
 
 def test_one_phase_transposed_runs_as_a_convolution(one_phase, monkeypatch):
@@ -235,9 +238,7 @@ def mean_inputs(seed, device="cpu"):
 
 @pytest.fixture(scope="module")
 def mean_of_conv():
-    torch.manual_seed(0)
-    model = MeanOfConv()
-    return model, fuseforge.compile(model, mean_inputs(0))
+    return _compiled(MeanOfConv, mean_inputs)
 
 
 def test_mean_of_a_convolution_pools_its_input(mean_of_conv, monkeypatch):

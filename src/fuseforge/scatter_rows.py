@@ -21,7 +21,7 @@ from .layout import contiguous_strides
 SLICE_SCATTER = "aten.slice_scatter.default"
 
 
-def rows_in_place(graph: Graph, skip: set[str] = frozenset()) -> dict[str, tuple[Value, TensorType]]:
+def rows_in_place(graph: Graph) -> dict[str, tuple[Value, TensorType]]:
     """{slice_scatter node name: (its src, src's type before)}, for those whose src a pointwise op
     computes for it alone; src's type takes the strides of its rows in the (contiguous) result."""
     if os.environ.get("FUSEFORGE_SCATTER_IN_PLACE", "1") == "0":
@@ -29,7 +29,7 @@ def rows_in_place(graph: Graph, skip: set[str] = frozenset()) -> dict[str, tuple
     users, outputs = graph.users(), {id(v) for v in graph.outputs}
     out = {}
     for node in graph.nodes:
-        if node.target != SLICE_SCATTER or node.name in skip:
+        if node.target != SLICE_SCATTER:
             continue
         src, y = node.arg("src"), node.outputs[0]
         entry = ops.lookup(src.producer.target) if src.producer is not None else None
@@ -56,11 +56,12 @@ def result_strides(node) -> tuple[int, ...]:
 
 
 def missed(plan, scattered: dict) -> set[str]:
-    """The slice_scatters of `scattered` whose src no pointwise or convolution kernel writes (by
-    name: the plan's graph is a copy)."""
+    """The slice_scatters of `scattered` whose src no pointwise or convolution kernel (its epilogue
+    element by element, not a row function) writes (by name: the plan's graph is a copy)."""
     from .plan import Kernel
     from .plan_conv import ConvKernel
-    writes = {v.name for s in plan.steps if type(s) in (Kernel, ConvKernel) for v in s.outputs}
+    writes = {v.name for s in plan.steps if type(s) is Kernel or type(s) is ConvKernel and s.rows is None
+              for v in s.outputs}
     extern = {e.node.name for e in plan.externs}
     return {name for name, (src, _) in scattered.items() if src.name not in writes or name not in extern}
 

@@ -351,14 +351,16 @@ def made_once(plan: Plan) -> dict:
             for v in node.outputs:
                 roots[id(v)] = set().union(*(roots[id(u)] for u in ins))
     live = {id(v) for v in g.live_out()}
+    placed = {x for e in plan.externs for x in (*e.cat_placed, e.scatter_src) if x}   # (written into a buffer)
     out = {}
     for step in plan.steps:
         outs = step.node.outputs if isinstance(step, Extern) else step.outputs
-        if isinstance(step, Extern):
+        if isinstance(step, Extern):   # (not one whose conversions later steps share: _render_extern)
             name = step.node.target.split(".")[1]
-            pure = name in CAPTURE_SAFE and name not in VIEWS and not (step.cat_buffer or step.scatter_src)
+            pure = name in CAPTURE_SAFE and name not in VIEWS and not (
+                step.cat_buffer or step.scatter_src or step.channels_last or step.cat_channels_last)
         else:
-            pure = type(step) is Kernel
+            pure = type(step) is Kernel and not any(v.name in placed for v in outs)
         if pure and len(outs) == 1 and id(outs[0]) not in live and len(roots.get(id(outs[0]), ())) == 1:
             out[step] = next(iter(roots[id(outs[0])]))
     return out

@@ -36,9 +36,10 @@ def rows_in_place(graph: Graph) -> dict[str, tuple[Value, TensorType]]:
         if entry is None or entry.kind != ops.POINTWISE or len(src.producer.outputs) != 1 or \
                 id(src) in outputs or users.get(src) != [node] or src.type.dtype != y.type.dtype:
             continue
-        dim, start, end, step = node.arg("dim") % y.type.ndim, node.arg("start"), node.arg("end"), node.arg("step")
-        if (start or 0) < 0 or (end is not None and end < 0) or step < 1 or y.type.strides != result_strides(node):
+        if (node.arg("start") or 0) < 0 or (node.arg("end") or 0) < 0 or node.arg("step") < 1 or \
+                y.type.strides != result_strides(node):
             continue
+        dim, _, _, step = rows_of(node)
         strides = list(y.type.strides)   # (the start is the view's offset: wrapper.py)
         strides[dim] *= step
         out[node.name] = src, src.type
@@ -71,9 +72,16 @@ def mark(plan, scattered: dict) -> None:
     for e in plan.externs:
         if e.node.name in scattered:
             e.scatter_src = scattered[e.node.name][0].name
-            dim, start, step = e.node.arg("dim") % e.node.outputs[0].type.ndim, e.node.arg("start") or 0, e.node.arg("step")
+            dim, start, _, step = rows_of(e.node)
             plan.decisions.append(f"{e.node.name} ({e.node.target}): {e.scatter_src} written in place into rows "
                                   f"{start}::{step} of dim {dim}, the other rows copied from {e.node.arg('self').name}")
+
+
+def rows_of(node) -> tuple[int, int, int, int]:
+    """A slice_scatter's dim, start, end and step, the defaults spelled out (start and end >= 0)."""
+    dim = node.arg("dim") % node.outputs[0].type.ndim
+    n, end = node.outputs[0].type.shape[dim], node.arg("end")
+    return dim, node.arg("start") or 0, n if end is None else min(end, n), node.arg("step")
 
 
 def other_rows(n: int, start: int, end: int, step: int) -> list[tuple[int, int, int]]:

@@ -17,7 +17,7 @@ from .graph import CONSTANT, Value
 from .layout import channels_last_strides
 from .plan import Extern, Kernel, Plan
 from .replay import CAPTURE_SAFE, VIEWS
-from .scatter_rows import other_rows
+from .scatter_rows import other_rows, rows_of
 
 _MEMORY_FORMATS = {
     torch.contiguous_format: "at::MemoryFormat::Contiguous",
@@ -183,7 +183,7 @@ def render_forward(plan: Plan, sources: dict[Kernel, KernelSource]) -> str:
                     placed[x.name] = f"{step.node.name}_buffer.narrow(1, {off}, {x.type.shape[1]})", "its slice of the cat"
                 off += x.type.shape[1]
         if step.scatter_src:   # (scatter_rows.py: its src's kernel writes into the buffer's rows)
-            t, (dim, start, end, stride) = step.node.outputs[0].type, _scatter_rows(step.node)
+            t, (dim, start, end, stride) = step.node.outputs[0].type, rows_of(step.node)
             emit(f"  const at::Tensor {_buffer(step.node.name)} = ff::empty({_ints(t.shape)}, {_ints(t.strides)}, "
                  f"{SCALAR_TYPES[t.dtype]}, dev);  // {step.scatter_src} written into rows {start}::{stride} of it")
             placed[step.scatter_src] = f"{_buffer(step.node.name)}.slice({dim}, {start}, {end}, {stride})", "its rows of it"
@@ -381,19 +381,11 @@ def _render_made_once(step, root: str, emit, render) -> None:
     emit("  });")
 
 
-def _scatter_rows(node) -> tuple[int, int, int, int]:
-    """A slice_scatter's dim, start, end and step (the start and end defaults spelled out)."""
-    n = node.outputs[0].type.shape[node.arg("dim") % node.outputs[0].type.ndim]
-    end = node.arg("end")
-    return (node.arg("dim") % node.outputs[0].type.ndim, node.arg("start") or 0, n if end is None else min(end, n),
-            node.arg("step"))
-
-
 def _render_scatter(step: Extern, emit) -> None:
     """A slice_scatter whose src is in its buffer already (scatter_rows.py): the other rows copied
     from its input."""
     node, buf = step.node, _buffer(step.node.name)
-    dim, start, end, stride = _scatter_rows(node)
+    dim, start, end, stride = rows_of(node)
     base = node.arg("self").name
     emit(f"  // {node.name}: aten.slice_scatter of {step.scatter_src} into rows {start}::{stride} of {base} "
          f"(written in place by its kernel), the other rows copied")

@@ -389,6 +389,23 @@ def nchw_input(conv: Conv) -> bool:
 HALO_SMEM = 226 * 1024   # the halo kernel's shared memory at most (the H100: 227 KB a block)
 
 
+def tma_input(conv: Conv) -> bool:
+    """Whether the kernel's A slices come by the copy engine (a TMA in im2col mode: one instruction
+    a slice gathers the tile's 128 pixels at the slice's tap, zeros in the padding and past the
+    channels) instead of every thread's 16-byte copies. 2D, whole 32-channel k-slices of the
+    channels-last copy, which TMA reads at 16-byte strides (channels a multiple of 4), within its
+    bounding box's limits (corners -128..127, strides up to 8). FUSEFORGE_CONV_TMA=0 turns it off
+    (measuring)."""
+    forced = os.environ.get("FUSEFORGE_CONV_TMA", "")
+    if forced not in ("", "0", "1"):
+        raise ConfigError(f"FUSEFORGE_CONV_TMA={forced!r}: expected 0 or 1")
+    if forced == "0" or conv.dims != 2 or conv.cp < 32 or conv.c % 4 or nchw_input(conv) or halo(conv):
+        return False
+    corners = [-p for p in conv.padding] + [p - (k - 1) * d for p, k, d in
+                                            zip(conv.padding, (conv.r, conv.s), conv.dilation)]
+    return all(-128 <= c <= 127 for c in corners) and max(conv.stride) <= 8
+
+
 def halo(conv: Conv, rows: bool = False) -> tuple[int, int, int] | None:
     """(WH, HR, HPS) of the halo kernel (codegen/conv.py) where FUSEFORGE_CONV_HALO=1 and it applies:
     stride 1 in rows and columns, channels a multiple of 8, no row function, its shared memory (HPS

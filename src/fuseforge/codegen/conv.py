@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_conv import ConvKernel, halo, nchw_input, stages, tiles
+from ..plan_conv import ConvKernel, halo, nchw_input, stages, tiles, tma_input
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
 from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
@@ -186,6 +186,7 @@ struct {name}_conv {{
   static constexpr int CP = {cv.cp};   // channels a tap takes of the packed k ({'a k-slice holds ' + str(32 // cv.cp) + ' taps' if cv.cp < 32 else 'whole k-slices'})
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
+  static constexpr bool TMA = {'true' if tma_input(cv) else 'false'};   // A's slices by the copy engine (im2col), else every thread's copies
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
@@ -226,6 +227,7 @@ def _wgmma(n: int) -> str:
 
 CONV_LIBRARY = r"""
 // ---- fuseforge convolution: an implicit GEMM on TF32 tensor cores (wgmma), NCHW in and out
+#include <cuda.h>   // (CUtensorMap and its encoder's declaration: the encoder is found at run time, no -lcuda)
 namespace ffconv {
 
 constexpr int BM = 128, BK = 32;   // pixels a block (two warpgroups), k a slice (T::STAGES slices in flight)
@@ -289,6 +291,17 @@ __device__ __forceinline__ void copy16(unsigned dst, const float* src, bool ok) 
 __device__ __forceinline__ void copy4(unsigned dst, const float* src, bool ok) {   // (L1-cached: the taps share lines)
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(dst), "l"(src), "r"(ok ? 4 : 0));
 }
+// A slice by the copy engine (T::TMA): the 128 pixels of the im2col walk from window corner (w, h)
+// of image n on, each at tap offset (dw, dh), channels c... (zeros outside the image and past C),
+// in the rows' 128-byte swizzle
+__device__ __forceinline__ void im2col_copy(float* dst, const CUtensorMap* map, int c, int w, int h, int n, int dw, int dh,
+                                            uint64_t* b) {
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {%2, %3, %4, %5}], [%6], {%7, %8};\n"
+               :: "r"(ffsm90::smem_addr(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c), "r"(w), "r"(h), "r"(n),
+                  "r"(ffsm90::smem_addr(b)), "h"(static_cast<unsigned short>(dw)), "h"(static_cast<unsigned short>(dh))
+               : "memory");
+}
 __device__ __forceinline__ void round16(unsigned at) {   // four floats in shared memory rounded to TF32
   float4 v;
   asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(at));
@@ -298,7 +311,7 @@ __device__ __forceinline__ void round16(unsigned at) {   // four floats in share
 #endif
 
 template <class T>
-__global__ void __launch_bounds__(256) conv(const typename T::Args a) {
+__global__ void __launch_bounds__(256) conv(const typename T::Args a, const __grid_constant__ CUtensorMap im2col) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BN = T::BN, A_TILE = BM * BK, STAGE = (BM + BN) * BK, STAGES = T::STAGES;
   constexpr bool PADDED = T::PD > 0 || T::PH > 0 || T::PW > 0;   // (unpadded, every tap of a pixel is inside the image)
@@ -310,6 +323,9 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   smem += ((1024 - (ffsm90::smem_addr(smem) & 1023)) & 1023) / 4;   // the swizzle wants 1024-byte alignment
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const int64_t m0 = int64_t(blockIdx.x) * BM;
+  // (TMA: the tile's first pixel's image and window corner; the im2col walk takes the next 127 in order)
+  const int img0 = static_cast<int>(m0 / P<T>), p0 = static_cast<int>(m0 % P<T>);
+  const int w0 = p0 % T::OW * T::SW - T::PW, h0 = p0 / T::OW % T::OH * T::SH - T::PH;
   const float* xin = T::NCHW_IN ? T::x(a) : T::ws(a);
   const float* wt = T::packed(a) + int64_t(blockIdx.y) * KT<T> * BN * BK;
   // The gather's per-thread state, set once (the main loop adds the tap's offset, the same for
@@ -350,7 +366,21 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   }
   __syncthreads();
   int q = 0, r = 0, s = 0, c0 = 0, into = 0;   // the next slice to load (WHOLE): tap (q, r, s), channels c0..., into stage `into`
-  auto load = [&](int kt) {   // slice kt: A gathered by every thread, B by one bulk copy
+  auto load = [&](int kt) {   // slice kt: A gathered by every thread (or one TMA), B by one bulk copy
+    if constexpr (T::TMA) {   // the tile's 128 pixels at tap (r, s), channels c0...: one im2col copy
+      if (tid == 0) {
+        uint64_t* b = &full[into];
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(ffsm90::smem_addr(b)), "r"(STAGE * 4) : "memory");
+        im2col_copy(smem + into * STAGE, &im2col, c0, w0, h0, img0, s * T::DW, r * T::DH, b);
+        ffsm90::bulk_copy(smem + into * STAGE + A_TILE, wt + int64_t(kt) * BN * BK, BN * BK * 4, b);
+      }
+      if ((c0 += BK) >= T::C) {   // the next tap
+        c0 = 0;
+        if (++s == T::S) s = 0, ++r;
+      }
+      if (++into == STAGES) into = 0;
+      return;
+    }
     if constexpr (!WHOLE) {   // this thread's tap of the slice
       const int j = kt * (BK / T::CP) + chunk / (T::CP / 4);
       q = j / (T::R * T::S), r = j / T::S % T::R, s = j % T::S;
@@ -400,14 +430,14 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a) {
   const uint64_t hi = ad & ~uint64_t(0xffffffff);   // (the same for both)
   unsigned st = 0, phase = 0;
   for (int kt = 0; kt < KT<T>; ++kt) {
-    asm volatile("cp.async.wait_group %0;\n" :: "n"(STAGES - 2) : "memory");   // this thread's part of slice kt
+    if constexpr (!T::TMA) asm volatile("cp.async.wait_group %0;\n" :: "n"(STAGES - 2) : "memory");   // this thread's part of slice kt
     if constexpr (T::NCHW_IN) {   // ... rounded to TF32 in place (each thread its own copies)
 #pragma unroll
       for (int i = 0; i < 4; ++i) round16(dst[i] + st * (STAGE * 4));
     }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");           // ... visible to wgmma
-    ffsm90::bar_wait(&full[st], phase);
-    __syncthreads();
+    if constexpr (!T::TMA) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
+    ffsm90::bar_wait(&full[st], phase);   // (TMA: A too)
+    if constexpr (!T::TMA) __syncthreads();   // every thread's part landed
     ffsm90::pin(acc);
     ffsm90::fence();
 #pragma unroll
@@ -556,6 +586,30 @@ int pack_weights(const float* w, float* dst, void* stream) {
   return cudaGetLastError();
 }
 
+// The im2col tensor map of the channels-last copy [N][H][W][C] (T::TMA): BM pixels x BK channels a
+// copy in the 128-byte swizzle (swz's layout); the walk over the output pixels' window corners, from
+// -padding to the last corner a window fits, at the stride (the encoder's corners: W, then H).
+template <class T>
+cudaError_t im2col_map(const typename T::Args& a, CUtensorMap* map) {
+  using encode_t = decltype(&cuTensorMapEncodeIm2col);
+  static encode_t encode = nullptr;
+  if (!encode) {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeIm2col", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess || !fn)
+      return cudaErrorNotSupported;
+    encode = reinterpret_cast<encode_t>(fn);
+  }
+  const cuuint64_t dims[4] = {T::C, T::W, T::H, T::N};
+  const cuuint64_t strides[3] = {T::C * 4ull, T::W * T::C * 4ull, uint64_t(T::H) * T::W * T::C * 4};
+  const int lower[2] = {-T::PW, -T::PH}, upper[2] = {T::PW - (T::S - 1) * T::DW, T::PH - (T::R - 1) * T::DH};
+  const cuuint32_t steps[4] = {1, T::SW, T::SH, 1};
+  return encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, T::ws(a), dims, strides, lower, upper, BK, BM, steps,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 template <class T>
 int launch(const typename T::Args& a, void* stream) {
   static_assert(T::N <= 65535, "the images run on gridDim.z");
@@ -582,7 +636,12 @@ int launch(const typename T::Args& a, void* stream) {
     constexpr int smem = smem_bytes<T>();
     const cudaError_t set = ffsm90::smem_once<conv<T>>(smem);
     if (set != cudaSuccess) return set;
-    conv<T><<<dim3(static_cast<unsigned>((M<T> + BM - 1) / BM), NT<T>), 256, smem, s>>>(a);
+    CUtensorMap map{};
+    if constexpr (T::TMA) {
+      const cudaError_t e = im2col_map<T>(a, &map);
+      if (e != cudaSuccess) return e;
+    }
+    conv<T><<<dim3(static_cast<unsigned>((M<T> + BM - 1) / BM), NT<T>), 256, smem, s>>>(a, map);
   }
   return cudaGetLastError();
 }

@@ -6,6 +6,9 @@
 #     (abx/new) against every thread's copies (abx/def) on the generated 2D convolutions of L.txt,
 #     and level2/024 with its convolution generated (abx/all) against cuDNN (abx/new): A/B, both
 #     load orders; profile_kernels of 024 (abx/all)
+#   OUT=$OUT bash bench/session33/device.sh staged   test_conv_kernel's GPU tests; the results staged
+#     through shared memory (abx/new) against stored from registers (abx/tma) on L.txt and level2/024
+#     generated; 024 generated (abx/new) against cuDNN (abx/def); 2 stages (abx/s2) against 3
 set -u
 S=bench/session33
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -29,5 +32,27 @@ tma)
   tail -n 3 "$W/build.log"; tail -n 12 "$W/ab_tma.log"; tail -n 4 "$W/ab_024_all.log"
   grep -v Warning "$W/profile_024_all.log" | grep -E "ms in kernels|^ +[0-9]" | cut -c1-170
   ;;
-*) echo "usage: device.sh tma"; exit 2 ;;
+staged)   # abx/tma: im2col copies, results stored from registers; abx/new: staged through shared
+  # memory (plan_conv.staged_store); 024 generated (FUSEFORGE_CONV=all) in both, cuDNN in abx/def;
+  # abx/s2: abx/new with 2 stages (FUSEFORGE_CONV_STAGES=2)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  (timeout 400 python3 -m pytest -q -m gpu tests/test_conv_kernel.py > "$W/gpu_conv_kernel.log" 2>&1
+   echo "exit $?" >> "$W/gpu_conv_kernel.log") &
+  S2="suite/level1/021_conv2d_standard.py suite/level2/022_conv2d_softmax_bias_scale_sigmoid.py suite/level2/023_conv2d_clamp_multiply_max.py $P24"
+  timeout 300 python3 scripts/ab_generated.py abx/tma abx/new $(cat $S/L.txt) $P24 --build-only --jobs 12 > "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/s2 $P24 $S2 --build-only --jobs 12 >> "$W/build.log" 2>&1
+  wait
+  timeout 200 python3 scripts/ab_generated.py abx/tma abx/new $(cat $S/L.txt) $P24 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_staged.json" > "$W/ab_staged.log" 2>&1
+  timeout 60 python3 scripts/ab_generated.py abx/def abx/new $P24 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_024_all.json" > "$W/ab_024_all.log" 2>&1
+  timeout 100 python3 scripts/ab_generated.py abx/new abx/s2 $S2 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_s2.json" > "$W/ab_s2.log" 2>&1
+  timeout 60 python3 scripts/profile_kernels.py $P24 --generated abx/new > "$W/profile_024_all.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  grep -E "^FAILED|^E  " "$W/gpu_conv_kernel.log" | head -20; tail -n 2 "$W/gpu_conv_kernel.log"
+  tail -n 3 "$W/build.log"; for f in ab_staged ab_024_all ab_s2; do grep -E "^level|^NVIDIA" "$W/$f.log"; done
+  grep -v Warning "$W/profile_024_all.log" | grep -E "ms in kernels|^ +[0-9]" | tail -n 4 | cut -c1-170
+  ;;
+*) echo "usage: device.sh tma|staged"; exit 2 ;;
 esac

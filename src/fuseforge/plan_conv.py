@@ -389,6 +389,17 @@ def nchw_input(conv: Conv) -> bool:
 HALO_SMEM = 226 * 1024   # the halo kernel's shared memory at most (the H100: 227 KB a block)
 
 
+def staged_store() -> bool:
+    """Whether the kernel's results go through shared memory to be stored a channel's 32
+    consecutive pixels a warp instruction (reading the epilogue's other inputs likewise), instead of
+    each thread storing its accumulators (a warp's store: 8 pixels of 4 channels).
+    FUSEFORGE_CONV_STAGED=0 turns it off (measuring)."""
+    forced = os.environ.get("FUSEFORGE_CONV_STAGED", "")
+    if forced not in ("", "0", "1"):
+        raise ConfigError(f"FUSEFORGE_CONV_STAGED={forced!r}: expected 0 or 1")
+    return forced != "0"
+
+
 def tma_input(conv: Conv) -> bool:
     """Whether the kernel's A slices come by the copy engine (a TMA in im2col mode: one instruction
     a slice gathers the tile's 128 pixels at the slice's tap, zeros in the padding and past the

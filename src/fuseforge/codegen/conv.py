@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 
-from ..plan_conv import ConvKernel, halo, nchw_input, stages, tiles, tma_input
+from ..plan_conv import ConvKernel, halo, nchw_input, stages, staged_store, tiles, tma_input
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
 from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
@@ -187,6 +187,7 @@ struct {name}_conv {{
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
   static constexpr bool TMA = {'true' if tma_input(cv) else 'false'};   // A's slices by the copy engine (im2col), else every thread's copies
+  static constexpr bool STAGED = {'true' if staged_store() else 'false'};   // the results through shared memory, stored a channel's pixels a warp
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
@@ -246,7 +247,10 @@ __device__ __forceinline__ float acc_init(const typename T::Args& a, int i, int 
   return T::K % T::BN == 0 || co < T::K ? T::init(a, co) : 0.0f;
 }
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
-template <class T> constexpr int smem_bytes() { return T::STAGES * (BM + T::BN) * BK * 4 + 1024; }   // stages, alignment
+constexpr int LD = BM + 4;   // a channel's row of the staged results (T::STAGED; the padding: conflict-free writes)
+template <class T> constexpr int smem_bytes() {   // the stages (or the staged results, if more), alignment
+  return (T::STAGES * (BM + T::BN) * BK > T::BN * LD ? T::STAGES * (BM + T::BN) * BK : T::BN * LD) * 4 + 1024;
+}
 // the halo kernel's (plan_conv.halo): its tiles of BM virtual pixels (a plane's rows of WH columns)
 template <class T> constexpr int TILES_PLANE = (T::OH * T::WH + BM - 1) / BM;
 template <class T> constexpr int64_t halo_tiles = int64_t(T::N) * T::OD * TILES_PLANE<T>;
@@ -465,6 +469,26 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a, const __gr
       for (int k = 0; k < BN / 4; ++k) v[k] = acc[4 * (k >> 1) + 2 * h + (k & 1)];
       const int64_t m = m0 + warp * 16 + g + 8 * h;
       T::rows(a, m, m < M<T>, t, v);   // (every lane: the row function's shuffles take the quad)
+    }
+  } else if constexpr (T::STAGED) {   // through shared memory: a warp stores a channel's 32 pixels at a time
+    __syncthreads();   // (both warpgroups' multiplies done reading the stages)
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) smem[(8 * (i >> 2) + 2 * t + (i & 1)) * LD + warp * 16 + g + 8 * (i >> 1 & 1)] = acc[i];
+    __syncthreads();
+    int img[BM / 32], p[BM / 32];   // pixel lane + 32 j's image and pixel (fewer than 2^24 pixels: the plan's bound)
+    bool in[BM / 32];
+#pragma unroll
+    for (int j = 0; j < BM / 32; ++j) {
+      const int m = static_cast<int>(m0) + lane + 32 * j;
+      in[j] = m < M<T>;
+      img[j] = m / P<T>, p[j] = m % P<T>;
+    }
+#pragma unroll
+    for (int c = warp; c < BN; c += 8) {
+      const int co = blockIdx.y * BN + c;
+#pragma unroll
+      for (int j = 0; j < BM / 32; ++j)
+        if (in[j] && (T::K % BN == 0 || co < T::K)) T::store(a, img[j], co, p[j], smem[c * LD + lane + 32 * j]);
     }
   } else {   // each element's image, channel and pixel (fewer than 2^24 pixels: the plan's bound)
     int img[2], p[2];

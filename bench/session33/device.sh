@@ -9,6 +9,9 @@
 #   OUT=$OUT bash bench/session33/device.sh staged   test_conv_kernel's GPU tests; the results staged
 #     through shared memory (abx/new) against stored from registers (abx/tma) on L.txt and level2/024
 #     generated; 024 generated (abx/new) against cuDNN (abx/def); 2 stages (abx/s2) against 3
+#   OUT=$OUT bash bench/session33/device.sh staged2   the same with the staged stores' loop unrolled;
+#     ncu of level2/024's convolution: generated, stored from registers (abx/tma) and staged
+#     (abx/new), and cuDNN's (abx/def)
 set -u
 S=bench/session33
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -54,5 +57,26 @@ staged)   # abx/tma: im2col copies, results stored from registers; abx/new: stag
   tail -n 3 "$W/build.log"; for f in ab_staged ab_024_all ab_s2; do grep -E "^level|^NVIDIA" "$W/$f.log"; done
   grep -v Warning "$W/profile_024_all.log" | grep -E "ms in kernels|^ +[0-9]" | tail -n 4 | cut -c1-170
   ;;
-*) echo "usage: device.sh tma|staged"; exit 2 ;;
+staged2)   # as staged, the staged stores' loop unrolled (abx/new), against abx/tma; ncu of 024's
+  # generated convolution (both) and of cuDNN's (abx/def)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  (timeout 400 python3 -m pytest -q -m gpu tests/test_conv_kernel.py > "$W/gpu_conv_kernel.log" 2>&1
+   echo "exit $?" >> "$W/gpu_conv_kernel.log") &
+  timeout 300 python3 scripts/ab_generated.py abx/tma abx/new $(cat $S/L.txt) $P24 --build-only --jobs 12 > "$W/build.log" 2>&1
+  timeout 100 python3 scripts/ab_generated.py abx/def abx/new $P24 --build-only --jobs 2 >> "$W/build.log" 2>&1
+  wait
+  timeout 200 python3 scripts/ab_generated.py abx/tma abx/new $(cat $S/L.txt) $P24 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_staged2.json" > "$W/ab_staged2.log" 2>&1
+  for v in tma new def; do
+    k=$([ $v = def ] && echo sm90_xmma || echo ffconv)
+    timeout 100 ncu --clock-control none -k regex:$k --launch-skip 1 --launch-count 1 \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
+      python3 $S/run_twice.py $P24 abx/$v/level2_024_conv2d_swish_residual.py > "$W/ncu_024_$v.txt" 2>&1
+  done
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  grep -E "^FAILED|^E  " "$W/gpu_conv_kernel.log" | head -20; tail -n 2 "$W/gpu_conv_kernel.log"
+  tail -n 3 "$W/build.log"; grep -E "^level|^NVIDIA" "$W/ab_staged2.log"
+  for v in tma new def; do echo "== $v"; grep -E "^    (Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Memory Throughput)" "$W/ncu_024_$v.txt"; done
+  ;;
+*) echo "usage: device.sh tma|staged|staged2"; exit 2 ;;
 esac

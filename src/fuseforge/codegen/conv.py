@@ -484,8 +484,8 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a, const __gr
       img[j] = m / P<T>, p[j] = m % P<T>;
     }
 #pragma unroll
-    for (int c = warp; c < BN; c += 8) {
-      const int co = blockIdx.y * BN + c;
+    for (int cc = 0; cc < BN / 8; ++cc) {   // (a count the compiler knows: every load in flight at once)
+      const int c = warp + 8 * cc, co = blockIdx.y * BN + c;
 #pragma unroll
       for (int j = 0; j < BM / 32; ++j)
         if (in[j] && (T::K % BN == 0 || co < T::K)) T::store(a, img[j], co, p[j], smem[c * LD + lane + 32 * j]);

@@ -19,7 +19,7 @@ from fuseforge.capture import capture
 from fuseforge.codegen import conv as conv_codegen
 from fuseforge.errors import ConfigError
 from fuseforge.plan import plan
-from fuseforge.plan_conv import ConvKernel, halo, nchw_input, tiles, tma_input
+from fuseforge.plan_conv import ConvKernel, halo, nchw_input, staged_store, tiles, tma_input
 
 from .test_gemm import _tf32
 from .test_layout import _no_looser_than_eager
@@ -395,14 +395,15 @@ def test_halo_kernel_only_where_asked_and_it_applies(monkeypatch):
 class AsymmetricZoo(nn.Module):
     """2D windows whose rows and columns differ in size, stride, padding and dilation, so that a
     row/column swap in the im2col copy's corners, offsets or strides (tma_input) shows; 40
-    channels: a second k-slice of 8 channels and 24 zeros."""
+    channels: a second k-slice of 8 channels and 24 zeros. The second convolution has no epilogue:
+    its results are staged through shared memory (staged_store)."""
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(32, 48, (3, 5), stride=(1, 2), padding=(2, 1), dilation=(2, 1))
         self.b = nn.Conv2d(40, 64, (5, 3), stride=(2, 1), padding=(0, 1))
 
     def forward(self, x, y):
-        return torch.relu(self.a(x)), self.b(y) * 0.5
+        return torch.relu(self.a(x)), self.b(y)
 
 
 asymmetric_inputs = random_inputs((2, 32, 11, 13), (3, 40, 12, 9))
@@ -417,11 +418,13 @@ def compiled_asymmetric():
 
 def test_im2col_copies_where_they_apply(compiled, compiled_3d, compiled_asymmetric, monkeypatch):
     """TMA's im2col copy: 2D windows of whole 32-channel k-slices (36 and 40 channels too), not the
-    1x1 read NCHW, not 3D; FUSEFORGE_CONV_TMA=0 turns it off."""
+    1x1 read NCHW, not 3D; FUSEFORGE_CONV_TMA=0 turns it off. Results staged where there is no
+    epilogue."""
     monkeypatch.delenv("FUSEFORGE_CONV_TMA", raising=False)
+    monkeypatch.delenv("FUSEFORGE_CONV_STAGED", raising=False)
     assert sorted((k.conv.r, k.conv.c, tma_input(k.conv)) for k in _convs(compiled[1])) == \
         [(1, 32, False), (3, 32, True), (3, 36, True)]
-    assert [tma_input(k.conv) for k in _convs(compiled_asymmetric[1])] == [True, True]
+    assert [(tma_input(k.conv), staged_store(k)) for k in _convs(compiled_asymmetric[1])] == [(True, False), (True, True)]
     assert not any(tma_input(k.conv) for k in _convs(compiled_3d[1]))
     monkeypatch.setenv("FUSEFORGE_CONV_TMA", "0")
     assert not any(tma_input(k.conv) for k in _convs(compiled[1]))

@@ -260,3 +260,39 @@ def test_mean_of_a_convolution_pools_its_input(mean_of_conv, monkeypatch):
 def test_mean_of_a_convolution_on_cuda(mean_of_conv):
     model, fast = mean_of_conv
     _no_looser_than_eager(model.cuda(), fast.cuda(), mean_inputs(2, "cuda"))
+
+
+class MeanOfConvTranspose(torch.nn.Module):
+    """Transposed convolutions averaged over their pixels: level2/027's form (stride 2, padding 1,
+    an output padding, a bias, kept dims); and strides, padding and dilation that differ between
+    rows and columns, so that the first taps' input ranges start late and the last taps' end early,
+    without a bias, dims dropped."""
+    def __init__(self):
+        super().__init__()
+        self.one = torch.nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1)
+        self.two = torch.nn.ConvTranspose2d(32, 8, (3, 4), stride=(1, 3), padding=(2, 1), dilation=(2, 1), bias=False)
+
+    def forward(self, x):
+        return self.one(x).mean(dim=(2, 3), keepdim=True), self.two(x).mean(dim=[-1, -2])
+
+
+@pytest.fixture(scope="module")
+def mean_of_conv_transpose():
+    return _compiled(MeanOfConvTranspose, mean_inputs)
+
+
+def test_mean_of_a_transposed_convolution_sums_its_input(mean_of_conv_transpose, monkeypatch):
+    p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
+    assert not any(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes), p.decisions
+    model, fast = mean_of_conv_transpose
+    with torch.no_grad():
+        assert_same_layout_and_close(fast(*mean_inputs(1)), model(*mean_inputs(1)), 1e-4, 1e-5)
+    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")
+    p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
+    assert sum(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes) == 2, p.decisions
+
+
+@pytest.mark.gpu
+def test_mean_of_a_transposed_convolution_on_cuda(mean_of_conv_transpose):
+    model, fast = mean_of_conv_transpose
+    _no_looser_than_eager(model.cuda(), fast.cuda(), mean_inputs(2, "cuda"))

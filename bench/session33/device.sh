@@ -12,6 +12,8 @@
 #   OUT=$OUT bash bench/session33/device.sh staged2   the same with the staged stores' loop unrolled;
 #     ncu of level2/024's convolution: generated, stored from registers (abx/tma) and staged
 #     (abx/new), and cuDNN's (abx/def)
+#   BUDGET=250 OUT=$OUT bash bench/session33/device.sh last   every GPU test, then fuseforge bench on
+#     last.txt (the problems whose generated files this session changed)
 set -u
 S=bench/session33
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -78,5 +80,20 @@ staged2)   # as staged, the staged stores' loop unrolled (abx/new), against abx/
   tail -n 3 "$W/build.log"; grep -E "^level|^NVIDIA" "$W/ab_staged2.log"
   for v in tma new def; do echo "== $v"; grep -E "^    (Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Memory Throughput)" "$W/ncu_024_$v.txt"; done
   ;;
-*) echo "usage: device.sh tma|staged|staged2"; exit 2 ;;
+last)   # every GPU test (the groups side by side), then fuseforge bench on last.txt
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  IFS='|' read -r -a GROUPS_ <<< "$(cat bench/session30/test_groups.txt)"
+  mkdir -p "$W/tests"
+  for k in "${!GROUPS_[@]}"; do
+    (timeout 300 python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/tests/gpu-test-$k.log" 2>&1
+     echo "exit $?" >> "$W/tests/gpu-test-$k.log") &
+  done
+  wait
+  python3 -m fuseforge.cli bench $(cat $S/last.txt) -o "$S/conv_h200" --batch 16 --budget "${BUDGET:-250}" \
+    > "$W/suite_bench.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
+  for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
+  tail -n 30 "$W/suite_bench.log"
+  ;;
+*) echo "usage: device.sh tma|staged|staged2|last"; exit 2 ;;
 esac

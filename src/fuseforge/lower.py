@@ -219,7 +219,11 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
     (the rows first: the threads of a warp read a row's consecutive columns) and a [64, 288] x
     [288, 64] product. Where only the mean reads the convolution. Not looser than eager: the pools
     and the product are float32 (eager's convolution is TF32). FUSEFORGE_MEAN_OF_CONV=0 turns it
-    off."""
+    off.
+    A transposed convolution's (level2/027): each tap (r, t) reads the input rows i that land in
+    the output (0 <= i s - p + r d < OH: a contiguous range, its length different at the edges, so
+    no single pool) and likewise the columns; the sums over those ranges (the columns' first, then
+    the rows' of those: slices summed, pieced together by cat) times the weights, over the pixels."""
     if os.environ.get("FUSEFORGE_MEAN_OF_CONV", "1") == "0":
         return graph
     A = torch.ops.aten
@@ -231,12 +235,25 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
             continue
         conv, add = parts
         x, w = conv.arg("input"), conv.arg("weight")
-        (n, c, h, wd), (k, _, kh, kw) = x.type.shape, w.type.shape
+        (n, c, h, wd), (kh, kw) = x.type.shape, w.type.shape[2:]
+        k = conv.outputs[0].type.shape[1]
         oh, ow = conv.outputs[0].type.shape[2:]
         (ph, pw), (dh, dw) = per_dim(conv.arg("padding"), 2), per_dim(conv.arg("dilation"), 2)
         b = Builder(node, taken)
-        rows = b(A.avg_pool2d.default, x, [oh, 1], [dh, 1], [ph, 0], False, True, None)      # [N, C, kh, W]
-        taps = b(A.avg_pool2d.default, rows, [1, ow], [1, dw], [0, pw], False, True, None)   # [N, C, kh, kw]
+        if conv.target == "aten.conv_transpose2d.input":   # [N, C, H, W] -> tap sums [N, C, kh, kw], over the pixels
+            (sh, sw) = per_dim(conv.arg("stride"), 2)
+
+            def range_sums(t, dim, ranges):   # t summed over each tap's range of dim (each range once), side by side
+                sums = {r: b(A.sum.dim_IntList, b(A.slice.Tensor, t, dim, r[0], r[1] + 1), [dim], True) for r in dict.fromkeys(ranges)}
+                return b(A.cat.default, [sums[r] for r in ranges], dim)
+            cols = range_sums(x, 3, _tap_ranges(wd, ow, kw, sw, pw, dw))         # [N, C, H, kw]
+            sums = range_sums(cols, 2, _tap_ranges(h, oh, kh, sh, ph, dh))      # [N, C, kh, kw]
+            taps = b(A.mul.Tensor, sums, 1.0 / (oh * ow))
+            # the weights [C, K, kh, kw] as [K, C, kh, kw] (made once: wrapper.made_once)
+            w = b(A.clone.default, b(A.permute.default, w, [1, 0, 2, 3]), memory_format=torch.contiguous_format)
+        else:
+            rows = b(A.avg_pool2d.default, x, [oh, 1], [dh, 1], [ph, 0], False, True, None)      # [N, C, kh, W]
+            taps = b(A.avg_pool2d.default, rows, [1, ow], [1, dw], [0, pw], False, True, None)   # [N, C, kh, kw]
         flat = b(A.view.default, taps, [n, c * kh * kw])
         y = b(A.mm.default, flat, b(A.permute.default, b(A.view.default, w, [k, c * kh * kw]), [1, 0]))
         if add is not None:
@@ -255,9 +272,20 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
     return graph
 
 
+def _tap_ranges(size: int, out: int, k: int, s: int, p: int, d: int) -> list[tuple[int, int]]:
+    """For each tap r of a transposed convolution's dim: the first and last input index i whose
+    output i s - p + r d falls inside [0, out)."""
+    return [(max(0, -((r * d - p) // s)), min(size - 1, (out - 1 + p - r * d) // s)) for r in range(k)]
+
+
+CONVS_OF_MEAN = ("aten.conv2d.default", "aten.conv_transpose2d.input")
+
+
 def _mean_of_conv(node: Node, users, live):
-    """(conv2d, its bias add or None) where node is a mean over every pixel of a stride-1 float32
-    convolution that only it reads (through the bias add), whose padding the pools can take."""
+    """(the convolution, its bias add or None) where node is a mean over every pixel of a float32
+    convolution (one group, no bias of its own) that only it reads (through the bias add): of
+    stride 1, whose padding the pools can take, or a transposed one, each of whose taps lands in
+    the output."""
     if node.target != "aten.mean.dim" or node.arg("dtype") is not None:
         return None
     v = node.arg("self")
@@ -267,21 +295,25 @@ def _mean_of_conv(node: Node, users, live):
     if q is not None and q.target == "aten.add.Tensor":
         add = q
         convs = [a for a in q.args if isinstance(a, Value) and a.producer is not None and
-                 a.producer.target == "aten.conv2d.default"]
+                 a.producer.target in CONVS_OF_MEAN]
         others = [a for a in q.args if isinstance(a, Value) and a not in convs]
         if len(convs) != 1 or len(others) != 1 or others[0].type.shape != (v.type.shape[1], 1, 1) or \
                 q.arg("alpha") != 1 or convs[0] in live or users.get(convs[0]) != [q]:
             return None
         q = convs[0].producer
-    if q is None or q.target != "aten.conv2d.default" or q.arg("bias") is not None or int(q.arg("groups")) != 1:
+    if q is None or q.target not in CONVS_OF_MEAN or q.arg("bias") is not None or int(q.arg("groups")) != 1:
         return None
     x, w = q.arg("input"), q.arg("weight")
-    if x.type.ndim != 4 or any(t.type.dtype != torch.float32 for t in (x, w, v)) or \
-            per_dim(q.arg("stride"), 2) != (1, 1):
+    if x.type.ndim != 4 or any(t.type.dtype != torch.float32 for t in (x, w, v)):
         return None
     oh, ow = q.outputs[0].type.shape[2:]
     ph, pw = per_dim(q.arg("padding"), 2)
-    return (q, add) if 2 * ph <= oh and 2 * pw <= ow else None
+    if q.target == "aten.conv_transpose2d.input":
+        (sh, sw), (dh, dw) = per_dim(q.arg("stride"), 2), per_dim(q.arg("dilation"), 2)
+        ranges = _tap_ranges(x.type.shape[2], oh, w.type.shape[2], sh, ph, dh) + \
+            _tap_ranges(x.type.shape[3], ow, w.type.shape[3], sw, pw, dw)
+        return (q, add) if all(lo <= hi for lo, hi in ranges) else None
+    return (q, add) if per_dim(q.arg("stride"), 2) == (1, 1) and 2 * ph <= oh and 2 * pw <= ow else None
 
 
 SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default")

@@ -389,15 +389,21 @@ def nchw_input(conv: Conv) -> bool:
 HALO_SMEM = 226 * 1024   # the halo kernel's shared memory at most (the H100: 227 KB a block)
 
 
-def staged_store() -> bool:
+def staged_store(k: "ConvKernel") -> bool:
     """Whether the kernel's results go through shared memory to be stored a channel's 32
-    consecutive pixels a warp instruction (reading the epilogue's other inputs likewise), instead of
-    each thread storing its accumulators (a warp's store: 8 pixels of 4 channels).
-    FUSEFORGE_CONV_STAGED=0 turns it off (measuring)."""
+    consecutive pixels a warp instruction, instead of each thread storing its accumulators (a
+    warp's store: 8 pixels of 4 channels): where the kernel stores a 2D convolution alone (no
+    pointwise epilogue, no row function; 3D not measured). Measured on an H200 (bench/session33/staged2, staged /
+    not): without an epilogue level1/021 0.957, 022 0.989, 023 0.996, 024 0.981, 028 0.991; with one
+    level2/004 1.020, level2/024 (its convolution generated: swish, + input) 1.060.
+    FUSEFORGE_CONV_STAGED=0 turns it off, =1 takes it for every kernel without a row function
+    (measuring)."""
     forced = os.environ.get("FUSEFORGE_CONV_STAGED", "")
     if forced not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_STAGED={forced!r}: expected 0 or 1")
-    return forced != "0"
+    if forced or k.rows:
+        return forced == "1" and not k.rows
+    return not k.epilogue and k.conv.dims == 2
 
 
 def tma_input(conv: Conv) -> bool:

@@ -23,7 +23,7 @@ from .graph import USER_INPUT
 VIEWS = {"view", "_unsafe_view", "reshape", "transpose", "permute", "select", "unsqueeze", "squeeze",
          "expand", "split", "slice"}
 CAPTURE_SAFE = VIEWS | {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-                        "flip", "matmul", "linear", "triu", "tril", "diag", "mean", "cat", "slice_scatter", "zeros",
+                        "flip", "matmul", "linear", "triu", "tril", "diag", "mean", "sum", "cat", "slice_scatter", "zeros",
                         "new_zeros", "ones", "full", "zeros_like", "ones_like", "full_like"}
 # safe without dropout (their `dropout` argument 0, or not training)
 SAFE_WITHOUT_DROPOUT = {"scaled_dot_product_attention", "lstm", "gru", "rnn_tanh", "rnn_relu"}

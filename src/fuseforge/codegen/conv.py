@@ -187,7 +187,7 @@ struct {name}_conv {{
   static constexpr int BN = {bn}, STAGES = {stages(cv)};
   static constexpr bool NCHW_IN = {'true' if nchw_input(cv) else 'false'};   // the input read NCHW (else converted first)
   static constexpr bool TMA = {'true' if tma_input(cv) else 'false'};   // A's slices by the copy engine (im2col), else every thread's copies
-  static constexpr bool STAGED = {'true' if staged_store() else 'false'};   // the results through shared memory, stored a channel's pixels a warp
+  static constexpr bool STAGED = {'true' if staged_store(k) else 'false'};   // the results through shared memory, stored a channel's pixels a warp
   static constexpr bool ROWS = {'true' if k.rows else 'false'};   // the epilogue: {'a row function on each pixel' if k.rows else 'each element'}
   static __host__ __device__ __forceinline__ const float* x(const Args& a) {{ return a.{var[cv.x]}; }}
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}

@@ -244,7 +244,8 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
             (sh, sw) = per_dim(conv.arg("stride"), 2)
 
             def range_sums(t, dim, ranges):   # t summed over each tap's range of dim (each range once), side by side
-                sums = {r: b(A.sum.dim_IntList, b(A.slice.Tensor, t, dim, r[0], r[1] + 1), [dim], True) for r in dict.fromkeys(ranges)}
+                sums = {r: b(A.sum.dim_IntList, b(A.slice.Tensor, t, dim, r[0], r[1] + 1), [dim], True)
+                        for r in dict.fromkeys(ranges)}
                 return b(A.cat.default, [sums[r] for r in ranges], dim)
             cols = range_sums(x, 3, _tap_ranges(wd, ow, kw, sw, pw, dw))         # [N, C, H, kw]
             sums = range_sums(cols, 2, _tap_ranges(h, oh, kh, sh, ph, dh))      # [N, C, kh, kw]

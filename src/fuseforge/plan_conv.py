@@ -393,11 +393,11 @@ def staged_store(k: "ConvKernel") -> bool:
     """Whether the kernel's results go through shared memory to be stored a channel's 32
     consecutive pixels a warp instruction, instead of each thread storing its accumulators (a
     warp's store: 8 pixels of 4 channels): where the kernel stores a 2D convolution alone (no
-    pointwise epilogue, no row function; 3D not measured). Measured on an H200 (bench/session33/staged2, staged /
-    not): without an epilogue level1/021 0.957, 022 0.989, 023 0.996, 024 0.981, 028 0.991; with one
-    level2/004 1.020, level2/024 (its convolution generated: swish, + input) 1.060.
-    FUSEFORGE_CONV_STAGED=0 turns it off, =1 takes it for every kernel without a row function
-    (measuring)."""
+    pointwise epilogue, no row function; 3D not measured). Measured on an H200 (staged / not,
+    bench/session33/staged2): without an epilogue level1/021 0.957, 022 0.989, 023 0.996, 024
+    0.981, 028 0.991; with one level2/004 1.020, and level2/024 1.060 (its convolution generated:
+    swish, + input). FUSEFORGE_CONV_STAGED=0 turns it off, =1 takes it for every kernel without a
+    row function (measuring)."""
     forced = os.environ.get("FUSEFORGE_CONV_STAGED", "")
     if forced not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_STAGED={forced!r}: expected 0 or 1")
@@ -411,8 +411,11 @@ def tma_input(conv: Conv) -> bool:
     a slice gathers the tile's 128 pixels at the slice's tap, zeros in the padding and past the
     channels) instead of every thread's 16-byte copies. 2D, whole 32-channel k-slices of the
     channels-last copy, which TMA reads at 16-byte strides (channels a multiple of 4), within its
-    bounding box's limits (corners -128..127, strides up to 8). FUSEFORGE_CONV_TMA=0 turns it off
-    (measuring)."""
+    bounding box's limits (corners -128..127, strides up to 8). Measured on an H200 (im2col / every
+    thread's copies, bench/session33/tma): level1/021 0.913, 022 0.976, 023 0.968, 024 0.949, 028
+    0.991, level2/004 0.977, 022 0.926, 023 0.885; with that, level2/024's convolution generated
+    with its epilogue takes 1.11x cuDNN's and the epilogue's pass (1.19x before). 3D (a rank-5 map)
+    is not done yet. FUSEFORGE_CONV_TMA=0 turns it off (measuring)."""
     forced = os.environ.get("FUSEFORGE_CONV_TMA", "")
     if forced not in ("", "0", "1"):
         raise ConfigError(f"FUSEFORGE_CONV_TMA={forced!r}: expected 0 or 1")

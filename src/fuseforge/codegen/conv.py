@@ -23,11 +23,17 @@ A call runs two kernels (CONV_LIBRARY), after a third on the first call:
            addresses set once, a slice adds its tap's offset: 123 instructions a slice per warp
            where it was 222, the models' times 0.90-0.99 of the earlier ones,
            bench/session16/ab_conv*_h100.json; 138 for a slice of two taps of 16 channels, 3D,
-           level2/033), B's slice one bulk copy onto an mbarrier; then the accumulators go through the epilogue
-           (K_epilogue at the element's image, channel and pixel: the fused pointwise ops, the
-           stores). Pixel rows: the packed weights' channels permuted within each 8 so that quad
-           lane t's accumulators of a pixel hold channels t, t + 4, ...; the four lanes run the row
-           kernel's row function (codegen/rows.py PixelRows) on them as a team.
+           level2/033), B's slice one bulk copy onto an mbarrier; where plan_conv.tma_input says (2D,
+           whole k-slices), A's slice is one TMA copy in im2col mode instead (thread 0 issues it
+           onto the same mbarrier: the walk over the tile's 128 output pixels' window corners at
+           the slice's tap offset, zeros in the padding and past the channels, in the same
+           swizzle); then the accumulators go through the epilogue (K_epilogue at the element's
+           image, channel and pixel: the fused pointwise ops, the stores; without an epilogue
+           (plan_conv.staged_store) staged through shared memory first, a warp then storing a
+           channel's 32 consecutive pixels). Pixel rows: the packed weights' channels permuted
+           within each 8 so that quad lane t's accumulators of a pixel hold channels t, t + 4, ...;
+           the four lanes run the row kernel's row function (codegen/rows.py PixelRows) on them as
+           a team.
   (halo)   in place of conv where plan_conv.halo says (FUSEFORGE_CONV_HALO=1, off by default:
            measured slower): a tile's input rows copied to shared memory once, each tap's A that
            copy shifted by the tap's offset (wgmma without swizzle), the weights resident while a

@@ -278,10 +278,18 @@ class MeanOfConvTranspose(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def mean_of_conv_transpose():
-    return _compiled(MeanOfConvTranspose, mean_inputs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEFORGE_MEAN_OF_CONVT", "1")   # (opt-in until timed)
+        return _compiled(MeanOfConvTranspose, mean_inputs)
 
 
 def test_mean_of_a_transposed_convolution_sums_its_input(mean_of_conv_transpose, monkeypatch):
+    """With FUSEFORGE_MEAN_OF_CONVT=1 (off by default until timed); FUSEFORGE_MEAN_OF_CONV=0 turns
+    both means off."""
+    monkeypatch.delenv("FUSEFORGE_MEAN_OF_CONVT", raising=False)
+    p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
+    assert sum(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes) == 2, p.decisions
+    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONVT", "1")
     p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
     assert not any(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes), p.decisions
     model, fast = mean_of_conv_transpose

@@ -70,7 +70,7 @@ staged2)   # as staged, the staged stores' loop unrolled (abx/new), against abx/
   timeout 200 python3 scripts/ab_generated.py abx/tma abx/new $(cat $S/L.txt) $P24 --rounds 5 --trials 20 --swap \
     --json "$W/ab_staged2.json" > "$W/ab_staged2.log" 2>&1
   for v in tma new def; do
-    k=$([ $v = def ] && echo sm90_xmma || echo ffconv)
+    k=$([ $v = def ] && echo sm90_xmma || echo '^conv$')   # (ncu matches the function's name: conv, not ffconv::conv)
     timeout 100 ncu --clock-control none -k regex:$k --launch-skip 1 --launch-count 1 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
       python3 $S/run_twice.py $P24 abx/$v/level2_024_conv2d_swish_residual.py > "$W/ncu_024_$v.txt" 2>&1

@@ -244,22 +244,28 @@ def mean_of_conv():
     return _compiled(MeanOfConv, mean_inputs)
 
 
+def _nodes_left(cls, *targets):
+    """How many nodes of each target the plan of a `cls` model (on mean_inputs) keeps, and its
+    decisions (for the assertion's message)."""
+    p = plan(capture(cls(), mean_inputs(0)))
+    return [sum(n.target == t for n in p.graph.nodes) for t in targets], p.decisions
+
+
 def test_mean_of_a_convolution_pools_its_input(mean_of_conv, monkeypatch):
-    p = plan(capture(MeanOfConv(), mean_inputs(0)))
-    pools = [n for n in p.graph.nodes if n.target == "aten.avg_pool2d.default"]
-    assert len(pools) == 4 and sum(n.target == "aten.conv2d.default" for n in p.graph.nodes) == 1, p.decisions
-    model, fast = mean_of_conv
+    counts, why = _nodes_left(MeanOfConv, "aten.avg_pool2d.default", "aten.conv2d.default")
+    assert counts == [4, 1], why
+    _close_and_off(mean_of_conv, MeanOfConv, "aten.conv2d.default", 3, monkeypatch)
+
+
+def _close_and_off(compiled, cls, target, kept, monkeypatch):
+    """The compiled model (a `cls`) close to eager on fresh inputs; with FUSEFORGE_MEAN_OF_CONV=0
+    its plan keeps `kept` convolutions (nodes of `target`)."""
+    model, fast = compiled
     with torch.no_grad():
         assert_same_layout_and_close(fast(*mean_inputs(1)), model(*mean_inputs(1)), 1e-4, 1e-5)
     monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")
-    p = plan(capture(MeanOfConv(), mean_inputs(0)))
-    assert sum(n.target == "aten.conv2d.default" for n in p.graph.nodes) == 3, p.decisions
-
-
-@pytest.mark.gpu
-def test_mean_of_a_convolution_on_cuda(mean_of_conv):
-    model, fast = mean_of_conv
-    _no_looser_than_eager(model.cuda(), fast.cuda(), mean_inputs(2, "cuda"))
+    counts, why = _nodes_left(cls, target)
+    assert counts == [kept], why
 
 
 class MeanOfConvTranspose(torch.nn.Module):
@@ -287,20 +293,15 @@ def test_mean_of_a_transposed_convolution_sums_its_input(mean_of_conv_transpose,
     """With FUSEFORGE_MEAN_OF_CONVT=1 (off by default until timed); FUSEFORGE_MEAN_OF_CONV=0 turns
     both means off."""
     monkeypatch.delenv("FUSEFORGE_MEAN_OF_CONVT", raising=False)
-    p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
-    assert sum(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes) == 2, p.decisions
-    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONVT", "1")
-    p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
-    assert not any(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes), p.decisions
-    model, fast = mean_of_conv_transpose
-    with torch.no_grad():
-        assert_same_layout_and_close(fast(*mean_inputs(1)), model(*mean_inputs(1)), 1e-4, 1e-5)
-    monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONV", "0")
-    p = plan(capture(MeanOfConvTranspose(), mean_inputs(0)))
-    assert sum(n.target == "aten.conv_transpose2d.input" for n in p.graph.nodes) == 2, p.decisions
+    for convt, counted in [("", [2]), ("1", [0])]:
+        monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONVT", convt)
+        counts, why = _nodes_left(MeanOfConvTranspose, "aten.conv_transpose2d.input")
+        assert counts == counted, why
+    _close_and_off(mean_of_conv_transpose, MeanOfConvTranspose, "aten.conv_transpose2d.input", 2, monkeypatch)
 
 
 @pytest.mark.gpu
-def test_mean_of_a_transposed_convolution_on_cuda(mean_of_conv_transpose):
-    model, fast = mean_of_conv_transpose
+@pytest.mark.parametrize("compiled", ["mean_of_conv", "mean_of_conv_transpose"])
+def test_means_of_convolutions_on_cuda(request, compiled):
+    model, fast = request.getfixturevalue(compiled)
     _no_looser_than_eager(model.cuda(), fast.cuda(), mean_inputs(2, "cuda"))

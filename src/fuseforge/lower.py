@@ -251,9 +251,10 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
                 return b(A.cat.default, [sums[r] for r in ranges], dim)
             cols = range_sums(x, 3, _tap_ranges(wd, ow, kw, sw, pw, dw))         # [N, C, H, kw]
             sums = range_sums(cols, 2, _tap_ranges(h, oh, kh, sh, ph, dh))      # [N, C, kh, kw]
-            taps = b(A.mul.Tensor, sums, 1.0 / (oh * ow))
-            # the weights [C, K, kh, kw] as [K, C, kh, kw] (made once: wrapper.made_once)
+            # the weights [C, K, kh, kw] as [K, C, kh, kw] over the pixels (made once: wrapper.made_once)
             w = b(A.clone.default, b(A.permute.default, w, [1, 0, 2, 3]), memory_format=torch.contiguous_format)
+            w = b(A.mul.Tensor, w, 1.0 / (oh * ow))
+            taps = sums
         else:
             rows = b(A.avg_pool2d.default, x, [oh, 1], [dh, 1], [ph, 0], False, True, None)      # [N, C, kh, W]
             taps = b(A.avg_pool2d.default, rows, [1, ow], [1, dw], [0, pw], False, True, None)   # [N, C, kh, kw]

@@ -85,8 +85,8 @@ def rows_of(node) -> tuple[int, int, int, int]:
 
 
 def other_rows(n: int, start: int, end: int, step: int) -> list[tuple[int, int, int]]:
-    """The rows of a dim of n that slice start:end:step leaves out, as (start, end, step) slices."""
-    end = n if end is None else min(end, n)
+    """The rows of a dim of n that slice start:end:step leaves out (rows_of's end: at most n), as
+    (start, end, step) slices."""
     rows = [(0, start, 1)] if start > 0 else []
     rows += [(start + q, end, step) for q in range(1, step) if start + q < end]
     return rows + ([(end, n, 1)] if end < n else [])

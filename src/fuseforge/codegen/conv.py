@@ -255,7 +255,8 @@ __device__ __forceinline__ float acc_init(const typename T::Args& a, int i, int 
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
 constexpr int LD = BM + 4;   // a channel's row of the staged results (T::STAGED; the padding: conflict-free writes)
 template <class T> constexpr int smem_bytes() {   // the stages (or the staged results, if more), alignment
-  return (T::STAGES * (BM + T::BN) * BK > T::BN * LD ? T::STAGES * (BM + T::BN) * BK : T::BN * LD) * 4 + 1024;
+  constexpr int stages = T::STAGES * (BM + T::BN) * BK, staged = T::BN * LD;
+  return (stages > staged ? stages : staged) * 4 + 1024;
 }
 // the halo kernel's (plan_conv.halo): its tiles of BM virtual pixels (a plane's rows of WH columns)
 template <class T> constexpr int TILES_PLANE = (T::OH * T::WH + BM - 1) / BM;

@@ -284,19 +284,12 @@ class MeanOfConvTranspose(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def mean_of_conv_transpose():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEFORGE_MEAN_OF_CONVT", "1")   # (opt-in until timed)
-        return _compiled(MeanOfConvTranspose, mean_inputs)
+    return _compiled(MeanOfConvTranspose, mean_inputs)
 
 
 def test_mean_of_a_transposed_convolution_sums_its_input(mean_of_conv_transpose, monkeypatch):
-    """With FUSEFORGE_MEAN_OF_CONVT=1 (off by default until timed); FUSEFORGE_MEAN_OF_CONV=0 turns
-    both means off."""
-    monkeypatch.delenv("FUSEFORGE_MEAN_OF_CONVT", raising=False)
-    for convt, counted in [("", [2]), ("1", [0])]:
-        monkeypatch.setenv("FUSEFORGE_MEAN_OF_CONVT", convt)
-        counts, why = _nodes_left(MeanOfConvTranspose, "aten.conv_transpose2d.input")
-        assert counts == counted, why
+    counts, why = _nodes_left(MeanOfConvTranspose, "aten.conv_transpose2d.input")
+    assert counts == [0], why
     _close_and_off(mean_of_conv_transpose, MeanOfConvTranspose, "aten.conv_transpose2d.input", 2, monkeypatch)
 
 

@@ -1,0 +1,41 @@
+#!/bin/bash
+# The 34th session's device work (one H200; run from the repository root; abx/ folders made here
+# with scripts/generate_sources.py: abx/def as committed, abx/mct FUSEFORGE_MEAN_OF_CONVT=1,
+# abx/all FUSEFORGE_CONV=all):
+#   OUT=$OUT bash bench/session34/device.sh first   test_convs' GPU tests; level2/027 with the
+#     transposed convolution's mean (abx/mct) against without (abx/def), A/B both orders; ncu (full
+#     set) of level2/024's generated convolution (abx/all) and of level2/023's (abx/def); fuseforge
+#     bench of first.txt (the problems the 33rd session changed but did not time)
+set -u
+S=bench/session34
+export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
+W=$(mktemp -d)
+P23=suite/level2/023_conv2d_clamp_multiply_max.py
+P24=suite/level2/024_conv2d_swish_residual.py
+P27=suite/level2/027_convtranspose2d_globalavg_bias_logsumexp_sum_multiply.py
+ncu_of() {   # ncu_of PROBLEM FILE NAME: the full set of the conv kernel's second launch
+  timeout 150 ncu --clock-control none -k 'regex:^conv$' --launch-skip 1 --launch-count 1 --set full \
+    python3 bench/session33/run_twice.py "$1" "$2" > "$W/ncu_$3.txt" 2>&1
+}
+case "${1:-}" in
+first)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  (timeout 300 python3 -m pytest -q -m gpu tests/test_convs.py > "$W/gpu_convs.log" 2>&1
+   echo "exit $?" >> "$W/gpu_convs.log") &
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/mct $P27 --build-only --jobs 4 > "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/all $P23 $P24 --build-only --jobs 4 >> "$W/build.log" 2>&1
+  wait
+  timeout 100 python3 scripts/ab_generated.py abx/def abx/mct $P27 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_027.json" > "$W/ab_027.log" 2>&1
+  ncu_of $P24 abx/all/level2_024_conv2d_swish_residual.py 024_all
+  ncu_of $P23 abx/def/level2_023_conv2d_clamp_multiply_max.py 023_def
+  python3 -m fuseforge.cli bench $(cat $S/first.txt) -o "$S/conv_h200" --batch 16 --budget "${BUDGET:-120}" \
+    > "$W/suite_bench.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/conv_h200" -C "$W" .
+  grep -E "^FAILED|^E  " "$W/gpu_convs.log" | head -20; tail -n 2 "$W/gpu_convs.log"
+  tail -n 3 "$W/build.log"; grep -E "^level|^NVIDIA" "$W/ab_027.log"
+  for v in 024_all 023_def; do echo "== $v"; grep -E "^    (Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Block Limit)" "$W/ncu_$v.txt"; done
+  tail -n 12 "$W/suite_bench.log"
+  ;;
+*) echo "usage: device.sh first"; exit 2 ;;
+esac

@@ -115,6 +115,23 @@ def test_a_bias_add_is_folded_into_the_sums(compiled):
     assert sum(init != "0.0f" for init in inits.values()) == 2, inits
 
 
+def test_an_epilogue_reads_its_inputs_through_its_load(compiled):
+    """c's add of its own input is loaded by c's K_load, which the kernel calls for 16 elements
+    before their stores (ffconv::epilogue); its K_epilogue takes the value from K_load's struct and
+    reads no input itself (a load there waits its latency after the earlier stores). a's and b's
+    epilogues read nothing (their bias is folded into the sums)."""
+    from fuseforge.emit import generate
+    _, p, _ = compiled
+    text = generate(p, name="zoo").text
+    loads = dict(re.findall(r"struct (\w+)_in \{([^}]*)\};", text))
+    assert sorted(loads.values()) == ["", "", " float in0; "], loads
+    for name, members in loads.items():
+        load = re.search(rf"FF_HD {name}_in {name}_load\(.*?\n\}}\n", text, re.S).group(0)
+        epilogue = re.search(rf"FF_HD void {name}_epilogue\(.*?\n\}}\n", text, re.S).group(0)
+        assert not re.search(r"a\.in\d", epilogue), epilogue
+        assert bool(members) == ("a.in0[" in load) == ("= in.in0;" in epilogue), (load, epilogue)
+
+
 def test_only_a_1x1_convolution_reads_its_input_nchw(compiled, monkeypatch):
     """The 1x1 reads NCHW as it is (measured faster); the windows read a converted copy; the
     GPU tests below run both paths."""
@@ -130,8 +147,8 @@ def test_unknown_mode_is_an_error(monkeypatch):
 
 
 def test_default_rules(monkeypatch):
-    """By default (the measured rules): 36 channels through a 3x3 window stay cuDNN's, the 32-channel
-    3x3 and the 1x1 convolutions are generated."""
+    """By default (plan_conv.slower): 36 channels through a 3x3 window (each tap's padded to 64) stay
+    cuDNN's, the 32-channel 3x3 and the 1x1 convolutions are generated."""
     monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
     p = plan(capture(ConvZoo(), inputs(0)))
     assert sorted(k.conv.c for k in _convs(p)) == [32, 32], p.decisions

@@ -6,6 +6,13 @@
 #     transposed convolution's mean (abx/mct) against without (abx/def), A/B both orders; ncu (full
 #     set) of level2/024's generated convolution (abx/all) and of level2/023's (abx/def); fuseforge
 #     bench of first.txt (the problems the 33rd session changed but did not time)
+#   OUT=$OUT bash bench/session34/device.sh epi   test_conv_kernel's and test_convs' GPU tests; a chunk
+#     of an epilogue's inputs loaded before its stores (abx/new) against one element at a time
+#     (abx/def) on epi.txt; level2/024 with its convolution generated, the same two ways (abx/all,
+#     abx/allo), against cuDNN (abx/def); ncu of 024's generated convolution (abx/all)
+#   OUT=$OUT bash bench/session34/device.sh chunk   a chunk of 32 elements' inputs (abx/n32) against
+#     16 (abx/new) on chunk.txt; the plan without the 64-channel tile's rule (abx/n32: level2/024
+#     and level1/033 generated) against cuDNN (abx/def)
 set -u
 S=bench/session34
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -37,5 +44,39 @@ first)
   for v in 024_all 023_def; do echo "== $v"; grep -E "^    (Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Block Limit)" "$W/ncu_$v.txt"; done
   tail -n 12 "$W/suite_bench.log"
   ;;
-*) echo "usage: device.sh first"; exit 2 ;;
+epi)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  (timeout 400 python3 -m pytest -q -m gpu tests/test_conv_kernel.py tests/test_convs.py > "$W/gpu_conv.log" 2>&1
+   echo "exit $?" >> "$W/gpu_conv.log") &
+  timeout 300 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/epi.txt) --build-only --jobs 12 > "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/allo abx/all $P24 --build-only --jobs 2 >> "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/all $P24 --build-only --jobs 2 >> "$W/build.log" 2>&1
+  wait
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/new $(cat $S/epi.txt) --rounds 5 --trials 20 --swap \
+    --json "$W/ab_epi.json" > "$W/ab_epi.log" 2>&1
+  timeout 60 python3 scripts/ab_generated.py abx/allo abx/all $P24 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_024_gen.json" > "$W/ab_024_gen.log" 2>&1
+  timeout 60 python3 scripts/ab_generated.py abx/def abx/all $P24 --rounds 5 --trials 20 --swap \
+    --json "$W/ab_024_cudnn.json" > "$W/ab_024_cudnn.log" 2>&1
+  timeout 100 ncu --clock-control none -k 'regex:^conv$' --launch-skip 1 --launch-count 1 \
+    --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
+    python3 bench/session33/run_twice.py $P24 abx/all/level2_024_conv2d_swish_residual.py > "$W/ncu_024_all.txt" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  grep -E "^FAILED|^E  " "$W/gpu_conv.log" | head -20; tail -n 2 "$W/gpu_conv.log"
+  tail -n 3 "$W/build.log"; for f in ab_epi ab_024_gen ab_024_cudnn; do grep -E "^level|^NVIDIA|failed|mismatch" "$W/$f.log"; done
+  grep -E "^    (Duration|DRAM Throughput|L2 Cache Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued)" "$W/ncu_024_all.txt"
+  ;;
+chunk)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  R="$P24 suite/level1/033_conv_transpose2d_standard.py"
+  timeout 300 python3 scripts/ab_generated.py abx/new abx/n32 $(cat $S/chunk.txt) --build-only --jobs 14 > "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/def abx/n32 $R --build-only --jobs 4 >> "$W/build.log" 2>&1
+  timeout 200 python3 scripts/ab_generated.py abx/new abx/n32 $(cat $S/chunk.txt) --rounds 5 --trials 20 --swap \
+    --json "$W/ab_chunk.json" > "$W/ab_chunk.log" 2>&1
+  timeout 100 python3 scripts/ab_generated.py abx/def abx/n32 $R --rounds 5 --trials 20 --swap \
+    --json "$W/ab_rule.json" > "$W/ab_rule.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  tail -n 3 "$W/build.log"; for f in ab_chunk ab_rule; do grep -E "^level|^NVIDIA|failed|mismatch" "$W/$f.log"; done
+  ;;
+*) echo "usage: device.sh first|epi|chunk"; exit 2 ;;
 esac

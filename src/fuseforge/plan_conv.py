@@ -18,9 +18,8 @@ the bias added by a second pass) and torch.compile's 1.96 for the whole model. I
 (bench/session16/ab_conv_lean_h100.json, new / old: every convolution with a pointwise epilogue
 generated, against cuDNN and a pass of its own) it wins on 14 of 17, so the plan takes it except
 where those measurements say:
-- 64 input channels through a window into 64 output channels (level2/024, 1.09): a 64-channel
-  tile does half the products per gathered pixel of a 128-channel one (the example 0.94,
-  level1/021 0.88, 023 0.91, all with 128);
+- more than 32 input channels, not a multiple of 32, through a window: each tap's channels padded
+  to whole k-slices of 32 (36 do the work of 64); not measured;
 - a result another convolution reads (VGG's block, 1.14: its first convolution generated; the
   second reads the result channels-last, which the old plan's epilogue wrote at no cost, where
   the generated convolution writes NCHW and the second converts it);
@@ -28,7 +27,11 @@ where those measurements say:
   count): it runs after the main loop at three blocks a multiprocessor, where a pass of its own
   hides it behind memory (two mish, 6: level2/007 1.04; one, 3: 018 0.96).
 The rest: 32 input channels level2/004, 006, 010, 012, 015, 017 0.77-0.90, level1/022, 024 0.84,
-0.86; 1x1 level1/027 0.90, level2/020 0.93.
+0.86; 1x1 level1/027 0.90, level2/020 0.93. 64 input channels through a window into 64 output
+channels (level2/024) measured 1.09 then and was left to cuDNN; since its epilogue loads a chunk of
+elements' inputs before their stores (codegen/conv.py ffconv::epilogue; it was one load's latency
+an element), 0.897 on an H200 (bench/session34/epi/ab_024_cudnn.log; 0.910 in chunk/ab_rule.log,
+where level1/033's 64 -> 32 took 0.890), so it is generated too.
 A row kernel over the result's channels (min, max, softmax over dim 1) runs in the epilogue
 instead where a tile holds a pixel's channels (fold_pixel_rows; the result is never written).
 FUSEFORGE_CONV=off (or 0) turns generated convolutions off, =all takes every one the kernel can compute
@@ -225,9 +228,10 @@ def slower(conv: Conv, epilogue, feeds_conv: bool) -> str | None:
     if feeds_conv:
         return ("its result read by another convolution (written channels-last for it where computed; "
                 "the generated convolution writes NCHW: VGG's block 1.14x, bench/session16/ab_conv_lean_h100.json)")
-    if conv.dims == 2 and conv.c > 32 and conv.r * conv.s > 1 and conv.k <= 64:
-        return (f"{conv.c} input channels through a {conv.r}x{conv.s} window into {conv.k} output channels "
-                "(a 64-channel tile: measured 1.09x cuDNN's time, bench/session16/ab_conv_lean_h100.json)")
+    if conv.dims == 2 and conv.c > 32 and conv.c % 32 and conv.r * conv.s > 1:
+        return (f"{conv.c} input channels through a {conv.r}x{conv.s} window (each tap's padded to {conv.cp}, "
+                "whole k-slices of 32: that much more work; not measured, where whole slices, 64 -> 64, took "
+                "1.09x cuDNN's time in session 16 and 0.90x since, bench/session34/epi)")
     math_ = epilogue_math(epilogue)
     if math_ > MAX_EPILOGUE_MATH:
         return (f"an epilogue of {math_} transcendental functions an element (more than {MAX_EPILOGUE_MATH}: "

@@ -28,7 +28,8 @@ A call runs two kernels (CONV_LIBRARY), after a third on the first call:
            onto the same mbarrier: the walk over the tile's 128 output pixels' window corners at
            the slice's tap offset, zeros in the padding and past the channels, in the same
            swizzle); then the accumulators go through the epilogue (K_epilogue at the element's
-           image, channel and pixel: the fused pointwise ops, the stores; without an epilogue
+           image, channel and pixel: the fused pointwise ops, the stores; the inputs it reads
+           loaded by K_load, 16 elements' before their stores: ffconv::epilogue; without an epilogue
            (plan_conv.staged_store) staged through shared memory first, a warp then storing a
            channel's 32 consecutive pixels). Pixel rows: the packed weights' channels permuted
            within each 8 so that quad lane t's accumulators of a pixel hold channels t, t + 4, ...;
@@ -55,7 +56,7 @@ import math
 from ..plan_conv import ConvKernel, halo, nchw_input, stages, staged_store, tiles, tma_input
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
-from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, kernel_operands
+from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, input_loads, kernel_operands
 
 BM, BK = 128, 32   # pixels a block, k a slice (CONV_LIBRARY's constants, for the comments)
 
@@ -89,7 +90,8 @@ def render(k: ConvKernel) -> KernelSource:
             at_h = f"(p / {cv.ow}{suffix} % {cv.oh}{suffix})" if three else f"(p / {cv.ow}{suffix})"
             terms = [("img", n_), ("co", c_)] + at_d + [(at_h, sp[-2]), (f"(p % {cv.ow}{suffix})", sp[-1])]
         return " + ".join(f"{x} * {s_}{suffix}" for x, s_ in terms if s_) or "0"
-    body = [] if k.rows else epilogue_lines(k, y, "acc", outs, var, shape, itype, at)
+    body = [] if k.rows else epilogue_lines(k, y, "acc", outs, var, shape, itype, at, preloaded="in")
+    loads = [] if k.rows else input_loads(k.inputs, var, k.epilogue, shape, k.name, at)
 
     sh, sw = cv.stride
     ph, pw = cv.padding
@@ -136,7 +138,8 @@ def render(k: ConvKernel) -> KernelSource:
             ["  " + line for line in window] + ["  vals[co] = acc;", "}",
                                                 f"{k.rows.name}_row<{cv.k}>(a, i, true, ff_team_one{{}}, 0, 0, vals);"]
     else:
-        twin.append(f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}({pix}), acc);")
+        twin.append(f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}({pix}), acc, "
+                    f"{name}_load(a, {itype}(img), {itype}(co), {itype}({pix})));")
 
     bn, kt = tiles(cv)
     hl = halo(cv, bool(k.rows))
@@ -159,8 +162,14 @@ struct {name}_args {{
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 
-// output element (img, co, p = {'(od * OH + oh) * OW + ow' if three else 'oh * OW + ow'})
-FF_HD void {name}_epilogue(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p, const float acc) {{
+// output element (img, co, p = {'(od * OH + oh) * OW + ow' if three else 'oh * OW + ow'})'s inputs, loaded apart from
+// the epilogue so that the kernel has a thread's loads in flight together (ffconv::epilogue)
+struct {name}_in {{{''.join(f' {t} {v};' for t, v, _ in loads)}{' ' if loads else ''}}};
+FF_HD {name}_in {name}_load(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p) {{
+  return {{{', '.join(e for _, _, e in loads)}}};
+}}
+FF_HD void {name}_epilogue(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p, const float acc,
+                           const {name}_in& in) {{
 {chr(10).join('  ' + line for line in body)}
 }}
 """
@@ -199,8 +208,12 @@ struct {name}_conv {{
   static __host__ __device__ __forceinline__ float* ws(const Args& a) {{ return reinterpret_cast<float*>(a.ws); }}
   static __device__ __forceinline__ const float* packed(const Args& a) {{ return a.packed; }}
   static __device__ __forceinline__ float init(const Args& a, int co) {{ return {bias}; }}   // where channel co's sums start
-  static __device__ __forceinline__ void store(const Args& a, int img, int co, int p, float v) {{
-    {f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}(p), v);" if not k.rows else ""}
+  using In = {f"{name}_in" if not k.rows else "ffconv::none"};   // an output element's inputs
+  static __device__ __forceinline__ In load(const Args& a, int img, int co, int p) {{
+    return {f"{name}_load(a, {itype}(img), {itype}(co), {itype}(p))" if not k.rows else "{}"};
+  }}
+  static __device__ __forceinline__ void store(const Args& a, int img, int co, int p, float v, const In& in) {{
+    {f"{name}_epilogue(a, {itype}(img), {itype}(co), {itype}(p), v, in);" if not k.rows else ""}
   }}
   static __device__ __forceinline__ void rows(const Args& a, int64_t m, bool active, int t, const float (&v)[BN / 4]) {{
     {f"{k.rows.name}_row<BN / 4>(a, static_cast<{itype}>(m), active, ff_team_lanes<4>{{t}}, 0, 0, v);" if k.rows else ""}
@@ -253,6 +266,32 @@ __device__ __forceinline__ float acc_init(const typename T::Args& a, int i, int 
   return T::K % T::BN == 0 || co < T::K ? T::init(a, co) : 0.0f;
 }
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
+struct none {};   // the inputs of an element whose kernel reads none (T::In)
+
+// NV output elements through the epilogue: at(i, img, co, p) says where element i is (false: out
+// of bounds), val(i) its sum. A chunk of 16 elements' inputs is loaded before their stores: the
+// compiler may not move a load above an earlier store (they could alias), and one element at a
+// time waited a load's latency an element. Measured on an H200 (chunks of 16 / one at a time,
+// bench/session34/epi): level2/004 0.935, 010 0.959, 012 0.876, 015 0.907, 037 0.988, 033 1.012;
+// 024 with its convolution generated 0.793. Chunks of 32 / 16: 0.997-1.145 (bench/session34/chunk).
+template <class T, int NV, class At, class Val>
+__device__ __forceinline__ void epilogue(const typename T::Args& a, At at, Val val) {
+  constexpr int CHUNK = NV < 16 ? NV : 16;
+#pragma unroll
+  for (int i0 = 0; i0 < NV; i0 += CHUNK) {
+    typename T::In in[CHUNK];
+#pragma unroll
+    for (int j = 0; j < CHUNK; ++j) {
+      int img, co, p;
+      if (at(i0 + j, img, co, p)) in[j] = T::load(a, img, co, p);
+    }
+#pragma unroll
+    for (int j = 0; j < CHUNK; ++j) {
+      int img, co, p;
+      if (at(i0 + j, img, co, p)) T::store(a, img, co, p, val(i0 + j), in[j]);
+    }
+  }
+}
 constexpr int LD = BM + 4;   // a channel's row of the staged results (T::STAGED; the padding: conflict-free writes)
 template <class T> constexpr int smem_bytes() {   // the stages (or the staged results, if more), alignment
   constexpr int stages = T::STAGES * (BM + T::BN) * BK, staged = T::BN * LD;
@@ -490,13 +529,12 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a, const __gr
       in[j] = m < M<T>;
       img[j] = m / P<T>, p[j] = m % P<T>;
     }
-#pragma unroll
-    for (int cc = 0; cc < BN / 8; ++cc) {   // (a count the compiler knows: every load in flight at once)
-      const int c = warp + 8 * cc, co = blockIdx.y * BN + c;
-#pragma unroll
-      for (int j = 0; j < BM / 32; ++j)
-        if (in[j] && (T::K % BN == 0 || co < T::K)) T::store(a, img[j], co, p[j], smem[c * LD + lane + 32 * j]);
-    }
+    // element i: channel warp + 8 (i / (BM / 32)), pixel lane + 32 (i % (BM / 32))
+    epilogue<T, BN / 8 * (BM / 32)>(a, [&](int i, int& img_, int& co, int& p_) {
+      const int j = i % (BM / 32);
+      co = blockIdx.y * BN + warp + 8 * (i / (BM / 32)), img_ = img[j], p_ = p[j];
+      return in[j] && (T::K % BN == 0 || co < T::K);
+    }, [&](int i) { return smem[(warp + 8 * (i / (BM / 32))) * LD + lane + 32 * (i % (BM / 32))]; });
   } else {   // each element's image, channel and pixel (fewer than 2^24 pixels: the plan's bound)
     int img[2], p[2];
     bool in[2];
@@ -509,11 +547,11 @@ __global__ void __launch_bounds__(256) conv(const typename T::Args a, const __gr
     // (in accumulator order, the two pixels' stores interleaved: a pixel at a time measured
     // 1.02-1.11x the time, bench/session17/third/ab_epilogue2_h100.json)
     const int co0 = blockIdx.y * BN + 2 * t;
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) {
-      const int co = co0 + 8 * (i >> 2) + (i & 1), h = (i >> 1) & 1;
-      if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img[h], co, p[h], acc[i]);
-    }
+    epilogue<T, BN / 2>(a, [&](int i, int& img_, int& co, int& p_) {
+      const int h = (i >> 1) & 1;
+      co = co0 + 8 * (i >> 2) + (i & 1), img_ = img[h], p_ = p[h];
+      return in[h] && (T::K % BN == 0 || co < T::K);
+    }, [&](int i) { return acc[i]; });
   }
 #else
   __trap();   // launched only where ffsm90::available()
@@ -588,11 +626,11 @@ __global__ void __launch_bounds__(256) halo(const typename T::Args a) {
       p[h] = (od * T::OH + oh) * T::OW + x;
     }
     const int co0 = blockIdx.y * BN + 2 * t;
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) {
-      const int co = co0 + 8 * (i >> 2) + (i & 1), h = (i >> 1) & 1;
-      if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img, co, p[h], acc[i]);
-    }
+    epilogue<T, BN / 2>(a, [&](int i, int& img_, int& co, int& p_) {
+      const int h = (i >> 1) & 1;
+      co = co0 + 8 * (i >> 2) + (i & 1), img_ = img, p_ = p[h];
+      return in[h] && (T::K % BN == 0 || co < T::K);
+    }, [&](int i) { return acc[i]; });
     __syncthreads();   // every warpgroup's multiplies read the halo: it may be written again
   }
 #else

@@ -161,15 +161,19 @@ def storage_offset(strides, space, index_var: str, itype: str) -> str:
     return _index_expr(strides, space, tuple(range(len(space))), itype)[0].format(i=index_var)
 
 
-def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shape, itype: str, at=None) -> list[str]:
+def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shape, itype: str, at=None,
+                   preloaded: str = "") -> list[str]:
     """The body of a GEMM's or convolution's K_epilogue at output element i: y = value (the dot
     product), the fused pointwise ops (k.epilogue) with the inputs they read, and the stores.
     `at(strides)`: the offset of the element in a tensor of these strides over `shape` (default:
-    from its row-major index i)."""
+    from its row-major index i). `preloaded`: the inputs are the members of this struct
+    (epilogue_loads, loaded before), not loaded here."""
     at = at or (lambda st: storage_offset(st, shape, "i", itype))
     body = [f"const float {y.name} = {value};"]
     names = {y: y.name}
     lines, loaded = load_inputs(k.inputs, var, k.epilogue, shape, k.name, at)
+    if preloaded:
+        lines = [f"const {ctype(v.type.dtype)} {name} = {preloaded}.{name};" for v, name in loaded.items()]
     names.update(loaded)
     body += lines + [_render_node(n, names) for n in k.epilogue]
     for op in outs:
@@ -180,13 +184,15 @@ def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shap
 def load_inputs(inputs: list[Value], var: dict, nodes, space, where: str, at) -> tuple[list[str], dict]:
     """Load every kernel input the nodes read over `space`, at the offset `at(strides)` gives
     for the input's strides over that space: the lines and the C++ name of each loaded value."""
-    lines, names = [], {}
-    for v in inputs:
-        if any(u is v for n in nodes for u in n.tensor_inputs()):
-            at_v = at(operand_strides(nodes, space, v, where))
-            lines.append(f"const {ctype(v.type.dtype)} {var[v]} = a.{var[v]}[{at_v}];")
-            names[v] = var[v]
-    return lines, names
+    loads = input_loads(inputs, var, nodes, space, where, at)
+    return ([f"const {t} {name} = {expr};" for t, name, expr in loads],
+            {v: var[v] for v in inputs if var[v] in {name for _, name, _ in loads}})
+
+
+def input_loads(inputs: list[Value], var: dict, nodes, space, where: str, at) -> list[tuple[str, str, str]]:
+    """(C++ type, name, the load's expression) of every kernel input the nodes read (load_inputs)."""
+    return [(ctype(v.type.dtype), var[v], f"a.{var[v]}[{at(operand_strides(nodes, space, v, where))}]")
+            for v in inputs if any(u is v for n in nodes for u in n.tensor_inputs())]
 
 
 def _operand_type(node: Node, entry) -> torch.dtype:

@@ -12,13 +12,13 @@ times mean something:
   no_gather     the input's copies into shared memory read nothing (zero-filled): the L2 traffic
                 and latency of the gather gone, the rest of the main loop as it is
   no_mma        no wgmma: the gather, the barriers and the epilogue as they are
-  no_store      the epilogue's stores kept only behind a test the values never pass (so that the
-                compiler keeps the main loop): the stores' traffic gone
+  no_store      the epilogue (its loads and stores) kept only behind a test the values never pass
+                (so that the compiler keeps the main loop): the epilogue's traffic gone
   no_transpose  the input's conversion to channels-last not launched (the kernel reads stale
                 workspace)
   halo_no_load  the halo kernel's copies of a tile's input read nothing (zero-filled)
   halo_no_mma   the halo kernel without wgmma
-  halo_no_store the halo kernel's stores kept behind a test the values never pass
+  halo_no_store the halo kernel's epilogue kept behind a test the values never pass
 """
 import re
 import sys
@@ -28,8 +28,8 @@ VARIANTS = {
     "no_gather": ("copy16(dst[i] + into * (STAGE * 4), PADDED && !ok ? xin : src[i] + tap, ok);",
                   "copy16(dst[i] + into * (STAGE * 4), xin, false);"),
     "no_mma": ("wgmma<BN>::run(acc, hi | (a_lo + at), hi | (b_lo + at));", "(void)at;"),
-    "no_store": ("if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img[h], co, p[h], acc[i]);",
-                 "if (in[h] && acc[i] == 1.2345e-37f) T::store(a, img[h], co, p[h], acc[i]);"),
+    "no_store": ("img_ = img[h], p_ = p[h];\n      return in[h] && (T::K % BN == 0 || co < T::K);",
+                 "img_ = img[h], p_ = p[h];\n      return in[h] && acc[i] == 1.2345e-37f;"),
     "no_transpose": ("  if (!T::NCHW_IN)   // the input [N][C][(D*)H*W]", "  if (false)   // the input [N][C][(D*)H*W]"),
 }
 HALO_VARIANTS = {
@@ -37,8 +37,8 @@ HALO_VARIANTS = {
                      "xin, false);"),
     "halo_no_mma": ("wgmma<BN>::run(acc, desc_plain(at + 2 * kk * T::HPS * 16, T::HPS * 16), "
                     "desc_plain(wts + 16 * (j * CQ + 2 * kk) * BN, BN * 16));", "(void)at;"),
-    "halo_no_store": ("if (in[h] && (T::K % BN == 0 || co < T::K)) T::store(a, img, co, p[h], acc[i]);",
-                      "if (in[h] && acc[i] == 1.2345e-37f) T::store(a, img, co, p[h], acc[i]);"),
+    "halo_no_store": ("img_ = img, p_ = p[h];\n      return in[h] && (T::K % BN == 0 || co < T::K);",
+                      "img_ = img, p_ = p[h];\n      return in[h] && acc[i] == 1.2345e-37f;"),
 }
 
 

@@ -13,6 +13,8 @@
 #   OUT=$OUT bash bench/session34/device.sh chunk   a chunk of 32 elements' inputs (abx/n32) against
 #     16 (abx/new) on chunk.txt; the plan without the 64-channel tile's rule (abx/n32: level2/024
 #     and level1/033 generated) against cuDNN (abx/def)
+#   OUT=$OUT bash bench/session34/device.sh gemm   test_gemm's GPU tests; the GEMM epilogue's inputs
+#     loaded 16 elements at a time (abx/gn) against one at a time (abx/gd) on gemm.txt
 set -u
 S=bench/session34
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -78,5 +80,17 @@ chunk)
   mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
   tail -n 3 "$W/build.log"; for f in ab_chunk ab_rule; do grep -E "^level|^NVIDIA|failed|mismatch" "$W/$f.log"; done
   ;;
-*) echo "usage: device.sh first|epi|chunk"; exit 2 ;;
+gemm)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  (timeout 300 python3 -m pytest -q -m gpu tests/test_gemm.py > "$W/gpu_gemm.log" 2>&1
+   echo "exit $?" >> "$W/gpu_gemm.log") &
+  timeout 300 python3 scripts/ab_generated.py abx/gd abx/gn $(cat $S/gemm.txt) --build-only --jobs 12 > "$W/build.log" 2>&1
+  wait
+  timeout 200 python3 scripts/ab_generated.py abx/gd abx/gn $(cat $S/gemm.txt) --rounds 5 --trials 20 --swap \
+    --json "$W/ab_gemm.json" > "$W/ab_gemm.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" -C "$W" .
+  grep -E "^FAILED|^E  " "$W/gpu_gemm.log" | head -20; tail -n 2 "$W/gpu_gemm.log"
+  tail -n 3 "$W/build.log"; grep -E "^level|^NVIDIA|failed|mismatch" "$W/ab_gemm.log"
+  ;;
+*) echo "usage: device.sh first|epi|chunk|gemm"; exit 2 ;;
 esac

@@ -268,30 +268,21 @@ __device__ __forceinline__ float acc_init(const typename T::Args& a, int i, int 
 template <class T> constexpr int64_t packed_floats() { return int64_t(NT<T>) * KT<T> * T::BN * BK; }
 struct none {};   // the inputs of an element whose kernel reads none (T::In)
 
-// NV output elements through the epilogue: at(i, img, co, p) says where element i is (false: out
-// of bounds), val(i) its sum. A chunk of 16 elements' inputs is loaded before their stores: the
-// compiler may not move a load above an earlier store (they could alias), and one element at a
-// time waited a load's latency an element. Measured on an H200 (chunks of 16 / one at a time,
-// bench/session34/epi): level2/004 0.935, 010 0.959, 012 0.876, 015 0.907, 037 0.988, 033 1.012;
-// 024 with its convolution generated 0.793. Chunks of 32 / 16: 0.997-1.145 (bench/session34/chunk).
+// NV output elements through the epilogue (ffsm90::epilogue_chunks): at(i, img, co, p) says where
+// element i is (false: out of bounds), val(i) its sum
 template <class T, int NV, class At, class Val>
 __device__ __forceinline__ void epilogue(const typename T::Args& a, At at, Val val) {
-  constexpr int CHUNK = NV < 16 ? NV : 16;
-#pragma unroll
-  for (int i0 = 0; i0 < NV; i0 += CHUNK) {
-    typename T::In in[CHUNK];
-#pragma unroll
-    for (int j = 0; j < CHUNK; ++j) {
-      int img, co, p;
-      if (at(i0 + j, img, co, p)) in[j] = T::load(a, img, co, p);
-    }
-#pragma unroll
-    for (int j = 0; j < CHUNK; ++j) {
-      int img, co, p;
-      if (at(i0 + j, img, co, p)) T::store(a, img, co, p, val(i0 + j), in[j]);
-    }
-  }
+  ffsm90::epilogue_chunks<NV, typename T::In>(
+      [&](int i, typename T::In& in) {
+        int img, co, p;
+        if (at(i, img, co, p)) in = T::load(a, img, co, p);
+      },
+      [&](int i, const typename T::In& in) {
+        int img, co, p;
+        if (at(i, img, co, p)) T::store(a, img, co, p, val(i), in);
+      });
 }
+
 constexpr int LD = BM + 4;   // a channel's row of the staged results (T::STAGED; the padding: conflict-free writes)
 template <class T> constexpr int smem_bytes() {   // the stages (or the staged results, if more), alignment
   constexpr int stages = T::STAGES * (BM + T::BN) * BK, staged = T::BN * LD;

@@ -29,6 +29,8 @@ B, B alone packed into a workspace) ran 2.27-2.78 (bench/gemm_h100_runs).
 
 For kernel K the shared text (CUDA and the CPU twin) defines
   K_args      the pointers,
+  K_in, K_load  output element i's inputs (the bias, the epilogue's), loaded apart from
+              K_epilogue so that a thread has its loads in flight together (ffsm90::epilogue_chunks),
   K_epilogue  output element i (row-major over the product's shape) from its dot product:
               bias, alpha/beta, the fused pointwise ops, the stores,
   K_elem      the CPU twin of one output element: the dot product in float32, then K_epilogue;
@@ -42,8 +44,8 @@ import math
 from ..plan_gemm import PACK_K, GemmKernel, operand_layout, packed_bytes, partial_bytes
 from .cpp import TF32_ROUND, literal
 from ..plan import inline_constant
-from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, kernel_operands, \
-    storage_offset
+from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, input_loads, \
+    kernel_operands, storage_offset
 
 
 BK, STAGES = PACK_K, 3   # floats of k per slice (the packed tiles' too), stages of the mma.sync kernel
@@ -59,13 +61,16 @@ def render(k: GemmKernel) -> KernelSource:
 
     # --- the product's value at output element i, then the epilogue and the stores
     value = "acc" if g.alpha == 1 else f"{literal(g.alpha, y.type.dtype)} * acc"
+    at = lambda st: storage_offset(st, shape, "i", itype)  # noqa: E731
+    loads = input_loads(k.inputs, var, k.epilogue, shape, k.name, at)   # (K_load's: the struct K_in)
     if g.bias is not None and g.beta != 0:   # beta = 0: eager ignores the bias (NaN included)
         if inline_constant(g.bias):          # a one-element constant is a literal, not an operand
             bias = _const_literal(g.bias, y.type.dtype)
         else:
-            bias = f"a.{var[g.bias]}[{storage_offset(_broadcast_strides(g.bias.type, shape), shape, 'i', itype)}]"
+            loads.append(("float", "bias", f"a.{var[g.bias]}[{at(_broadcast_strides(g.bias.type, shape))}]"))
+            bias = "in.bias"
         value += f" + {bias}" if g.beta == 1 else f" + {literal(g.beta, y.type.dtype)} * {bias}"
-    body = epilogue_lines(k, y, value, outs, var, shape, itype)
+    body = epilogue_lines(k, y, value, outs, var, shape, itype, at, preloaded="in")
 
     mn = g.m * g.n
     x_k, w_k = f"x[k * {g.a.k}{suffix}]", f"w[k * {g.b.k}{suffix}]"
@@ -76,7 +81,7 @@ def render(k: GemmKernel) -> KernelSource:
             f"const float* w = a.{var[g.b.value]} + b * {g.b.batch}{suffix} + n * {g.b.rows}{suffix};",
             "float acc = 0.0f;",
             f"for ({itype} k = 0; k < {g.k}{suffix}; ++k) acc += {x_k} * {w_k};",
-            f"{name}_epilogue(a, i, acc);"]
+            f"{name}_epilogue(a, i, acc, {name}_load(a, i));"]
     fields = arg_fields(ins, outs)
     bm, bn, wm, wn = k.tiles
     packed = packed_bytes(g, k.tiles) + partial_bytes(g, k.split)
@@ -91,7 +96,13 @@ struct {name}_args {{
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 
-FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc) {{
+// output element i's inputs, loaded apart from its epilogue so that the kernel has a thread's
+// loads in flight together (ffsm90::epilogue_chunks)
+struct {name}_in {{{''.join(f' {t} {v};' for t, v, _ in loads)}{' ' if loads else ''}}};
+FF_HD {name}_in {name}_load(const {name}_args& a, const {itype} i) {{
+  return {{{', '.join(e for _, _, e in loads)}}};
+}}
+FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc, const {name}_in& in) {{
 {chr(10).join('  ' + line for line in body)}
 }}
 
@@ -122,8 +133,10 @@ struct {name}_gemm {{
   static constexpr bool TF32 = {flag(k.tf32)};   // one TF32 product (--tf32) in place of three
   static __device__ __forceinline__ const float* a_ptr(const Args& a) {{ return a.{var[g.a.value]}; }}
   static __device__ __forceinline__ const float* b_ptr(const Args& a) {{ return a.{var[g.b.value]}; }}
-  static __device__ __forceinline__ void store(const Args& a, int64_t i, float v) {{
-    {name}_epilogue(a, static_cast<{itype}>(i), v);
+  using In = {name}_in;   // an output element's inputs
+  static __device__ __forceinline__ In load(const Args& a, int64_t i) {{ return {name}_load(a, static_cast<{itype}>(i)); }}
+  static __device__ __forceinline__ void store(const Args& a, int64_t i, float v, const In& in) {{
+    {name}_epilogue(a, static_cast<{itype}>(i), v, in);
   }}{workspace}
 }};
 
@@ -175,6 +188,26 @@ inline cudaError_t smem_once(int bytes) {
   e = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (e == cudaSuccess) set[dev] = 1;
   return e;
+}
+
+// A thread's NV output elements through its kernel's epilogue (any GPU): load(i, in) reads element
+// i's inputs into `in` (the kernel's K_in), store(i, in) computes and stores it; 16 elements' loads
+// before their stores. The compiler may not move a load above an earlier store (they could alias),
+// and an element at a time waited a load's latency an element: chunks of 16 / one at a time on an
+// H200, convolutions level2/004 0.935, 012 0.876, 015 0.907, 024 0.793 (bench/session34/epi);
+// GEMMs with a bias or an epilogue input 0.966-0.992 (level2/056-087, level3/001,
+// bench/session34/gemm); chunks of 32 / 16 0.997-1.145 (bench/session34/chunk).
+template <int NV, class In, class Load, class Store>
+__device__ __forceinline__ void epilogue_chunks(Load load, Store store) {
+  constexpr int CHUNK = NV < 16 ? NV : 16;
+#pragma unroll
+  for (int i0 = 0; i0 < NV; i0 += CHUNK) {
+    In in[CHUNK];
+#pragma unroll
+    for (int j = 0; j < CHUNK; ++j) load(i0 + j, in[j]);
+#pragma unroll
+    for (int j = 0; j < CHUNK; ++j) store(i0 + j, in[j]);
+  }
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -312,10 +345,14 @@ struct Tile {
     load_tile<T::BM, T::BK, THREADS, T::A_K_INNER, T::A_VEC, T::M, T::K, T::A_ROW, T::A_K>(as, A, m0, k0, tid);
     load_tile<T::BN, T::BK, THREADS, T::B_K_INNER, T::B_VEC, T::N, T::K, T::B_COL, T::B_K>(bs, B, n0, k0, tid);
   }
-  // the epilogue of output element (row, col) of the tile, if it is in the product
-  __device__ __forceinline__ void store(const typename T::Args& a, int row, int col, float v) const {
+  // the inputs, and the epilogue, of output element (row, col) of the tile, if it is in the product
+  __device__ __forceinline__ void load(const typename T::Args& a, int row, int col, typename T::In& in) const {
     const int64_t r = m0 + row, c = n0 + col;
-    if (r < T::M && c < T::N) T::store(a, (int64_t(blockIdx.y) * T::M + r) * T::N + c, v);
+    if (r < T::M && c < T::N) in = T::load(a, (int64_t(blockIdx.y) * T::M + r) * T::N + c);
+  }
+  __device__ __forceinline__ void store(const typename T::Args& a, int row, int col, float v, const typename T::In& in) const {
+    const int64_t r = m0 + row, c = n0 + col;
+    if (r < T::M && c < T::N) T::store(a, (int64_t(blockIdx.y) * T::M + r) * T::N + c, v, in);
   }
 };
 
@@ -464,8 +501,11 @@ __global__ void __launch_bounds__(256, 1) gemm(const typename T::Args a) {
   // accumulator i: row g + 8 * (i / 2 % 2) of the warp's 16, column 8 * (i / 4) + 2 * t + i % 2
   const int g = (tid & 31) >> 2, t = tid & 3;
   if constexpr (T::SPLIT == 1) {
-#pragma unroll
-    for (int i = 0; i < 64; ++i) tile.store(a, warp * 16 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i]);
+    ffsm90::epilogue_chunks<64, typename T::In>(
+        [&](int i, typename T::In& in) { tile.load(a, warp * 16 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), in); },
+        [&](int i, const typename T::In& in) {
+          tile.store(a, warp * 16 + g + (i >> 1 & 1) * 8, (i >> 2) * 8 + 2 * t + (i & 1), acc[i], in);
+        });
   } else {
     float* out = partials<T>(a) + (int64_t(blockIdx.z) * T::BATCH + blockIdx.y) * T::M * T::N;
 #pragma unroll
@@ -488,7 +528,7 @@ __global__ void __launch_bounds__(256) split_sum(const typename T::Args a) {
     float v = part[i];
 #pragma unroll 4
     for (int s = 1; s < T::SPLIT; ++s) v += part[s * TOTAL + i];
-    T::store(a, i, v);
+    T::store(a, i, v, T::load(a, i));
   }
 }
 
@@ -584,13 +624,14 @@ __device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem)
         for (int e = 0; e < 4; ++e) acc[i][j][e] += part[i][j][e];
   }
 
-  // each accumulator through the epilogue: rows g and g + 8, columns 2t and 2t + 1 of each mma tile
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tile.store(a, wm + i * 16 + g + (e >> 1) * 8, wn + j * 8 + 2 * t + (e & 1), acc[i][j][e]);
+  // each accumulator through the epilogue: rows g and g + 8, columns 2t and 2t + 1 of each mma
+  // tile; accumulator x = (i NI + j) 4 + e
+  ffsm90::epilogue_chunks<MI * NI * 4, typename T::In>(
+      [&](int x, typename T::In& in) { tile.load(a, wm + x / (NI * 4) * 16 + g + (x >> 1 & 1) * 8, wn + x / 4 % NI * 8 + 2 * t + (x & 1), in); },
+      [&](int x, const typename T::In& in) {
+        tile.store(a, wm + x / (NI * 4) * 16 + g + (x >> 1 & 1) * 8, wn + x / 4 % NI * 8 + 2 * t + (x & 1),
+                   acc[x / (NI * 4)][x / 4 % NI][x & 3], in);
+      });
 }
 
 // The kernel of every other configuration or GPU: mma.sync

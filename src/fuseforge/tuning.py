@@ -11,6 +11,9 @@ has a fresh entry for, the measurement decides (plan_gemm.choose).
 
 The package ships such a file (SHIPPED: the suite's products on the H100, made by `fuseforge tune`
 over the suite's GEMM problems, bench/session18/tune); the user's file wins where both have a key.
+Its entries name the 34th session's library: the kernels they timed (products alone, nothing
+loaded by the epilogue) compile to the same sm_90a machine code as the library they measured
+(ead7515d81cf; bench/session34/notes.md).
 
     FUSEFORGE_TUNING   the user's file (default ~/.cache/fuseforge/gemm_tuning.json); "off": no
                        lookups at all (the shipped file's neither)

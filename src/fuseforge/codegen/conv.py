@@ -56,7 +56,8 @@ import math
 from ..plan_conv import ConvKernel, halo, nchw_input, stages, staged_store, tiles, tma_input
 from . import rows
 from .cpp import ONE_THREAD_TEAM, TF32_ROUND
-from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, input_loads, kernel_operands
+from .pointwise import KernelSource, Operand, arg_fields, epilogue_lines, input_loads, kernel_operands, \
+    loaded_inputs
 
 BM, BK = 128, 32   # pixels a block, k a slice (CONV_LIBRARY's constants, for the comments)
 
@@ -162,12 +163,8 @@ struct {name}_args {{
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 
-// output element (img, co, p = {'(od * OH + oh) * OW + ow' if three else 'oh * OW + ow'})'s inputs, loaded apart from
-// the epilogue so that the kernel has a thread's loads in flight together (ffconv::epilogue)
-struct {name}_in {{{''.join(f' {t} {v};' for t, v, _ in loads)}{' ' if loads else ''}}};
-FF_HD {name}_in {name}_load(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p) {{
-  return {{{', '.join(e for _, _, e in loads)}}};
-}}
+// output element (img, co, p = {'(od * OH + oh) * OW + ow' if three else 'oh * OW + ow'}): its inputs, its epilogue
+{loaded_inputs(name, f"const {itype} img, const {itype} co, const {itype} p", loads)}
 FF_HD void {name}_epilogue(const {name}_args& a, const {itype} img, const {itype} co, const {itype} p, const float acc,
                            const {name}_in& in) {{
 {chr(10).join('  ' + line for line in body)}

@@ -45,7 +45,7 @@ from ..plan_gemm import PACK_K, GemmKernel, operand_layout, packed_bytes, partia
 from .cpp import TF32_ROUND, literal
 from ..plan import inline_constant
 from .pointwise import KernelSource, _broadcast_strides, _const_literal, arg_fields, epilogue_lines, input_loads, \
-    kernel_operands, storage_offset
+    kernel_operands, loaded_inputs, storage_offset
 
 
 BK, STAGES = PACK_K, 3   # floats of k per slice (the packed tiles' too), stages of the mma.sync kernel
@@ -96,12 +96,8 @@ struct {name}_args {{
 }};
 constexpr {itype} {name}_n = {math.prod(shape)}{suffix};
 
-// output element i's inputs, loaded apart from its epilogue so that the kernel has a thread's
-// loads in flight together (ffsm90::epilogue_chunks)
-struct {name}_in {{{''.join(f' {t} {v};' for t, v, _ in loads)}{' ' if loads else ''}}};
-FF_HD {name}_in {name}_load(const {name}_args& a, const {itype} i) {{
-  return {{{', '.join(e for _, _, e in loads)}}};
-}}
+// output element i: its inputs, its epilogue
+{loaded_inputs(name, f"const {itype} i", loads)}
 FF_HD void {name}_epilogue(const {name}_args& a, const {itype} i, const float acc, const {name}_in& in) {{
 {chr(10).join('  ' + line for line in body)}
 }}
@@ -197,16 +193,23 @@ inline cudaError_t smem_once(int bytes) {
 // H200, convolutions level2/004 0.935, 012 0.876, 015 0.907, 024 0.793 (bench/session34/epi);
 // GEMMs with a bias or an epilogue input 0.966-0.992 (level2/056-087, level3/001,
 // bench/session34/gemm); chunks of 32 / 16 0.997-1.145 (bench/session34/chunk).
+// Nothing to load (In empty): one loop, an element at a time (the machine code of the kernels
+// gemm_tuning.json timed, which are products alone).
 template <int NV, class In, class Load, class Store>
 __device__ __forceinline__ void epilogue_chunks(Load load, Store store) {
-  constexpr int CHUNK = NV < 16 ? NV : 16;
+  if constexpr (__is_empty(In)) {
 #pragma unroll
-  for (int i0 = 0; i0 < NV; i0 += CHUNK) {
-    In in[CHUNK];
+    for (int i = 0; i < NV; ++i) store(i, In{});
+  } else {
+    constexpr int CHUNK = NV < 16 ? NV : 16;
 #pragma unroll
-    for (int j = 0; j < CHUNK; ++j) load(i0 + j, in[j]);
+    for (int i0 = 0; i0 < NV; i0 += CHUNK) {
+      In in[CHUNK];
 #pragma unroll
-    for (int j = 0; j < CHUNK; ++j) store(i0 + j, in[j]);
+      for (int j = 0; j < CHUNK; ++j) load(i0 + j, in[j]);
+#pragma unroll
+      for (int j = 0; j < CHUNK; ++j) store(i0 + j, in[j]);
+    }
   }
 }
 
@@ -625,7 +628,17 @@ __device__ __forceinline__ void mma_gemm(const typename T::Args& a, float* smem)
   }
 
   // each accumulator through the epilogue: rows g and g + 8, columns 2t and 2t + 1 of each mma
-  // tile; accumulator x = (i NI + j) 4 + e
+  // tile (nothing to load: these loops, the machine code gemm_tuning.json timed)
+  if constexpr (__is_empty(typename T::In)) {
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tile.store(a, wm + i * 16 + g + (e >> 1) * 8, wn + j * 8 + 2 * t + (e & 1), acc[i][j][e], {});
+    return;
+  }
+  // (accumulator x = (i NI + j) 4 + e)
   ffsm90::epilogue_chunks<MI * NI * 4, typename T::In>(
       [&](int x, typename T::In& in) { tile.load(a, wm + x / (NI * 4) * 16 + g + (x >> 1 & 1) * 8, wn + x / 4 % NI * 8 + 2 * t + (x & 1), in); },
       [&](int x, const typename T::In& in) {

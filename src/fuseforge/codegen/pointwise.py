@@ -166,8 +166,8 @@ def epilogue_lines(k, y: Value, value: str, outs: list[Operand], var: dict, shap
     """The body of a GEMM's or convolution's K_epilogue at output element i: y = value (the dot
     product), the fused pointwise ops (k.epilogue) with the inputs they read, and the stores.
     `at(strides)`: the offset of the element in a tensor of these strides over `shape` (default:
-    from its row-major index i). `preloaded`: the inputs are the members of this struct
-    (epilogue_loads, loaded before), not loaded here."""
+    from its row-major index i). `preloaded`: the inputs are the members of the struct of that
+    name (K_in, loaded before by K_load: loaded_inputs), not loaded here."""
     at = at or (lambda st: storage_offset(st, shape, "i", itype))
     body = [f"const float {y.name} = {value};"]
     names = {y: y.name}
@@ -187,6 +187,17 @@ def load_inputs(inputs: list[Value], var: dict, nodes, space, where: str, at) ->
     loads = input_loads(inputs, var, nodes, space, where, at)
     return ([f"const {t} {name} = {expr};" for t, name, expr in loads],
             {v: var[v] for v in inputs if var[v] in {name for _, name, _ in loads}})
+
+
+def loaded_inputs(name: str, params: str, loads: list[tuple[str, str, str]]) -> str:
+    """K_in (an output element's inputs, `loads` as input_loads gives them) and K_load(a, params)
+    that loads them: a GEMM's or convolution's epilogue reads them from K_in, so that its kernel can
+    have a thread's loads in flight before its stores (ffsm90::epilogue_chunks)."""
+    members = "".join(f" {t} {v};" for t, v, _ in loads) + (" " if loads else "")
+    return f"""struct {name}_in {{{members}}};
+FF_HD {name}_in {name}_load(const {name}_args& a, {params}) {{
+  return {{{', '.join(e for _, _, e in loads)}}};
+}}"""
 
 
 def input_loads(inputs: list[Value], var: dict, nodes, space, where: str, at) -> list[tuple[str, str, str]]:

@@ -15,6 +15,9 @@
 #     and level1/033 generated) against cuDNN (abx/def)
 #   OUT=$OUT bash bench/session34/device.sh gemm   test_gemm's GPU tests; the GEMM epilogue's inputs
 #     loaded 16 elements at a time (abx/gn) against one at a time (abx/gd) on gemm.txt
+#   BUDGET=240 OUT=$OUT bash bench/session34/device.sh last   every GPU test (the groups of
+#     bench/session30/test_groups.txt side by side), then fuseforge bench on last.txt (the problems
+#     whose generated kernels this session changed most)
 set -u
 S=bench/session34
 export PYTHONPATH=src PYTHONUNBUFFERED=1 COLUMNS=200
@@ -92,5 +95,20 @@ gemm)
   grep -E "^FAILED|^E  " "$W/gpu_gemm.log" | head -20; tail -n 2 "$W/gpu_gemm.log"
   tail -n 3 "$W/build.log"; grep -E "^level|^NVIDIA|failed|mismatch" "$W/ab_gemm.log"
   ;;
-*) echo "usage: device.sh first|epi|chunk|gemm"; exit 2 ;;
+last)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | tee "$W/gpu.txt"
+  IFS='|' read -r -a GROUPS_ <<< "$(cat bench/session30/test_groups.txt)"
+  mkdir -p "$W/tests"
+  for k in "${!GROUPS_[@]}"; do
+    (timeout 300 python3 -m pytest -q -m gpu ${GROUPS_[$k]} > "$W/tests/gpu-test-$k.log" 2>&1
+     echo "exit $?" >> "$W/tests/gpu-test-$k.log") &
+  done
+  wait
+  python3 -m fuseforge.cli bench $(cat $S/last.txt) -o "$S/last_h200" --batch 16 --budget "${BUDGET:-240}" \
+    > "$W/suite_bench.log" 2>&1
+  mkdir -p "$OUT" && tar czf "$OUT/results.tgz" "$S/last_h200" -C "$W" .
+  for f in "$W"/tests/gpu-test-*.log; do grep -E "^FAILED|^E  " "$f" | head -8; tail -n 2 "$f"; done
+  tail -n 24 "$W/suite_bench.log"
+  ;;
+*) echo "usage: device.sh first|epi|chunk|gemm|last"; exit 2 ;;
 esac

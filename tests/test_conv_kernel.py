@@ -155,6 +155,22 @@ def test_default_rules(monkeypatch):
     assert any("36 input channels through a 3x3 window" in e.reason for e in p.externs), p.decisions
 
 
+def test_sixty_four_channels_through_a_window_are_generated(monkeypatch):
+    """64 -> 64 through a 3x3 window with an epilogue reading the input (level2/024's form): generated
+    by default since its epilogue loads in chunks (0.90 of cuDNN's time, bench/session34/epi)."""
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(64, 64, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y * torch.sigmoid(y) + x
+    monkeypatch.delenv("FUSEFORGE_CONV", raising=False)
+    p = plan(capture(Residual(), [torch.randn(2, 64, 16, 16)]))
+    assert [(k.conv.c, k.conv.k, len(k.epilogue)) for k in _convs(p)] == [(64, 64, 3)], p.decisions
+
+
 class ConvMish(nn.Module):
     def __init__(self, c):
         super().__init__()

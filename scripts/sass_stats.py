@@ -8,7 +8,11 @@ A line a kernel: registers, spill stores, instructions in all and before its las
 without the subroutines its slow paths call: what the warps run, and what the instruction cache
 holds), then MUFU (exp, reciprocal), FCHK (a division's range check), BSSY (a divergent region),
 LDG, STG. level2/022's fused convolution kernel went from 3208 to 2480 instructions over the 29th
-session this way (bench/session29/notes.md), each step then timed on the GPU.
+session this way (bench/session29/notes.md), each step then timed on the GPU. ST>LD: the global loads
+that come right after a global store in program order. The compiler keeps a load behind an earlier
+store it may alias, so an epilogue that loads each element's input after the previous element's
+store counts one an element and waits a load's latency for each (level2/024's convolution: 31,
+then 1 with its inputs loaded 16 elements at a time, 0.79 of the time; bench/session34/notes.md).
 """
 import argparse
 import ast
@@ -86,7 +90,9 @@ def stats(path: Path, arch: str) -> list[dict]:
         instr = re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", body)
         ops = [re.sub(r"^@!?U?P\w+\s+", "", text).split()[0].split(".")[0] for _, text in instr if text.strip()]
         exits = [int(addr, 16) for addr, text in instr if re.search(r"\bEXIT\b", text)]
+        memory = [op for op in ops if op in ("LDG", "STG")]
         kernels[fname].update(instructions=len(ops), body=(max(exits) // 16 + 1) if exits else len(ops),
+                              store_then_load=sum(a == "STG" and b == "LDG" for a, b in zip(memory, memory[1:])),
                               **{op: ops.count(op) for op in COUNTED})
     names = demangle(list(kernels))
     for k in kernels.values():
@@ -100,7 +106,8 @@ def main() -> int:
     ap.add_argument("--kernel", default="", help="only kernels whose (demangled) name matches this regex")
     ap.add_argument("--arch", default="90a", help="nvcc's compute_/sm_ suffix (default 90a: the H100, H200)")
     args = ap.parse_args()
-    head = f"{'kernel':60} {'regs':>5} {'spill':>6} {'instr':>6} {'body':>6} " + " ".join(f"{c:>5}" for c in COUNTED)
+    head = f"{'kernel':60} {'regs':>5} {'spill':>6} {'instr':>6} {'body':>6} " + " ".join(f"{c:>5}" for c in COUNTED) + \
+        f" {'ST>LD':>5}"
     for path in args.files:
         print(f"{path}  (sm_{args.arch})")
         print(head)
@@ -108,7 +115,7 @@ def main() -> int:
             if args.kernel and not re.search(args.kernel, k["name"]):
                 continue
             print(f"{k['name'][:60]:60} {k.get('registers', 0):5} {k.get('spill_stores', 0):6} {k['instructions']:6} "
-                  f"{k['body']:6} " + " ".join(f"{k[c]:5}" for c in COUNTED))
+                  f"{k['body']:6} " + " ".join(f"{k[c]:5}" for c in COUNTED) + f" {k['store_then_load']:5}")
     return 0
 
 

@@ -243,18 +243,17 @@ def mean_of_convolutions(graph: Graph, decisions: list[str] | None = None) -> Gr
         (ph, pw), (dh, dw) = per_dim(conv.arg("padding"), 2), per_dim(conv.arg("dilation"), 2)
         b = Builder(node, taken)
         if conv.target == "aten.conv_transpose2d.input":   # [N, C, H, W] -> tap sums [N, C, kh, kw], over the pixels
-            (sh, sw) = per_dim(conv.arg("stride"), 2)
+            sh, sw = per_dim(conv.arg("stride"), 2)
 
             def range_sums(t, dim, ranges):   # t summed over each tap's range of dim (each range once), side by side
                 sums = {r: b(A.sum.dim_IntList, b(A.slice.Tensor, t, dim, r[0], r[1] + 1), [dim], True)
                         for r in dict.fromkeys(ranges)}
                 return b(A.cat.default, [sums[r] for r in ranges], dim)
             cols = range_sums(x, 3, _tap_ranges(wd, ow, kw, sw, pw, dw))         # [N, C, H, kw]
-            sums = range_sums(cols, 2, _tap_ranges(h, oh, kh, sh, ph, dh))      # [N, C, kh, kw]
+            taps = range_sums(cols, 2, _tap_ranges(h, oh, kh, sh, ph, dh))      # [N, C, kh, kw]
             # the weights [C, K, kh, kw] as [K, C, kh, kw] over the pixels (made once: wrapper.made_once)
             w = b(A.clone.default, b(A.permute.default, w, [1, 0, 2, 3]), memory_format=torch.contiguous_format)
             w = b(A.mul.Tensor, w, 1.0 / (oh * ow))
-            taps = sums
         else:
             rows = b(A.avg_pool2d.default, x, [oh, 1], [dh, 1], [ph, 0], False, True, None)      # [N, C, kh, W]
             taps = b(A.avg_pool2d.default, rows, [1, ow], [1, dw], [0, pw], False, True, None)   # [N, C, kh, kw]
